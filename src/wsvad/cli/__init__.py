@@ -1,0 +1,70 @@
+"""The ``wsvad`` command: every sub-command lives in a module of this package.
+
+Command modules register themselves on :data:`wsvad.cli.app.app` when imported; they are
+discovered here so that adding a command means adding one module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import sys
+
+import click
+import typer
+
+from wsvad.cli.app import app, err_console
+from wsvad.errors import EXIT_ERROR, EXIT_OK, WsvadError
+
+try:  # typer >= 0.20 vendors click; accept the exceptions of both
+    from typer._click.exceptions import ClickException as _TyperClickException
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _TyperClickException = click.ClickException
+_CLICK_ERRORS = (click.ClickException, _TyperClickException)
+_EXITS = (click.exceptions.Exit, typer.Exit)
+_ABORTS = (click.exceptions.Abort, typer.Abort)
+
+__all__ = ["app", "main", "run"]
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "app":
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` and return its exit code (used by tests and ``main``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result = app(args=args, prog_name="wsvad", standalone_mode=False)
+    except _EXITS as exc:
+        return exc.exit_code
+    except _CLICK_ERRORS as exc:
+        exc.show()
+        return exc.exit_code
+    except _ABORTS:
+        err_console.print("aborted")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished work is kept; run the same command again to resume")
+        return 130
+    except WsvadError as exc:
+        if debug:
+            raise
+        for line in str(exc).splitlines() or [""]:
+            err_console.print(f"error: {line}", markup=False, soft_wrap=True)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the last line of defence turns crashes into one line
+        if debug:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        err_console.print(f"error: {type(exc).__name__}: {first} (run with --debug for the traceback)", markup=False, soft_wrap=True)
+        return EXIT_ERROR
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    sys.exit(run(argv))

@@ -1,0 +1,30 @@
+"""The typer application object and the consoles every command module shares."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="wsvad",
+    help="Weakly-supervised video anomaly detection: extract features, train detectors, evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+# Results go to stdout (so they can be piped); progress and diagnostics go to stderr.
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@app.callback()
+def root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+) -> None:
+    """Weakly-supervised video anomaly detection: extract features, train detectors, evaluate.
+
+    Exit codes: 0 success; 1 an error stopped the command; 2 bad usage; 3 the command finished
+    but some inputs failed (the summary names them).
+    """

@@ -1,0 +1,10 @@
+"""User-facing errors and the exit codes documented in the README."""
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # a problem that stopped the command
+EXIT_USAGE = 2  # typer/click usage errors (unknown option, missing argument)
+EXIT_PARTIAL = 3  # the command finished, but some inputs failed; the summary names them
+
+
+class WsvadError(Exception):
+    """Bad input or an unusable environment: the CLI prints the message on one line and exits 1."""
