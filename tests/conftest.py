@@ -62,3 +62,40 @@ def benchmark_lists() -> Path:
     if not BENCHMARK_LISTS.is_dir():
         pytest.skip(f"benchmark lists not found at {BENCHMARK_LISTS}")
     return BENCHMARK_LISTS
+
+
+def _load_local_slurm():
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("wsvad_local_slurm", Path(__file__).with_name("local_slurm.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real single-node SLURM on localhost for the session (skips, with the reason, where it can't start)."""
+    import os
+
+    local_slurm = _load_local_slurm()
+    reason = local_slurm.why_unavailable()
+    if reason:
+        pytest.skip(reason)
+    cluster = local_slurm.LocalSlurm(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+    except (RuntimeError, OSError) as exc:
+        pytest.skip(f"local SLURM could not start: {exc}")
+    previous = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        if previous is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous
