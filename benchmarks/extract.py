@@ -1,0 +1,111 @@
+"""Extraction speed: bare backbone forward rate vs the full pipeline, on the same generated 320x240 video.
+
+The pipeline (decode -> resize -> crops -> snippets -> model -> zarr) should reach >= 80 % of the
+bare forward rate: decoding and cropping run in the worker's prefetch thread while the model
+computes, so only the part of them that does not overlap costs anything. Rates are frame-crops/s
+(frames x crops through the model per second); the model is built and warmed before timing.
+
+Run: ``python benchmarks/extract.py [--backbone i3d] [--crops 1,10] [--device cpu] [--frames 64]
+[--workers 0] [--threads 2]``. ``--workers 0`` runs inline (no dask); N >= 1 uses a local dask
+cluster, whose start-up and model loading are then part of the pipeline time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import write_video  # noqa: E402  (the same PyAV writer the tests use)
+
+from wsvad.extract.config import ExtractConfig, resolve_config  # noqa: E402
+from wsvad.extract.run import run_extract  # noqa: E402
+from wsvad.extract.worker import get_model  # noqa: E402
+
+
+def pick_backbone(name: str) -> str:
+    if name != "i3d":
+        return name
+    try:
+        import wsvad.extract.backbones.i3d  # noqa: F401
+    except ImportError as exc:
+        print(f"i3d is not importable ({exc}); falling back to random3d, whose rates say nothing about i3d")
+        return "random3d"
+    return "i3d"
+
+
+def bare_rate(cfg: ExtractConfig, n_clips: int) -> tuple[float, float]:
+    """Frame-crops per wall second and per CPU second of the model alone, in the pipeline's batch size."""
+    model, spec = get_model(cfg)
+    # the pipeline's batches: batch_clips // crops snippets of all crops, never more clips than the video has
+    per_batch = min(max(1, cfg.batch_clips // cfg.crops) * cfg.crops, n_clips)
+    clips = np.random.default_rng(0).integers(0, 256, (per_batch, cfg.snippet_len, cfg.crop_size, cfg.crop_size, 3),
+                                              dtype=np.uint8)
+    batch = torch.from_numpy(spec.prepare(clips)).to(cfg.device)
+    with torch.inference_mode():
+        model(batch)  # warm-up: first-call allocations and kernel selection
+        done, began, cpu = 0, time.perf_counter(), time.process_time()
+        while done < n_clips:
+            model(batch)
+            done += per_batch
+    frame_crops = done * cfg.snippet_len
+    return frame_crops / (time.perf_counter() - began), frame_crops / (time.process_time() - cpu)
+
+
+def pipeline_rate(cfg: ExtractConfig) -> tuple[float, float, int]:
+    """Like :func:`bare_rate` for the whole pipeline; the CPU figure includes decoding and cropping."""
+    cpu = time.process_time()
+    summary = run_extract(cfg)
+    if summary.failures:
+        raise SystemExit(f"extraction failed: {summary.failures}")
+    cpu = time.process_time() - cpu
+    if cfg.cluster.kind != "inline":  # the work ran in other processes: this process's CPU says nothing
+        cpu = float("nan")
+    return summary.frame_crops / summary.seconds, summary.frame_crops / cpu, summary.frame_crops // cfg.snippet_len
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="i3d", help="backbone to time (default: i3d)")
+    parser.add_argument("--crops", default="1,10", help="comma-separated crop counts (default: 1,10)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
+    parser.add_argument("--frames", type=int, default=64, help="frames of the generated video (default: 64)")
+    parser.add_argument("--workers", type=int, default=0, help="0 inline, N local dask workers (default: 0)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores/workers)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    backbone = pick_backbone(args.backbone)
+    cluster = {"kind": "inline"} if args.workers == 0 else {"kind": "local", "workers": args.workers}
+    cluster["threads_per_worker"] = args.threads
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "videos"
+        write_video(root / "bench.mp4", n_frames=args.frames, size=(320, 240))
+        print(f"backbone {backbone}, device {args.device}, {args.frames} frames of 320x240, workers {args.workers}")
+        print("fc/s = frame-crops per wall-clock second; cpu = per CPU second of this process (all threads),")
+        print("which is what the ratio means on a machine shared with other jobs. bare = mean of a run before")
+        print("and after the pipeline run.")
+        print(f"{'crops':>5} {'bare fc/s':>10} {'pipeline fc/s':>14} {'ratio':>6} {'bare cpu':>9} {'pipe cpu':>9} {'ratio':>6}")
+        for crops in (int(c) for c in args.crops.split(",")):
+            cfg = resolve_config(ExtractConfig(dataset="folder", root=root, out=Path(tmp) / f"store{crops}",
+                                               backbone=backbone, device=args.device, crops=crops, tail="pad",
+                                               cluster=cluster))
+            torch.set_num_threads(cfg.torch_threads)
+            get_model(cfg)  # built once per worker in the pipeline too; keep it out of both timings
+            n_clips = -(-args.frames // cfg.stride) * crops  # tail=pad: ceil(frames / stride) snippets
+            before = bare_rate(cfg, n_clips)
+            piped, piped_cpu, _ = pipeline_rate(cfg)
+            after = bare_rate(cfg, n_clips)
+            bare, bare_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
+            print(f"{crops:>5} {bare:>10.1f} {piped:>14.1f} {piped / bare:>6.1%} {bare_cpu:>9.1f} {piped_cpu:>9.1f} "
+                  f"{piped_cpu / bare_cpu:>6.1%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""``run_extract(cfg)``: the extract stage's one entry point (the CLI, the demo and tests call it).
+
+The client (this process) owns the store's root metadata, the lock and the failure table; workers
+only write their own videos. Completed videos are skipped on a re-run, ``.tmp`` debris of a killed
+run is deleted and redone, and a store made with different feature settings is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from wsvad.config import config_hash, save_config
+from wsvad.data.records import VideoRecord
+from wsvad.errors import WsvadError
+from wsvad.extract.config import ExtractConfig, resolve_config
+from wsvad.extract.crops import crop_order
+from wsvad.extract.worker import PROGRESS_TOPIC, Task, VideoResult, one_line, remove_parts, run_task
+from wsvad.pipeline.cluster import open_client
+from wsvad.pipeline.store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+
+class ProgressEvent(NamedTuple):
+    """Sent to the progress callback at the start, after every forward pass and every finished video.
+
+    With dask the callback runs on the client's event-loop thread; calls never overlap.
+    """
+
+    total: int  # videos this run has to do
+    done: int  # finished (including failed ones)
+    failed: int
+    frame_crops: int  # cumulative frames x crops through the model in this run
+    video_id: str | None = None
+    status: str | None = None  # "done" | "failed"
+
+
+class ExtractSummary(NamedTuple):
+    store: Path
+    total: int  # videos selected from the dataset
+    skipped: int  # already complete before this run
+    extracted: int  # completed by this run
+    failures: dict[str, dict[str, Any]]  # this run's failures, by video id
+    frame_crops: int
+    seconds: float
+
+
+def select_records(cfg: ExtractConfig) -> list[VideoRecord]:
+    """The dataset's videos for ``cfg.split``; dataset errors refuse the run unless ``skip_invalid``."""
+    from wsvad.data import load_dataset
+
+    index = load_dataset(cfg.dataset, cfg.root)
+    records = index.records if cfg.split == "all" else index.split(cfg.split)
+    errors = index.errors
+    if errors:
+        if not cfg.skip_invalid:
+            shown = "; ".join(f"{p.path or p.video_id or cfg.root}: {p.message}" for p in errors[:3])
+            more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+            raise WsvadError(f"{cfg.root}: the {cfg.dataset} dataset has {len(errors)} error(s): {shown}{more}; "
+                             "fix them (wsvad check) or pass --skip-invalid to skip the affected videos")
+        bad = {p.video_id for p in errors if p.video_id}
+        log.warning("skipping %d video(s) with dataset errors", len(bad))
+        records = [r for r in records if r.video_id not in bad]
+    ids = [r.video_id for r in records]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
+        raise WsvadError(f"{cfg.root}: duplicate video ids in the {cfg.dataset} dataset: {', '.join(dup)}")
+    return records
+
+
+def store_attrs(cfg: ExtractConfig) -> dict[str, Any]:
+    """Store-level attrs of a resolved config (see docs/architecture.md)."""
+    from wsvad.extract.backbones import get_backbone_spec
+
+    spec = get_backbone_spec(cfg.backbone, **cfg.backbone_options)
+    feature = cfg.feature_config()
+    return {
+        "provenance": {"kind": "extracted"},
+        "dataset": cfg.dataset,
+        "backbone": cfg.backbone,
+        "backbone_options": cfg.backbone_options,
+        "feature_shape": list(spec.feature_shape),
+        "dtype": cfg.dtype,
+        "weights_sha256": spec.weights_sha256,
+        "snippet_len": cfg.snippet_len,
+        "stride": cfg.stride,
+        "tail": cfg.tail,
+        "fps": cfg.fps,
+        "resize": cfg.resize,
+        "crop_size": cfg.crop_size,
+        "crops": cfg.crops,
+        "crop_order": crop_order(cfg.crops),
+        "crop_order_note": "flip-X = crop X of the horizontally flipped frame (torchvision ten_crop order)",
+        "decoder": cfg.decoder,
+        "config": cfg.model_dump(mode="json"),
+        "config_hash": config_hash({**feature, "weights_sha256": spec.weights_sha256}),
+    }
+
+
+def open_store(cfg: ExtractConfig) -> FeatureStore:
+    """Create the store, or reopen it for resuming when its feature settings match ``cfg``."""
+    if cfg.out is None:
+        raise WsvadError("no output store given (--out STORE)")
+    if cfg.overwrite and FeatureStore.is_store(cfg.out):
+        # never delete a store another process is writing: take its lock first (refused if held)
+        existing = FeatureStore.open(cfg.out)
+        existing.acquire_lock()
+        existing.release_lock()
+    return FeatureStore.create(cfg.out, store_attrs(cfg), overwrite=cfg.overwrite)
+
+
+def run_extract(cfg: ExtractConfig, progress: Callable[[ProgressEvent], None] | None = None) -> ExtractSummary:
+    """Extract features of every selected video of ``cfg.dataset`` into ``cfg.out``.
+
+    Returns a summary; videos that failed are in ``summary.failures`` and in the store's failure
+    table, and everything else is complete in the store.
+    """
+    began = time.perf_counter()
+    if cfg.root is None:
+        raise WsvadError("no dataset root given (--root DIR)")
+    cfg = resolve_config(cfg)
+    if cfg.device.startswith("cuda") and cfg.cluster.kind in ("inline", "local"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise WsvadError(f"--device {cfg.device}: CUDA is not available on this machine (torch "
+                             f"{torch.__version__}); use --device cpu")
+    records = select_records(cfg)
+    store = open_store(cfg)
+    store.acquire_lock()
+    try:
+        removed = store.clean_tmp()
+        if removed:
+            log.info("%s: removed %d half-written array(s) of an interrupted run", store.path, removed)
+        # saved without overwrite, so `--config STORE/config.yaml` resumes instead of wiping the store
+        save_config(cfg.model_copy(update={"overwrite": False}), store.path / "config.yaml")
+        expected = sorted(set(store.attrs.get("expected_videos") or []) | {r.video_id for r in records})
+        store.update_attrs(expected_videos=expected)
+        todo = [r for r in records if not store.has_video(r.video_id)]
+        failures, frame_crops = _execute(cfg, store, todo, progress)
+        done_now = [r.video_id for r in todo if r.video_id not in failures]
+        store.record_failures({}, clear=done_now)
+    finally:
+        store.release_lock()
+    return ExtractSummary(store.path, len(records), len(records) - len(todo), len(done_now), failures,
+                          frame_crops, time.perf_counter() - began)
+
+
+def _execute(cfg: ExtractConfig, store: FeatureStore, todo: list[VideoRecord],
+             progress: Callable[[ProgressEvent], None] | None) -> tuple[dict[str, dict], int]:
+    failures: dict[str, dict[str, Any]] = {}
+    frame_crops = finished = 0
+    live = {"frame_crops": 0}  # updated from worker progress messages, between finished videos too
+    guard = threading.Lock()
+    report = progress or (lambda event: None)
+    report(ProgressEvent(len(todo), 0, 0, 0))
+    if not todo:
+        return failures, 0
+
+    def on_batch(count: int) -> None:
+        with guard:
+            live["frame_crops"] += int(count)
+            report(ProgressEvent(len(todo), finished, len(failures), live["frame_crops"]))
+
+    with open_client(cfg.cluster) as runner:
+        runner.subscribe(PROGRESS_TOPIC, on_batch)
+        may_split = runner.n_workers > 1 and cfg.piece_snippets > 0
+        tasks: dict[Any, Task] = {}
+        for record in todo:
+            task = Task("video", record, str(store.path), may_split=may_split)
+            tasks[runner.submit(run_task, task, cfg)] = task
+        pieces: dict[str, dict[int, VideoResult]] = {}  # video id -> finished parts by start
+        expected_pieces: dict[str, int] = {}
+        for handle, result, exc in runner.results():
+            task = tasks.pop(handle)
+            vid = task.record.video_id
+            if isinstance(exc, WsvadError):
+                raise exc  # an unusable environment (weights, device), not a bad video: stop now
+            if exc is not None:
+                result = _crash_result(task, exc)
+            frame_crops += result.frame_crops
+            if vid in failures:  # a sibling piece failed earlier: discard this one's work
+                remove_parts([result.part] if result.part else [])
+                continue
+            if result.status == "split":
+                expected_pieces[vid] = len(result.pieces)
+                pieces[vid] = {}
+                for start, stop in result.pieces:
+                    piece = task._replace(kind="piece", start=start, stop=stop)
+                    tasks[runner.submit(run_task, piece, cfg)] = piece
+                log.info("%s: split into %d pieces", vid, len(result.pieces))
+                continue
+            if result.status == "part":
+                pieces[vid][result.start] = result
+                if len(pieces[vid]) == expected_pieces[vid]:
+                    assemble = _assemble_task(task, pieces.pop(vid))
+                    tasks[runner.submit(run_task, assemble, cfg)] = assemble
+                continue
+            if result.status == "failed":
+                failures[vid] = {"video_id": vid, "source": task.record.rel_path, "exception": result.exception,
+                                 "reason": result.reason, "decoder": result.decoders_tried}
+                store.record_failures({vid: failures[vid]})
+                remove_parts([p.part for p in pieces.pop(vid, {}).values() if p.part])
+                log.warning("%s: %s: %s", task.record.rel_path, result.exception, result.reason)
+            with guard:
+                finished += 1
+                report(ProgressEvent(len(todo), finished, len(failures), live["frame_crops"], vid, result.status))
+    return failures, frame_crops
+
+
+def _crash_result(task: Task, exc: BaseException) -> VideoResult:
+    """A task that raised something other than a decode error (a bug or a dead worker)."""
+    return VideoResult(task.record.video_id, "failed", start=task.start, exception=type(exc).__name__,
+                       reason=one_line(exc), decoders_tried=None)
+
+
+def _assemble_task(task: Task, parts: dict[int, VideoResult]) -> Task:
+    ordered = [parts[start] for start in sorted(parts)]
+    ending = next(p for p in ordered if p.eof)
+    decoders = sorted({p.decoder for p in ordered if p.decoder})
+    facts = {"n_frames": ending.n_frames, "n_source_frames": ending.n_source_frames,
+             "source_fps": ending.source_fps, "decoder": "+".join(decoders)}
+    return task._replace(kind="assemble", parts=tuple(p.part for p in ordered), facts=facts)
