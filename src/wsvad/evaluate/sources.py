@@ -1,0 +1,277 @@
+"""Where the evaluator's inputs come from: score files, frame counts, ground truth, and matching.
+
+Scores: an ``.npz`` with one array per video id (snippet scores; a 2-D ``(N, crops)`` array is
+averaged over crops) or a CSV with the columns ``video,snippet,score``. Ground truth: the store's
+per-video attrs (run mode) or the dataset adapter's test records (standalone mode). Frame counts:
+the store's ``n_frames`` when a store is given, else probed from the video files (decord, PyAV
+fallback, image count for frame folders) and cached by path, size and mtime.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from wsvad.errors import WsvadError
+from wsvad.evaluate.protocol import VideoTruth
+
+log = logging.getLogger(__name__)
+
+_SCORE_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".npy")
+_IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+
+
+class MatchProblem(NamedTuple):
+    """One row of the mismatch table."""
+
+    video_id: str
+    kind: str  # "no scores" | "not a test video" | "no frame count" | "snippet count"
+    detail: str
+
+
+def load_scores(path: Path) -> dict[str, np.ndarray]:
+    """Per-video snippet scores from ``.npz`` or ``.csv`` (``video,snippet,score``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WsvadError(f"{path}: no such scores file")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _load_npz(path)
+    if suffix == ".csv":
+        return _load_csv(path)
+    raise WsvadError(f"{path}: unknown scores format {suffix!r}; use .npz (one array per video) or .csv (video,snippet,score)")
+
+
+def _check_scores(path: Path, video_id: str, values: np.ndarray) -> np.ndarray:
+    if values.ndim == 2:
+        values = values.mean(axis=1)  # (N, crops) -> (N,): the common protocol averages crop scores
+    if values.ndim != 1 or values.size == 0:
+        raise WsvadError(f"{path}: video {video_id!r}: expected a non-empty 1-D array of snippet scores, got shape {values.shape}")
+    if not np.issubdtype(values.dtype, np.number) or not np.all(np.isfinite(values)):
+        raise WsvadError(f"{path}: video {video_id!r}: scores must be finite numbers")
+    return values.astype(np.float64)
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            raw = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise WsvadError(f"{path}: cannot read .npz ({exc})") from exc
+    if not raw:
+        raise WsvadError(f"{path}: the .npz holds no arrays")
+    return {key: _check_scores(path, key, value) for key, value in raw.items()}
+
+
+def _load_csv(path: Path) -> dict[str, np.ndarray]:
+    rows: dict[str, dict[int, float]] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        needed = {"video", "snippet", "score"}
+        if reader.fieldnames is None or not needed <= {f.strip() for f in reader.fieldnames}:
+            raise WsvadError(f"{path}: a scores CSV needs the header video,snippet,score (got {reader.fieldnames})")
+        for line, row in enumerate(reader, start=2):
+            row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+            try:
+                snippet, score = int(row["snippet"]), float(row["score"])
+            except ValueError:
+                raise WsvadError(f"{path}:{line}: snippet must be an integer and score a number") from None
+            per_video = rows.setdefault(row["video"], {})
+            if snippet in per_video:
+                raise WsvadError(f"{path}:{line}: snippet {snippet} of video {row['video']!r} given twice")
+            per_video[snippet] = score
+    if not rows:
+        raise WsvadError(f"{path}: no score rows")
+    out = {}
+    for video_id, per_video in rows.items():
+        n = len(per_video)
+        if set(per_video) != set(range(n)):
+            missing = sorted(set(range(max(per_video) + 1)) - set(per_video))[:5]
+            raise WsvadError(f"{path}: video {video_id!r}: snippets must run 0..N-1 without gaps (missing {missing})")
+        out[video_id] = _check_scores(path, video_id, np.array([per_video[i] for i in range(n)]))
+    return out
+
+
+def normalise_id(key: str) -> str:
+    """A score key as a video id: no folders, no video/feature extension, no ``_i3d`` suffix.
+
+    >>> normalise_id("Abuse/Abuse028_x264.mp4"), normalise_id("G:\\\\feats\\\\Abuse028_x264_i3d.npy")
+    ('Abuse028_x264', 'Abuse028_x264')
+    """
+    name = key.replace("\\", "/").rsplit("/", 1)[-1]
+    for ext in _SCORE_EXTENSIONS:
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+            break
+    if name.endswith("_i3d"):
+        name = name[: -len("_i3d")]
+    return name
+
+
+def match_scores(scores: dict[str, np.ndarray], known_ids: Iterable[str]) -> tuple[dict[str, np.ndarray], list[MatchProblem]]:
+    """Key the scores by dataset video id (exact key first, then :func:`normalise_id`)."""
+    known = set(known_ids)
+    matched: dict[str, np.ndarray] = {}
+    problems = []
+    for key, values in scores.items():
+        vid = key if key in known else normalise_id(key)
+        if vid not in known:
+            problems.append(MatchProblem(key, "not a test video", "no test video of the dataset has this id"))
+        elif vid in matched:
+            problems.append(MatchProblem(key, "duplicate", f"a second score entry for {vid!r}; the first is used"))
+        else:
+            matched[vid] = values
+    return matched, problems
+
+
+def check_snippet_counts(
+    scores: dict[str, np.ndarray], truths: dict[str, VideoTruth], stride: int
+) -> list[MatchProblem]:
+    """Flag videos whose snippet count cannot belong to their frame count.
+
+    Decoders disagree by a few frames and tail rules add or drop a snippet, so up to
+    ``max(2, 5 %)`` snippets of difference from ``n_frames // stride`` is accepted.
+    """
+    problems = []
+    for vid, values in scores.items():
+        truth = truths.get(vid)
+        if truth is None:
+            continue
+        expected = max(1, truth.n_frames // stride)
+        if abs(len(values) - expected) > max(2, 0.05 * expected):
+            problems.append(
+                MatchProblem(vid, "snippet count",
+                             f"{len(values)} snippets for {truth.n_frames} frames (expected about {expected} at stride {stride})")
+            )
+    return problems
+
+
+# ---------------------------------------------------------------------------- ground truth
+def truths_from_store(store_path: Path) -> tuple[dict[str, VideoTruth], dict, list[MatchProblem]]:
+    """Test videos of a feature store (per-video attrs carry n_frames, label, classes, intervals)."""
+    from wsvad.pipeline.store import FeatureStore
+
+    store = FeatureStore.open(store_path)
+    truths, problems = {}, []
+    for vid in store.video_ids():
+        attrs = store.video_attrs(vid)
+        if attrs.get("split", "test") != "test":
+            continue
+        if attrs.get("label") not in (0, 1) or (attrs.get("label") == 1 and attrs.get("intervals") is None):
+            problems.append(MatchProblem(vid, "no ground truth", f"{store_path}: the store has no label or frame annotation for it"))
+            continue
+        truths[vid] = _truth_from_attrs(vid, attrs)
+    return truths, store.attrs, problems
+
+
+def frame_counts_from_store(store_path: Path) -> dict[str, int]:
+    from wsvad.pipeline.store import FeatureStore
+
+    store = FeatureStore.open(store_path)
+    return {vid: int(store.video_attrs(vid)["n_frames"]) for vid in store.video_ids()}
+
+
+def _truth_from_attrs(vid: str, attrs: dict) -> VideoTruth:
+    intervals = tuple(tuple(int(x) for x in iv) for iv in (attrs.get("intervals") or ()))
+    return VideoTruth(vid, int(attrs["n_frames"]), int(attrs["label"]), tuple(attrs.get("classes") or ()), intervals)
+
+
+def dataset_test_records(dataset: str, root: Path):
+    """The dataset's test records and class names."""
+    from wsvad.data import load_dataset
+
+    index = load_dataset(dataset, root)
+    records = index.split("test")
+    if not records:
+        raise WsvadError(f"{root}: the {dataset} dataset has no test videos")
+    return records, list(index.class_names)
+
+
+def truths_from_records(records, frame_counts: dict[str, int | None]) -> tuple[dict[str, VideoTruth], list[MatchProblem]]:
+    truths, problems = {}, []
+    for rec in records:
+        if rec.intervals is None or rec.label not in (0, 1):
+            detail = f"{rec.rel_path}: no label or frame annotation in the dataset"
+            problems.append(MatchProblem(rec.video_id, "no ground truth", detail))
+            continue
+        n = frame_counts.get(rec.video_id)
+        if n is None:
+            detail = f"{rec.rel_path}: frame count unknown (not in the store, video unreadable)"
+            problems.append(MatchProblem(rec.video_id, "no frame count", detail))
+            continue
+        truths[rec.video_id] = VideoTruth(rec.video_id, int(n), int(rec.label), tuple(rec.classes), tuple(rec.intervals or ()))
+    return truths, problems
+
+
+# ---------------------------------------------------------------------------- frame-count probing
+def default_cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wsvad" / "frame-counts.json"
+
+
+def probe_frame_counts(records, cache_path: Path | None = None) -> dict[str, int | None]:
+    """Frame count of every record's video, reusing cached counts of unchanged files."""
+    cache_path = Path(cache_path) if cache_path is not None else default_cache_path()
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        cache = {}
+    counts: dict[str, int | None] = {}
+    changed = False
+    for rec in records:
+        path = Path(rec.path)
+        try:
+            stat = path.stat()
+        except OSError:
+            counts[rec.video_id] = None
+            continue
+        key = str(path.resolve())
+        entry = cache.get(key)
+        if entry and entry.get("size") == stat.st_size and entry.get("mtime") == stat.st_mtime:
+            counts[rec.video_id] = entry["frames"]
+            continue
+        frames = probe_frame_count(path)
+        counts[rec.video_id] = frames
+        if frames is not None:
+            cache[key] = {"size": stat.st_size, "mtime": stat.st_mtime, "frames": frames}
+            changed = True
+    if changed:
+        try:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_path.with_name(f".{cache_path.name}.{uuid.uuid4().hex[:8]}")
+            tmp.write_text(json.dumps(cache, indent=0, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, cache_path)
+        except OSError as exc:  # a read-only home must not stop an evaluation
+            log.warning("%s: cannot write the frame-count cache (%s)", cache_path, exc)
+    return counts
+
+
+def probe_frame_count(path: Path) -> int | None:
+    """Number of frames of a video file or frame folder; ``None`` when it cannot be read."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(1 for p in path.iterdir() if p.suffix.lower() in _IMAGE_EXTENSIONS) or None
+    try:
+        import decord
+
+        return int(len(decord.VideoReader(str(path), num_threads=1)))
+    except Exception as exc:  # noqa: BLE001 - decord raises its own error types; PyAV gets a try
+        log.debug("%s: decord could not count frames (%s); trying PyAV", path, exc)
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            # Counting demuxed packets is exact for the codecs of the benchmarks and needs no decoding.
+            return sum(1 for packet in container.demux(stream) if packet.size > 0) or None
+    except Exception as exc:  # noqa: BLE001 - any container error means "unreadable"
+        log.warning("%s: cannot count frames (%s)", path, exc)
+        return None

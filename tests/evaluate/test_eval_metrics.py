@@ -1,0 +1,87 @@
+"""Hand-worked cases for every metric, and agreement with scikit-learn on frame arrays."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
+
+from wsvad.evaluate import metrics as M
+
+# 8 frames: positives score .35 .8 .7; negatives .1 .4 .2 .9 .3.
+Y = np.array([0, 0, 1, 1, 0, 1, 0, 0])
+S = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.7, 0.9, 0.3])
+
+
+def test_roc_auc_hand_worked():
+    # Pairs won by a positive: .35 beats 3 negatives, .8 beats 4, .7 beats 4 -> 11 of 3 x 5.
+    assert M.frame_roc_auc(Y, S) == pytest.approx(11 / 15)
+
+
+def test_roc_auc_counts_ties_as_half():
+    # Positive .5 ties the negative .5 and beats .2: (1 + 0.5) / 2.
+    assert M.frame_roc_auc(np.array([1, 0, 0]), np.array([0.5, 0.5, 0.2])) == pytest.approx(0.75)
+
+
+def test_average_precision_hand_worked():
+    # Ranked: .9(n) .8(p) .7(p) .4(n) .35(p): recall steps of 1/3 at precisions 1/2, 2/3, 3/5.
+    assert M.average_precision(Y, S) == pytest.approx((1 / 2 + 2 / 3 + 3 / 5) / 3)
+
+
+def test_trapezoid_pr_auc_differs_from_average_precision():
+    # PR points (recall, precision): (1, 3/5) (2/3, 2/4) (2/3, 2/3) (1/3, 1/2) (0, 0) (0, 1).
+    # Trapezoids: 1/3*(.6+.5)/2 + 1/3*(2/3+1/2)/2 + 1/3*(1/2+0)/2 = 83/180, while AP = 53/90.
+    trapezoid = M.pr_auc_trapezoid(Y, S)
+    assert trapezoid == pytest.approx(83 / 180)
+    assert M.average_precision(Y, S) == pytest.approx(106 / 180)
+    assert abs(trapezoid - M.average_precision(Y, S)) > 0.1
+
+
+def test_false_alarm_rate_counts_scores_at_the_threshold():
+    assert M.false_alarm_rate(np.array([0.1, 0.5, 0.7, 0.2, 0.49, 0.0]), 0.5) == pytest.approx(2 / 6)
+    assert M.false_alarm_rate(np.array([0.1, 0.5, 0.7, 0.2, 0.49, 0.0]), 0.8) == 0.0
+    assert math.isnan(M.false_alarm_rate(np.array([])))
+
+
+def test_metrics_undefined_with_one_class_are_nan():
+    assert math.isnan(M.frame_roc_auc(np.zeros(6), np.linspace(0, 1, 6)))
+    assert math.isnan(M.average_precision(np.zeros(6), np.linspace(0, 1, 6)))
+    assert math.isnan(M.pr_auc_trapezoid(np.ones(6), np.linspace(0, 1, 6)))
+
+
+def test_mean_average_accuracy_hand_worked():
+    # Normal 1/2 right, class 1 2/2, class 2 1/2 -> mean 2/3 (equal to the overall accuracy 4/6 here;
+    # the unbalanced case below tells them apart).
+    maa, per = M.mean_average_accuracy(np.array([0, 0, 1, 1, 2, 2]), np.array([0, 1, 1, 1, 0, 2]))
+    assert maa == pytest.approx(2 / 3)
+    assert per == {0: 0.5, 1: 1.0, 2: 0.5}
+    maa, _ = M.mean_average_accuracy(np.array([0, 0, 0, 0, 1]), np.array([0, 0, 0, 0, 0]))
+    assert maa == pytest.approx(0.5)  # overall accuracy would be 0.8
+
+
+def test_mean_average_accuracy_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"true \(3,\) and predicted \(2,\)"):
+        M.mean_average_accuracy(np.array([0, 1, 2]), np.array([0, 1]))
+
+
+def test_compress_runs_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"labels \(3,\) and scores \(2,\)"):
+        M.compress_runs(np.array([0, 1, 1]), np.array([0.1, 0.2]))
+
+
+def test_compressed_curves_equal_sklearn_on_repeated_frames():
+    rng = np.random.default_rng(3)
+    snippet = rng.random(400).round(2)  # rounding creates ties across snippets
+    scores = np.repeat(snippet, 16)
+    labels = np.zeros(scores.size, dtype=np.uint8)
+    for start in rng.integers(0, scores.size - 300, 12):
+        labels[start : start + int(rng.integers(20, 300))] = 1
+    runs = M.compress_runs(labels, scores)
+    assert runs.weights.sum() == scores.size
+    assert len(runs.weights) < scores.size / 8
+    assert M.frame_roc_auc(runs) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert M.average_precision(runs) == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    assert M.pr_auc_trapezoid(runs) == pytest.approx(auc(recall, precision), abs=1e-12)
