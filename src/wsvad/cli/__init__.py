@@ -32,6 +32,9 @@ for _module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_module.name}")
 
 
+_INTERRUPTED = "interrupted: finished work is kept; run the same command again to resume"
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` and return its exit code (used by tests and ``main``)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -40,6 +43,8 @@ def run(argv: list[str] | None = None) -> int:
     try:
         result = app(args=args, prog_name="wsvad", standalone_mode=False)
     except _EXITS as exc:
+        if exc.exit_code == 130:  # typer turns Ctrl-C into Exit(130)
+            err_console.print(_INTERRUPTED)
         return exc.exit_code
     except _CLICK_ERRORS as exc:
         exc.show()
@@ -48,7 +53,7 @@ def run(argv: list[str] | None = None) -> int:
         err_console.print("aborted")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        err_console.print("interrupted: finished work is kept; run the same command again to resume")
+        err_console.print(_INTERRUPTED)
         return 130
     except WsvadError as exc:
         if debug:
