@@ -1,0 +1,185 @@
+"""DAM (paper 001): dissimilarity measures, attention wiring, weighted ranking loss, streaming, learning."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from wsvad.detectors import Batch, build_detector
+from wsvad.detectors.dam import (
+    DamOutputs,
+    DamParams,
+    benchmark_stream,
+    dissimilarity,
+    dissimilarity_map,
+    previous_clips,
+    stream_scores,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def _small(**params):
+    torch.manual_seed(0)
+    return build_detector("dam", (7, 16), {"hidden": 8, "mlp_hidden": (8,), **params})
+
+
+def test_dist_dissimilarity_of_two_known_clips():
+    current = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # (t=2, n=3)
+    previous = torch.tensor([[0.0, 2.0, 5.0], [4.0, 1.0, 6.0]])
+    d_n, d_t = dissimilarity(current, previous, "dist")
+    assert d_n.tolist() == [1.0, 4.0, 2.0]  # |diff| summed over t, per channel (eq. 1)
+    assert d_t.tolist() == [3.0, 4.0]  # summed over n, per temporal row (eq. 2)
+    # eq. 3: inflate both to (t, n) and multiply
+    assert dissimilarity_map(current, previous, "dist").tolist() == [[3.0, 12.0, 6.0], [4.0, 16.0, 8.0]]
+
+
+def test_cov_dissimilarity_is_the_cross_covariance_diagonal():
+    current = torch.tensor([[1.0, 2.0], [3.0, 6.0]])
+    previous = torch.tensor([[2.0, 0.0], [0.0, 4.0]])
+    d_n, d_t = dissimilarity(current, previous, "cov")
+    # channel 0: (-1)(1) + (1)(-1) over t=2 -> -1; channel 1: (-2)(-2) + (2)(2) -> 4
+    assert d_n.tolist() == [-1.0, 4.0]
+    # row 0: (-.5)(1) + (.5)(-1) over n=2 -> -0.5; row 1: (-1.5)(-2) + (1.5)(2) -> 3
+    assert d_t.tolist() == [-0.5, 3.0]
+    a, b = current.numpy(), previous.numpy()
+    assert np.isclose(np.cov(a[:, 1], b[:, 1], bias=True)[0, 1], 4.0)
+    assert dissimilarity_map(current, previous, "cov").tolist() == [[0.5, -2.0], [-3.0, 12.0]]
+
+
+def test_unknown_measure_is_refused():
+    x = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="unknown dissimilarity measure 'l2'"):
+        dissimilarity(x, x, "l2")
+
+
+def test_previous_clip_of_the_first_clip():
+    clips = torch.arange(1.0, 4.0).view(1, 3, 1, 1).expand(1, 3, 2, 2)  # clip k filled with k
+    assert previous_clips(clips, "zeros")[0, :, 0, 0].tolist() == [0.0, 1.0, 2.0]
+    assert previous_clips(clips, "repeat")[0, :, 0, 0].tolist() == [1.0, 1.0, 2.0]
+
+
+def test_full_size_forward_and_parameter_count():
+    torch.manual_seed(0)
+    det = build_detector("dam", (7, 1024), {}).eval()
+    # two LSTMs 1024 -> 1024 (8,396,800 each), clip FC 1,025, MLP 1024-512-32-1 (541,249)
+    assert sum(p.numel() for p in det.parameters()) == 17_335_874
+    with torch.no_grad():
+        out = det.outputs(torch.randn(2, 16, 7, 1024))
+        scores = det(torch.randn(2, 16, 7, 1024))
+    assert out.weighted.shape == (2, 16) and scores.shape == (2, 16)
+    assert torch.allclose(out.weighted, out.detection * out.clip_attention + out.detection)  # wD
+    assert float(out.weighted.min()) >= 0.0 and float(out.weighted.max()) <= 2.0
+
+
+def test_forward_returns_detection_or_half_weighted_score():
+    x = torch.randn(2, 5, 7, 16)
+    det = _small().eval()
+    with torch.no_grad():
+        assert torch.allclose(det(x), det.outputs(x).detection)
+    det_w = _small(score="weighted").eval()
+    with torch.no_grad():
+        assert torch.allclose(det_w(x), det_w.outputs(x).weighted / 2)
+
+
+def test_weighted_ranking_loss_hand_computed(monkeypatch):
+    det = _small()
+    wd = torch.tensor([[0.2, 0.4], [0.1, 0.1], [0.5, 0.9], [1.0, 1.0]])  # 2 normal, then 2 abnormal
+    monkeypatch.setattr(det, "outputs", lambda features: DamOutputs(wd, torch.zeros_like(wd), wd))
+    labels = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    losses = det.loss(Batch(torch.zeros(4, 2, 7, 16), labels, labels.long()))
+    # hinges: 1 - 0.9 + 0.4 = 0.5 and 1 - 1.0 + 0.1 = 0.1 -> mean 0.3
+    # smoothness summed over abnormal videos: 0.4^2 + 0 = 0.16; sparsity: 1.4 + 2.0 = 3.4 (eq. 7)
+    assert float(losses["hinge"]) == pytest.approx(0.3)
+    assert float(losses["smooth"]) == pytest.approx(0.16)
+    assert float(losses["sparse"]) == pytest.approx(3.4)
+    assert float(losses["loss"]) == pytest.approx(0.3 + 8e-5 * (0.16 + 3.4))
+
+
+def test_loss_refuses_an_unbalanced_batch():
+    det = _small()
+    labels = torch.tensor([1.0, 0.0])
+    with pytest.raises(ValueError, match="dam loss needs a balanced batch"):
+        det.loss(Batch(torch.zeros(2, 3, 7, 16), labels, labels.long()))
+
+
+def test_wrong_feature_shapes_are_refused():
+    with pytest.raises(ValueError, match=r"temporal axis kept.*\(1024,\)"):
+        build_detector("dam", (1024,), {})
+    with pytest.raises(ValueError, match=r"expects \(B, T, 7, 16\)"):
+        _small()(torch.zeros(1, 3, 7, 8))
+
+
+@pytest.mark.parametrize(
+    "params, scale",
+    [({}, 0.1), ({"measure": "cov"}, 1.0), ({"first_clip": "repeat", "score": "weighted"}, 0.1)],
+)
+def test_streaming_scores_equal_offline_scores(params, scale):
+    det = _small(**params).eval()
+    with torch.no_grad():  # make the attention branch matter, so a wrong predecessor would show
+        det.dam_lstm.weight_ih_l0.mul_(20.0)
+        det.clip_fc.weight.mul_(20.0)
+    video = scale * torch.randn(20, 7, 16)  # scaled so that D_nt does not saturate the LSTM
+    offline = det.score_video(video)
+    online = torch.tensor(list(stream_scores(det, iter(video))))
+    assert torch.allclose(online, offline, atol=1e-6)
+    # the stream really uses the previous clip: clip 5 scored as a first clip differs
+    alone = next(stream_scores(det, [video[5]]))
+    assert abs(alone - float(offline[5])) > 1e-5  # well above the 1e-6 equality tolerance
+
+
+def test_benchmark_stream_runs_a_small_detector():
+    rate = benchmark_stream(n_clips=10, params=DamParams(hidden=8, mlp_hidden=(8,)), feature_shape=(7, 16))
+    assert rate > 10.0  # a tiny LSTM pair scores far more than 10 clips/s
+
+
+def test_score_video_with_test_clips_max_pools_then_spreads():
+    det = _small(test_clips=2).eval()
+    video = torch.randn(5, 7, 16)
+    scores = det.score_video(video)
+    pooled = torch.stack([video[0:2].amax(0), video[2:5].amax(0)])  # linspace(0, 5, 3) -> 0, 2, 5
+    with torch.no_grad():
+        expected = det(pooled.unsqueeze(0))[0]
+    assert torch.allclose(scores, torch.stack([expected[0]] * 2 + [expected[1]] * 3))
+
+
+def _planted_dam_data(g, direction, n_videos, T=16):
+    """Odd videos carry the anomaly ``direction`` added to 2-5 consecutive clips."""
+    shape = tuple(direction.shape)
+    feats, snippet_labels = [], []
+    for i in range(n_videos):
+        x, y = torch.randn(T, *shape, generator=g), torch.zeros(T)
+        if i % 2:
+            s = int(torch.randint(0, T - 5, (1,), generator=g))
+            e = s + int(torch.randint(2, 6, (1,), generator=g))
+            x[s:e] += direction
+            y[s:e] = 1
+        feats.append(x)
+        snippet_labels.append(y)
+    return torch.stack(feats), torch.stack(snippet_labels)
+
+
+@pytest.mark.parametrize("measure", ["dist", "cov"])
+def test_dam_learns_planted_anomalies(measure):
+    g = torch.Generator().manual_seed(0)
+    direction = torch.randn(7, 32, generator=g)
+    direction = direction / direction.norm() * 10.0
+    train_x, _ = _planted_dam_data(g, direction, 80)
+    normal, abnormal = train_x[0::2], train_x[1::2]
+    test_x, test_y = _planted_dam_data(g, direction, 40)
+    torch.manual_seed(0)
+    det = build_detector("dam", (7, 32), {"hidden": 32, "measure": measure})
+    opt = torch.optim.Adam(det.parameters(), lr=1e-3)
+    labels = torch.tensor([0.0] * 5 + [1.0] * 5)
+    for _ in range(300):
+        i, j = torch.randint(0, 40, (5,), generator=g), torch.randint(0, 40, (5,), generator=g)
+        loss = det.loss(Batch(torch.cat([normal[i], abnormal[j]]), labels, labels.long()))["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    det.eval()
+    scores = torch.cat([det.score_video(x) for x in test_x])
+    assert roc_auc_score(test_y.flatten().numpy(), scores.numpy()) > 0.85

@@ -1,0 +1,165 @@
+"""STA (paper 004): criss-cross attention, mutual cosine embedding loss, eq. 6, test segments, learning."""
+
+import math
+
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from wsvad.detectors import Batch, build_detector
+from wsvad.detectors.sta import CrissCrossAttention, mutual_cosine_embedding_loss
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def _sign_attention(channels=3):
+    """q = k = x * (1, ..., 1): the cosine of two positions is sign(x) * sign(y)."""
+    cca = CrissCrossAttention(channels)
+    with torch.no_grad():
+        for conv in (cca.query, cca.key):
+            conv.weight.fill_(1.0)
+            conv.bias.zero_()
+    return cca
+
+
+def test_criss_cross_with_equal_directions_averages_row_and_column():
+    fmap = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])  # (B=1, N=2, C=2), all positive: every cosine is 1
+    with torch.no_grad():
+        out = _sign_attention()(fmap)
+    # uniform softmax over the N + C - 1 = 3 criss-cross positions, plus the residual F (eq. 3)
+    expected = [[(1 + 2 + 3) / 3 + 1, (1 + 2 + 4) / 3 + 2], [(3 + 4 + 1) / 3 + 3, (3 + 4 + 2) / 3 + 4]]
+    assert torch.allclose(out[0], torch.tensor(expected))
+
+
+def test_criss_cross_softmax_weights_follow_the_cosines():
+    fmap = torch.tensor([[[1.0, -1.0], [-1.0, 1.0]]])
+    with torch.no_grad():
+        out = _sign_attention()(fmap)
+    e = math.e
+    # position (0, 0), x = 1: row (0,0) cos 1 value 1, (0,1) cos -1 value -1; column (1,0) cos -1 value -1
+    expected_00 = (e * 1 + (1 / e) * -1 + (1 / e) * -1) / (e + 2 / e) + 1
+    assert float(out[0, 0, 0]) == pytest.approx(expected_00)
+
+
+def test_two_passes_connect_every_pair_of_positions():
+    cca = CrissCrossAttention(4)
+    fmap = torch.randn(1, 3, 5, requires_grad=True)
+    (once,) = torch.autograd.grad(cca(fmap)[0, 0, 0], fmap)
+    assert float(once[0, 1, 1]) == 0.0  # (1, 1) shares neither row nor column with (0, 0)
+    assert float(once[0, 0, 3]) != 0.0 and float(once[0, 2, 0]) != 0.0
+    (twice,) = torch.autograd.grad(cca(cca(fmap))[0, 0, 0], fmap)
+    assert bool((twice != 0).all())
+
+
+def test_mutual_cosine_embedding_loss_at_the_margin():
+    normal = torch.tensor([[[1.0, 0.0], [0.5, math.sqrt(0.75)]]])  # cosine 0.5
+    abnormal = torch.tensor([[[1.0, 0.0], [0.4, math.sqrt(0.84)]]], requires_grad=True)  # cosine 0.4 = xi
+    loss = mutual_cosine_embedding_loss(normal, abnormal, xi=0.4)
+    assert float(loss.detach()) == pytest.approx((1 - 0.5) + 0.4)
+    # above the margin the abnormal pair is ignored (min(cos, xi) = xi): no gradient reaches it
+    above = torch.tensor([[[1.0, 0.0], [0.9, math.sqrt(0.19)]]], requires_grad=True)
+    loss_above = mutual_cosine_embedding_loss(normal, above, xi=0.4)
+    assert float(loss_above.detach()) == pytest.approx(0.9)
+    (grad,) = torch.autograd.grad(loss_above, above)
+    assert float(grad.abs().sum()) == 0.0
+    below = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]], requires_grad=True)  # cosine 0 < xi
+    (grad,) = torch.autograd.grad(mutual_cosine_embedding_loss(normal, below, xi=0.4), below)
+    assert float(grad.abs().sum()) > 0.0
+
+
+def test_mutual_cosine_embedding_loss_averages_all_pairs():
+    normal = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])  # pair cosines 1, 0, 0 -> mean 1/3
+    abnormal = torch.tensor([[[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0]]])  # -1, 0, 0 -> mean -1/3
+    assert float(mutual_cosine_embedding_loss(normal, abnormal)) == pytest.approx(1 - 1 / 3 - 1 / 3)
+
+
+def test_total_loss_hand_computed(monkeypatch):
+    torch.manual_seed(0)
+    det = build_detector("sta", (2,), {"rnn_hidden": 4})
+    boosted = torch.tensor([[[1.0, 0.0], [0.5, math.sqrt(0.75)]], [[1.0, 0.0], [0.4, math.sqrt(0.84)]]])
+    scores = torch.tensor([[0.3, 0.5], [0.2, 0.6]])  # normal video, then abnormal
+    monkeypatch.setattr(det, "boost", lambda features: boosted)
+    monkeypatch.setattr(det, "score_boosted", lambda b: scores)
+    labels = torch.tensor([0.0, 1.0])
+    losses = det.loss(Batch(torch.zeros(2, 2, 2), labels, labels.long()))
+    # hinge 1 - 0.6 + 0.5 = 0.9; smoothness 0.4^2 = 0.16; sparsity 0.8; MCE 0.5 + 0.4 = 0.9
+    assert float(losses["hinge"]) == pytest.approx(0.9)
+    assert float(losses["mce"]) == pytest.approx(0.9)
+    assert float(losses["loss"]) == pytest.approx(0.02 * 0.9 + 0.9 + 2e-4 * 0.16 + 4e-5 * 0.8)
+
+
+def test_checkpointed_passes_give_the_same_loss_and_gradients():
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(4, 6, 10, generator=g)
+    labels = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    grads = []
+    for chunk in (0, 1):
+        torch.manual_seed(0)
+        det = build_detector("sta", (10,), {"rnn_hidden": 8, "checkpoint_videos": chunk})
+        loss = det.loss(Batch(feats, labels, labels.long()))["loss"]
+        loss.backward()
+        grads.append((float(loss.detach()), det.attention[0].query.weight.grad.clone()))
+    assert grads[0][0] == pytest.approx(grads[1][0])
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-6)
+
+
+def test_score_video_pools_long_videos_into_segments():
+    torch.manual_seed(0)
+    det = build_detector("sta", (10,), {"rnn_hidden": 8, "test_segments": 4}).eval()
+    video = torch.randn(9, 10)  # linspace(0, 9, 5) floored: 0, 2, 4, 6, 9
+    pooled = torch.stack([video[0:2].mean(0), video[2:4].mean(0), video[4:6].mean(0), video[6:9].mean(0)])
+    with torch.no_grad():
+        expected = det(pooled.unsqueeze(0))[0]
+    assert torch.allclose(det.score_video(video), expected.repeat_interleave(torch.tensor([2, 2, 2, 3])))
+    short = torch.randn(3, 10)
+    with torch.no_grad():
+        assert torch.allclose(det.score_video(short), det(short.unsqueeze(0))[0])
+
+
+def test_parameter_count_errors_and_unshared_passes():
+    torch.manual_seed(0)
+    det = build_detector("sta", (1024,), {})
+    # q, k 1x1 convs (2 x 20) + bd-RNN (2 x 73,792 + 2 x 12,416) + FC 128 -> 1 (129)
+    assert sum(p.numel() for p in det.parameters()) == 164_521
+    assert len(build_detector("sta", (8,), {"share_weights": False}).attention) == 2
+    with pytest.raises(ValueError, match=r"sta needs one feature vector per snippet.*\(7, 1024\)"):
+        build_detector("sta", (7, 1024), {})
+    labels = torch.tensor([1.0, 0.0])
+    with pytest.raises(ValueError, match="sta loss needs a balanced batch"):
+        det.loss(Batch(torch.zeros(2, 3, 1024), labels, labels.long()))
+
+
+def test_sta_learns_planted_anomalies():
+    g = torch.Generator().manual_seed(0)
+    T, D = 16, 32
+    direction = torch.randn(D, generator=g)
+    direction = direction / direction.norm() * 3.0
+
+    def videos(n):
+        x, y = torch.randn(n, T, D, generator=g), torch.zeros(n, T)
+        for i in range(1, n, 2):
+            s = int(torch.randint(0, T - 5, (1,), generator=g))
+            e = s + int(torch.randint(2, 6, (1,), generator=g))
+            x[i, s:e] += direction
+            y[i, s:e] = 1
+        return x, y
+
+    train_x, _ = videos(80)
+    normal, abnormal = train_x[0::2], train_x[1::2]
+    test_x, test_y = videos(40)
+    torch.manual_seed(0)
+    det = build_detector("sta", (D,), {"checkpoint_videos": 0})
+    opt = torch.optim.Adam(det.parameters(), lr=1e-3)
+    labels = torch.tensor([0.0] * 5 + [1.0] * 5)
+    for _ in range(150):
+        i, j = torch.randint(0, 40, (5,), generator=g), torch.randint(0, 40, (5,), generator=g)
+        loss = det.loss(Batch(torch.cat([normal[i], abnormal[j]]), labels, labels.long()))["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    det.eval()
+    scores = torch.cat([det.score_video(x) for x in test_x])
+    assert roc_auc_score(test_y.flatten().numpy(), scores.numpy()) > 0.85
