@@ -6,16 +6,20 @@ computes, so only the part of them that does not overlap costs anything. Rates a
 (frames x crops through the model per second); the model is built and warmed before timing.
 
 Run: ``python benchmarks/extract.py [--backbone i3d] [--crops 1,10] [--device cpu] [--frames 64]
-[--workers 0] [--threads 2]``. ``--workers 0`` runs inline (no dask); N >= 1 uses a local dask
-cluster, whose start-up and model loading are then part of the pipeline time.
+[--workers 0] [--threads 2] [--precision fp32] [--compile]``. ``--workers 0`` runs inline (no dask);
+N >= 1 uses a local dask cluster, whose start-up and model loading are then part of the pipeline time.
+With ``--device cuda`` the GPU utilisation during the pipeline run is sampled (``torch.cuda.utilization``,
+else ``nvidia-smi``) and reported; without a usable GPU the script says so and exits with code 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import write_video  # noqa: E402  (the same PyAV writer the tests use)
 
+from wsvad.extract.accel import autocast  # noqa: E402
 from wsvad.extract.config import ExtractConfig, resolve_config  # noqa: E402
 from wsvad.extract.run import run_extract  # noqa: E402
 from wsvad.extract.worker import get_model  # noqa: E402
@@ -49,14 +54,66 @@ def bare_rate(cfg: ExtractConfig, n_clips: int) -> tuple[float, float]:
     clips = np.random.default_rng(0).integers(0, 256, (per_batch, cfg.snippet_len, cfg.crop_size, cfg.crop_size, 3),
                                               dtype=np.uint8)
     batch = torch.from_numpy(spec.prepare(clips)).to(cfg.device)
-    with torch.inference_mode():
-        model(batch)  # warm-up: first-call allocations and kernel selection
+    with torch.inference_mode(), autocast(cfg):
+        model(batch)  # warm-up: first-call allocations and kernel selection (cudnn.benchmark autotuning)
+        synchronize(cfg.device)
         done, began, cpu = 0, time.perf_counter(), time.process_time()
         while done < n_clips:
             model(batch)
             done += per_batch
+        synchronize(cfg.device)  # CUDA calls return before the GPU is done
     frame_crops = done * cfg.snippet_len
     return frame_crops / (time.perf_counter() - began), frame_crops / (time.process_time() - cpu)
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+class GpuSampler:
+    """Samples the GPU's utilisation (percent of time a kernel ran) every 0.2 s in a thread."""
+
+    def __init__(self, device: str):
+        self.index = int(device.split(":")[1]) if ":" in device else 0
+        self.samples: list[float] = []
+        self.source = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> float | None:
+        try:
+            value = float(torch.cuda.utilization(self.index))  # needs pynvml (or amdsmi)
+            self.source = "torch.cuda.utilization"
+            return value
+        except Exception:  # noqa: BLE001 - fall back to nvidia-smi, then give up
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                      "-i", str(self.index)], capture_output=True, text=True, timeout=5)
+                self.source = "nvidia-smi"
+                return float(out.stdout.strip().splitlines()[0])
+            except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+                return None
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            value = self._sample()
+            if value is not None:
+                self.samples.append(value)
+
+    def __enter__(self) -> GpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self) -> str:
+        if not self.samples:
+            return "GPU utilisation: unavailable (neither pynvml nor nvidia-smi answered)"
+        return (f"GPU utilisation ({self.source}, {len(self.samples)} samples): mean {np.mean(self.samples):.0f} %, "
+                f"max {max(self.samples):.0f} %; peak memory {torch.cuda.max_memory_allocated(self.index) / 2**30:.2f} GiB")
 
 
 def pipeline_rate(cfg: ExtractConfig) -> tuple[float, float, int]:
@@ -79,8 +136,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64, help="frames of the generated video (default: 64)")
     parser.add_argument("--workers", type=int, default=0, help="0 inline, N local dask workers (default: 0)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores/workers)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast (default: fp32)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the backbone (default: off)")
+    parser.add_argument("--batch-clips", type=int, default=10, help="clips per forward pass (default: 10)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: no CUDA here (torch {torch.__version__}, CUDA build "
+                         f"{torch.version.cuda or 'none'}); nothing to measure. Expected GPU times from FLOPs are "
+                         "in docs/cluster.md")
     backbone = pick_backbone(args.backbone)
     cluster = {"kind": "inline"} if args.workers == 0 else {"kind": "local", "workers": args.workers}
     cluster["threads_per_worker"] = args.threads
@@ -95,16 +159,23 @@ def main() -> None:
         for crops in (int(c) for c in args.crops.split(",")):
             cfg = resolve_config(ExtractConfig(dataset="folder", root=root, out=Path(tmp) / f"store{crops}",
                                                backbone=backbone, device=args.device, crops=crops, tail="pad",
-                                               cluster=cluster))
+                                               cluster=cluster, precision=args.precision, compile=args.compile,
+                                               batch_clips=args.batch_clips))
             torch.set_num_threads(cfg.torch_threads)
             get_model(cfg)  # built once per worker in the pipeline too; keep it out of both timings
             n_clips = -(-args.frames // cfg.stride) * crops  # tail=pad: ceil(frames / stride) snippets
             before = bare_rate(cfg, n_clips)
-            piped, piped_cpu, _ = pipeline_rate(cfg)
+            if args.device.startswith("cuda"):
+                with GpuSampler(args.device) as sampler:
+                    piped, piped_cpu, _ = pipeline_rate(cfg)
+            else:
+                piped, piped_cpu, _ = pipeline_rate(cfg)
             after = bare_rate(cfg, n_clips)
             bare, bare_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
             print(f"{crops:>5} {bare:>10.1f} {piped:>14.1f} {piped / bare:>6.1%} {bare_cpu:>9.1f} {piped_cpu:>9.1f} "
                   f"{piped_cpu / bare_cpu:>6.1%}", flush=True)
+            if args.device.startswith("cuda"):
+                print(f"      {sampler.report()}", flush=True)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def test_local_cluster_and_attaching_to_its_scheduler():
 def test_configuration_errors_are_clear():
     with pytest.raises(ValueError, match="kind 'scheduler' needs an address"):
         ClusterConfig(kind="scheduler")
-    with pytest.raises(WsvadError, match="unknown cluster kind 'moon'; known: inline, local, scheduler"):
+    with pytest.raises(WsvadError, match="unknown cluster kind 'moon'; known: inline, local, pbs, scheduler, slurm"):
         open_client(ClusterConfig(kind="moon"))
     with pytest.raises(WsvadError, match=r"tcp://127.0.0.1:9: cannot reach the dask scheduler"):
         with open_client(ClusterConfig(kind="scheduler", scheduler="tcp://127.0.0.1:9", connect_timeout=1.0)):

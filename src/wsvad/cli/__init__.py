@@ -27,9 +27,11 @@ _ABORTS = (click.exceptions.Abort, typer.Abort)
 
 __all__ = ["app", "main", "run"]
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "app":
-        importlib.import_module(f"{__name__}.{_module.name}")
+# Pipeline order for `wsvad --help`; any other command module is appended after these.
+_ORDER = ("data", "extract", "train", "evaluate", "transfer", "cluster")
+_found = {m.name for m in pkgutil.iter_modules(__path__)} - {"app"}
+for _name in [n for n in _ORDER if n in _found] + sorted(_found - set(_ORDER)):
+    importlib.import_module(f"{__name__}.{_name}")
 
 
 _INTERRUPTED = "interrupted: finished work is kept; run the same command again to resume"

@@ -37,6 +37,21 @@ def extract(
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace a store made with a different config. Default: off.")] = False,
     skip_invalid: Annotated[bool, Opt("--skip-invalid", help="Skip videos with dataset errors instead of refusing. Default: off.")] = False,
     sets: Annotated[list[str] | None, Opt("--set", help="Override any config key: key.path=value (repeatable). Default: none.")] = None,
+    cluster: Annotated[str | None, Opt("--cluster", help="Where workers run: inline, local, scheduler, slurm or pbs. Default: local (--workers).")] = None,
+    jobs: Annotated[int | None, Opt(help="slurm/pbs: batch jobs kept running, one dask worker each. Default: 1.")] = None,
+    cores: Annotated[int | None, Opt(help="slurm/pbs: CPU cores per job (also the model's threads). Default: 2.")] = None,
+    memory: Annotated[str | None, Opt(help="slurm/pbs: memory per job, e.g. 16GB. Default: 8GB.")] = None,
+    gpus: Annotated[int | None, Opt(help="slurm/pbs: GPUs per job (--gres=gpu:N / -l ngpus=N). Default: 0.")] = None,
+    queue: Annotated[str | None, Opt(help="slurm/pbs: partition or queue. Default: the batch system's default.")] = None,
+    walltime: Annotated[str | None, Opt(help="slurm/pbs: job walltime HH:MM:SS; workers retire before it. Default: 04:00:00.")] = None,
+    account: Annotated[str | None, Opt(help="slurm/pbs: account to charge. Default: none.")] = None,
+    job_extra: Annotated[list[str] | None, Opt("--job-extra", help="slurm/pbs: extra #SBATCH/#PBS directive (repeatable). Default: none.")] = None,
+    gpus_per_node: Annotated[int | None, Opt(help="local: one worker per GPU, each pinned to its GPU (use with --device cuda). Default: 0 (off).")] = None,
+    precision: Annotated[str | None, Opt(help="Model compute precision: fp32, bf16 or fp16 (autocast). Default: fp32.")] = None,
+    compile_model: Annotated[bool, Opt("--compile", help="torch.compile the backbone (slow start, faster long GPU runs). Default: off.")] = False,
+    shard: Annotated[str | None, Opt(help="K/N: extract only shard K (0..N-1) of the sorted video ids into an existing store (job arrays). Default: all.")] = None,
+    prepare_only: Annotated[bool, Opt("--prepare-only", help="Create the store and record the expected videos, extract nothing (job-array setup step). Default: off.")] = False,
+    check_only: Annotated[bool, Opt("--check-only", help="Extract nothing; exit 0 if every selected video is complete, 3 if some failed or are missing. Default: off.")] = False,
 ) -> int:
     """Decode videos, extract snippet features, write them to a resumable zarr store.
 
@@ -58,17 +73,47 @@ def extract(
         flags.update({"cluster.kind": "inline"} if workers == 0 else {"cluster.kind": "local", "cluster.workers": workers})
     if scheduler is not None:
         flags.update({"cluster.kind": "scheduler", "cluster.scheduler": scheduler})
+    flags.update({"cluster.kind": cluster or flags.get("cluster.kind"), "cluster.gpus_per_node": gpus_per_node, "precision": precision,
+                  "compile": compile_model or None, "shard": shard})
+    batch = {"jobs": jobs, "cores": cores, "memory": memory, "gpus": gpus, "queue": queue, "walltime": walltime,
+             "account": account, "job_extra": job_extra or None}
+    flags.update({f"cluster.options.{key}": value for key, value in batch.items()})
     cfg = load_config(ExtractConfig, config, flags, sets)
+    if prepare_only and check_only:
+        raise WsvadError("--prepare-only and --check-only exclude each other")
+    if prepare_only or check_only:
+        return _prepare_or_check(cfg, check_only)
     with _ProgressBar() as on_progress:
         summary = run_extract(cfg, progress=on_progress)
     console.print(f"{summary.store}: {summary.extracted} extracted, {summary.skipped} already complete, "
                   f"{len(summary.failures)} failed, {summary.total} selected ({summary.seconds:.1f} s)", soft_wrap=True)
     if summary.failures:
-        err_console.print(f"{len(summary.failures)} video(s) failed (recorded in {summary.store}/failures.json):")
+        err_console.print(f"{len(summary.failures)} video(s) failed (recorded in {summary.store}/failures.json):",
+                          markup=False, soft_wrap=True)
         for vid, failure in sorted(summary.failures.items()):
             err_console.print(f"  {vid}: {failure['exception']}: {failure['reason']}", markup=False, soft_wrap=True)
         return EXIT_PARTIAL
     return EXIT_OK
+
+
+def _prepare_or_check(cfg, check_only: bool) -> int:
+    from wsvad.extract.shards import check_store, prepare_store
+
+    if not check_only:
+        store, selected = prepare_store(cfg)
+        console.print(f"{store.path}: ready for {selected} video(s) ({len(store.video_ids())} already complete)",
+                      soft_wrap=True)
+        return EXIT_OK
+    report = check_store(cfg)
+    console.print(f"{report.store}: {report.done} of {report.expected} complete, {len(report.failed)} failed, "
+                  f"{len(report.missing)} missing" + (f", {report.debris} half-written in .tmp" if report.debris else ""),
+                  soft_wrap=True)
+    for vid, failure in sorted(report.failed.items()):
+        err_console.print(f"  failed {vid}: {failure.get('exception')}: {failure.get('reason')}", markup=False,
+                          soft_wrap=True)
+    for vid in report.missing:
+        err_console.print(f"  missing {vid}", markup=False, soft_wrap=True)
+    return EXIT_OK if report.complete else EXIT_PARTIAL
 
 
 class _ProgressBar:

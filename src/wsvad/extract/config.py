@@ -45,6 +45,9 @@ class ExtractConfig(BaseModel):
     chunk_t: int = Field(64, ge=1)  # snippets per zarr chunk
     piece_snippets: int = Field(512, ge=0)  # split videos longer than this across workers; 0: never
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)  # where the work runs
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # model compute dtype (autocast); see docs/cluster.md
+    compile: bool = False  # torch.compile the backbone (pays off on long GPU runs)
+    shard: str | None = None  # "K/N": only shard K (0..N-1) of the sorted video ids (job arrays)
 
     @field_validator("device")
     @classmethod
@@ -53,10 +56,34 @@ class ExtractConfig(BaseModel):
             raise ValueError(f"device must be cpu, cuda or cuda:N, got {value!r}")
         return value
 
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, value: str | None) -> str | None:
+        if value is not None:
+            match = re.fullmatch(r"(\d+)/(\d+)", value.strip())
+            if not match or not int(match.group(1)) < int(match.group(2)):
+                raise ValueError(f"shard must be K/N with 0 <= K < N, got {value!r}")
+            value = f"{int(match.group(1))}/{int(match.group(2))}"
+        return value
+
     @field_validator("resize")
     @classmethod
     def _resize(cls, value: str | None) -> str | None:
         return None if value is None else check_resize(value)
+
+    @model_validator(mode="after")
+    def _fp16_needs_cuda(self) -> ExtractConfig:
+        if self.precision == "fp16" and self.device == "cpu":
+            raise ValueError("precision fp16 needs a CUDA device (CPU fp16 convolutions need avx512_fp16); "
+                             "on CPU use bf16")
+        return self
+
+    @model_validator(mode="after")
+    def _gpus_need_cuda(self) -> ExtractConfig:
+        if self.cluster.gpus_per_node and self.device != "cuda":
+            raise ValueError(f"cluster.gpus_per_node needs device 'cuda' (each worker's cuda is its own GPU), "
+                             f"got {self.device!r}")
+        return self
 
     @model_validator(mode="after")
     def _crop_fits(self) -> ExtractConfig:
@@ -77,6 +104,8 @@ class ExtractConfig(BaseModel):
         features = {key: data[key] for key in FEATURE_KEYS}
         # a weights file counts by its checksum (store attr weights_sha256), not by where it lies
         features["backbone_options"] = {k: v for k, v in data["backbone_options"].items() if k != "weights"}
+        if self.precision != "fp32":  # reduced precision changes the numbers; fp32 keeps older hashes valid
+            features["precision"] = self.precision
         return features
 
 

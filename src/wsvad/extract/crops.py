@@ -35,6 +35,8 @@ def check_resize(resize: str) -> str:
     """Validate a resize spec: ``short<N>`` (short side to N, aspect kept) or ``<W>x<H>`` (fixed)."""
     if not (_SHORT.fullmatch(resize) or _FIXED.fullmatch(resize)):
         raise ValueError(f"resize {resize!r}: expected 'short<N>' (e.g. short256) or '<W>x<H>' (e.g. 340x256)")
+    if any(int(size) == 0 for size in re.findall(r"\d+", resize)):
+        raise ValueError(f"resize {resize!r}: sizes must be at least 1 pixel")
     return resize
 
 

@@ -98,6 +98,8 @@ def probe(path: Path, decoder: str, fps_hint: float | None = None) -> VideoInfo:
             if not container.streams.video:
                 raise DecodeError(f"{path}: no video stream", "av")
             stream = container.streams.video[0]
+            if stream.codec_context is None:  # FFmpeg knows no decoder for the stream's codec tag
+                raise DecodeError(f"{path}: unsupported video codec (FFmpeg has no decoder for it)", "av")
             rate = float(stream.average_rate) if stream.average_rate else None
             hint = stream.frames
             if not hint and stream.duration and stream.time_base and rate:
@@ -136,7 +138,16 @@ def _iter_decord(path: Path, start: int) -> Iterator[np.ndarray]:
             frame = reader.next()
         except StopIteration:
             return
-        yield frame.asnumpy()
+        yield _unpad(frame.asnumpy())
+
+
+def _unpad(frame: np.ndarray) -> np.ndarray:
+    """Undo a decord bug: for some widths (e.g. 32, 48, 96) it returns padded rows as extra channels,
+    ``[H, W, linesize / W]``; the pixels are the first ``3 W`` bytes of each row (checked against PyAV)."""
+    if frame.ndim == 3 and frame.shape[2] != 3:
+        height, width = frame.shape[:2]
+        return np.ascontiguousarray(frame.reshape(height, -1)[:, : 3 * width].reshape(height, width, 3))
+    return frame
 
 
 def _iter_av(path: Path, start: int) -> Iterator[np.ndarray]:
@@ -150,7 +161,11 @@ def _iter_av(path: Path, start: int) -> Iterator[np.ndarray]:
         # frames before ``start`` are decoded but not converted: exact, and cheap next to the model
         for index, frame in enumerate(container.decode(stream)):
             if index >= start:
-                yield frame.to_ndarray(format="rgb24")
+                # decord applies the rotation metadata (as players do); so must PyAV, or the two decoders
+                # (and the pieces of one split video) would disagree on rotated phone videos
+                turns = round(getattr(frame, "rotation", 0) / 90) % 4
+                array = frame.to_ndarray(format="rgb24")
+                yield np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
 
 def _read_image(path: Path) -> np.ndarray:

@@ -19,9 +19,10 @@ from wsvad.data.records import VideoRecord
 from wsvad.errors import WsvadError
 from wsvad.extract.config import ExtractConfig, resolve_config
 from wsvad.extract.crops import crop_order
+from wsvad.extract.shards import lock_name, open_for_shard, shard_records, shard_writer
 from wsvad.extract.worker import PROGRESS_TOPIC, Task, VideoResult, one_line, remove_parts, run_task
 from wsvad.pipeline.cluster import open_client
-from wsvad.pipeline.store import FeatureStore
+from wsvad.pipeline.store import FeatureStore, node_name, store_write_error
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,14 @@ def select_records(cfg: ExtractConfig) -> list[VideoRecord]:
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
         raise WsvadError(f"{cfg.root}: duplicate video ids in the {cfg.dataset} dataset: {', '.join(dup)}")
+    unusable = []
+    for record in records:  # refused before any work, not by a worker in the middle of the run
+        try:
+            node_name(record.video_id)
+        except WsvadError as exc:
+            unusable.append(f"{record.rel_path}: {exc}")
+    if unusable:
+        raise WsvadError(f"{cfg.root}: {len(unusable)} video id(s) cannot name a store array: {'; '.join(unusable[:3])}")
     return records
 
 
@@ -131,22 +140,30 @@ def run_extract(cfg: ExtractConfig, progress: Callable[[ProgressEvent], None] | 
             raise WsvadError(f"--device {cfg.device}: CUDA is not available on this machine (torch "
                              f"{torch.__version__}); use --device cpu")
     records = select_records(cfg)
-    store = open_store(cfg)
-    store.acquire_lock()
+    if cfg.shard is not None:
+        # a job-array shard: the setup step made the store and owns its root metadata and .tmp cleanup
+        records = shard_records(records, cfg.shard)
+        store = open_for_shard(cfg, store_attrs(cfg)["config_hash"])
+    else:
+        store = open_store(cfg)
+    store.acquire_lock(lock_name(cfg))
     try:
-        removed = store.clean_tmp()
-        if removed:
-            log.info("%s: removed %d half-written array(s) of an interrupted run", store.path, removed)
-        # saved without overwrite, so `--config STORE/config.yaml` resumes instead of wiping the store
-        save_config(cfg.model_copy(update={"overwrite": False}), store.path / "config.yaml")
-        expected = sorted(set(store.attrs.get("expected_videos") or []) | {r.video_id for r in records})
-        store.update_attrs(expected_videos=expected)
+        if cfg.shard is None:
+            removed = store.clean_tmp()
+            if removed:
+                log.info("%s: removed %d half-written array(s) of an interrupted run", store.path, removed)
+            # saved without overwrite, so `--config STORE/config.yaml` resumes instead of wiping the store
+            save_config(cfg.model_copy(update={"overwrite": False}), store.path / "config.yaml")
+            expected = sorted(set(store.attrs.get("expected_videos") or []) | {r.video_id for r in records})
+            store.update_attrs(expected_videos=expected)
         todo = [r for r in records if not store.has_video(r.video_id)]
         failures, frame_crops = _execute(cfg, store, todo, progress)
         done_now = [r.video_id for r in todo if r.video_id not in failures]
-        store.record_failures({}, clear=done_now)
+        store.record_failures({}, clear=done_now, writer=shard_writer(cfg))
+    except OSError as exc:  # the client's own writes (config.yaml, attrs, failures.json): full or read-only
+        raise store_write_error(store.path, exc) from exc
     finally:
-        store.release_lock()
+        store.release_lock(lock_name(cfg))
     return ExtractSummary(store.path, len(records), len(records) - len(todo), len(done_now), failures,
                           frame_crops, time.perf_counter() - began)
 
@@ -204,7 +221,7 @@ def _execute(cfg: ExtractConfig, store: FeatureStore, todo: list[VideoRecord],
             if result.status == "failed":
                 failures[vid] = {"video_id": vid, "source": task.record.rel_path, "exception": result.exception,
                                  "reason": result.reason, "decoder": result.decoders_tried}
-                store.record_failures({vid: failures[vid]})
+                store.record_failures({vid: failures[vid]}, writer=shard_writer(cfg))
                 remove_parts([p.part for p in pieces.pop(vid, {}).values() if p.part])
                 log.warning("%s: %s: %s", task.record.rel_path, result.exception, result.reason)
             with guard:
@@ -215,8 +232,12 @@ def _execute(cfg: ExtractConfig, store: FeatureStore, todo: list[VideoRecord],
 
 def _crash_result(task: Task, exc: BaseException) -> VideoResult:
     """A task that raised something other than a decode error (a bug or a dead worker)."""
+    reason = one_line(exc)
+    if type(exc).__name__ == "KilledWorker":  # dask gave up after cluster.allowed_failures restarts
+        tries = getattr(exc, "allowed_failures", 0) + 1
+        reason = f"the worker process died while extracting this video ({tries} attempts; segfault, out of memory or killed)"
     return VideoResult(task.record.video_id, "failed", start=task.start, exception=type(exc).__name__,
-                       reason=one_line(exc), decoders_tried=None)
+                       reason=reason, decoders_tried=None)
 
 
 def _assemble_task(task: Task, parts: dict[int, VideoResult]) -> Task:

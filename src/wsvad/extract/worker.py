@@ -24,6 +24,7 @@ import numpy as np
 
 from wsvad.data.records import VideoRecord
 from wsvad.errors import WsvadError
+from wsvad.extract.accel import autocast, check_device, host_batch, prepare_model, to_device
 from wsvad.extract.config import ExtractConfig
 from wsvad.extract.crops import resize_and_crop
 from wsvad.extract.decode import (
@@ -47,6 +48,7 @@ _MODELS: dict[tuple, Any] = {}
 _MODELS_LOCK = threading.Lock()
 _RESIZE_WINDOW = 16  # frames resized per torch call: amortises call overhead, bounds memory
 PROGRESS_TOPIC = "wsvad-extract-frame-crops"  # workers report frame-crops after every forward pass
+FAULT_ENV = "WSVAD_FAULT_EXIT_ON"  # tests only, see _fault_point
 
 
 class TooShort(DecodeError):
@@ -89,14 +91,15 @@ class VideoResult(NamedTuple):
 
 def get_model(cfg: ExtractConfig):
     """The backbone of this worker process, built once and reused by every task."""
-    key = (cfg.backbone, cfg.device, json.dumps(cfg.backbone_options, sort_keys=True, default=str))
+    key = (cfg.backbone, cfg.device, cfg.compile, json.dumps(cfg.backbone_options, sort_keys=True, default=str))
     with _MODELS_LOCK:
         if key not in _MODELS:
             from wsvad.extract.backbones import build_backbone, get_backbone_spec
 
             try:
-                _MODELS[key] = (build_backbone(cfg.backbone, device=cfg.device, **cfg.backbone_options),
-                                get_backbone_spec(cfg.backbone, **cfg.backbone_options))
+                check_device(cfg.device)
+                model = build_backbone(cfg.backbone, device=cfg.device, **cfg.backbone_options)
+                _MODELS[key] = (prepare_model(model, cfg), get_backbone_spec(cfg.backbone, **cfg.backbone_options))
             except WsvadError:
                 raise
             except Exception as exc:  # never the video's fault: the run stops with this message
@@ -252,10 +255,10 @@ def _run_model(stream: SnippetStream, model, spec, cfg: ExtractConfig, writer: V
                     return
                 pending.append(snippet.transpose(1, 0, 2, 3, 4))  # -> (C, L, S, S, 3)
                 if len(pending) == per_batch:
-                    _put(batches, stop, spec.prepare(np.concatenate(pending)))
+                    _put(batches, stop, host_batch(spec.prepare(np.concatenate(pending)), cfg.device))
                     pending = []
             if pending:
-                _put(batches, stop, spec.prepare(np.concatenate(pending)))  # (b*C, 3, L, S, S)
+                _put(batches, stop, host_batch(spec.prepare(np.concatenate(pending)), cfg.device))  # (b*C, 3, L, S, S)
             _put(batches, stop, None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             _put(batches, stop, exc)
@@ -270,16 +273,25 @@ def _run_model(stream: SnippetStream, model, spec, cfg: ExtractConfig, writer: V
                 break
             if isinstance(item, BaseException):
                 raise item
-            with torch.inference_mode():
-                out = model(torch.from_numpy(item).to(cfg.device))  # (b*C, *F)
+            with torch.inference_mode(), autocast(cfg):
+                out = model(to_device(item, cfg.device))  # (b*C, *F)
             out = out.float().cpu().numpy()
             report_progress(PROGRESS_TOPIC, len(out) * cfg.snippet_len)
             sink.add(out.reshape(-1, cfg.crops, *out.shape[1:]))  # -> (b, C, *F)
+            _fault_point(writer.video_id)
         sink.flush()
     finally:
         stop.set()
         thread.join()
     return sink.rows
+
+
+def _fault_point(video_id: str) -> None:
+    """Fault injection for tests/reliability: ``WSVAD_FAULT_EXIT_ON=id1,id2`` makes the process extracting
+    one of these videos die after a forward pass, as a segfault would (no cleanup, no exception)."""
+    targets = os.environ.get(FAULT_ENV)
+    if targets and video_id in targets.split(","):
+        os._exit(70)
 
 
 def _put(target: queue.Queue, stop: threading.Event, item: Any) -> None:

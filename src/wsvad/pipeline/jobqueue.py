@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wsvad.errors import WsvadError
+from wsvad.pipeline.cluster import ClusterConfig, DaskRunner, Runner, register_cluster
 
 log = logging.getLogger(__name__)
 
@@ -160,3 +163,48 @@ def _queue_status(kind: str) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return " | ".join(out.stdout.strip().splitlines()[:5]) or out.stderr.strip()[:200]
+
+
+def jobqueue_config(kind: str, options: dict[str, Any]) -> JobQueueConfig:
+    """``cluster.options`` of a ``slurm``/``pbs`` cluster config, validated (unknown keys are refused)."""
+    try:
+        return JobQueueConfig.model_validate({**options, "kind": kind})
+    except ValidationError as exc:
+        from wsvad.config import format_validation_error
+
+        raise WsvadError(format_validation_error(exc, "cluster.options").replace("\n", "; ")) from exc
+
+
+@contextmanager
+def _batch_runner(kind: str, cfg: ClusterConfig) -> Iterator[Runner]:
+    import dask
+    import distributed  # noqa: F401 - loads its config defaults first; set() restores only what it changed
+
+    jq = jobqueue_config(kind, cfg.options)
+    if jq.gpus > 1:
+        log.warning("--gpus %d: each job runs one worker, which uses one GPU; ask for --gpus 1 and "
+                    "--jobs %d instead to use them all", jq.gpus, jq.jobs * jq.gpus)
+    # as for the local kind (see pipeline/cluster.py): a job that dies retries only the task it ran
+    with dask.config.set({"distributed.scheduler.allowed-failures": cfg.allowed_failures,
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        cluster, client = start_jobqueue_cluster(jq)
+    runner = DaskRunner(client)
+    # only the first job is waited for; the others join while tasks run, so count the jobs asked for
+    # (it decides whether long videos are split into pieces)
+    runner.n_workers = jq.jobs
+    try:
+        yield runner
+    finally:
+        runner.close()
+        client.close()
+        cluster.close()
+
+
+@register_cluster("slurm")
+def _slurm(cfg: ClusterConfig):
+    return _batch_runner("slurm", cfg)
+
+
+@register_cluster("pbs")
+def _pbs(cfg: ClusterConfig):
+    return _batch_runner("pbs", cfg)

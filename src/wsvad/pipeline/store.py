@@ -39,11 +39,13 @@ SCHEMA = "wsvad.features/1"
 VIDEOS = "videos"
 TMP = ".tmp"
 FAILURES = "failures.json"
+FAILURES_DIR = "failures.d"  # one failures file per concurrent writer (job-array shard)
 LOCK = ".lock"
 # ~64 snippets per chunk: 2.6 MB for 10 crops x 1024 float32, small enough to read one bag range.
 DEFAULT_CHUNK_T = 64
 
 _SAFE = "._=@#+-"
+MAX_NODE = 160
 _SAFE_RE = re.compile(r"[A-Za-z0-9._=@#+\-%]+")
 
 
@@ -64,7 +66,11 @@ def node_name(video_id: str) -> str:
         raise WsvadError(f"invalid video id {video_id!r}: must not start with '.' or '__'")
     if "\x00" in video_id:
         raise WsvadError(f"invalid video id {video_id!r}: contains a NUL byte")
-    return quote(video_id, safe=_SAFE)
+    node = quote(video_id, safe=_SAFE)
+    if len(node) > MAX_NODE:  # + the .tmp suffix (host, pid, tag) must fit a 255-byte file name
+        raise WsvadError(f"invalid video id {video_id[:40]!r}...: too long ({len(node)} characters once "
+                         f"percent-encoded, at most {MAX_NODE})")
+    return node
 
 
 def video_id_of(node: str) -> str:
@@ -96,6 +102,20 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=default))
 
 
+class StoreWriteError(WsvadError):
+    """The store's filesystem refused a write (disk full, read-only, no permission).
+
+    A subclass of WsvadError, not OSError: decoders raise OSError for bad videos, and a full disk must
+    stop the run (exit 1) instead of marking every remaining video as failed.
+    """
+
+
+def store_write_error(path: Path, exc: OSError) -> StoreWriteError:
+    where = exc.filename or path
+    return StoreWriteError(f"{where}: cannot write the feature store ({exc.strerror or exc}); videos already "
+                           "complete are kept: free space or fix permissions, then run the same command to resume")
+
+
 class VideoWriter:
     """Streams one video's features into ``.tmp`` and publishes them with an atomic rename.
 
@@ -107,10 +127,17 @@ class VideoWriter:
         self.video_id = video_id
         self.node = node_name(video_id)
         self.tmp_dir = store.path / TMP / f"{self.node}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        self.tmp_dir.parent.mkdir(parents=True, exist_ok=True)
         feature_shape = tuple(store.feature_shape)
         self.n_rows = 0
-        self._array = zarr.create_array(
+        try:
+            self.tmp_dir.parent.mkdir(parents=True, exist_ok=True)
+            self._array = self._create(n_crops, feature_shape, chunk_t)
+        except OSError as exc:
+            raise store_write_error(self.tmp_dir, exc) from exc
+
+    def _create(self, n_crops: int, feature_shape: tuple[int, ...], chunk_t: int) -> zarr.Array:
+        store = self.store
+        return zarr.create_array(
             store=str(self.tmp_dir),
             shape=(0, n_crops, *feature_shape),
             chunks=(chunk_t, n_crops, *feature_shape),
@@ -128,20 +155,26 @@ class VideoWriter:
         if len(rows) == 0:
             return
         start = self.n_rows
-        self._array.resize((start + len(rows), *expected))
-        self._array[start : start + len(rows)] = rows.astype(self.store.dtype, copy=False)
+        try:
+            self._array.resize((start + len(rows), *expected))
+            self._array[start : start + len(rows)] = rows.astype(self.store.dtype, copy=False)
+        except OSError as exc:
+            raise store_write_error(self.tmp_dir, exc) from exc
         self.n_rows += len(rows)
 
     def commit(self, attrs: dict[str, Any]) -> None:
         """Write the per-video attrs, then publish the array (the rename is the completion marker)."""
         full = dict(attrs)
         full.update(video_id=self.video_id, n_snippets=self.n_rows, status="complete")
-        self._array.attrs.update(_json_safe(full))
         final = self.store.path / VIDEOS / self.node
-        if final.exists():
-            # Another writer finished the same video first (or --overwrite of one video): replace it.
-            shutil.rmtree(final)
-        os.rename(self.tmp_dir, final)
+        try:
+            self._array.attrs.update(_json_safe(full))
+            if final.exists():
+                # Another writer finished the same video first (or --overwrite of one video): replace it.
+                shutil.rmtree(final)
+            os.rename(self.tmp_dir, final)
+        except OSError as exc:
+            raise store_write_error(self.tmp_dir, exc) from exc
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
@@ -320,23 +353,42 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ failures
     def failures(self) -> dict[str, dict[str, Any]]:
-        path = self.path / FAILURES
-        if not path.is_file():
-            return {}
-        return json.loads(path.read_text(encoding="utf-8"))
+        """Failed videos that are not complete: ``failures.json`` merged with ``failures.d/<writer>.json``."""
+        merged: dict[str, dict[str, Any]] = {}
+        files = [self.path / FAILURES]
+        if (self.path / FAILURES_DIR).is_dir():
+            files += sorted((self.path / FAILURES_DIR).glob("*.json"))
+        for path in files:
+            if path.is_file():
+                merged.update(json.loads(path.read_text(encoding="utf-8")))
+        # a video completed by a later run (or another writer) is no longer a failure
+        return {vid: failure for vid, failure in merged.items() if not self.has_video(vid)}
 
-    def record_failures(self, failures: dict[str, dict[str, Any]], *, clear: list[str] | tuple[str, ...] = ()) -> None:
-        """Merge new failures and drop ``clear`` ids (videos that now succeeded). Client-side only."""
-        current = self.failures()
+    def record_failures(self, failures: dict[str, dict[str, Any]], *, clear: list[str] | tuple[str, ...] = (),
+                        writer: str | None = None) -> None:
+        """Merge new failures and drop ``clear`` ids (videos that now succeeded).
+
+        ``writer=None``: the client's ``failures.json``. Concurrent writers (job-array shards) each pass
+        their own name and only ever rewrite ``failures.d/<writer>.json``, so no file has two writers.
+        """
+        if writer is None:
+            path = self.path / FAILURES
+        else:
+            path = self.path / FAILURES_DIR / f"{node_name(writer)}.json"
+            path.parent.mkdir(exist_ok=True)
+        current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         for vid in clear:
             current.pop(vid, None)
         current.update(_json_safe(failures))
-        _write_json_atomic(self.path / FAILURES, current)
+        _write_json_atomic(path, current)
 
     # ------------------------------------------------------------------ locking
-    def acquire_lock(self) -> None:
-        """Refuse a second writer process on the same store (a stale lock of a dead pid is taken over)."""
-        lock = self.path / LOCK
+    def acquire_lock(self, name: str = LOCK) -> None:
+        """Refuse a second writer process on the same store (a stale lock of a dead pid is taken over).
+
+        Job-array shards pass their own ``name`` (one lock per shard): they write disjoint videos.
+        """
+        lock = self.path / name
         me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -347,16 +399,18 @@ class FeatureStore:
                 holder = {}
             if holder.get("host") == me["host"] and not _pid_alive(int(holder.get("pid", -1))):
                 lock.unlink(missing_ok=True)
-                return self.acquire_lock()
+                return self.acquire_lock(name)
             raise WsvadError(
                 f"{self.path}: another wsvad process (pid {holder.get('pid')} on {holder.get('host')}) is writing "
                 f"this store; wait for it to finish, or delete {lock} if that process is gone"
             ) from None
+        except OSError as exc:  # read-only or full filesystem, no permission
+            raise store_write_error(lock, exc) from exc
         with os.fdopen(fd, "w") as fh:
             json.dump(me, fh)
 
-    def release_lock(self) -> None:
-        lock = self.path / LOCK
+    def release_lock(self, name: str = LOCK) -> None:
+        lock = self.path / name
         try:
             holder = json.loads(lock.read_text())
         except (OSError, json.JSONDecodeError):
