@@ -18,7 +18,8 @@ class VideoRecord:
         path: absolute path to the video file or to its folder of frame images.
         rel_path: path relative to the dataset root, POSIX separators.
         split: ``"train"`` or ``"test"``.
-        label: video-level label, 0 normal, 1 abnormal.
+        label: video-level label, 0 normal, 1 abnormal; -1 unknown (only the ``folder`` adapter, for
+            videos that no ``labels.csv`` labels: usable for extraction and scoring, not for training).
         classes: anomaly classes (``()`` for normal videos; XD-Violence may list several).
         intervals: test videos: anomalous frames as half-open ``[start, end)`` intervals; ``None`` for
             training videos (whose frame labels are unknown).
