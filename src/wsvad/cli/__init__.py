@@ -41,7 +41,12 @@ def run(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` and return its exit code (used by tests and ``main``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Libraries such as distributed set their own loggers to INFO; the handler's level keeps their
+    # chatter out of the terminal unless --debug is given.
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler], force=True)
     try:
         result = app(args=args, prog_name="wsvad", standalone_mode=False)
     except _EXITS as exc:
