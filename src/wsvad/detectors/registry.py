@@ -62,4 +62,13 @@ def build_detector(name: str, feature_shape: tuple[int, ...], params: dict[str, 
             from wsvad.config import format_validation_error
 
             raise ValueError(format_validation_error(exc, f"detector {name} params")) from exc
-    return cls(tuple(int(d) for d in feature_shape), validated, n_classes=n_classes)
+    shape = tuple(int(d) for d in feature_shape)
+    detector = cls(shape, validated, n_classes=n_classes)
+    # What checkpoint.save_detector records so that load_detector can rebuild the same module.
+    detector.build_spec = {
+        "detector": name,
+        "params": validated.model_dump(mode="json"),
+        "feature_shape": list(shape),
+        "n_classes": int(n_classes),
+    }
+    return detector

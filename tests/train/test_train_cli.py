@@ -1,0 +1,125 @@
+"""``wsvad train`` end to end on a tiny planted store (in-process through wsvad.cli.run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from wsvad.cli import run
+from wsvad.data import DatasetIndex, VideoRecord, register_dataset
+from wsvad.data.registry import _REGISTRY
+from wsvad.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = ["--iterations", "60", "--set", "sampler.batch_per_class=6", "--set", "bags.count=8", "--set", "optim.lr=0.01"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def test_cli_trains_and_prints_the_quick_auc(planted_store, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = run(["train", "--store", str(planted_store.path), "--out", str(out), "--detector", "mil", "--seed", "0", *FAST])
+    captured = capsys.readouterr()
+    assert code == EXIT_OK, captured.err
+    auc = json.loads((out / "run.json").read_text())["quick_frame_auc"]
+    assert f"{out}: seed 0, 60 steps, quick frame AUC (test) {auc:.4f}" in captured.out
+    assert auc > 0.9
+    for name in ("config.yaml", "run.json", "model.safetensors", "model.json", "log.jsonl", "scores.npz",
+                 "checkpoints/last.safetensors", "checkpoints/last.json"):
+        assert (out / name).is_file(), name
+    assert len(np.load(out / "scores.npz").files) == 12
+
+
+def test_cli_test_best_is_flagged_next_to_the_figure(planted_store, tmp_path, capsys):
+    code = run(["train", "--store", str(planted_store.path), "--out", str(tmp_path / "tb"), "--selection", "test-best", *FAST])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert "quick frame AUC (test)" in out and "[model selected on the TEST set (test-best): optimistic" in out
+
+
+def test_cli_seeds_report_mean_and_std(planted_store, tmp_path, capsys):
+    out = tmp_path / "seeds"
+    code = run(["train", "--store", str(planted_store.path), "--out", str(out), "--seeds", "0,1", *FAST])
+    text = capsys.readouterr().out
+    assert code == EXIT_OK
+    summary = json.loads((out / "run.json").read_text())["frame_auc"]
+    assert f"frame AUC over 2 seeds {summary['mean']:.4f} ± {summary['std']:.4f}" in text
+    assert (out / "seed-0" / "model.safetensors").is_file() and (out / "seed-1" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--store", "{tmp}/missing", "--out", "{tmp}/r"], "error: {tmp}/missing: no such feature store"),
+        (["--out", "{tmp}/r"], "error: command line: store: Field required"),
+        (["--store", "{store}", "--out", "{tmp}/r", "--seeds", "0,x"], "error: --seeds '0,x': expected comma-separated integers"),
+        (["--store", "{store}", "--out", "{tmp}/r", "--selection", "best"], "error: command line: selection.mode: Input should be 'last', 'val' or 'test-best'"),
+        (["--store", "{store}", "--out", "{tmp}/r", "--set", "bags.count=0"], "error: command line: bags.count: Input should be greater than or equal to 1"),
+        (["--store", "{store}", "--out", "{tmp}/r", "--detector", "nope"], "error: --detector: unknown detector 'nope'"),
+    ],
+)
+def test_cli_errors_are_one_line(planted_store, tmp_path, capsys, args, message):
+    filled = [a.format(tmp=tmp_path, store=planted_store.path) for a in args]
+    assert run(["train", *filled]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert message.format(tmp=tmp_path) in err
+    assert "Traceback" not in err
+
+
+_ADAPTER = "planted_cli_test"
+
+
+def _planted_adapter(root: Path, **_options) -> DatasetIndex:
+    """Labels for the planted store, minus one store video, plus one video that was never extracted."""
+    records = []
+    for line in (root / "labels.txt").read_text().splitlines():
+        vid, split, label = line.split()
+        intervals = ((0, 16),) if split == "test" and label == "1" else (() if split == "test" else None)
+        records.append(VideoRecord(vid, root / vid, vid, split, int(label), ("Planted",) if label == "1" else (), intervals))
+    return DatasetIndex(_ADAPTER, root, records, class_names=["Normal", "Planted"])
+
+
+if _ADAPTER not in _REGISTRY:
+    register_dataset(_ADAPTER, summary="test adapter", layout="labels.txt")(_planted_adapter)
+
+
+def test_cli_labels_from_a_dataset_with_unmatched_ids(planted_store, tmp_path, capsys):
+    root = tmp_path / "dataset"
+    root.mkdir()
+    lines = []
+    for vid in planted_store.video_ids():
+        if vid == "train_normal_00":
+            continue  # in the store, unknown to the dataset
+        attrs = planted_store.video_attrs(vid)
+        lines.append(f"{vid} {attrs['split']} {attrs['label']}")
+    lines.append("never_extracted train 1")
+    (root / "labels.txt").write_text("\n".join(lines))
+    out = tmp_path / "run"
+    code = run(["train", "--store", str(planted_store.path), "--dataset", _ADAPTER, "--root", str(root), "--out", str(out), *FAST])
+    err = capsys.readouterr().err
+    assert code == EXIT_PARTIAL
+    assert "in store, not in dataset (ignored)" in err and "train_normal_00" in err
+    assert "in dataset, not in store (missing)" in err and "never_extracted" in err
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json["labels_from"] == f"dataset {_ADAPTER} at {root}" and run_json["n_train"] == 23
+    assert run_json["unmatched"]["not_in_store"] == ["never_extracted"]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "train").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_train_config_validates_and_each_key_is_commented(path):
+    from wsvad.config import load_config
+    from wsvad.detectors import detector_class
+    from wsvad.train.config import TrainConfig
+
+    cfg = load_config(TrainConfig, path, {"store": "s", "out": "o"})
+    detector_class(cfg.detector.name)
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and ":" in line and not line.rstrip().endswith(":"):
+            assert "#" in line, f"{path.name}: key without a comment: {line!r}"
