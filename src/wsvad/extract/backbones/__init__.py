@@ -15,7 +15,7 @@ from wsvad.extract.backbones.registry import (
 
 __all__ = ["BackboneSpec", "build_backbone", "get_backbone_spec", "list_backbones", "register_backbone"]
 
-_INFRASTRUCTURE = {"registry"}
+_INFRASTRUCTURE = {"registry", "weights", "nets"}
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")

@@ -3,6 +3,7 @@ the extract stage needs no per-backbone branches."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,14 +68,30 @@ def _lookup(name: str) -> tuple[Callable[..., BackboneSpec], Callable[..., Any]]
     return _REGISTRY[name]
 
 
+def _check_options(name: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:
+    # A misspelt option (from YAML or --set) should name the valid ones, not raise a TypeError.
+    params = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(options) - set(params) - {"device"})
+    if unknown:
+        valid = ", ".join(k for k in params if k != "device") or "none"
+        bad = ", ".join(unknown)
+        raise WsvadError(f"backbone {name!r}: unknown option(s) {bad}; valid: {valid}")
+
+
 def get_backbone_spec(name: str, **options: Any) -> BackboneSpec:
     """The spec of backbone ``name`` built with ``options`` (cheap: no weights are loaded)."""
-    return _lookup(name)[0](**options)
+    spec = _lookup(name)[0]
+    _check_options(name, spec, options)
+    return spec(**options)
 
 
 def build_backbone(name: str, device: str = "cpu", **options: Any):  # -> torch.nn.Module
     """Build backbone ``name`` in eval mode on ``device``; ``[B, 3, L, S, S] -> [B, *feature_shape]``."""
-    return _lookup(name)[1](device=device, **options)
+    builder = _lookup(name)[1]
+    _check_options(name, builder, options)
+    return builder(device=device, **options)
 
 
 def _import_all() -> None:

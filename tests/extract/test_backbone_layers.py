@@ -1,0 +1,92 @@
+"""TF-'SAME' padded layers against an explicit reference (pad as TF does, then a VALID op)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from wsvad.extract.backbones.nets.layers import Unit3D, max_pool_same, same_pads
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "expected"),
+    [
+        (224, 7, 2, (2, 3)),
+        (16, 7, 2, (2, 3)),
+        (112, 3, 2, (0, 1)),
+        (7, 3, 2, (1, 1)),
+        (8, 3, 2, (0, 1)),
+        (4, 2, 2, (0, 0)),
+        (5, 2, 2, (0, 1)),
+        (9, 3, 1, (1, 1)),
+        (6, 4, 1, (1, 2)),
+        (3, 1, 1, (0, 0)),
+        (2, 7, 1, (3, 3)),
+    ],
+)
+def test_same_pads_follow_tensorflow(size, kernel, stride, expected):
+    assert same_pads(size, kernel, stride) == expected
+    before, after = expected
+    # SAME output size
+    assert (size + before + after - kernel) // stride + 1 == math.ceil(size / stride)
+
+
+def _explicit(x, kernel, stride, value):
+    pads = [same_pads(n, k, s) for n, k, s in zip(x.shape[-3:], kernel, stride, strict=True)]
+    flat = [p for pair in reversed(pads) for p in pair]
+    return F.pad(x, flat, value=value)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 8, 12, 12), (2, 3, 7, 11, 10), (1, 1, 5, 9, 6)])
+@pytest.mark.parametrize(
+    ("kernel", "stride"),
+    [
+        ((3, 3, 3), (1, 1, 1)),
+        ((1, 3, 3), (1, 2, 2)),
+        ((3, 3, 3), (2, 2, 2)),
+        ((2, 2, 2), (2, 2, 2)),
+    ],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_same_ignores_padding(shape, kernel, stride, channels_last):
+    # All-negative values: a zero-padded pool would return 0 at the borders, TF's never does.
+    x = -1 - torch.rand(shape, generator=torch.Generator().manual_seed(1))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    expected = F.max_pool3d(_explicit(x, kernel, stride, float("-inf")), kernel, stride)
+    out = max_pool_same(x, kernel, stride)
+    assert out.shape == expected.shape
+    assert out.shape[-3:] == tuple(
+        math.ceil(n / s) for n, s in zip(shape[-3:], stride, strict=True)
+    )
+    torch.testing.assert_close(out, expected, atol=0, rtol=0)
+    assert out.max() < -1
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride"),
+    [
+        ((7, 7, 7), (2, 2, 2)),
+        ((3, 3, 3), (1, 1, 1)),
+        ((1, 1, 1), (1, 1, 1)),
+        ((2, 4, 4), (1, 2, 2)),
+    ],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_unit3d_is_a_same_padded_conv(kernel, stride, channels_last):
+    torch.manual_seed(0)
+    unit = Unit3D(3, 5, kernel, stride, relu=False).eval()
+    x = torch.randn(2, 3, 9, 13, 12)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    expected = F.conv3d(_explicit(x, kernel, stride, 0.0), unit.conv.weight, unit.conv.bias, stride)
+    with torch.inference_mode():
+        out = unit(x)
+        relu = Unit3D(3, 5, kernel, stride, relu=True).eval()
+        relu.load_state_dict(unit.state_dict())
+        out_relu = relu(x)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out_relu, expected.clamp_min(0), atol=1e-5, rtol=1e-5)
