@@ -4,7 +4,6 @@ complete, and once space or write access is back the same command finishes the s
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 import uuid

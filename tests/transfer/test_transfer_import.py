@@ -11,7 +11,7 @@ import pytest
 
 from wsvad.cli import run
 from wsvad.data.records import DatasetIndex, VideoRecord
-from wsvad.errors import EXIT_ERROR, EXIT_PARTIAL
+from wsvad.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL
 from wsvad.pipeline.store import FeatureStore
 
 ROOT = Path("/data/UCF_Crime")
@@ -38,6 +38,7 @@ def ucf(monkeypatch):
         return DatasetIndex(name, Path(root), records, class_names=["Normal", "Abuse", "Arrest"])
 
     monkeypatch.setattr("wsvad.data.load_dataset", load_dataset)
+    monkeypatch.setattr("wsvad.data.check.load_dataset", load_dataset)
     return seen
 
 
@@ -65,7 +66,8 @@ def test_import_matches_dataset_and_reports_unmatched(ucf, published, tmp_path, 
     assert "1 videos with features but no labels (not imported)" in err
     assert "Stray999_x264" in err and "not in the ucf dataset" in err
     assert "1 dataset videos have no features (e.g. Arrest001_x264)" in err
-    assert ucf == {"name": "ucf", "root": tmp_path, "options": {}}
+    # Published features come without videos: the adapter keeps listed videos that are not on disk.
+    assert ucf == {"name": "ucf", "root": tmp_path, "options": {"require_videos": False}}
 
     store = FeatureStore.open(tmp_path / "store")
     assert store.video_ids() == ["Abuse028_x264", "Normal_Videos_003_x264"]
@@ -203,7 +205,7 @@ def test_real_ucf_adapter_gives_frame_gt(kit, tmp_path):
     root.mkdir()
     for name in ("Anomaly_Train.txt", "Anomaly_Test.txt", "Temporal_Anomaly_Annotation_for_Testing_Videos.txt"):
         shutil.copy(kit.lists / "ucf_crime" / name, root / name)
-    # The adapter only needs the files to exist; Arrest001 has none, so the adapter skips it.
+    # Two of the three videos are on disk; Arrest001 is not, and is imported all the same (labels from the lists).
     for rel in ("Abuse/Abuse028_x264.mp4", "Testing_Normal_Videos_Anomaly/Normal_Videos_003_x264.mp4"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(b"")
@@ -213,14 +215,15 @@ def test_real_ucf_adapter_gives_frame_gt(kit, tmp_path):
     for i, line in enumerate([lines[0], lines[2], lines[140]]):
         kit.save(tmp_path / "feats" / kit.entry_name(line), (4, 10, 8), seed=i)
     assert run(["import", "--format", "rtfm", "--list", str(listed), "--features-root", str(tmp_path / "feats"),
-                "--dataset", "ucf", "--root", str(root), "--out", str(tmp_path / "store")]) == EXIT_PARTIAL
+                "--dataset", "ucf", "--root", str(root), "--out", str(tmp_path / "store")]) == EXIT_OK
     store = FeatureStore.open(tmp_path / "store")
-    assert store.video_ids() == ["Abuse028_x264", "Normal_Videos_003_x264"]
+    assert store.video_ids() == ["Abuse028_x264", "Arrest001_x264", "Normal_Videos_003_x264"]
     assert store.video_attrs("Abuse028_x264")["intervals"] == [[165, 241]]  # "165 240" read as [165, 240 + 1)
+    assert store.video_attrs("Arrest001_x264")["source"] == "Arrest/Arrest001_x264.mp4"
     assert store.video_attrs("Normal_Videos_003_x264")["intervals"] == []
     report = json.loads((tmp_path / "store/import-report.json").read_text())
-    assert [u["video_id"] for u in report["unmatched"]] == ["Arrest001_x264"]
-    assert report["unmatched"][0]["reason"].startswith("skipped by the ucf adapter: ")
+    assert report["unmatched"] == []
+    assert any("1898 listed videos are not under" in n for n in report["notes"])
 
 
 def test_export_writes_rtfm_style_frame_gt(ucf, published, tmp_path):
@@ -297,7 +300,7 @@ def test_probe_frames_reads_true_counts(make_video, published, tmp_path, monkeyp
     video = make_video("Abuse/Abuse028_x264.mp4", n_frames=40)
     records = [VideoRecord("Abuse028_x264", video, "Abuse/Abuse028_x264.mp4", "test", 1, ("Abuse",), ((3, 9),)),
                _record("Normal_Videos_003_x264", "Testing_Normal_Videos_Anomaly", "test", 0, ())]
-    monkeypatch.setattr("wsvad.data.load_dataset", lambda name, root, **o: DatasetIndex(name, Path(root), records))
+    monkeypatch.setattr("wsvad.data.check.load_dataset", lambda name, root, **o: DatasetIndex(name, Path(root), records))
     _import(tmp_path, listed, feats, "--probe-frames")
     store = FeatureStore.open(tmp_path / "store")
     probed = store.video_attrs("Abuse028_x264")

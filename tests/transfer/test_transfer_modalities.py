@@ -55,9 +55,14 @@ def test_concat_stores_builds_a_trainable_store(kit, tmp_path):
     assert (attrs["split"], attrs["label"], attrs["n_snippets"], attrs["n_snippets_audio"]) == ("test", 0, 6, 6)
 
 
-def test_pairing_refuses_misaligned_or_wrong_stores(kit, tmp_path):
+def test_pairing_leaves_out_misaligned_and_refuses_wrong_stores(kit, tmp_path):
     _import_xd(kit, tmp_path, audio_lengths=[2, 6])
-    with pytest.raises(WsvadError, match=r"audio: 1 videos differ by more than one snippet from .*rgb \(e\.g\. Bad\.Boys.*: 6 vs 2\)"):
-        concat_stores(tmp_path / "rgb", tmp_path / "audio", tmp_path / "mix")
+    combined, pairing = concat_stores(tmp_path / "rgb", tmp_path / "audio", tmp_path / "mix")
+    assert pairing.length_gaps == {VIOLENT: (6, 2)} and pairing.usable == [NORMAL] and pairing.partial
+    assert combined.video_ids() == [NORMAL] and combined.attrs["expected_videos"] == [NORMAL]
+    with pytest.raises(WsvadError, match=r"audio: no video can be paired with .*rgb \(1 in both; 1 differ by more than one snippet \(e\.g\. Bad\.Boys.*: 6 vs 2\)\)"):
+        _only_violent = FeatureStore.open(tmp_path / "rgb")
+        _only_violent.delete_video(NORMAL)
+        concat_stores(tmp_path / "rgb", tmp_path / "audio", tmp_path / "mix2")
     with pytest.raises(WsvadError, match=r"rgb: not an audio store \(modality 'video'\)"):
         pair_stores(FeatureStore.open(tmp_path / "audio"), FeatureStore.open(tmp_path / "rgb"))

@@ -33,6 +33,8 @@ def extract(
     resize: Annotated[str | None, Opt(help="short<N> (e.g. short256) or <W>x<H> (e.g. 340x256). Default: the backbone's (short256).")] = None,
     fps: Annotated[float | None, Opt(help="Resample videos to this frame rate. Default: native fps.")] = None,
     dtype: Annotated[str | None, Opt(help="Stored dtype: float32 or float16. Default: float32.")] = None,
+    segments: Annotated[int | None, Opt(help="Store T segments per video instead of snippets (Sultani: 32). Default: off (snippets).")] = None,
+    segment_rule: Annotated[str | None, Opt(help="Segment boundaries with --segments: sultani (rounded linspace, mean, L2) or rtfm. Default: sultani.")] = None,
     split: Annotated[str | None, Opt(help="Videos to extract: train, test or all. Default: all.")] = None,
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace a store made with a different config. Default: off.")] = False,
     skip_invalid: Annotated[bool, Opt("--skip-invalid", help="Skip videos with dataset errors instead of refusing. Default: off.")] = False,
@@ -64,6 +66,7 @@ def extract(
     flags = {"dataset": dataset, "root": root, "out": out, "crops": crops, "backbone": backbone,
              "device": device, "decoder": decoder, "snippet_len": snippet_len, "stride": stride, "tail": tail,
              "resize": resize, "fps": fps, "dtype": dtype, "split": split,
+             "segments": segments, "segment_rule": segment_rule,
              "overwrite": overwrite or None, "skip_invalid": skip_invalid or None,
              "cluster.threads_per_worker": threads_per_worker,
              "backbone_options.weights": None if weights is None else str(weights)}
@@ -159,9 +162,11 @@ def info(
         raise WsvadError("give a store: wsvad info STORE")
     fs = FeatureStore.open(path)
     summary, attrs = fs.summary(), fs.attrs
+    origin = _origin(attrs)
+    # Imported features must never pass for extracted ones: the origin comes first, on one unwrapped line.
     table = Table(title=str(path), show_header=False)
     pending = "unknown" if summary["pending"] is None else str(summary["pending"])
-    rows = [("videos done", str(summary["done"])), ("videos failed", str(summary["failed"])),
+    rows = [("origin", origin), ("videos done", str(summary["done"])), ("videos failed", str(summary["failed"])),
             ("videos pending", pending), ("snippets", str(summary["snippets"])),
             ("feature shape", f"[T, {', '.join(map(str, summary['feature_shape']))}] {summary['dtype']}"),
             ("disk size", _human_bytes(summary["disk_bytes"]))]
@@ -172,6 +177,7 @@ def info(
             rows.append((key, ", ".join(map(str, value)) if isinstance(value, list) else str(value)))
     for key, value in rows:
         table.add_row(key, value)
+    console.print(f"{path}: {origin}", markup=False, soft_wrap=True)
     console.print(table)
     failures = {k: v for k, v in fs.failures().items() if not fs.has_video(k)}
     if failures:
@@ -199,6 +205,17 @@ def backbones() -> None:
     console.print(table)
     for note in notes:
         console.print(note, markup=False, soft_wrap=True)
+
+
+def _origin(attrs: dict) -> str:
+    """``imported (format rtfm, publisher backbone i3d_r50 (RTFM))`` or ``extracted (backbone i3d)``."""
+    prov = attrs.get("provenance") or {}
+    if prov.get("kind") != "imported":
+        return f"{prov.get('kind') or 'extracted'} (backbone {attrs.get('backbone')})"
+    if "concatenated" in prov:  # wsvad concat: say where each half came from
+        parts = [f"{k} {_origin({'provenance': prov.get(k) or {}, 'backbone': k})}" for k in ("video", "audio")]
+        return f"imported (concatenated: {'; '.join(parts)})"
+    return f"imported (format {prov.get('format')}, publisher backbone {prov.get('publisher_backbone')})"
 
 
 def _human_bytes(n: int) -> str:

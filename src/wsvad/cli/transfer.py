@@ -106,3 +106,33 @@ def export(
         console.print(f"frame ground truth of the test list (RTFM convention): {result.gt}", markup=False)
     elif result.gt_note:
         err_console.print(result.gt_note, markup=False)
+
+
+@app.command("concat")
+def concat(
+    stores: Annotated[list[Path] | None, typer.Option("--store", help="A video store and an audio store (modality audio, from `wsvad import --format vggish`), in any order; give --store twice. Default: none (required).")] = None,
+    out: Annotated[Path | None, typer.Option(help="The concatenated store to write [T, crops, Dv + Da] (resumed if it exists with the same inputs). Default: none (required).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a store built from other inputs. Default: off.")] = False,
+    config: ConfigOpt = None,
+    sets: SetsOpt = None,
+) -> None:
+    """Concatenate video and audio features per snippet (XD-Violence I3D + VGGish, for salient with BiLSTM)."""
+    from wsvad.config import load_config
+    from wsvad.transfer.config import ConcatConfig
+    from wsvad.transfer.modalities import LENGTH_RULE, run_concat
+
+    cfg = load_config(ConcatConfig, config, flags={"stores": stores or None, "out": out, "overwrite": overwrite or None}, sets=sets)
+    combined, pairing = run_concat(cfg)
+    rows = [(vid, "video only (no audio features)") for vid in pairing.missing_audio]
+    rows += [(vid, "audio only (no video features)") for vid in pairing.missing_video]
+    rows += [(vid, f"lengths differ by more than one snippet: video T={tv}, audio T={ta}") for vid, (tv, ta) in sorted(pairing.length_gaps.items())]
+    if rows:
+        table = Table("video id", "left out because", title=f"{len(rows)} videos not in {cfg.out}")
+        for vid, why in rows[:_SHOWN]:
+            table.add_row(vid, why)
+        err_console.print(table)
+        if len(rows) > _SHOWN:
+            err_console.print(f"the first {_SHOWN} are shown; {cfg.out} attr expected_videos lists the videos it holds")
+    console.print(f"{cfg.out}: {len(pairing.usable)} videos, feature shape [T, {combined.crops}, {combined.feature_shape[0]}]; "
+                  f"length rule: {LENGTH_RULE}", markup=False, soft_wrap=True)
+    raise typer.Exit(EXIT_PARTIAL if pairing.partial else EXIT_OK)

@@ -38,6 +38,15 @@ def load_with_options(name: str, root: Path | str, **options) -> DatasetIndex:
     return load_dataset(name, root, **given)
 
 
+def load_labels_only(name: str, root: Path | str, **options) -> DatasetIndex:
+    """The dataset's index for features without their videos (imported stores): ``require_videos=False``
+    unless ``options`` say otherwise and the adapter takes it, so the list and annotation files alone
+    give labels, splits and frame GT."""
+    if "require_videos" in inspect.signature(get_dataset(name).load).parameters:
+        options.setdefault("require_videos", False)
+    return load_dataset(name, root, **options)
+
+
 def probe_frame_count(path: Path) -> tuple[int | None, str]:
     """``(frame count, how it was obtained)``; ``(None, reason)`` when the video cannot be opened."""
     path = Path(path)

@@ -24,6 +24,8 @@ class VideoRecord:
         intervals: test videos: anomalous frames as half-open ``[start, end)`` intervals; ``None`` for
             training videos (whose frame labels are unknown).
         fps: frames per second when the dataset states it (frame folders), else ``None``.
+        n_frames: the frame count when the dataset's own files state it without the video (a
+            ShanghaiTech mask's length, UR-DMU's UCF annotation column), else ``None``.
     """
 
     video_id: str
@@ -34,6 +36,7 @@ class VideoRecord:
     classes: tuple[str, ...] = ()
     intervals: tuple[Interval, ...] | None = None
     fps: float | None = None
+    n_frames: int | None = None
 
     def to_attrs(self) -> dict:
         """The plain-JSON label facts copied into the store's per-video attrs."""

@@ -31,6 +31,7 @@ from wsvad.data.groundtruth import intervals_from_mask
 from wsvad.data.listfiles import find_file, index_media, read_lines, rel_posix, video_stem
 from wsvad.data.records import DatasetIndex, Interval, Problem, VideoRecord
 from wsvad.data.registry import register_dataset
+from wsvad.data.ucf import absent_videos_warning
 
 _ID = re.compile(r"^(\d{2})_(\d{3,4})$")
 LISTS = {"train": ("SH_Train.txt", "shanghai-i3d-train-10crop.list"), "test": ("SH_Test.txt", "shanghai-i3d-test-10crop.list")}
@@ -50,9 +51,15 @@ def load_shanghaitech_layout(
     train_list: Path | str | None = None,
     test_list: Path | str | None = None,
     mask_dir: Path | str | None = None,
+    require_videos: bool = True,
 ) -> DatasetIndex:
-    """Parse a ShanghaiTech (weak split) layout; see the module docstring."""
+    """Parse a ShanghaiTech (weak split) layout; see the module docstring.
+
+    ``require_videos=False`` keeps listed ids that are not on disk (``path`` = ``ROOT/<id>.avi``), for
+    imported features: labels and frame GT then come from the lists and masks alone.
+    """
     problems: list[Problem] = []
+    absent: list[str] = []
     masks = _find_masks(root, Path(mask_dir) if mask_dir is not None else None)
     if mask_dir is not None and not Path(mask_dir).is_dir():
         problems.append(Problem("error", "missing-file", f"{mask_dir}: mask folder not found", path=str(mask_dir)))
@@ -78,7 +85,10 @@ def load_shanghaitech_layout(
                 continue
             split_of[vid] = split
             found, candidates = media.find(vid)
-            if found is None:
+            if found is None and not require_videos:
+                absent.append(vid)
+                found = root / f"{vid}.avi"
+            elif found is None:
                 problems.append(Problem("error", "missing-video", f"{where}: {vid} is listed but neither {vid}.avi nor a frame folder {vid}/ is under {root}", vid, line.text))
                 continue
             if len(candidates) > 1:
@@ -103,7 +113,12 @@ def load_shanghaitech_layout(
                     intervals = ()
             elif mask is None and label == 1:
                 problems.append(Problem("warning", "missing-mask", f"{vid}: no test_frame_mask/{vid}.npy; labelled abnormal from its 4-digit clip id", vid, line.text))
-            records.append(VideoRecord(vid, found.resolve(), rel_posix(found, root), split, label, ("Anomaly",) if label else (), intervals))
+            # A mask has one entry per frame of its video: an exact frame count without the video.
+            n_frames = int(mask.size) if mask is not None else None
+            records.append(VideoRecord(vid, found.resolve(), rel_posix(found, root), split, label, ("Anomaly",) if label else (), intervals,
+                                       n_frames=n_frames))
+    if absent:
+        problems.append(absent_videos_warning(absent, root))
     return DatasetIndex("shanghaitech", root, records, problems, ["Normal", "Anomaly"])
 
 
@@ -115,6 +130,7 @@ def load_shanghaitech_layout(
         "**/test_frame_mask/<id>.npy (e.g. training/videos/, testing/frames/, testing/test_frame_mask/)"
     ),
 )
-def load_shanghaitech(root: Path, train_list: Path | None = None, test_list: Path | None = None, mask_dir: Path | None = None) -> DatasetIndex:
+def load_shanghaitech(root: Path, train_list: Path | None = None, test_list: Path | None = None, mask_dir: Path | None = None,
+                      require_videos: bool = True) -> DatasetIndex:
     """The ``shanghaitech`` adapter (see the module docstring)."""
-    return load_shanghaitech_layout(Path(root), train_list, test_list, mask_dir)
+    return load_shanghaitech_layout(Path(root), train_list, test_list, mask_dir, require_videos)

@@ -17,6 +17,9 @@ Checked against the real files in shared/data/benchmark-lists (see its SOURCES.m
 Videos are found wherever they are under the root (one walk builds a name index), so the
 ``Anomaly-Videos-Part-N/`` folders of the download and a ``Training_Normal_Videos_Anom/`` spelling work.
 
+Without the videos (``require_videos=False``, used for imported features), listed videos are kept at the
+path the official layout gives them, and UR-DMU's frame-count column becomes ``VideoRecord.n_frames``.
+
 Interval convention: the annotation gives frame numbers ``s e``; wsvad reads them as 0-based with
 ``e`` inclusive and stores the half-open ``[s, e + 1)``. This is what RTFM's ``make_gt_ucf.py`` does
 (``range(start, end + 1)``), and RTFM's ``gt-ucf.npy`` is the ground truth behind most published UCF
@@ -68,16 +71,21 @@ def class_of(entry: str) -> str:
 
 
 def parse_annotation(
-    path: Path, problems: list[Problem], end_inclusive: bool = True
+    path: Path, problems: list[Problem], end_inclusive: bool = True, frame_counts: dict[str, int] | None = None
 ) -> dict[str, tuple[str, tuple[Interval, ...], int]]:
-    """Read a UCF temporal annotation: ``{video_id: (class, half-open intervals, line number)}``."""
+    """Read a UCF temporal annotation: ``{video_id: (class, half-open intervals, line number)}``.
+
+    UR-DMU's copy also states each video's frame count; it goes into ``frame_counts`` when given.
+    """
     out: dict[str, tuple[str, tuple[Interval, ...], int]] = {}
     lines = read_lines(path, problems, kind="unreadable-annotation")
     for line in lines or []:
         where = f"{path}:{line.number}"
         tokens = line.text.split()
         if len(tokens) >= 3 and _INT.match(tokens[1]) and not _INT.match(tokens[2]):
-            tokens = [tokens[0]] + tokens[2:]  # UR-DMU: drop the frame-count column
+            if frame_counts is not None and int(tokens[1]) > 0:
+                frame_counts[video_stem(tokens[0])] = int(tokens[1])
+            tokens = [tokens[0]] + tokens[2:]  # UR-DMU: the frame-count column is not an interval
         if len(tokens) < 2 or _INT.match(tokens[1]) or not all(_INT.match(t) for t in tokens[2:]) or len(tokens[2:]) % 2:
             problems.append(Problem("error", "bad-annotation-line", f"{where}: expected '<video> <Class> s1 e1 [s2 e2]', got {line.text!r}", path=str(path)))
             continue
@@ -94,6 +102,26 @@ def parse_annotation(
             problems.append(Problem("warning", "duplicate", f"{where}: {vid} annotated again (line {out[vid][2]}); the later line is used", vid, str(path)))
         out[vid] = (cls, tuple(intervals), line.number)
     return out
+
+
+def expected_rel_path(entry: str, video_id: str, cls: str) -> str:
+    """Where a listed video sits in the official layout: the list's own ``<Folder>/<video>.mp4`` when it
+    names a video, else ``<Class>/<video>.mp4`` (feature-list entries name the publisher's disk).
+
+    >>> expected_rel_path("G:\\\\f\\\\Abuse028_x264_i3d.npy", "Abuse028_x264", "Abuse")
+    'Abuse/Abuse028_x264.mp4'
+    """
+    path = posix_path(entry)
+    if path.suffix.lower() != ".npy" and path.suffix:
+        return path.as_posix().lstrip("/")
+    return f"{cls}/{video_id}.mp4"
+
+
+def absent_videos_warning(absent: list[str], root: Path) -> Problem:
+    """One warning for every listed video kept without its file (``require_videos=False``)."""
+    shown = ", ".join(absent[:3]) + (" ..." if len(absent) > 3 else "")
+    return Problem("warning", "video-not-on-disk", f"{len(absent)} listed videos are not under {root} ({shown}); "
+                   "kept with labels from the lists (require_videos=False)", None, str(root))
 
 
 def read_split_list(path: Path, problems: list[Problem]) -> list[tuple[str, str, int]]:
@@ -127,6 +155,7 @@ def load_ucf_layout(
     annotations: Path | str | None = None,
     name: str = "ucf",
     known_classes: tuple[str, ...] | None = UCF_CLASSES,
+    require_videos: bool = True,
 ) -> DatasetIndex:
     """Parse a UCF-Crime style layout (also used for the synthetic dataset).
 
@@ -137,6 +166,8 @@ def load_ucf_layout(
         name: adapter name stored in the index.
         known_classes: when every class found is one of these, ``class_names`` is ``Normal`` + these
             (stable indices for the real benchmark); otherwise ``Normal`` + the sorted classes found.
+        require_videos: ``False`` keeps listed videos that are not on disk (labels and frame GT from
+            the lists alone, for imported features); their ``path`` is where the video would be.
     """
     problems: list[Problem] = []
     files: dict[str, Path | None] = {}
@@ -147,8 +178,10 @@ def load_ucf_layout(
             problems.append(Problem("error", "missing-file", f"{shown}: {key} {'list' if key != 'annotation' else 'file'} not found", path=str(shown)))
             path = None
         files[key] = path
-    annotated = parse_annotation(files["annotation"], problems) if files["annotation"] else {}
+    counts: dict[str, int] = {}
+    annotated = parse_annotation(files["annotation"], problems, frame_counts=counts) if files["annotation"] else {}
     media = index_media(root)
+    absent: list[str] = []
     records: list[VideoRecord] = []
     split_of: dict[str, str] = {}
     for split in ("train", "test"):
@@ -166,7 +199,10 @@ def load_ucf_layout(
                 continue
             folder = posix_path(entry).parent.name or None
             path, candidates = media.find(vid, prefer_parent=folder)
-            if path is None:
+            if path is None and not require_videos:
+                absent.append(vid)
+                path = root / expected_rel_path(entry, vid, cls)
+            elif path is None:
                 problems.append(Problem("error", "missing-video", f"{where}: {vid} is listed but no video file or frame folder is under {root}", vid, entry))
                 continue
             if len(candidates) > 1:
@@ -191,12 +227,15 @@ def load_ucf_layout(
                     if label == 1 and not intervals:
                         problems.append(Problem("error", "missing-annotation", f"{files['annotation'].name}:{ann_line}: abnormal test video {vid} has no interval", vid, entry))
                         continue
-            records.append(VideoRecord(vid, path.resolve(), rel_posix(path, root), split, label, () if label == 0 else (cls,), intervals))
+            records.append(VideoRecord(vid, path.resolve(), rel_posix(path, root), split, label, () if label == 0 else (cls,), intervals,
+                                       n_frames=counts.get(vid)))
     for vid, (_, _, line) in annotated.items():
         if split_of.get(vid) != "test":
             where = f"{files['annotation'].name}:{line}"
             state = "in the train list" if vid in split_of else "in no split list"
             problems.append(Problem("error", "annotated-not-in-test", f"{where}: {vid} is annotated but {state}", vid, None))
+    if absent:
+        problems.append(absent_videos_warning(absent, root))
     found = sorted({c for r in records for c in r.classes})
     classes = list(known_classes) if known_classes and set(found) <= set(known_classes) else found
     return DatasetIndex(name, root, records, problems, ["Normal", *classes])
@@ -211,6 +250,7 @@ def load_ucf_layout(
         "Temporal_Anomaly_Annotation_for_Testing_Videos.txt (anywhere up to 3 levels below ROOT)"
     ),
 )
-def load_ucf(root: Path, train_list: Path | None = None, test_list: Path | None = None, annotations: Path | None = None) -> DatasetIndex:
+def load_ucf(root: Path, train_list: Path | None = None, test_list: Path | None = None, annotations: Path | None = None,
+             require_videos: bool = True) -> DatasetIndex:
     """The ``ucf`` adapter (see the module docstring for formats and conventions)."""
-    return load_ucf_layout(Path(root), train_list, test_list, annotations)
+    return load_ucf_layout(Path(root), train_list, test_list, annotations, require_videos=require_videos)

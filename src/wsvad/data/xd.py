@@ -27,7 +27,7 @@ from pathlib import Path
 from wsvad.data.listfiles import find_file, index_media, read_lines, rel_posix, video_stem
 from wsvad.data.records import DatasetIndex, Interval, Problem, VideoRecord
 from wsvad.data.registry import register_dataset
-from wsvad.data.ucf import read_split_list
+from wsvad.data.ucf import absent_videos_warning, read_split_list
 
 XD_CLASSES = {"B1": "Fighting", "B2": "Shooting", "B4": "Riot", "B5": "Abuse", "B6": "Car accident", "G": "Explosion"}
 LISTS = {"train": ("rgb.list", "XD_Train.list"), "test": ("rgb_test.list", "XD_Test.list")}
@@ -94,9 +94,15 @@ def load_xd_layout(
     train_list: Path | str | None = None,
     test_list: Path | str | None = None,
     annotations: Path | str | None = None,
+    require_videos: bool = True,
 ) -> DatasetIndex:
-    """Parse an XD-Violence layout; see the module docstring."""
+    """Parse an XD-Violence layout; see the module docstring.
+
+    ``require_videos=False`` keeps listed videos that are not on disk (``path`` =
+    ``ROOT/<split>/<name>.mp4``), for imported features: labels, splits and frame GT from the lists.
+    """
     problems: list[Problem] = []
+    absent: list[str] = []
     ann_path = Path(annotations) if annotations is not None else find_file(root, ANNOTATIONS)
     annotated: dict[str, tuple[tuple[Interval, ...], int]] = {}
     if ann_path is None or not ann_path.is_file():
@@ -121,7 +127,10 @@ def load_xd_layout(
     records: list[VideoRecord] = []
     for vid in names:
         found, candidates = media.find(vid)
-        if found is None:
+        if found is None and not require_videos:
+            absent.append(vid)
+            found = root / listed[vid] / f"{vid}.mp4"
+        elif found is None:
             problems.append(Problem("error", "missing-video", f"{vid}: listed in the {listed[vid]} list but not found under {root}", vid, None))
             continue
         rel = rel_posix(found, root)
@@ -162,6 +171,8 @@ def load_xd_layout(
         if splits.get(vid) != "test" and vid not in rejected:
             state = "a training video" if splits.get(vid) == "train" else "not found among the videos"
             problems.append(Problem("error", "annotated-not-in-test", f"{ann_path.name}:{line}: {vid} is annotated but {state}", vid, None))
+    if absent:
+        problems.append(absent_videos_warning(absent, root))
     return DatasetIndex("xd", root, records, problems, ["Normal", *XD_CLASSES])
 
 
@@ -173,6 +184,7 @@ def load_xd_layout(
         "or rgb.list + rgb_test.list to define the split; annotations.txt (anywhere up to 3 levels below ROOT)"
     ),
 )
-def load_xd(root: Path, train_list: Path | None = None, test_list: Path | None = None, annotations: Path | None = None) -> DatasetIndex:
+def load_xd(root: Path, train_list: Path | None = None, test_list: Path | None = None, annotations: Path | None = None,
+            require_videos: bool = True) -> DatasetIndex:
     """The ``xd`` adapter (see the module docstring)."""
-    return load_xd_layout(Path(root), train_list, test_list, annotations)
+    return load_xd_layout(Path(root), train_list, test_list, annotations, require_videos)

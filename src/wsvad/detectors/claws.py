@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from wsvad.detectors.base import Batch, Detector, TrainVideos
-from wsvad.detectors.layers import spread_range_scores, window_ranges
+from wsvad.detectors.layers import window_ranges
 from wsvad.detectors.losses import sparsity, temporal_smoothness
 from wsvad.detectors.registry import register_detector
 

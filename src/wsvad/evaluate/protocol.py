@@ -37,6 +37,9 @@ class Protocol:
     stride: int = 16
     threshold: float = 0.5  # false-alarm threshold on normal videos
     class_negatives: ClassNegatives = "all_normal"
+    # Test videos whose frame count is not a counted one (imported features: T x stride), stated
+    # with the figures because the GT length, hence AUC and AP, depend on it.
+    estimated_frame_counts: int = 0
 
     def describe(self) -> str:
         """One line stating the protocol, printed and saved with the figures."""
@@ -45,7 +48,10 @@ class Protocol:
         else:
             rule = f"RTFM: each snippet score repeated {self.stride}x; GT cut/padded to T x {self.stride} frames"
         negatives = "its videos + all normal test videos" if self.class_negatives == "all_normal" else "its videos only"
-        return f"alignment={self.alignment} ({rule}); FAR at score >= {self.threshold:g} on normal videos; per-class AUC on {negatives}"
+        text = f"alignment={self.alignment} ({rule}); FAR at score >= {self.threshold:g} on normal videos; per-class AUC on {negatives}"
+        if self.estimated_frame_counts:
+            text += f"; frame count of {self.estimated_frame_counts} test videos estimated as T x {self.stride} (no video to count)"
+        return text
 
     def to_json(self) -> dict:
         return asdict(self) | {"description": self.describe()}

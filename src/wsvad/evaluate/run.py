@@ -174,28 +174,37 @@ def _resolve(cfg: EvaluateConfig) -> _Inputs:
         seed_scores = {"": Path(cfg.scores)}
         out_dir, store, dataset, root = Path(cfg.out), cfg.store, cfg.dataset, cfg.root
     class_names = run_json.get("class_names")
+    estimated: list[str] = []
     if cfg.run is not None and store is not None and Path(store).is_dir():
-        truths, store_attrs, problems = sources.truths_from_store(Path(store))
+        from wsvad.pipeline.store import FeatureStore
+
+        attrs = FeatureStore.open(Path(store)).attrs
+        geometry = _geometry(cfg, run_json, attrs)
+        truths, store_attrs, problems, estimated = sources.truths_from_store(Path(store), dataset, root, geometry[1])
     else:
         if dataset is None or root is None:
             raise WsvadError(
                 f"{cfg.run}: the run's store {store} is gone and run.json names no dataset/root; pass --dataset and --root"
             )
-        records, dataset_classes = sources.dataset_test_records(dataset, Path(root))
-        class_names = class_names or dataset_classes
         if store is not None:
             from wsvad.pipeline.store import FeatureStore
 
-            counts = sources.frame_counts_from_store(Path(store))
             store_attrs = FeatureStore.open(Path(store)).attrs
+        # An imported store's dataset root may hold only the lists: no video is needed for the labels.
+        imported = (store_attrs.get("provenance") or {}).get("kind") == "imported"
+        records, dataset_classes = sources.dataset_test_records(dataset, Path(root), labels_only=imported)
+        class_names = class_names or dataset_classes
+        if store is not None:
+            counts = sources.frame_counts_from_store(Path(store))
+            # Frame counts the dataset's own files state (SH masks, UR-DMU) fill the store's unknown ones.
+            counts |= {r.video_id: r.n_frames for r in records if counts.get(r.video_id) is None and r.n_frames is not None}
         else:
             counts = sources.probe_frame_counts(records, cfg.frame_cache)
         truths, problems = sources.truths_from_records(records, counts)
     if class_names is None:
         class_names = ["Normal", *sorted({c for t in truths.values() for c in t.classes})]
-    snippet_len = cfg.snippet_len or run_json.get("snippet_len") or store_attrs.get("snippet_len") or 16
-    stride = cfg.stride or run_json.get("stride") or store_attrs.get("stride") or snippet_len
-    protocol = Protocol(cfg.alignment, int(snippet_len), int(stride), cfg.threshold, cfg.class_negatives)
+    snippet_len, stride = _geometry(cfg, run_json, store_attrs)
+    protocol = Protocol(cfg.alignment, snippet_len, stride, cfg.threshold, cfg.class_negatives, len(estimated))
     seeds = run_json.get("seeds") or ([run_json["seed"]] if "seed" in run_json else None)
     source = {
         "run": _str(cfg.run), "scores": {k or "run": str(v) for k, v in seed_scores.items()}, "store": _str(store),
@@ -203,6 +212,13 @@ def _resolve(cfg: EvaluateConfig) -> _Inputs:
     }
     return _Inputs(seed_scores, truths, problems, class_names, protocol, out_dir, source, seeds,
                    run_json.get("model_selection", "external scores" if cfg.run is None else None))
+
+
+def _geometry(cfg: EvaluateConfig, run_json: dict, store_attrs: dict) -> tuple[int, int]:
+    """``(snippet_len, stride)``: the command line, else the run, else the store, else 16."""
+    snippet_len = cfg.snippet_len or run_json.get("snippet_len") or store_attrs.get("snippet_len") or 16
+    stride = cfg.stride or run_json.get("stride") or store_attrs.get("stride") or snippet_len
+    return int(snippet_len), int(stride)
 
 
 def _run_config_hash(run: Path) -> str | None:

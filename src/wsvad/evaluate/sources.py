@@ -155,40 +155,89 @@ def check_snippet_counts(
 
 
 # ---------------------------------------------------------------------------- ground truth
-def truths_from_store(store_path: Path) -> tuple[dict[str, VideoTruth], dict, list[MatchProblem]]:
-    """Test videos of a feature store (per-video attrs carry n_frames, label, classes, intervals)."""
+class StoreTruths(NamedTuple):
+    """Ground truth of a store's test videos (run mode)."""
+
+    truths: dict[str, VideoTruth]
+    attrs: dict  # the store's attrs
+    problems: list[MatchProblem]
+    estimated: list[str]  # videos whose frame count is T x stride, not counted
+
+
+def truths_from_store(store_path: Path, dataset: str | None = None, root: Path | str | None = None, stride: int = 16) -> StoreTruths:
+    """Test videos of a feature store (per-video attrs carry n_frames, label, classes, intervals).
+
+    A test video stored without intervals (features imported without ``--dataset``) takes them from
+    the dataset adapter when ``dataset``/``root`` are given (from the lists alone for an imported
+    store); otherwise it is reported as having no ground truth and left out, never taken as all
+    normal. A video without ``n_frames`` (Sultani's 32 bagged segments) gets ``T * stride``, and
+    every estimated count is returned so the protocol line can state it.
+    """
     from wsvad.pipeline.store import FeatureStore
 
     store = FeatureStore.open(store_path)
-    truths, problems = {}, []
-    for vid in store.video_ids():
-        attrs = store.video_attrs(vid)
-        if attrs.get("split", "test") != "test":
-            continue
-        if attrs.get("label") not in (0, 1) or (attrs.get("label") == 1 and attrs.get("intervals") is None):
+    tests = {vid: a for vid in store.video_ids() if (a := store.video_attrs(vid)).get("split", "test") == "test"}
+    records = None
+    if dataset is not None and root is not None and any(a.get("intervals") is None for a in tests.values()):
+        records = _dataset_records(store, dataset, Path(root))
+    truths, problems, estimated = {}, [], []
+    for vid, attrs in tests.items():
+        rec = records.get(vid) if records is not None else None
+        if attrs.get("intervals") is None and rec is not None and rec.split == "test" and rec.intervals is not None:
+            attrs = attrs | {"label": rec.label, "classes": list(rec.classes), "intervals": [list(iv) for iv in rec.intervals]}
+            if attrs.get("n_frames") is None and rec.n_frames is not None:
+                attrs |= {"n_frames": rec.n_frames, "n_frames_estimated": False}
+        if attrs.get("label") not in (0, 1):
             problems.append(MatchProblem(vid, "no ground truth", f"{store_path}: the store has no label or frame annotation for it"))
             continue
+        if attrs.get("intervals") is None:
+            if records is not None:
+                why = f"not a test video of the {dataset} dataset at {root}" if rec is None or rec.split != "test" else f"the {dataset} dataset has no frame annotation for it"
+            else:
+                why = f"{store_path} holds no frame annotation for it (imported without --dataset?); pass --dataset and --root to take it from the dataset's lists"
+            problems.append(MatchProblem(vid, "no ground truth", why))
+            continue
+        if attrs.get("n_frames") is None:
+            n_snippets = attrs.get("n_snippets") or store.array(vid).shape[0]
+            attrs = attrs | {"n_frames": int(n_snippets) * stride}
+            estimated.append(vid)
+        elif attrs.get("n_frames_estimated"):
+            estimated.append(vid)
         truths[vid] = _truth_from_attrs(vid, attrs)
-    return truths, store.attrs, problems
+    return StoreTruths(truths, store.attrs, problems, estimated)
 
 
-def frame_counts_from_store(store_path: Path) -> dict[str, int]:
+def _dataset_records(store, dataset: str, root: Path) -> dict:
+    from wsvad.data import load_dataset
+    from wsvad.data.check import load_labels_only
+
+    if not root.is_dir():
+        raise WsvadError(f"{root}: dataset root does not exist or is not a directory (needed for the frame annotation of {store.path})")
+    imported = (store.attrs.get("provenance") or {}).get("kind") == "imported"
+    index = load_labels_only(dataset, root) if imported else load_dataset(dataset, root)
+    return index.by_id()
+
+
+def frame_counts_from_store(store_path: Path) -> dict[str, int | None]:
     from wsvad.pipeline.store import FeatureStore
 
     store = FeatureStore.open(store_path)
-    return {vid: int(store.video_attrs(vid)["n_frames"]) for vid in store.video_ids()}
+    # n_frames is None for bagged imports (Sultani C3D): "no frame count" in the mismatch table.
+    counts = {vid: store.video_attrs(vid).get("n_frames") for vid in store.video_ids()}
+    return {vid: None if n is None else int(n) for vid, n in counts.items()}
 
 
 def _truth_from_attrs(vid: str, attrs: dict) -> VideoTruth:
-    intervals = tuple(tuple(int(x) for x in iv) for iv in (attrs.get("intervals") or ()))
+    intervals = tuple(tuple(int(x) for x in iv) for iv in attrs["intervals"])
     return VideoTruth(vid, int(attrs["n_frames"]), int(attrs["label"]), tuple(attrs.get("classes") or ()), intervals)
 
 
-def dataset_test_records(dataset: str, root: Path):
-    """The dataset's test records and class names."""
+def dataset_test_records(dataset: str, root: Path, labels_only: bool = False):
+    """The dataset's test records and class names (``labels_only``: from the lists, videos not needed)."""
     from wsvad.data import load_dataset
+    from wsvad.data.check import load_labels_only
 
-    index = load_dataset(dataset, root)
+    index = load_labels_only(dataset, root) if labels_only else load_dataset(dataset, root)
     records = index.split("test")
     if not records:
         raise WsvadError(f"{root}: the {dataset} dataset has no test videos")

@@ -67,8 +67,11 @@ def load_video_infos(
     infos: list[VideoInfo] = []
     if dataset is not None:
         from wsvad.data import load_dataset
+        from wsvad.data.check import load_labels_only
 
-        index = load_dataset(dataset, root)
+        # Published features come without their videos: the lists and annotations are the labels.
+        imported = (store.attrs.get("provenance") or {}).get("kind") == "imported"
+        index = load_labels_only(dataset, root) if imported else load_dataset(dataset, root)
         class_names = list(index.class_names)
         records = index.by_id()
         report = LabelReport(source=f"dataset {dataset} at {root}")

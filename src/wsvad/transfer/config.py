@@ -62,3 +62,19 @@ class ExportConfig(BaseModel):
     stream: str = "rgb"  # video-features: the output key written as <video>_<key>.npy
     path_prefix: str | None = None  # prefix written in list files instead of the absolute --out path
     split: Literal["train", "test"] | None = None  # export only one split (default: all videos)
+
+
+class ConcatConfig(BaseModel):
+    """What ``wsvad concat`` joins: a video store and an audio store of the same videos."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stores: list[Path]  # exactly two, any order: the one with attr modality "audio" is the audio store
+    out: Path  # the concatenated store to write (resumed if it exists with the same inputs)
+    overwrite: bool = False  # replace a store built from other inputs
+
+    @model_validator(mode="after")
+    def _two(self) -> ConcatConfig:
+        if len(self.stores) != 2:
+            raise ValueError(f"give exactly two --store (a video store and an audio store), got {len(self.stores)}")
+        return self

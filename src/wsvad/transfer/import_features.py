@@ -61,6 +61,7 @@ class ImportPlan:
     source: str | None
     fps: float | None
     video_path: Path | None = None  # the dataset's video file, for --probe-frames
+    dataset_frames: int | None = None  # frame count the dataset's own files state (SH masks, UR-DMU annotation)
 
 
 @dataclass
@@ -125,17 +126,18 @@ def plan_import(cfg: ImportConfig, fmt: FeatureFormat, result: ImportResult) -> 
     by_id: dict[str, VideoRecord] | None = None
     skipped: dict[str, str] = {}  # video id -> why the adapter left it out
     if cfg.dataset is not None:
-        from wsvad.data import load_dataset
+        from wsvad.data.check import load_labels_only
 
-        index = load_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
+        index = load_labels_only(cfg.dataset, cfg.root, **cfg.dataset_options)
         skipped = {p.video_id: p.message for p in index.errors if p.video_id}
         if not index.records:
             kinds = Counter(p.kind for p in index.errors)
             shown = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common(3)) or "no problem reported"
             raise WsvadError(
-                f"{cfg.root}: the {cfg.dataset} adapter found no usable video ({shown}); the adapters need the "
-                "videos under --root; without them, import without --dataset (labels from the names, no frame GT)"
+                f"{cfg.root}: the {cfg.dataset} adapter found no usable video ({shown}); --root must hold the "
+                f"dataset's list and annotation files (see `wsvad check --dataset {cfg.dataset} --root {cfg.root}`)"
             )
+        result.notes += [f"dataset: {p.message}" for p in index.problems if p.kind == "video-not-on-disk"]
         for problem in index.errors:
             if problem.video_id not in videos:  # those of listed videos are reported per video below
                 result.notes.append(f"dataset: {problem.message}")
@@ -158,7 +160,8 @@ def plan_import(cfg: ImportConfig, fmt: FeatureFormat, result: ImportResult) -> 
             if video.split is not None and video.split != record.split:
                 result.notes.append(f"{video.video_id}: listed as {video.split}, the dataset says {record.split} (kept)")
             # Stored under the dataset's spelling of the id, so later stages match it without tricks.
-            plans.append(ImportPlan(replace(video, video_id=record.video_id), record.to_attrs(), record.rel_path, record.fps, record.path))
+            plans.append(ImportPlan(replace(video, video_id=record.video_id), record.to_attrs(), record.rel_path, record.fps, record.path,
+                                    record.n_frames))
             continue
         named = label_from_name(video.video_id)
         if named is None:
@@ -241,11 +244,12 @@ def _import_one(store: FeatureStore, cfg: ImportConfig, fmt: FeatureFormat, plan
 
 
 def _frame_count(cfg: ImportConfig, plan: ImportPlan, n_snippets: int, snippet_len: int | None, stride: int | None) -> tuple[int | None, str | None]:
-    """``(n_frames, "probed" | "estimate")``, or ``(None, None)`` for already-bagged features.
+    """``(n_frames, "probed" | "dataset" | "estimate")``, or ``(None, None)`` for already-bagged features.
 
-    Published sets keep no frame counts. The estimate ``(T - 1) * stride + snippet_len`` (``T * 16``
-    for RTFM) is the frame count RTFM's own GT files (gt-ucf.npy) assume; with ``probe_frames`` and
-    the dataset's video on disk, the true count is read from the video instead.
+    Published sets keep no frame counts. With ``probe_frames`` and the dataset's video on disk, the
+    true count is read from the video; else the count the dataset's own files state (a ShanghaiTech
+    mask's length, UR-DMU's UCF annotation); else the estimate ``(T - 1) * stride + snippet_len``
+    (``T * 16`` for RTFM), the frame count RTFM's own GT files (gt-ucf.npy) assume.
     """
     if cfg.probe_frames and plan.video_path is not None and Path(plan.video_path).exists():
         from wsvad.evaluate.sources import probe_frame_count
@@ -253,6 +257,8 @@ def _frame_count(cfg: ImportConfig, plan: ImportPlan, n_snippets: int, snippet_l
         probed = probe_frame_count(Path(plan.video_path))
         if probed is not None:
             return probed, "probed"
+    if plan.dataset_frames is not None:
+        return int(plan.dataset_frames), "dataset"
     if snippet_len is None or stride is None:
         return None, None
     return (n_snippets - 1) * stride + snippet_len, "estimate"

@@ -16,6 +16,7 @@ import numpy as np
 from wsvad.config import config_hash
 from wsvad.errors import WsvadError
 from wsvad.pipeline.store import FeatureStore
+from wsvad.transfer.config import ConcatConfig
 
 
 def concat_modalities(video: np.ndarray, audio: np.ndarray) -> np.ndarray:
@@ -51,6 +52,15 @@ class Pairing:
     missing_video: list[str] = field(default_factory=list)
     length_gaps: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (T video, T audio)
 
+    @property
+    def usable(self) -> list[str]:
+        """The videos that are concatenated: in both stores, lengths within one snippet."""
+        return [vid for vid in self.common if vid not in self.length_gaps]
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.missing_audio or self.missing_video or self.length_gaps)
+
 
 def pair_stores(video_store: FeatureStore, audio_store: FeatureStore) -> Pairing:
     """Check that ``audio_store`` can be concatenated with ``video_store`` video by video."""
@@ -72,22 +82,35 @@ def pair_stores(video_store: FeatureStore, audio_store: FeatureStore) -> Pairing
     return pairing
 
 
+LENGTH_RULE = "equal or one snippet apart: common prefix (XDVioDet MIX2 drops the last RGB snippet); more: video left out"
+
+
 def concat_stores(video_path: Path, audio_path: Path, out: Path, *, overwrite: bool = False) -> tuple[FeatureStore, Pairing]:
     """Write a store whose features are video and audio concatenated, for detectors that take one input.
 
     The salient self-attention detector with BiLSTM (paper 002, Sec. 4.3) reads I3D + VGGish as one
     ``(Dv + Da)`` vector per snippet, as Wu et al. do; this materialises that input once so the train
-    stage needs no second store. Videos missing from either store are left out (see the returned
-    :class:`Pairing`); per-video attrs (split, label, intervals...) are the video store's.
+    stage needs no second store. Length rule (:data:`LENGTH_RULE`): XDVioDet's ``dataset.py``
+    concatenates equal lengths as they are and otherwise drops the last RGB snippet, i.e. it assumes
+    the audio is at most one snippet shorter; here both one-off cases keep the common prefix, and a
+    video whose lengths differ by more (misaligned features, which XDVioDet would fail on) is left
+    out, like videos missing from either store (see the returned :class:`Pairing`). Per-video attrs
+    (split, label, intervals, n_frames...) are the video store's.
 
     Returns:
         The new store and the pairing it was built from. Re-running resumes (complete videos skipped).
+
+    Raises:
+        WsvadError: not an audio store, a multi-axis video feature, or no video usable at all.
     """
     video, audio = FeatureStore.open(video_path), FeatureStore.open(audio_path)
     pairing = pair_stores(video, audio)
-    if pairing.length_gaps:
-        vid, (tv, ta) = next(iter(pairing.length_gaps.items()))
-        raise WsvadError(f"{audio_path}: {len(pairing.length_gaps)} videos differ by more than one snippet from {video_path} (e.g. {vid}: {tv} vs {ta})")
+    if not pairing.usable:
+        detail = ""
+        if pairing.length_gaps:
+            vid, (tv, ta) = next(iter(pairing.length_gaps.items()))
+            detail = f"; {len(pairing.length_gaps)} differ by more than one snippet (e.g. {vid}: {tv} vs {ta})"
+        raise WsvadError(f"{audio_path}: no video can be paired with {video_path} ({len(pairing.common)} in both{detail})")
     if len(video.feature_shape) != 1:
         raise WsvadError(f"{video_path}: feature shape {list(video.feature_shape)} cannot be concatenated (expected [D])")
     va, aa = video.attrs, audio.attrs
@@ -97,7 +120,7 @@ def concat_stores(video_path: Path, audio_path: Path, out: Path, *, overwrite: b
     attrs = {k: va.get(k) for k in ("dataset", "snippet_len", "stride", "tail", "fps", "resize", "crop_size", "crop_order", "decoder")}
     attrs.update(
         provenance={"kind": "imported" if "imported" in kinds else "extracted", "concatenated": source,
-                    "video": va.get("provenance"), "audio": aa.get("provenance")},
+                    "video": va.get("provenance"), "audio": aa.get("provenance"), "length_rule": LENGTH_RULE},
         backbone=f"{va.get('backbone')}+{aa.get('backbone')}",
         feature_shape=[video.feature_shape[0] + audio.feature_shape[0]],
         dtype=video.dtype,
@@ -105,13 +128,25 @@ def concat_stores(video_path: Path, audio_path: Path, out: Path, *, overwrite: b
         modality="video+audio",
         config=source,
         config_hash=config_hash(source),
-        expected_videos=pairing.common,
+        expected_videos=pairing.usable,
     )
     combined = FeatureStore.create(out, attrs, overwrite=overwrite)
     combined.clean_tmp()
-    for vid in pairing.common:
+    for vid in pairing.usable:
         if not combined.has_video(vid):
             meta = video.video_attrs(vid)
             meta["n_snippets_audio"] = audio.array(vid).shape[0]
             combined.write_video(vid, concat_modalities(video.read(vid), audio.read(vid)), meta)
     return combined, pairing
+
+
+def run_concat(cfg: ConcatConfig) -> tuple[FeatureStore, Pairing]:
+    """``wsvad concat``: the two stores of ``cfg.stores`` in any order; the one whose ``modality`` is
+    ``audio`` is the audio store."""
+    first, second = (FeatureStore.open(p) for p in cfg.stores)
+    audio_first = first.attrs.get("modality") == "audio"
+    if audio_first == (second.attrs.get("modality") == "audio"):
+        kinds = ", ".join(f"{p}: {s.attrs.get('modality') or 'video'}" for p, s in zip(cfg.stores, (first, second)))
+        raise WsvadError(f"give one video store and one audio store (modality audio, e.g. `wsvad import --format vggish`); got {kinds}")
+    video_path, audio_path = (cfg.stores[1], cfg.stores[0]) if audio_first else (cfg.stores[0], cfg.stores[1])
+    return concat_stores(video_path, audio_path, cfg.out, overwrite=cfg.overwrite)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wsvad.data.synth.scene import WALK_SPEED, Scene, Walker, draw_box, fill_disc, random_colors, walking_track
+from wsvad.data.synth.scene import WALK_SPEED, Scene, Walker, draw_box, fill_disc, random_colors
 
 FIST = np.array([230, 180, 150], np.float32)
 
