@@ -86,11 +86,15 @@ def _planted_adapter(root: Path, **_options) -> DatasetIndex:
     return DatasetIndex(_ADAPTER, root, records, class_names=["Normal", "Planted"])
 
 
-if _ADAPTER not in _REGISTRY:
+@pytest.fixture
+def planted_adapter():
+    """Register the test adapter for one test only: other tests list the real adapters."""
     register_dataset(_ADAPTER, summary="test adapter", layout="labels.txt")(_planted_adapter)
+    yield _ADAPTER
+    _REGISTRY.pop(_ADAPTER, None)
 
 
-def test_cli_labels_from_a_dataset_with_unmatched_ids(planted_store, tmp_path, capsys):
+def test_cli_labels_from_a_dataset_with_unmatched_ids(planted_store, planted_adapter, tmp_path, capsys):
     root = tmp_path / "dataset"
     root.mkdir()
     lines = []
