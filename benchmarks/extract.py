@@ -5,17 +5,23 @@ bare forward rate: decoding and cropping run in the worker's prefetch thread whi
 computes, so only the part of them that does not overlap costs anything. Rates are frame-crops/s
 (frames x crops through the model per second); the model is built and warmed before timing.
 
-Run: ``python benchmarks/extract.py [--backbone i3d] [--crops 1,10] [--device cpu] [--frames 64]
-[--workers 0] [--threads 2] [--precision fp32] [--compile]``. ``--workers 0`` runs inline (no dask);
-N >= 1 uses a local dask cluster, whose start-up and model loading are then part of the pipeline time.
-With ``--device cuda`` the GPU utilisation during the pipeline run is sampled (``torch.cuda.utilization``,
-else ``nvidia-smi``) and reported; without a usable GPU the script says so and exits with code 1.
+Run: ``python benchmarks/extract.py [--backbone all] [--crops 1,10] [--device cpu] [--frames 64]
+[--workers 0] [--threads 2] [--precision fp32] [--compile]``. ``--backbone all`` (the default) times
+i3d, i3d with keep_time (64-frame snippets), c3d and i3d_r50 and prints one table; c3d and i3d_r50
+run with seeded random weights of the published key layout unless ``--c3d-weights`` /
+``--r50-weights`` name the real files (the real weights are not redistributable; speed is the same).
+``--workers 0`` runs inline (no dask); N >= 1 uses a local dask cluster, whose start-up and model
+loading are then part of the pipeline time. With ``--device cuda`` the GPU utilisation during the
+pipeline run is sampled (``torch.cuda.utilization``, else ``nvidia-smi``) and reported; without a
+usable GPU the script says so and exits with code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,7 +38,35 @@ from conftest import write_video  # noqa: E402  (the same PyAV writer the tests 
 from wsvad.extract.accel import autocast  # noqa: E402
 from wsvad.extract.config import ExtractConfig, resolve_config  # noqa: E402
 from wsvad.extract.run import run_extract  # noqa: E402
-from wsvad.extract.worker import get_model  # noqa: E402
+from wsvad.extract.worker import _MODELS, get_model  # noqa: E402
+
+# (label, registry key, backbone options); "weights" is filled in by backbone_variants()
+VARIANTS = {
+    "i3d": ("i3d", {}),
+    "i3d_keep_time": ("i3d", {"keep_time": True}),
+    "c3d": ("c3d", {"weights": None}),
+    "i3d_r50": ("i3d_r50", {"weights": None}),
+}
+
+
+def backbone_variants(choice: str, tmp: Path, weights: dict[str, str | None]) -> list[tuple[str, str, dict]]:
+    """The (label, backbone, options) rows to time; weightless c3d/i3d_r50 get random weights of their layout."""
+    from wsvad.extract.backbones.weights import write_random_weights
+
+    labels = list(VARIANTS) if choice == "all" else [choice]
+    rows = []
+    for label in labels:
+        name, options = VARIANTS.get(label, (label, {}))
+        options = dict(options)
+        if "weights" in options:
+            given = weights.get(name)
+            if given is None:
+                module = importlib.import_module(f"wsvad.extract.backbones.{name}")
+                given = str(write_random_weights(tmp / f"{name}-random.safetensors", module.expected_keys()))
+                label += " (random weights)"
+            options["weights"] = given
+        rows.append((label, pick_backbone(name), options))
+    return rows
 
 
 def pick_backbone(name: str) -> str:
@@ -130,7 +164,10 @@ def pipeline_rate(cfg: ExtractConfig) -> tuple[float, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="i3d", help="backbone to time (default: i3d)")
+    parser.add_argument("--backbone", default="all",
+                        help=f"all, one of {', '.join(VARIANTS)}, or any registered backbone (default: all)")
+    parser.add_argument("--c3d-weights", default=None, help="real C3D weights (default: random, same layout)")
+    parser.add_argument("--r50-weights", default=None, help="real i3d_r50 weights (default: random, same layout)")
     parser.add_argument("--crops", default="1,10", help="comma-separated crop counts (default: 1,10)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
     parser.add_argument("--frames", type=int, default=64, help="frames of the generated video (default: 64)")
@@ -145,37 +182,47 @@ def main() -> None:
         raise SystemExit(f"--device {args.device}: no CUDA here (torch {torch.__version__}, CUDA build "
                          f"{torch.version.cuda or 'none'}); nothing to measure. Expected GPU times from FLOPs are "
                          "in docs/cluster.md")
-    backbone = pick_backbone(args.backbone)
     cluster = {"kind": "inline"} if args.workers == 0 else {"kind": "local", "workers": args.workers}
     cluster["threads_per_worker"] = args.threads
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "videos"
         write_video(root / "bench.mp4", n_frames=args.frames, size=(320, 240))
-        print(f"backbone {backbone}, device {args.device}, {args.frames} frames of 320x240, workers {args.workers}")
+        variants = backbone_variants(args.backbone, Path(tmp), {"c3d": args.c3d_weights, "i3d_r50": args.r50_weights})
+        print(f"device {args.device}, {args.frames} frames of 320x240, workers {args.workers}, "
+              f"load average {os.getloadavg()[0]:.1f}")
         print("fc/s = frame-crops per wall-clock second; cpu = per CPU second of this process (all threads),")
         print("which is what the ratio means on a machine shared with other jobs. bare = mean of a run before")
         print("and after the pipeline run.")
-        print(f"{'crops':>5} {'bare fc/s':>10} {'pipeline fc/s':>14} {'ratio':>6} {'bare cpu':>9} {'pipe cpu':>9} {'ratio':>6}")
-        for crops in (int(c) for c in args.crops.split(",")):
-            cfg = resolve_config(ExtractConfig(dataset="folder", root=root, out=Path(tmp) / f"store{crops}",
-                                               backbone=backbone, device=args.device, crops=crops, tail="pad",
-                                               cluster=cluster, precision=args.precision, compile=args.compile,
-                                               batch_clips=args.batch_clips))
-            torch.set_num_threads(cfg.torch_threads)
-            get_model(cfg)  # built once per worker in the pipeline too; keep it out of both timings
-            n_clips = -(-args.frames // cfg.stride) * crops  # tail=pad: ceil(frames / stride) snippets
-            before = bare_rate(cfg, n_clips)
-            if args.device.startswith("cuda"):
-                with GpuSampler(args.device) as sampler:
-                    piped, piped_cpu, _ = pipeline_rate(cfg)
-            else:
-                piped, piped_cpu, _ = pipeline_rate(cfg)
-            after = bare_rate(cfg, n_clips)
-            bare, bare_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
-            print(f"{crops:>5} {bare:>10.1f} {piped:>14.1f} {piped / bare:>6.1%} {bare_cpu:>9.1f} {piped_cpu:>9.1f} "
-                  f"{piped_cpu / bare_cpu:>6.1%}", flush=True)
-            if args.device.startswith("cuda"):
-                print(f"      {sampler.report()}", flush=True)
+        width = max(len(label) for label, _, _ in variants)
+        print(f"{'backbone':<{width}} {'crops':>5} {'bare fc/s':>10} {'pipeline fc/s':>14} {'ratio':>6} "
+              f"{'bare cpu':>9} {'pipe cpu':>9} {'ratio':>6}")
+        for index, (label, backbone, options) in enumerate(variants):
+            for crops in (int(c) for c in args.crops.split(",")):
+                cfg = resolve_config(ExtractConfig(
+                    dataset="folder", root=root, out=Path(tmp) / f"store{index}-{crops}", backbone=backbone,
+                    backbone_options=options, device=args.device, crops=crops, tail="pad", cluster=cluster,
+                    precision=args.precision, compile=args.compile, batch_clips=args.batch_clips))
+                row = time_config(cfg, args.frames)
+                print(f"{label:<{width}} {crops:>5} {row}", flush=True)
+            _MODELS.clear()  # one backbone in memory at a time (i3d_r50 and c3d hold ~100-300 MB each)
+
+
+def time_config(cfg: ExtractConfig, frames: int) -> str:
+    """The table row (after backbone and crops) of one configuration."""
+    torch.set_num_threads(cfg.torch_threads)
+    get_model(cfg)  # built once per worker in the pipeline too; keep it out of both timings
+    n_clips = -(-frames // cfg.stride) * cfg.crops  # tail=pad: ceil(frames / stride) snippets
+    before = bare_rate(cfg, n_clips)
+    if cfg.device.startswith("cuda"):
+        with GpuSampler(cfg.device) as sampler:
+            piped, piped_cpu, _ = pipeline_rate(cfg)
+    else:
+        piped, piped_cpu, _ = pipeline_rate(cfg)
+    after = bare_rate(cfg, n_clips)
+    bare, bare_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
+    row = (f"{bare:>10.1f} {piped:>14.1f} {piped / bare:>6.1%} {bare_cpu:>9.1f} {piped_cpu:>9.1f} "
+           f"{piped_cpu / bare_cpu:>6.1%}")
+    return row + (f"\n      {sampler.report()}" if cfg.device.startswith("cuda") else "")
 
 
 if __name__ == "__main__":

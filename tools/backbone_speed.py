@@ -16,20 +16,6 @@ import tempfile
 import time
 
 
-def _random_weights(keys: dict, path: str):
-    import torch
-
-    gen = torch.Generator().manual_seed(0)
-    state = {
-        k: torch.rand(s, generator=gen) + 0.5
-        if "running_var" in k
-        else torch.randn(s, generator=gen) * 0.01
-        for k, s in keys.items()
-    }
-    torch.save(state, path)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
@@ -49,13 +35,14 @@ def main() -> None:
     from wsvad.extract.backbones import build_backbone, get_backbone_spec
     from wsvad.extract.backbones.c3d import expected_keys as c3d_keys
     from wsvad.extract.backbones.i3d_r50 import expected_keys as r50_keys
+    from wsvad.extract.backbones.weights import write_random_weights
 
     torch.set_num_threads(args.threads)
     tmp = tempfile.mkdtemp(prefix="wsvad-speed-")
     options = {
         "i3d": {},
-        "c3d": {"weights": lambda: _random_weights(c3d_keys(), os.path.join(tmp, "c3d.pth"))},
-        "i3d_r50": {"weights": lambda: _random_weights(r50_keys(), os.path.join(tmp, "r50.pth"))},
+        "c3d": {"weights": lambda: write_random_weights(os.path.join(tmp, "c3d.safetensors"), c3d_keys())},
+        "i3d_r50": {"weights": lambda: write_random_weights(os.path.join(tmp, "r50.safetensors"), r50_keys())},
     }
     load = os.getloadavg()[0]
     print(f"torch {torch.__version__}, {args.threads} threads, load average {load:.1f}")  # noqa: T201

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from wsvad.errors import WsvadError
 from wsvad.extract.crops import check_resize
 from wsvad.pipeline.cluster import ClusterConfig
 
@@ -39,6 +40,8 @@ class ExtractConfig(BaseModel):
     crop_size: int | None = Field(None, ge=8)  # square crop side; None: backbone default (224)
     crops: Literal[1, 5, 10] = 10  # 1 centre, 5 corners+centre, 10 = 5 + flipped
     dtype: Literal["float32", "float16"] = "float32"  # stored feature dtype
+    segments: int | None = Field(None, ge=1)  # reduce each video to this many segments (Sultani: 32); None: keep snippets
+    segment_rule: Literal["sultani", "rtfm"] = "sultani"  # segment boundaries (wsvad.pipeline.bags); sultani also L2-normalises
     overwrite: bool = False  # replace a store made with a different config
     batch_clips: int = Field(10, ge=1)  # clips (snippet x crop) per forward pass
     prefetch: int = Field(2, ge=1)  # batches decoded ahead of the model
@@ -106,6 +109,8 @@ class ExtractConfig(BaseModel):
         features["backbone_options"] = {k: v for k, v in data["backbone_options"].items() if k != "weights"}
         if self.precision != "fp32":  # reduced precision changes the numbers; fp32 keeps older hashes valid
             features["precision"] = self.precision
+        if self.segments is not None:  # hashed only when set, so stores of raw snippets keep their hashes
+            features.update(segments=self.segments, segment_rule=self.segment_rule)
         return features
 
 
@@ -114,6 +119,12 @@ def resolve_config(cfg: ExtractConfig) -> ExtractConfig:
     from wsvad.extract.backbones import get_backbone_spec
 
     spec = get_backbone_spec(cfg.backbone, **cfg.backbone_options)
+    if spec.snippet_len_fixed and cfg.snippet_len not in (None, spec.snippet_len):
+        # e.g. temporal I3D: another length would give another number of time steps than feature_shape says
+        options = ", ".join(f"{k}={v}" for k, v in spec.options.items())
+        raise WsvadError(f"backbone {cfg.backbone} ({options}) needs {spec.snippet_len}-frame snippets (features "
+                         f"{list(spec.feature_shape)} per snippet), got snippet_len {cfg.snippet_len}; "
+                         f"leave it unset or use {spec.snippet_len}")
     snippet_len = cfg.snippet_len or spec.snippet_len
     values = cfg.model_dump()
     values.update(snippet_len=snippet_len, stride=cfg.stride or snippet_len, resize=cfg.resize or spec.resize,

