@@ -76,6 +76,13 @@ def ensure_bag_cache(
     video_ids = store.video_ids()
     if not video_ids:
         raise WsvadError(f"{store.path}: the store holds no complete video")
+    bagged = store.attrs.get("bagged")
+    if bagged and int(bagged["T"]) != count:
+        # Re-pooling segment means into another number of bags would mix segments unevenly.
+        raise WsvadError(
+            f"{store.path}: the store already holds {bagged['T']} {bagged['rule']} segments per video; "
+            f"train it with bags.count={bagged['T']} (got {count})"
+        )
     fingerprint = store_fingerprint(store)
     name = cache_name(rule, pool, count, dtype)
     parent = store.path / "bags"
@@ -116,7 +123,10 @@ def _build(store, path, video_ids, rule, pool, count, dtype, fingerprint, progre
         raw = store.read(vid)  # (N, C, *F): one video at a time
         if len(raw) == 0:
             raise WsvadError(f"{store.path}: video {vid!r} has no snippets")
-        bags[row] = segment_into_bags(raw, count, rule, pool).astype(dtype)  # (N, C, *F) -> (T, C, *F)
+        if store.attrs.get("bagged"):
+            bags[row] = raw.astype(dtype)  # rows are already the T segment means: the identity
+        else:
+            bags[row] = segment_into_bags(raw, count, rule, pool).astype(dtype)  # (N, C, *F) -> (T, C, *F)
         n_snippets[row] = len(raw)
         if progress is not None:
             progress(row + 1, len(video_ids))

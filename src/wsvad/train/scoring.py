@@ -18,21 +18,33 @@ from wsvad.train.data import BagVideos, VideoInfo
 
 
 @torch.no_grad()
-def score_video_crops(detector: Detector, raw: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+def score_video_crops(
+    detector: Detector, raw: np.ndarray, cfg: TrainConfig, bagged: dict | None = None, n_raw: int | None = None
+) -> np.ndarray:
     """Snippet scores of one video: ``(N, C, *F)`` -> ``(N,)`` float32, scored crop by crop with
     ``detector.score_video`` and averaged over crops (the common protocol).
 
     With ``score_on: bags`` the video is first cut into the training bags and the bag scores are
     mapped back to the snippets they pooled (Sultani et al.'s evaluation of a bag-level model).
+    A store that already holds segments (``bagged`` store attr) is scored as it is, and the segment
+    scores are mapped back to its ``n_raw`` original snippets when that count is known, so that
+    ``scores.npz`` always holds snippet-level scores.
     """
-    n = len(raw)
-    seq = segment_into_bags(raw, cfg.bags.count, cfg.bags.rule, cfg.bags.pool) if cfg.score_on == "bags" else raw
+    if bagged:
+        n = n_raw or len(raw)
+        seq = raw
+    else:
+        n = len(raw)
+        seq = segment_into_bags(raw, cfg.bags.count, cfg.bags.rule, cfg.bags.pool) if cfg.score_on == "bags" else raw
     per_crop = []
     for c in range(seq.shape[1]):
         crop = torch.from_numpy(np.ascontiguousarray(seq[:, c], dtype=np.float32)).to(cfg.device)  # (N or T, *F)
         per_crop.append(detector.score_video(crop).cpu().numpy())
     scores = np.mean(per_crop, axis=0)  # (C, N or T) -> (N or T,)
-    if cfg.score_on == "bags":
+    if bagged:
+        if n_raw:
+            scores = bag_scores_to_snippets(scores, n_raw, bagged["rule"])
+    elif cfg.score_on == "bags":
         scores = bag_scores_to_snippets(scores, n, cfg.bags.rule)
     return scores.astype(np.float32)
 
@@ -42,7 +54,14 @@ def score_split(detector: Detector, store: FeatureStore, infos: list[VideoInfo],
     was_training = detector.training
     detector.eval()
     try:
-        return {v.video_id: score_video_crops(detector, store.read(v.video_id), cfg) for v in infos}
+        bagged = store.attrs.get("bagged")
+        return {
+            v.video_id: score_video_crops(
+                detector, store.read(v.video_id), cfg, bagged,
+                store.video_attrs(v.video_id).get("n_snippets_raw") if bagged else None,
+            )
+            for v in infos
+        }
     finally:
         detector.train(was_training)
 
