@@ -129,5 +129,10 @@ def _print_report(report: dict, out_dir: Path) -> None:
     flag = "  <-- SELECTED ON THE TEST SET" if report.get("selected_on_test") else ""
     console.print(f"model selection: {selection}{flag}", markup=False)
     console.print(f"written: {out_dir / 'metrics.json'}", markup=False)
-    for plot in report.get("plots", [])[:2]:
+    plots = report.get("plots", [])
+    for plot in plots[:2]:
         console.print(f"plot: {out_dir / plot}", markup=False)
+    timelines = sorted({str((out_dir / p).parent) for p in plots[2:]})
+    for folder in timelines:
+        count = sum(1 for p in plots[2:] if str((out_dir / p).parent) == folder)
+        console.print(f"plots: {folder}/ ({count} score timelines, ground truth shaded)", markup=False, soft_wrap=True)
