@@ -8,7 +8,6 @@ belong together is refused instead of silently loading other weights.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -16,18 +15,11 @@ from typing import Any
 
 from torch import Tensor
 
+from wsvad.checksums import sha256_file
 from wsvad.detectors.base import Detector
 from wsvad.errors import WsvadError
 
 FORMAT = "wsvad.detector/1"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_tensors(path: Path, tensors: dict[str, Tensor]) -> str:
@@ -39,7 +31,7 @@ def save_tensors(path: Path, tensors: dict[str, Tensor]) -> str:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # Clones break memory sharing between entries, which safetensors refuses to write.
     save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(tmp))
-    digest = _sha256(tmp)
+    digest = sha256_file(tmp)
     os.replace(tmp, path)
     return digest
 
@@ -67,7 +59,7 @@ def read_pair(stem: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     except json.JSONDecodeError as exc:
         raise WsvadError(f"{meta_path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
     expected = meta.get("weights_sha256")
-    if expected is not None and expected != _sha256(weights_path):
+    if expected is not None and expected != sha256_file(weights_path):
         raise WsvadError(f"{weights_path}: does not match {meta_path.name} (sha256 differs; was one of them replaced?)")
     return load_file(str(weights_path)), meta
 

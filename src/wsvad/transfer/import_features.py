@@ -13,7 +13,6 @@ records size and mtime instead (and says so in the attrs).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -23,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from wsvad.checksums import sha256_file
 from wsvad.config import config_hash, config_to_json
 from wsvad.data.records import VideoRecord
 from wsvad.errors import WsvadError
@@ -36,7 +36,6 @@ from wsvad.transfer.names import label_from_name
 log = logging.getLogger(__name__)
 
 REPORT = "import-report.json"  # everything a run left out, for when the CLI's tables are cut short
-_HASH_BLOCK = 1 << 20
 _PROBES = 9  # videos whose headers vote on the store's geometry
 # Config keys that do not change what is imported: a resumed import may change them.
 _NOT_HASHED = ("workers", "overwrite")
@@ -89,11 +88,7 @@ def file_fingerprint(path: Path, root: Path, checksum: str) -> dict[str, Any]:
     if checksum == "stat":
         st = path.stat()
         return {"path": rel, "size": st.st_size, "mtime": st.st_mtime}
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            digest.update(block)
-    return {"path": rel, "sha256": digest.hexdigest()}
+    return {"path": rel, "sha256": sha256_file(path)}
 
 
 def _open(fmt: FeatureFormat, video: VideoFiles) -> Source:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wsvad.checksums import sha256_file
 from wsvad.errors import WsvadError
 
 log = logging.getLogger(__name__)
@@ -37,14 +38,6 @@ _NUMPY_GLOBALS = {
 def cache_dir() -> Path:
     """Where converted weights are kept: ``$WSVAD_CACHE_DIR`` or ``~/.cache/wsvad``."""
     return Path(os.environ.get("WSVAD_CACHE_DIR") or Path.home() / ".cache" / "wsvad").expanduser()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=32)
