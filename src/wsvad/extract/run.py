@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from wsvad.config import config_hash, save_config
+from wsvad.config import config_hash
 from wsvad.data.records import VideoRecord
 from wsvad.errors import WsvadError
 from wsvad.extract.config import ExtractConfig, resolve_config
 from wsvad.extract.crops import crop_order
 from wsvad.extract.segments import segment_attrs
-from wsvad.extract.shards import lock_name, open_for_shard, shard_records, shard_writer
+from wsvad.extract.shards import initialise_store, lock_name, open_for_shard, shard_records, shard_writer
 from wsvad.extract.worker import PROGRESS_TOPIC, Task, VideoResult, one_line, remove_parts, run_task
 from wsvad.pipeline.cluster import open_client
 from wsvad.pipeline.store import FeatureStore, node_name, store_write_error
@@ -151,13 +151,7 @@ def run_extract(cfg: ExtractConfig, progress: Callable[[ProgressEvent], None] | 
     store.acquire_lock(lock_name(cfg))
     try:
         if cfg.shard is None:
-            removed = store.clean_tmp()
-            if removed:
-                log.info("%s: removed %d half-written array(s) of an interrupted run", store.path, removed)
-            # saved without overwrite, so `--config STORE/config.yaml` resumes instead of wiping the store
-            save_config(cfg.model_copy(update={"overwrite": False}), store.path / "config.yaml")
-            expected = sorted(set(store.attrs.get("expected_videos") or []) | {r.video_id for r in records})
-            store.update_attrs(expected_videos=expected)
+            initialise_store(store, cfg, records)
         todo = [r for r in records if not store.has_video(r.video_id)]
         failures, frame_crops = _execute(cfg, store, todo, progress)
         done_now = [r.video_id for r in todo if r.video_id not in failures]

@@ -88,15 +88,22 @@ def prepare_store(cfg: ExtractConfig) -> tuple[FeatureStore, int]:
     store = open_store(cfg)
     store.acquire_lock()
     try:
-        removed = store.clean_tmp()
-        if removed:
-            log.info("%s: removed %d half-written array(s) of an interrupted run", store.path, removed)
-        save_config(cfg.model_copy(update={"overwrite": False}), store.path / "config.yaml")
-        expected = sorted(set(store.attrs.get("expected_videos") or []) | {r.video_id for r in records})
-        store.update_attrs(expected_videos=expected)
+        initialise_store(store, cfg, records)
     finally:
         store.release_lock()
     return store, len(records)
+
+
+def initialise_store(store: FeatureStore, cfg: ExtractConfig, records: list[VideoRecord]) -> None:
+    """What only a sole writer may do before videos are written: delete ``.tmp`` debris of killed
+    runs, save the resolved config and record the expected videos (for ``info`` / ``--check-only``)."""
+    removed = store.clean_tmp()
+    if removed:
+        log.info("%s: removed %d half-written array(s) of an interrupted run", store.path, removed)
+    # saved without overwrite, so `--config STORE/config.yaml` resumes instead of wiping the store
+    save_config(cfg.model_copy(update={"overwrite": False}), store.path / "config.yaml")
+    expected = sorted(set(store.attrs.get("expected_videos") or []) | {r.video_id for r in records})
+    store.update_attrs(expected_videos=expected)
 
 
 class StoreCheck(NamedTuple):
