@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 from typing import ClassVar, NamedTuple, Protocol
 
 import torch
@@ -53,7 +55,7 @@ class TrainVideos(Protocol):
     def __getitem__(self, index: int) -> Tensor: ...
 
 
-class Detector(nn.Module):
+class Detector(nn.Module, abc.ABC):
     """Base class. Subclasses set ``sampler`` and implement ``forward`` and ``loss``.
 
     Contract (checked for every registered detector by tests/detectors/test_all_detectors.py):
@@ -78,8 +80,9 @@ class Detector(nn.Module):
     train_defaults: ClassVar[dict] = {}
     registry_name: ClassVar[str] = ""
 
-    def loss(self, batch: Batch) -> dict[str, Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__} must implement loss()")
+    @abc.abstractmethod
+    def loss(self, batch: Batch) -> dict[str, Tensor]:
+        """The training loss of one batch: ``{"loss": scalar, ...}`` (other keys are logged)."""
 
     def start_epoch(self, videos: TrainVideos) -> None:
         """Called by the train loop before each epoch's first step (no-op by default).
