@@ -134,24 +134,10 @@ def test_gradients_reach_every_parameter():
     assert not missing
 
 
-def planted(n_per_class: int, T: int = 32, D: int = 64, seed: int = 0):
-    """Normal videos ~ N(0, 1); abnormal ones have 3-6 consecutive bags shifted by +1 on 16 dims."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(2 * n_per_class, T, D, generator=g)
-    bag_labels = torch.zeros(2 * n_per_class, T)
-    for v in range(n_per_class, 2 * n_per_class):
-        length = int(torch.randint(3, 7, (1,), generator=g))
-        start = int(torch.randint(0, T - length + 1, (1,), generator=g))
-        x[v, start : start + length, :16] += 1.0
-        bag_labels[v, start : start + length] = 1
-    labels = torch.cat([torch.zeros(n_per_class), torch.ones(n_per_class)])
-    return x, labels, bag_labels
-
-
-def test_learns_to_find_planted_anomalies():
+def test_learns_to_find_planted_anomalies(planted_bags):
     torch.manual_seed(0)
-    x, y, _ = planted(64, seed=1)
-    x_test, _, bag_test = planted(32, seed=2)
+    x, y, _ = planted_bags(64, seed=1)
+    x_test, _, bag_test = planted_bags(32, seed=2)
     det = build_detector("rtfm", (64,), {"branch_channels": 16})
     optim = torch.optim.Adam(det.parameters(), lr=1e-3, weight_decay=5e-3)
     g = torch.Generator().manual_seed(0)
