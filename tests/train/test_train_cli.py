@@ -44,6 +44,21 @@ def test_cli_test_best_is_flagged_next_to_the_figure(planted_store, tmp_path, ca
     assert "quick frame AUC (test)" in out and "[model selected on the TEST set (test-best): optimistic" in out
 
 
+def test_cli_flags_a_collapsed_training_next_to_the_figure(planted_store, tmp_path, capsys):
+    # Adagrad at lr 10 saturates MIL's sigmoid within a few steps: every score becomes 0.
+    out = tmp_path / "collapsed"
+    code = run(["train", "--store", str(planted_store.path), "--out", str(out), "--iterations", "30",
+                "--set", "sampler.batch_per_class=4", "--set", "optim.lr=10.0"])
+    text = capsys.readouterr().out
+    assert code == EXIT_OK
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json["quick_frame_auc"] == 0.5
+    assert run_json["collapse"].startswith("training collapsed: every test score is 0 (spread 0.0e+00 over ")
+    assert run_json["warning"] == run_json["collapse"]
+    assert "quick frame AUC (test) 0.5000  [training collapsed: every test score is 0" in text
+    assert "lower optim.lr or check the features]" in text
+
+
 def test_cli_seeds_report_mean_and_std(planted_store, tmp_path, capsys):
     out = tmp_path / "seeds"
     code = run(["train", "--store", str(planted_store.path), "--out", str(out), "--seeds", "0,1", *FAST])

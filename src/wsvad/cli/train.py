@@ -76,7 +76,8 @@ def train(
     flag = f"  [{result.warning}]" if result.warning else ""
     for member in result.members or [result]:
         auc = "n/a (no frame labels)" if member.frame_auc is None else f"{member.frame_auc:.4f}"
-        line = f"{member.run_dir}: seed {member.seed}, {member.steps} steps, quick frame AUC (test) {auc}{flag}"
+        own = f"  [{member.warning}]" if member.warning else ""
+        line = f"{member.run_dir}: seed {member.seed}, {member.steps} steps, quick frame AUC (test) {auc}{own}"
         console.print(line, markup=False, soft_wrap=True)
     if result.members:
         import statistics

@@ -39,10 +39,13 @@ class TrainResult:
     report: LabelReport | None = None
     seconds: float = 0.0
     members: list[TrainResult] = field(default_factory=list)  # multi-seed runs
+    collapse: str | None = None  # set when every test score came out the same
 
     @property
     def warning(self) -> str | None:
-        return TEST_SELECTION_WARNING if self.selection == "test-best" else None
+        notes = [TEST_SELECTION_WARNING] if self.selection == "test-best" else []
+        notes += [m.collapse for m in self.members or [self] if m.collapse]
+        return "; ".join(dict.fromkeys(notes)) or None
 
 
 def _auc_summary(values: list[float | None]) -> dict[str, Any]:
@@ -82,7 +85,8 @@ def run_train(
         "wsvad_version": __version__,
         "kind": "multi-seed",
         "seeds": list(cfg.seeds),
-        "runs": [{"seed": m.seed, "dir": m.run_dir.name, "frame_auc": m.frame_auc, "steps": m.steps} for m in members],
+        "runs": [{"seed": m.seed, "dir": m.run_dir.name, "frame_auc": m.frame_auc, "steps": m.steps,
+                  "collapse": m.collapse} for m in members],
         "frame_auc": summary,
         "model_selection": cfg.selection.mode,
         "warning": TEST_SELECTION_WARNING if cfg.selection.mode == "test-best" else None,
@@ -102,7 +106,7 @@ def _finished_member(cfg: TrainConfig) -> TrainResult | None:
     if data.get("status") != "complete":
         return None
     return TrainResult(Path(cfg.out), cfg.seed, data["steps"], True, data.get("quick_frame_auc"),
-                       data["model_selection"], data.get("selected_step"))
+                       data["model_selection"], data.get("selected_step"), collapse=data.get("collapse"))
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -139,7 +143,7 @@ def _run_single(cfg: TrainConfig, progress, stop_after: int | None, overwrite: b
     from wsvad.train.data import BagVideos, SnippetVideos, carve_validation, check_training_set, load_video_infos
     from wsvad.train.loop import seed_everything, train_loop
     from wsvad.train.samplers import build_sampler, sampler_needs
-    from wsvad.train.scoring import quick_frame_auc, save_scores, score_split, validation_auc
+    from wsvad.train.scoring import collapse_warning, quick_frame_auc, save_scores, score_split, validation_auc
 
     try:
         cls = detector_class(cfg.detector.name)
@@ -216,6 +220,8 @@ def _run_single(cfg: TrainConfig, progress, stop_after: int | None, overwrite: b
     scores = score_split(detector, store, test, cfg)
     save_scores(out / "scores.npz", scores)
     auc = quick_frame_auc(scores, test, snippet_len, stride)
+    collapse = collapse_warning(scores)  # reported with the AUC by the CLI and kept in run.json
+    warnings = [TEST_SELECTION_WARNING] if cfg.selection.mode == "test-best" else []
     _write_json(out / "run.json", {
         "wsvad_version": __version__,
         "kind": "single",
@@ -232,12 +238,14 @@ def _run_single(cfg: TrainConfig, progress, stop_after: int | None, overwrite: b
         "crop_mode": cfg.crop_mode, "score_on": cfg.score_on,
         "snippet_len": snippet_len, "stride": stride, "tail": attrs.get("tail"),
         "model_selection": cfg.selection.mode, "selected_step": selected_step, "selection_score": result.best_score,
-        "warning": TEST_SELECTION_WARNING if cfg.selection.mode == "test-best" else None,
+        "warning": "; ".join(warnings + [collapse] if collapse else warnings) or None,
         "steps": result.steps,
         "n_train": len(train), "n_val": len(val), "n_test": len(test),
         "quick_frame_auc": auc,
+        "collapse": collapse,
         "unmatched": {"not_in_dataset": report.not_in_dataset, "not_in_store": report.not_in_store, "unlabelled": report.unlabelled},
         "torch_version": torch.__version__,
         "status": "complete",
     })
-    return TrainResult(out, cfg.seed, result.steps, True, auc, cfg.selection.mode, selected_step, report, result.seconds)
+    return TrainResult(out, cfg.seed, result.steps, True, auc, cfg.selection.mode, selected_step, report, result.seconds,
+                       collapse=collapse)

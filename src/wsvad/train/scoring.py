@@ -74,6 +74,24 @@ def save_scores(path: Path, scores: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
+COLLAPSE_SPREAD = 1e-4
+
+
+def collapse_warning(scores: dict[str, np.ndarray], spread: float = COLLAPSE_SPREAD) -> str | None:
+    """A message when every test score is (nearly) the same value: training collapsed, usually a
+    saturated sigmoid (learning rate too high for the detector), and any AUC is then noise."""
+    if not scores:
+        return None
+    values = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in scores.values()])
+    if values.size == 0 or float(values.max() - values.min()) >= spread:
+        return None
+    return (
+        f"training collapsed: every test score is {float(values.mean()):.4g} "
+        f"(spread {float(values.max() - values.min()):.1e} over {values.size} scores), so the AUC is "
+        "meaningless; lower optim.lr or check the features"
+    )
+
+
 def quick_frame_auc(scores: dict[str, np.ndarray], infos: list[VideoInfo], snippet_len: int, stride: int) -> float | None:
     """Frame-level ROC AUC over the videos that have intervals and a frame count (``None`` if the
     ground truth is missing or has one class only). Alignment: wsvad's ``true-frames`` rule."""
