@@ -140,10 +140,22 @@ def _run_single(cfg: TrainConfig, progress, stop_after: int | None, overwrite: b
     from wsvad.detectors import build_detector, detector_class
     from wsvad.detectors.checkpoint import read_pair, save_detector
     from wsvad.train.cache import ensure_bag_cache, load_bags, store_fingerprint
-    from wsvad.train.data import BagVideos, SnippetVideos, carve_validation, check_training_set, load_video_infos
+    from wsvad.train.data import (
+        BagVideos,
+        SnippetVideos,
+        carve_validation,
+        check_training_set,
+        load_video_infos,
+    )
     from wsvad.train.loop import seed_everything, train_loop
     from wsvad.train.samplers import build_sampler, sampler_needs
-    from wsvad.train.scoring import collapse_warning, quick_frame_auc, save_scores, score_split, validation_auc
+    from wsvad.train.scoring import (
+        collapse_warning,
+        quick_frame_auc,
+        save_scores,
+        score_split,
+        validation_auc,
+    )
 
     try:
         cls = detector_class(cfg.detector.name)
