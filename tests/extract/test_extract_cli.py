@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def test_cli_exit_3_names_the_failed_videos_and_info_lists_them(tmp_path, make_v
     assert run(["info", str(tmp_path / "store")]) == 0
     info = capsys.readouterr().out
     assert "videos done" in info and "random3d" in info and "[T, 1, 64] float32" in info
+    assert re.search(r"rows are\s+│ snippets of 16 frames", info)
     assert "broken [decord,av] DecodeError" in info
     assert run(["info", str(tmp_path / "nowhere")]) == 1
     assert "nowhere: no such feature store" in capsys.readouterr().err

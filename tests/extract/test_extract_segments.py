@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,7 @@ def test_rtfm_rule_and_split_pieces_give_the_segments_of_the_whole_video(tmp_pat
     assert not any((tmp_path / "seg" / ".tmp").iterdir())
 
 
-def test_cli_segments_flags_reach_the_store(tmp_path, make_video):
+def test_cli_segments_flags_reach_the_store(tmp_path, make_video, capsys):
     from wsvad.cli import run
 
     make_video("v/a.mp4", n_frames=40, seed=4)
@@ -118,6 +119,9 @@ def test_cli_segments_flags_reach_the_store(tmp_path, make_video):
     assert code == 0
     store = FeatureStore.open(tmp_path / "s")
     assert store.attrs["bagged"] == {"rule": "rtfm", "T": 2} and store.read("a").shape == (2, 1, 64)
+    capsys.readouterr()
+    assert run(["info", str(tmp_path / "s")]) == 0
+    assert re.search(r"rows are\s+│ segments, 2 per video \(rtfm rule\)", capsys.readouterr().out)
     assert run(["extract", "--root", str(tmp_path / "v"), "--out", str(tmp_path / "t"), "--segments", "0"]) == 1
 
 

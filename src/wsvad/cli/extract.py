@@ -167,7 +167,7 @@ def info(
     table = Table(title=str(path), show_header=False)
     pending = "unknown" if summary["pending"] is None else str(summary["pending"])
     rows = [("origin", origin), ("videos done", str(summary["done"])), ("videos failed", str(summary["failed"])),
-            ("videos pending", pending), ("snippets", str(summary["snippets"])),
+            ("videos pending", pending), ("rows are", _rows_are(attrs)), ("rows", str(summary["snippets"])),
             ("feature shape", f"[T, {', '.join(map(str, summary['feature_shape']))}] {summary['dtype']}"),
             ("disk size", _human_bytes(summary["disk_bytes"]))]
     for key in ("dataset", "backbone", "weights_sha256", "snippet_len", "stride", "tail", "fps", "resize",
@@ -185,6 +185,13 @@ def info(
         for vid, failure in sorted(failures.items()):
             console.print(f"  {vid} [{failure.get('decoder')}] {failure.get('exception')}: {failure.get('reason')}",
                           markup=False, soft_wrap=True)
+
+
+def _rows_are(attrs: dict) -> str:
+    bagged = attrs.get("bagged")
+    if isinstance(bagged, dict) and bagged.get("T"):
+        return f"segments, {bagged['T']} per video ({bagged.get('rule')} rule)"
+    return f"snippets of {attrs['snippet_len']} frames" if attrs.get("snippet_len") else "snippets"
 
 
 @app.command()
