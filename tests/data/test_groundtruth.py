@@ -7,7 +7,12 @@ import logging
 import numpy as np
 import pytest
 
-from wsvad.data.groundtruth import DEFAULT_ALIGNMENT, frame_labels, intervals_from_mask, snippet_scores_to_frames
+from wsvad.data.groundtruth import (
+    DEFAULT_ALIGNMENT,
+    frame_labels,
+    intervals_from_mask,
+    snippet_scores_to_frames,
+)
 
 
 def test_frame_labels_half_open_and_clipped_with_warning(caplog):

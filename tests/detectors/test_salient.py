@@ -11,8 +11,8 @@ from sklearn.metrics import roc_auc_score
 
 from wsvad.config import load_config
 from wsvad.detectors import Batch, build_detector
-from wsvad.detectors.salient import SalientParams
 from wsvad.detectors.layers import spread_range_scores, window_ranges
+from wsvad.detectors.salient import SalientParams
 from wsvad.train.config import TrainConfig
 
 torch.set_num_threads(1)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wsvad.extract.crops import crop_order, crop_positions, make_crops, resize_and_crop, resize_frames, resized_shape
+from wsvad.extract.crops import (
+    crop_order,
+    crop_positions,
+    make_crops,
+    resize_and_crop,
+    resize_frames,
+    resized_shape,
+)
 
 
 def marked_frame(height=40, width=60, size=20) -> np.ndarray:

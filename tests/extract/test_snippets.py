@@ -28,7 +28,7 @@ def reference(n: int, L: int, stride: int, tail: str) -> list[list[int]]:
 
 @pytest.mark.parametrize("tail", ["drop", "pad", "loop"])
 def test_n_snippets_matches_brute_force(tail):
-    for n in range(0, 70):
+    for n in range(70):
         for L, stride in [(16, 16), (16, 8), (4, 6), (5, 3), (64, 64), (1, 1)]:
             assert n_snippets(n, L, stride, tail) == len(reference(n, L, stride, tail)), (n, L, stride)
 

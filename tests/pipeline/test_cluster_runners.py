@@ -7,7 +7,13 @@ import time
 import pytest
 
 from wsvad.errors import WsvadError
-from wsvad.pipeline.cluster import ClusterConfig, cluster_kinds, open_client, register_cluster, report_progress
+from wsvad.pipeline.cluster import (
+    ClusterConfig,
+    cluster_kinds,
+    open_client,
+    register_cluster,
+    report_progress,
+)
 
 
 def square(x: int) -> int:

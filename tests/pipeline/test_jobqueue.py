@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from wsvad.errors import WsvadError
-from wsvad.pipeline.jobqueue import JobQueueConfig, cluster_kwargs, start_jobqueue_cluster, walltime_seconds
+from wsvad.pipeline.jobqueue import (
+    JobQueueConfig,
+    cluster_kwargs,
+    start_jobqueue_cluster,
+    walltime_seconds,
+)
 
 
 def test_walltime_parsing():

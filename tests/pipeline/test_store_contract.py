@@ -41,10 +41,9 @@ def test_write_read_and_attrs(tmp_path):
 
 def test_unfinished_writer_leaves_no_video(tmp_path):
     store = FeatureStore.create(tmp_path / "s", ATTRS)
-    with pytest.raises(RuntimeError, match="boom"):
-        with store.writer("v") as writer:
-            writer.append(rows(5))
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), store.writer("v") as writer:
+        writer.append(rows(5))
+        raise RuntimeError("boom")
     assert store.video_ids() == [] and not store.has_video("v")
     assert not any((tmp_path / "s" / ".tmp").iterdir())
 

@@ -9,7 +9,13 @@ import pytest
 
 from wsvad.errors import WsvadError
 from wsvad.transfer.formats import get_format
-from wsvad.transfer.lists import ListSpec, group_listed, read_entries, resolve_entry, split_from_list_name
+from wsvad.transfer.lists import (
+    ListSpec,
+    group_listed,
+    read_entries,
+    resolve_entry,
+    split_from_list_name,
+)
 from wsvad.transfer.names import label_from_name
 
 

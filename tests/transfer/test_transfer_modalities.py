@@ -7,7 +7,14 @@ import pytest
 
 from wsvad.errors import WsvadError
 from wsvad.pipeline.store import FeatureStore
-from wsvad.transfer import ImportConfig, ListFile, concat_modalities, concat_stores, pair_stores, run_import
+from wsvad.transfer import (
+    ImportConfig,
+    ListFile,
+    concat_modalities,
+    concat_stores,
+    pair_stores,
+    run_import,
+)
 
 VIOLENT = "Bad.Boys.1995__#01-11-55_01-12-40_label_G-B2-B6"
 NORMAL = "A.Beautiful.Mind.2001__#00-01-45_00-02-50_label_A"

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -39,11 +39,11 @@ def check(
     dataset: Annotated[str, Opt(help="Dataset adapter: ucf, shanghaitech, xd, folder, synthetic (see `wsvad datasets`). Required.")],
     root: Annotated[Path, Opt(help="Dataset root folder. Required.")],
     probe: Annotated[str, Opt(help="Frame counts read from video headers (PyAV) to check intervals: annotated (test videos with intervals), all (also finds unreadable videos) or none. Default: annotated.")] = "annotated",
-    train_list: Annotated[Optional[Path], Opt(help="Training split list to use instead of the one found under ROOT (ucf, xd, shanghaitech, synthetic). Default: found under ROOT.")] = None,
-    test_list: Annotated[Optional[Path], Opt(help="Test split list to use instead of the one found under ROOT (ucf, xd, shanghaitech, synthetic). Default: found under ROOT.")] = None,
-    annotations: Annotated[Optional[Path], Opt(help="Temporal annotation file (ucf, xd, synthetic). Default: found under ROOT.")] = None,
-    mask_dir: Annotated[Optional[Path], Opt(help="Folder of <id>.npy frame masks (shanghaitech). Default: every test_frame_mask/ under ROOT.")] = None,
-    labels: Annotated[Optional[Path], Opt(help="labels.csv to use (folder). Default: ROOT/labels.csv if present.")] = None,
+    train_list: Annotated[Path | None, Opt(help="Training split list to use instead of the one found under ROOT (ucf, xd, shanghaitech, synthetic). Default: found under ROOT.")] = None,
+    test_list: Annotated[Path | None, Opt(help="Test split list to use instead of the one found under ROOT (ucf, xd, shanghaitech, synthetic). Default: found under ROOT.")] = None,
+    annotations: Annotated[Path | None, Opt(help="Temporal annotation file (ucf, xd, synthetic). Default: found under ROOT.")] = None,
+    mask_dir: Annotated[Path | None, Opt(help="Folder of <id>.npy frame masks (shanghaitech). Default: every test_frame_mask/ under ROOT.")] = None,
+    labels: Annotated[Path | None, Opt(help="labels.csv to use (folder). Default: ROOT/labels.csv if present.")] = None,
     show_all: Annotated[bool, Opt("--all", help=f"Show every problem, not the first {MAX_ROWS_PER_KIND} of each kind. Default: off.")] = False,
 ) -> int:
     """Parse a dataset layout and report its problems as tables; exit 1 when there are errors."""
@@ -97,19 +97,19 @@ def check(
 
 @app.command()
 def synth(
-    out: Annotated[Optional[Path], Opt(help="Folder to write the dataset to (created; an unfinished run with the same parameters resumes). Required.")] = None,
-    seed: Annotated[Optional[int], Opt(help="Random seed; the same seed and sizes give the same videos. Default: 0.")] = None,
-    preset: Annotated[Optional[str], Opt(help="Size preset: default (60+30 videos, 8-20 s, 320x240), demo (16+8 videos, 4-6 s, 160x120, 3 classes, for `make demo`) or tiny (tests). Default: default.")] = None,
-    n_train: Annotated[Optional[int], Opt(help="Training videos (about half abnormal). Default: 60, or the preset's.")] = None,
-    n_test: Annotated[Optional[int], Opt(help="Test videos (about half abnormal). Default: 30, or the preset's.")] = None,
-    min_seconds: Annotated[Optional[float], Opt(help="Shortest video in seconds. Default: 8.0, or the preset's.")] = None,
-    max_seconds: Annotated[Optional[float], Opt(help="Longest video in seconds. Default: 20.0, or the preset's.")] = None,
-    size: Annotated[Optional[str], Opt(help="Frame size WIDTHxHEIGHT (even numbers). Default: 320x240, or the preset's.")] = None,
-    fps: Annotated[Optional[int], Opt(help="Frames per second. Default: 30.")] = None,
-    crf: Annotated[Optional[int], Opt(help="x264 quality (0 lossless .. 51 worst). Default: 23.")] = None,
-    classes: Annotated[Optional[str], Opt(help="Comma-separated anomaly classes among Fighting, Running, Explosion, AbandonedObject. Default: all four, or the preset's.")] = None,
-    config: Annotated[Optional[Path], Opt("--config", "-c", help="YAML config (configs/synth/); named options override it. Default: none.")] = None,
-    sets: Annotated[Optional[list[str]], Opt("--set", help="Override any config key: key=value (repeatable). Default: none.")] = None,
+    out: Annotated[Path | None, Opt(help="Folder to write the dataset to (created; an unfinished run with the same parameters resumes). Required.")] = None,
+    seed: Annotated[int | None, Opt(help="Random seed; the same seed and sizes give the same videos. Default: 0.")] = None,
+    preset: Annotated[str | None, Opt(help="Size preset: default (60+30 videos, 8-20 s, 320x240), demo (16+8 videos, 4-6 s, 160x120, 3 classes, for `make demo`) or tiny (tests). Default: default.")] = None,
+    n_train: Annotated[int | None, Opt(help="Training videos (about half abnormal). Default: 60, or the preset's.")] = None,
+    n_test: Annotated[int | None, Opt(help="Test videos (about half abnormal). Default: 30, or the preset's.")] = None,
+    min_seconds: Annotated[float | None, Opt(help="Shortest video in seconds. Default: 8.0, or the preset's.")] = None,
+    max_seconds: Annotated[float | None, Opt(help="Longest video in seconds. Default: 20.0, or the preset's.")] = None,
+    size: Annotated[str | None, Opt(help="Frame size WIDTHxHEIGHT (even numbers). Default: 320x240, or the preset's.")] = None,
+    fps: Annotated[int | None, Opt(help="Frames per second. Default: 30.")] = None,
+    crf: Annotated[int | None, Opt(help="x264 quality (0 lossless .. 51 worst). Default: 23.")] = None,
+    classes: Annotated[str | None, Opt(help="Comma-separated anomaly classes among Fighting, Running, Explosion, AbandonedObject. Default: all four, or the preset's.")] = None,
+    config: Annotated[Path | None, Opt("--config", "-c", help="YAML config (configs/synth/); named options override it. Default: none.")] = None,
+    sets: Annotated[list[str] | None, Opt("--set", help="Override any config key: key=value (repeatable). Default: none.")] = None,
 ) -> int:
     """Generate a synthetic fixed-camera surveillance dataset in the UCF-Crime layout."""
     from wsvad.config import load_config

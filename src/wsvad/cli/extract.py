@@ -125,7 +125,13 @@ class _ProgressBar:
     def __enter__(self):
         import time
 
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(TextColumn("extract"), BarColumn(), MofNCompleteColumn(), TextColumn("videos"),
                                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=err_console,

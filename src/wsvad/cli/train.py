@@ -37,7 +37,13 @@ def train(
     sets: Annotated[list[str] | None, typer.Option("--set", help="Override any config key, key.path=value (default: none).")] = None,
 ) -> None:
     """Train a detector with video-level labels; writes config, weights, log and test scores to --out."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from wsvad.config import load_config
     from wsvad.train import TrainConfig, run_train

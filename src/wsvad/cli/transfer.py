@@ -38,7 +38,13 @@ def import_(
     sets: SetsOpt = None,
 ) -> None:
     """Import published features (RTFM, XD/UR-DMU per-crop, Sultani C3D, video_features, VGGish) into a store."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from wsvad.config import load_config
     from wsvad.transfer.config import ImportConfig

@@ -34,7 +34,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from wsvad.data.listfiles import Line, find_file, index_media, posix_path, read_lines, rel_posix, video_stem
+from wsvad.data.listfiles import (
+    Line,
+    find_file,
+    index_media,
+    posix_path,
+    read_lines,
+    rel_posix,
+    video_stem,
+)
 from wsvad.data.records import DatasetIndex, Interval, Problem, VideoRecord
 from wsvad.data.registry import register_dataset
 

@@ -20,7 +20,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    auc,
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 
 
 class Weighted(NamedTuple):

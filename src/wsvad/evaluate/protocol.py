@@ -22,7 +22,12 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from wsvad.data.groundtruth import DEFAULT_ALIGNMENT, AlignmentRule, frame_labels, snippet_scores_to_frames
+from wsvad.data.groundtruth import (
+    DEFAULT_ALIGNMENT,
+    AlignmentRule,
+    frame_labels,
+    snippet_scores_to_frames,
+)
 from wsvad.evaluate import metrics as M
 
 ClassNegatives = Literal["all_normal", "class_only"]

@@ -23,7 +23,15 @@ from wsvad.errors import EXIT_OK, EXIT_PARTIAL, WsvadError
 from wsvad.evaluate import metrics as M
 from wsvad.evaluate import plots, sources
 from wsvad.evaluate.config import EvaluateConfig
-from wsvad.evaluate.protocol import Pooled, Protocol, VideoTruth, align_video, compute_metrics, per_video_table, pool
+from wsvad.evaluate.protocol import (
+    Pooled,
+    Protocol,
+    VideoTruth,
+    align_video,
+    compute_metrics,
+    per_video_table,
+    pool,
+)
 from wsvad.evaluate.report import METRICS_FILE, build_report, write_json_atomic
 from wsvad.evaluate.sources import MatchProblem
 

@@ -216,7 +216,7 @@ def _write_outputs(out_dir: Path, source, results: list[SnippetScore], frame_sco
                   shade_label=f"score >= {threshold:g}")
     write_json_atomic(files["summary"], {
         "source": str(source), "mode": "stream" if stream else "offline", "window": window if stream else None,
-        "threshold": threshold, "fps": fps, "n_frames": int(len(frame_scores)), "n_snippets": len(results),
+        "threshold": threshold, "fps": fps, "n_frames": len(frame_scores), "n_snippets": len(results),
         "intervals": [{"start": s, "end": e, "start_s": s / fps if fps else None, "end_s": e / fps if fps else None}
                       for s, e in intervals],
         "setup": setup._asdict(), "detector": meta.get("detector"), "model_seed": meta.get("seed"),

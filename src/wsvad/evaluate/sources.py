@@ -111,8 +111,7 @@ def normalise_id(key: str) -> str:
         if name.lower().endswith(ext):
             name = name[: -len(ext)]
             break
-    if name.endswith("_i3d"):
-        name = name[: -len("_i3d")]
+    name = name.removesuffix("_i3d")
     return name
 
 
@@ -311,7 +310,7 @@ def probe_frame_count(path: Path) -> int | None:
     try:
         import decord
 
-        return int(len(decord.VideoReader(str(path), num_threads=1)))
+        return len(decord.VideoReader(str(path), num_threads=1))
     except Exception as exc:  # noqa: BLE001 - decord raises its own error types; PyAV gets a try
         log.debug("%s: decord could not count frames (%s); trying PyAV", path, exc)
     try:

@@ -20,7 +20,13 @@ from wsvad.errors import WsvadError
 from wsvad.extract.config import ExtractConfig, resolve_config
 from wsvad.extract.crops import crop_order
 from wsvad.extract.segments import segment_attrs
-from wsvad.extract.shards import initialise_store, lock_name, open_for_shard, shard_records, shard_writer
+from wsvad.extract.shards import (
+    initialise_store,
+    lock_name,
+    open_for_shard,
+    shard_records,
+    shard_writer,
+)
 from wsvad.extract.worker import PROGRESS_TOPIC, Task, VideoResult, one_line, remove_parts, run_task
 from wsvad.pipeline.cluster import open_client
 from wsvad.pipeline.store import FeatureStore, node_name, store_write_error

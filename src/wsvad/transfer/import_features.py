@@ -30,7 +30,13 @@ from wsvad.pipeline.store import DEFAULT_CHUNK_T, FeatureStore
 from wsvad.transfer.config import ImportConfig
 from wsvad.transfer.export_features import write_text_atomic
 from wsvad.transfer.formats import FeatureFormat, Source, get_format
-from wsvad.transfer.lists import ListSpec, VideoFiles, group_listed, group_scanned, split_from_list_name
+from wsvad.transfer.lists import (
+    ListSpec,
+    VideoFiles,
+    group_listed,
+    group_scanned,
+    split_from_list_name,
+)
 from wsvad.transfer.names import label_from_name
 
 log = logging.getLogger(__name__)

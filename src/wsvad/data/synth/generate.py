@@ -24,7 +24,15 @@ import numpy as np
 from wsvad import __version__
 from wsvad.data.synth.config import SynthConfig
 from wsvad.data.synth.events import EVENTS, PERSISTENT, Overlay
-from wsvad.data.synth.scene import Scene, Walker, build_scene, lighting_gains, noise_bank, random_walker, render_base
+from wsvad.data.synth.scene import (
+    Scene,
+    Walker,
+    build_scene,
+    lighting_gains,
+    noise_bank,
+    random_walker,
+    render_base,
+)
 from wsvad.errors import WsvadError
 
 log = logging.getLogger(__name__)
