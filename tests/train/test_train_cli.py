@@ -57,6 +57,11 @@ def test_cli_flags_a_collapsed_training_next_to_the_figure(planted_store, tmp_pa
     assert run_json["warning"] == run_json["collapse"]
     assert "quick frame AUC (test) 0.5000  [training collapsed: every test score is 0" in text
     assert "lower optim.lr or check the features]" in text
+    # evaluate repeats it next to its figures and keeps it in metrics.json
+    assert run(["evaluate", "--run", str(out), "--no-plots"]) == EXIT_OK
+    assert f"warning: {run_json['collapse']}" in capsys.readouterr().err
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert metrics["source"]["training_collapse"] == run_json["collapse"]
 
 
 def test_cli_seeds_report_mean_and_std(planted_store, tmp_path, capsys):

@@ -128,6 +128,9 @@ def _print_report(report: dict, out_dir: Path) -> None:
     selection = report.get("model_selection")
     flag = "  <-- SELECTED ON THE TEST SET" if report.get("selected_on_test") else ""
     console.print(f"model selection: {selection}{flag}", markup=False)
+    collapse = (report.get("source") or {}).get("training_collapse")
+    if collapse:
+        err_console.print(f"warning: {collapse}", markup=False, soft_wrap=True)
     console.print(f"written: {out_dir / 'metrics.json'}", markup=False)
     plots = report.get("plots", [])
     for plot in plots[:2]:

@@ -217,9 +217,18 @@ def _resolve(cfg: EvaluateConfig) -> _Inputs:
     source = {
         "run": _str(cfg.run), "scores": {k or "run": str(v) for k, v in seed_scores.items()}, "store": _str(store),
         "dataset": dataset, "root": _str(root), "run_config_hash": run_json.get("config_hash"), "detector": run_json.get("detector"),
+        "training_collapse": _collapse_note(run_json),
     }
     return _Inputs(seed_scores, truths, problems, class_names, protocol, out_dir, source, seeds,
                    run_json.get("model_selection", "external scores" if cfg.run is None else None))
+
+
+def _collapse_note(run_json: dict) -> str | None:
+    """The train stage's collapse message(s): a single run's, or those of a multi-seed run's seeds."""
+    if run_json.get("collapse"):
+        return run_json["collapse"]
+    notes = [f"seed {r.get('seed')}: {r['collapse']}" for r in run_json.get("runs", []) if r.get("collapse")]
+    return "; ".join(notes) or None
 
 
 def _geometry(cfg: EvaluateConfig, run_json: dict, store_attrs: dict) -> tuple[int, int]:
