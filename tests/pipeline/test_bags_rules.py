@@ -85,6 +85,20 @@ def test_scores_back_to_snippets_sultani_fills_unused_last_snippet():
     np.testing.assert_allclose(out, [0.2, 0.4, 0.4, 0.8, 0.8], rtol=1e-6)
 
 
+def test_scores_back_to_snippets_are_the_bag_scores_exactly():
+    # STA on the synthetic set: a saturated 1.0 next to sigmoid outputs of ~1e-35 once came back
+    # at -6e-33 (a running sum's rounding residue), outside [0, 1].
+    bag_scores = np.array([1.0, 3.7e-35, 1.0, 5.9e-39, 0.25, 1.0, 1e-30, 0.0], dtype=np.float32)
+    for rule in ("rtfm", "sultani"):
+        for n in (5, 8, 11, 37):
+            out = bag_scores_to_snippets(bag_scores, n, rule)
+            assert out.min() >= 0.0 and out.max() <= 1.0, (rule, n, out.min(), out.max())
+    # N > T under the rtfm rule: disjoint bags, so every snippet carries its bag's score bit for bit
+    out = bag_scores_to_snippets(bag_scores, 11, "rtfm")
+    for i, (s, e) in enumerate(bag_ranges(11, 8, "rtfm")):
+        assert (out[s:e] == bag_scores[i]).all(), (i, out[s:e], bag_scores[i])
+
+
 def test_scores_round_trip_is_exact_for_bag_level_models():
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(37, 4)).astype(np.float32)
