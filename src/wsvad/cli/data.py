@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from wsvad.cli.app import app, console, err_console
+from wsvad.cli.app import app, console, err_console, progress_bar
 from wsvad.errors import EXIT_ERROR, EXIT_OK
 
 Opt = typer.Option
@@ -133,9 +133,7 @@ def _severity(severity: str) -> str:
 @contextmanager
 def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on stderr fed by a ``(done, total)`` callback; shows nothing until called."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, transient=True)
+    bar = progress_bar(label, elapsed=True)
     tasks: list = []
 
     def on_progress(done: int, total: int) -> None:

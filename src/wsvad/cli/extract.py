@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from wsvad.cli.app import app, console, err_console
+from wsvad.cli.app import app, console, err_console, progress_bar
 from wsvad.errors import EXIT_OK, EXIT_PARTIAL, WsvadError
 
 Opt = typer.Option
@@ -125,17 +125,8 @@ class _ProgressBar:
     def __enter__(self):
         import time
 
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(TextColumn("extract"), BarColumn(), MofNCompleteColumn(), TextColumn("videos"),
-                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=err_console,
-                                 transient=False, disable=not err_console.is_terminal)
+        self.progress = progress_bar("extract", "videos", "{task.fields[rate]}", transient=False,
+                                     disable=not err_console.is_terminal)
         self.progress.__enter__()
         self.task = None
         self.began = time.perf_counter()

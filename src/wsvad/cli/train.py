@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from wsvad.cli.app import app, console, err_console
+from wsvad.cli.app import app, console, err_console, progress_bar
 from wsvad.errors import EXIT_OK, EXIT_PARTIAL, WsvadError
 
 
@@ -37,23 +37,13 @@ def train(
     sets: Annotated[list[str] | None, typer.Option("--set", help="Override any config key, key.path=value (default: none).")] = None,
 ) -> None:
     """Train a detector with video-level labels; writes config, weights, log and test scores to --out."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     from wsvad.config import load_config
     from wsvad.train import TrainConfig, run_train
 
     flags = {"store": store, "out": out, "detector.name": detector, "dataset": dataset, "root": root, "seed": seed,
              "seeds": _parse_seeds(seeds), "iterations": iterations, "selection.mode": selection, "device": device}
     cfg = load_config(TrainConfig, config, flags, sets)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    with progress_bar("{task.description}", "{task.fields[info]}") as bar:
         task = bar.add_task("train", total=None, info="")
 
         def progress(step: int, total: int, logged: dict[str, float]) -> None:

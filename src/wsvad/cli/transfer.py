@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from wsvad.cli.app import app, console, err_console
+from wsvad.cli.app import app, console, err_console, progress_bar
 from wsvad.errors import EXIT_OK, EXIT_PARTIAL
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (configs/import/ or configs/export/); named options override it. Default: none.")]
@@ -38,14 +38,6 @@ def import_(
     sets: SetsOpt = None,
 ) -> None:
     """Import published features (RTFM, XD/UR-DMU per-crop, Sultani C3D, video_features, VGGish) into a store."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     from wsvad.config import load_config
     from wsvad.transfer.config import ImportConfig
     from wsvad.transfer.import_features import run_import
@@ -56,8 +48,7 @@ def import_(
              "out": out, "stream": stream, "publisher_backbone": publisher_backbone, "snippet_len": snippet_len,
              "stride": stride, "probe_frames": probe_frames or None, "checksum": checksum, "workers": workers, "overwrite": overwrite or None}
     cfg = load_config(ImportConfig, config, flags=flags, sets=sets)
-    columns = (TextColumn("import"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    with progress_bar("import") as bar:
         task = bar.add_task("import", total=None)
         result = run_import(cfg, progress=lambda _vid, _ok: bar.advance(task))
     for note in result.notes[:_SHOWN]:
