@@ -17,15 +17,32 @@ from wsvad.evaluate.protocol import Protocol, VideoTruth
 from wsvad.evaluate.run import evaluate_scores
 from wsvad.evaluate.sources import load_scores
 
-CLASSES = ["Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting", "RoadAccidents",
-           "Robbery", "Shooting", "Shoplifting", "Stealing", "Vandalism"]
+CLASSES = [
+    "Abuse",
+    "Arrest",
+    "Arson",
+    "Assault",
+    "Burglary",
+    "Explosion",
+    "Fighting",
+    "RoadAccidents",
+    "Robbery",
+    "Shooting",
+    "Shoplifting",
+    "Stealing",
+    "Vandalism",
+]
 # Test videos per class in the official UCF-Crime test list (140 in all), plus 150 normal videos.
 PER_CLASS = [2, 5, 9, 3, 13, 21, 5, 23, 5, 23, 21, 5, 5]
 
 
-def synthetic_ucf(seed: int = 0, total_frames: int = 1_100_000) -> tuple[dict[str, VideoTruth], dict[str, np.ndarray]]:
+def synthetic_ucf(
+    seed: int = 0, total_frames: int = 1_100_000
+) -> tuple[dict[str, VideoTruth], dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
-    kinds = [(c, i) for c, n in zip(CLASSES, PER_CLASS) for i in range(n)] + [("Normal", i) for i in range(150)]
+    kinds = [(c, i) for c, n in zip(CLASSES, PER_CLASS) for i in range(n)] + [
+        ("Normal", i) for i in range(150)
+    ]
     lengths = rng.lognormal(mean=0.0, sigma=0.8, size=len(kinds))
     lengths = np.maximum(64, (lengths / lengths.sum() * total_frames).astype(int))
     truths, scores = {}, {}
@@ -39,7 +56,9 @@ def synthetic_ucf(seed: int = 0, total_frames: int = 1_100_000) -> tuple[dict[st
             end = int(min(n_frames, start + rng.integers(n_frames // 10, n_frames // 2)))
             intervals = ((start, end),)
             s[start // 16 : end // 16] += rng.random() * 0.5
-        truths[vid] = VideoTruth(vid, int(n_frames), int(cls != "Normal"), () if cls == "Normal" else (cls,), intervals)
+        truths[vid] = VideoTruth(
+            vid, int(n_frames), int(cls != "Normal"), () if cls == "Normal" else (cls,), intervals
+        )
         scores[vid] = np.clip(s, 0, 1)
     return truths, scores
 
@@ -64,11 +83,17 @@ def main() -> None:
         start = time.perf_counter()
         evaluate_scores(load_scores(path), truths, protocol, names)
         with_load = time.perf_counter() - start
-    print(f"UCF-size protocol: {len(truths)} videos, {n_frames:,} frames, {len(names) - 1} classes, alignment {args.alignment}")
-    print(f"evaluate (given scores): best {min(times):.3f} s, median {np.median(times):.3f} s of {args.repeats}  (target < 2 s)")
+    print(
+        f"UCF-size protocol: {len(truths)} videos, {n_frames:,} frames, {len(names) - 1} classes, alignment {args.alignment}"
+    )
+    print(
+        f"evaluate (given scores): best {min(times):.3f} s, median {np.median(times):.3f} s of {args.repeats}  (target < 2 s)"
+    )
     print(f"evaluate including reading scores.npz: {with_load:.3f} s")
-    print(f"AUC {100 * figures['auc']:.2f}  AP {100 * figures['ap_sklearn']:.2f}  PR-AUC(trapz) {100 * figures['pr_auc_trapezoid']:.2f}  "
-          f"FAR {100 * figures['far']:.2f}  per-class AUCs {len(figures['per_class_auc'])}")
+    print(
+        f"AUC {100 * figures['auc']:.2f}  AP {100 * figures['ap_sklearn']:.2f}  PR-AUC(trapz) {100 * figures['pr_auc_trapezoid']:.2f}  "
+        f"FAR {100 * figures['far']:.2f}  per-class AUCs {len(figures['per_class_auc'])}"
+    )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,9 @@ VARIANTS = {
 }
 
 
-def backbone_variants(choice: str, tmp: Path, weights: dict[str, str | None]) -> list[tuple[str, str, dict]]:
+def backbone_variants(
+    choice: str, tmp: Path, weights: dict[str, str | None]
+) -> list[tuple[str, str, dict]]:
     """The (label, backbone, options) rows to time; weightless c3d/i3d_r50 get random weights of their layout."""
     from wsvad.extract.backbones.weights import write_random_weights
 
@@ -62,7 +64,9 @@ def backbone_variants(choice: str, tmp: Path, weights: dict[str, str | None]) ->
             given = weights.get(name)
             if given is None:
                 module = importlib.import_module(f"wsvad.extract.backbones.{name}")
-                given = str(write_random_weights(tmp / f"{name}-random.safetensors", module.expected_keys()))
+                given = str(
+                    write_random_weights(tmp / f"{name}-random.safetensors", module.expected_keys())
+                )
                 label += " (random weights)"
             options["weights"] = given
         rows.append((label, pick_backbone(name), options))
@@ -75,7 +79,9 @@ def pick_backbone(name: str) -> str:
     try:
         import wsvad.extract.backbones.i3d  # noqa: F401
     except ImportError as exc:
-        print(f"i3d is not importable ({exc}); falling back to random3d, whose rates say nothing about i3d")
+        print(
+            f"i3d is not importable ({exc}); falling back to random3d, whose rates say nothing about i3d"
+        )
         return "random3d"
     return "i3d"
 
@@ -85,11 +91,14 @@ def bare_rate(cfg: ExtractConfig, n_clips: int) -> tuple[float, float]:
     model, spec = get_model(cfg)
     # the pipeline's batches: batch_clips // crops snippets of all crops, never more clips than the video has
     per_batch = min(max(1, cfg.batch_clips // cfg.crops) * cfg.crops, n_clips)
-    clips = np.random.default_rng(0).integers(0, 256, (per_batch, cfg.snippet_len, cfg.crop_size, cfg.crop_size, 3),
-                                              dtype=np.uint8)
+    clips = np.random.default_rng(0).integers(
+        0, 256, (per_batch, cfg.snippet_len, cfg.crop_size, cfg.crop_size, 3), dtype=np.uint8
+    )
     batch = torch.from_numpy(spec.prepare(clips)).to(cfg.device)
     with torch.inference_mode(), autocast(cfg):
-        model(batch)  # warm-up: first-call allocations and kernel selection (cudnn.benchmark autotuning)
+        model(
+            batch
+        )  # warm-up: first-call allocations and kernel selection (cudnn.benchmark autotuning)
         synchronize(cfg.device)
         done, began, cpu = 0, time.perf_counter(), time.process_time()
         while done < n_clips:
@@ -122,8 +131,18 @@ class GpuSampler:
             return value
         except Exception:  # noqa: BLE001 - fall back to nvidia-smi, then give up
             try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
-                                      "-i", str(self.index)], capture_output=True, text=True, timeout=5)
+                out = subprocess.run(
+                    [
+                        "nvidia-smi",
+                        "--query-gpu=utilization.gpu",
+                        "--format=csv,noheader,nounits",
+                        "-i",
+                        str(self.index),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                )
                 self.source = "nvidia-smi"
                 return float(out.stdout.strip().splitlines()[0])
             except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
@@ -146,8 +165,10 @@ class GpuSampler:
     def report(self) -> str:
         if not self.samples:
             return "GPU utilisation: unavailable (neither pynvml nor nvidia-smi answered)"
-        return (f"GPU utilisation ({self.source}, {len(self.samples)} samples): mean {np.mean(self.samples):.0f} %, "
-                f"max {max(self.samples):.0f} %; peak memory {torch.cuda.max_memory_allocated(self.index) / 2**30:.2f} GiB")
+        return (
+            f"GPU utilisation ({self.source}, {len(self.samples)} samples): mean {np.mean(self.samples):.0f} %, "
+            f"max {max(self.samples):.0f} %; peak memory {torch.cuda.max_memory_allocated(self.index) / 2**30:.2f} GiB"
+        )
 
 
 def pipeline_rate(cfg: ExtractConfig) -> tuple[float, float, int]:
@@ -157,51 +178,110 @@ def pipeline_rate(cfg: ExtractConfig) -> tuple[float, float, int]:
     if summary.failures:
         raise SystemExit(f"extraction failed: {summary.failures}")
     cpu = time.process_time() - cpu
-    if cfg.cluster.kind != "inline":  # the work ran in other processes: this process's CPU says nothing
+    if (
+        cfg.cluster.kind != "inline"
+    ):  # the work ran in other processes: this process's CPU says nothing
         cpu = float("nan")
-    return summary.frame_crops / summary.seconds, summary.frame_crops / cpu, summary.frame_crops // cfg.snippet_len
+    return (
+        summary.frame_crops / summary.seconds,
+        summary.frame_crops / cpu,
+        summary.frame_crops // cfg.snippet_len,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="all",
-                        help=f"all, one of {', '.join(VARIANTS)}, or any registered backbone (default: all)")
-    parser.add_argument("--c3d-weights", default=None, help="real C3D weights (default: random, same layout)")
-    parser.add_argument("--r50-weights", default=None, help="real i3d_r50 weights (default: random, same layout)")
-    parser.add_argument("--crops", default="1,10", help="comma-separated crop counts (default: 1,10)")
+    parser.add_argument(
+        "--backbone",
+        default="all",
+        help=f"all, one of {', '.join(VARIANTS)}, or any registered backbone (default: all)",
+    )
+    parser.add_argument(
+        "--c3d-weights", default=None, help="real C3D weights (default: random, same layout)"
+    )
+    parser.add_argument(
+        "--r50-weights", default=None, help="real i3d_r50 weights (default: random, same layout)"
+    )
+    parser.add_argument(
+        "--crops", default="1,10", help="comma-separated crop counts (default: 1,10)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
-    parser.add_argument("--frames", type=int, default=64, help="frames of the generated video (default: 64)")
-    parser.add_argument("--workers", type=int, default=0, help="0 inline, N local dask workers (default: 0)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores/workers)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast (default: fp32)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the backbone (default: off)")
-    parser.add_argument("--batch-clips", type=int, default=10, help="clips per forward pass (default: 10)")
+    parser.add_argument(
+        "--frames", type=int, default=64, help="frames of the generated video (default: 64)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=0, help="0 inline, N local dask workers (default: 0)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per worker (default: cores/workers)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16"],
+        help="autocast (default: fp32)",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the backbone (default: off)"
+    )
+    parser.add_argument(
+        "--batch-clips", type=int, default=10, help="clips per forward pass (default: 10)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {args.device}: no CUDA here (torch {torch.__version__}, CUDA build "
-                         f"{torch.version.cuda or 'none'}); nothing to measure. Expected GPU times from FLOPs are "
-                         "in docs/cluster.md")
-    cluster = {"kind": "inline"} if args.workers == 0 else {"kind": "local", "workers": args.workers}
+        raise SystemExit(
+            f"--device {args.device}: no CUDA here (torch {torch.__version__}, CUDA build "
+            f"{torch.version.cuda or 'none'}); nothing to measure. Expected GPU times from FLOPs are "
+            "in docs/cluster.md"
+        )
+    cluster = (
+        {"kind": "inline"} if args.workers == 0 else {"kind": "local", "workers": args.workers}
+    )
     cluster["threads_per_worker"] = args.threads
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "videos"
         write_video(root / "bench.mp4", n_frames=args.frames, size=(320, 240))
-        variants = backbone_variants(args.backbone, Path(tmp), {"c3d": args.c3d_weights, "i3d_r50": args.r50_weights})
-        print(f"device {args.device}, {args.frames} frames of 320x240, workers {args.workers}, "
-              f"load average {os.getloadavg()[0]:.1f}")
-        print("fc/s = frame-crops per wall-clock second; cpu = per CPU second of this process (all threads),")
-        print("which is what the ratio means on a machine shared with other jobs. bare = mean of a run before")
+        variants = backbone_variants(
+            args.backbone, Path(tmp), {"c3d": args.c3d_weights, "i3d_r50": args.r50_weights}
+        )
+        print(
+            f"device {args.device}, {args.frames} frames of 320x240, workers {args.workers}, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            "fc/s = frame-crops per wall-clock second; cpu = per CPU second of this process (all threads),"
+        )
+        print(
+            "which is what the ratio means on a machine shared with other jobs. bare = mean of a run before"
+        )
         print("and after the pipeline run.")
         width = max(len(label) for label, _, _ in variants)
-        print(f"{'backbone':<{width}} {'crops':>5} {'bare fc/s':>10} {'pipeline fc/s':>14} {'ratio':>6} "
-              f"{'bare cpu':>9} {'pipe cpu':>9} {'ratio':>6}")
+        print(
+            f"{'backbone':<{width}} {'crops':>5} {'bare fc/s':>10} {'pipeline fc/s':>14} {'ratio':>6} "
+            f"{'bare cpu':>9} {'pipe cpu':>9} {'ratio':>6}"
+        )
         for index, (label, backbone, options) in enumerate(variants):
             for crops in (int(c) for c in args.crops.split(",")):
-                cfg = resolve_config(ExtractConfig(
-                    dataset="folder", root=root, out=Path(tmp) / f"store{index}-{crops}", backbone=backbone,
-                    backbone_options=options, device=args.device, crops=crops, tail="pad", cluster=cluster,
-                    precision=args.precision, compile=args.compile, batch_clips=args.batch_clips))
+                cfg = resolve_config(
+                    ExtractConfig(
+                        dataset="folder",
+                        root=root,
+                        out=Path(tmp) / f"store{index}-{crops}",
+                        backbone=backbone,
+                        backbone_options=options,
+                        device=args.device,
+                        crops=crops,
+                        tail="pad",
+                        cluster=cluster,
+                        precision=args.precision,
+                        compile=args.compile,
+                        batch_clips=args.batch_clips,
+                    )
+                )
                 row = time_config(cfg, args.frames)
                 print(f"{label:<{width}} {crops:>5} {row}", flush=True)
             _MODELS.clear()  # one backbone in memory at a time (i3d_r50 and c3d hold ~100-300 MB each)
@@ -220,8 +300,10 @@ def time_config(cfg: ExtractConfig, frames: int) -> str:
         piped, piped_cpu, _ = pipeline_rate(cfg)
     after = bare_rate(cfg, n_clips)
     bare, bare_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
-    row = (f"{bare:>10.1f} {piped:>14.1f} {piped / bare:>6.1%} {bare_cpu:>9.1f} {piped_cpu:>9.1f} "
-           f"{piped_cpu / bare_cpu:>6.1%}")
+    row = (
+        f"{bare:>10.1f} {piped:>14.1f} {piped / bare:>6.1%} {bare_cpu:>9.1f} {piped_cpu:>9.1f} "
+        f"{piped_cpu / bare_cpu:>6.1%}"
+    )
     return row + (f"\n      {sampler.report()}" if cfg.device.startswith("cuda") else "")
 
 

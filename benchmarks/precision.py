@@ -44,9 +44,16 @@ def count_flops(model: torch.nn.Module, device: str) -> int:
 
 def real_clips(n_clips: int, folder: Path) -> np.ndarray:
     """``n_clips`` 16-frame centre crops ``[n, 16, 224, 224, 3]`` of a generated surveillance video."""
-    generate_synthetic_dataset(folder, seed=0, preset="tiny", n_train=2, n_test=2, size="320x240",
-                               min_seconds=max(3.0, n_clips * 16 / 24 + 0.5),
-                               max_seconds=max(3.5, n_clips * 16 / 24 + 1.0))
+    generate_synthetic_dataset(
+        folder,
+        seed=0,
+        preset="tiny",
+        n_train=2,
+        n_test=2,
+        size="320x240",
+        min_seconds=max(3.0, n_clips * 16 / 24 + 0.5),
+        max_seconds=max(3.5, n_clips * 16 / 24 + 1.0),
+    )
     video = sorted(folder.rglob("*.mp4"))[-1]  # an anomalous test video: people moving
     frames = np.stack(list(iter_frames(video, "av"))[: n_clips * 16])
     crops = resize_and_crop(frames, "short256", 224, 1)  # (N, 1, 224, 224, 3)
@@ -56,14 +63,18 @@ def real_clips(n_clips: int, folder: Path) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=4, help="16-frame clips compared (default: 4)")
-    parser.add_argument("--precisions", default="bf16", help="comma list of bf16,fp16 (default: bf16)")
+    parser.add_argument(
+        "--precisions", default="bf16", help="comma list of bf16,fp16 (default: bf16)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, spec = build_backbone("i3d", device=args.device), get_backbone_spec("i3d")
     flops = count_flops(model, args.device)
-    print(f"i3d: {flops / 1e9:.1f} GFLOP per 16x224x224 clip = {flops / 16 / 1e9:.2f} GFLOP per frame-crop")
+    print(
+        f"i3d: {flops / 1e9:.1f} GFLOP per 16x224x224 clip = {flops / 16 / 1e9:.2f} GFLOP per frame-crop"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         clips = real_clips(args.clips, Path(tmp))
     batch = torch.from_numpy(spec.prepare(clips)).to(args.device)
@@ -71,7 +82,9 @@ def main() -> None:
         began = time.perf_counter()
         ref = model(batch).float().cpu().numpy()
         seconds = time.perf_counter() - began
-    print(f"fp32 on {args.device} ({args.threads} threads): {args.clips * 16 / seconds:.1f} frame-crops/s")
+    print(
+        f"fp32 on {args.device} ({args.threads} threads): {args.clips * 16 / seconds:.1f} frame-crops/s"
+    )
     for name in args.precisions.split(","):
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[name]
         from wsvad.extract.backbones.nets import layers
@@ -81,7 +94,10 @@ def main() -> None:
         fast = layers._MKLDNN
         layers._MKLDNN = fast and not (name == "fp16" and args.device == "cpu")
         try:
-            with torch.inference_mode(), torch.autocast(device_type=args.device.split(":")[0], dtype=dtype):
+            with (
+                torch.inference_mode(),
+                torch.autocast(device_type=args.device.split(":")[0], dtype=dtype),
+            ):
                 began = time.perf_counter()
                 out = model(batch).float().cpu().numpy()
                 seconds = time.perf_counter() - began
@@ -89,9 +105,11 @@ def main() -> None:
             layers._MKLDNN = fast
         cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
         rel = np.abs(out - ref).max() / np.abs(ref).max()
-        print(f"{name} vs fp32 over {args.clips} clips: max |diff| {np.abs(out - ref).max():.4g} "
-              f"(feature max {np.abs(ref).max():.3g}, relative {rel:.2%}), mean |diff| {np.abs(out - ref).mean():.3g}, "
-              f"cosine min {cos.min():.6f} mean {cos.mean():.6f}; {args.clips * 16 / seconds:.1f} frame-crops/s")
+        print(
+            f"{name} vs fp32 over {args.clips} clips: max |diff| {np.abs(out - ref).max():.4g} "
+            f"(feature max {np.abs(ref).max():.3g}, relative {rel:.2%}), mean |diff| {np.abs(out - ref).mean():.3g}, "
+            f"cosine min {cos.min():.6f} mean {cos.mean():.6f}; {args.clips * 16 / seconds:.1f} frame-crops/s"
+        )
 
 
 if __name__ == "__main__":

@@ -32,12 +32,27 @@ def _check(code: int, what: str) -> None:
 def prepare(work: Path) -> dict[str, Path]:
     """Synthesise the dataset and extract both stores (resuming whatever is already done)."""
     data = work / "data"
-    _check(run(["synth", "--config", str(REPO / "configs" / "synth" / "demo.yaml"), "--out", str(data)]), "synth")
+    _check(
+        run(
+            ["synth", "--config", str(REPO / "configs" / "synth" / "demo.yaml"), "--out", str(data)]
+        ),
+        "synth",
+    )
     stores = {"plain": work / "features", "time": work / "features_time"}
     common = ["extract", "--dataset", "ucf", "--root", str(data), "--crops", "1"]
     _check(run([*common, "--out", str(stores["plain"])]), "extract (16-frame snippets)")
     _check(
-        run([*common, "--out", str(stores["time"]), "--snippet-len", "64", "--set", "backbone_options.keep_time=true"]),
+        run(
+            [
+                *common,
+                "--out",
+                str(stores["time"]),
+                "--snippet-len",
+                "64",
+                "--set",
+                "backbone_options.keep_time=true",
+            ]
+        ),
         "extract (64-frame snippets, temporal axis kept)",
     )
     return {"data": data, **stores}
@@ -47,10 +62,27 @@ def train_and_evaluate(name: str, paths: dict[str, Path], work: Path, seed: int)
     store = paths["time"] if name in TIME_KEEPING else paths["plain"]
     out = work / "runs" / f"{name}-seed{seed}"
     start = time.perf_counter()
-    _check(run([
-        "train", "--config", str(REPO / "configs" / "train" / f"synthetic_{name}.yaml"), "--store", str(store),
-        "--dataset", "ucf", "--root", str(paths["data"]), "--out", str(out), "--seed", str(seed), "--overwrite",
-    ]), f"train {name}")
+    _check(
+        run(
+            [
+                "train",
+                "--config",
+                str(REPO / "configs" / "train" / f"synthetic_{name}.yaml"),
+                "--store",
+                str(store),
+                "--dataset",
+                "ucf",
+                "--root",
+                str(paths["data"]),
+                "--out",
+                str(out),
+                "--seed",
+                str(seed),
+                "--overwrite",
+            ]
+        ),
+        f"train {name}",
+    )
     train_s = time.perf_counter() - start
     _check(run(["evaluate", "--run", str(out), "--no-plots"]), f"evaluate {name}")
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
@@ -60,8 +92,12 @@ def train_and_evaluate(name: str, paths: dict[str, Path], work: Path, seed: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=REPO / "demo_out", help="folder for data, stores and runs")
-    parser.add_argument("--detectors", default=",".join(DETECTORS), help="comma-separated detector names")
+    parser.add_argument(
+        "--work", type=Path, default=REPO / "demo_out", help="folder for data, stores and runs"
+    )
+    parser.add_argument(
+        "--detectors", default=",".join(DETECTORS), help="comma-separated detector names"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     names = [n.strip() for n in args.detectors.split(",") if n.strip()]
@@ -73,8 +109,10 @@ def main() -> None:
     print(f"\n{'detector':<10}{'steps':>7}{'train s':>9}{'frame AUC':>11}{'AP':>8}")
     for row in rows:
         overall = row["metrics"]["metrics"]
-        print(f"{row['detector']:<10}{row['steps']:>7}{row['train_s']:>9.1f}"
-              f"{overall['auc']:>11.3f}{overall['ap_sklearn']:>8.3f}")
+        print(
+            f"{row['detector']:<10}{row['steps']:>7}{row['train_s']:>9.1f}"
+            f"{overall['auc']:>11.3f}{overall['ap_sklearn']:>8.3f}"
+        )
 
 
 if __name__ == "__main__":

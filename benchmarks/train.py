@@ -33,14 +33,29 @@ def _videos(shape: tuple[int, ...], dtype: str, seed: int) -> BagVideos:
     array = np.empty(shape, dtype=dtype)
     for row in range(shape[0]):  # row by row: never a second full-size temporary
         array[row] = rng.standard_normal(shape[1:], dtype=np.float32)
-    infos = [VideoInfo(f"v{i:04d}", "train", int(i < N_ABNORMAL), int(i < N_ABNORMAL), None, shape[1], None) for i in range(shape[0])]
+    infos = [
+        VideoInfo(
+            f"v{i:04d}", "train", int(i < N_ABNORMAL), int(i < N_ABNORMAL), None, shape[1], None
+        )
+        for i in range(shape[0])
+    ]
     return BagVideos(array, infos)
 
 
 def bench(name: str, iterations: int, dtype: str, cache: dict, precision: str = "fp32") -> dict:
     cls = detector_class(name)
-    cfg = resolve(TrainConfig(store=Path("unused"), out=Path("unused"), detector={"name": name}, iterations=iterations,
-                              log_every=50, checkpoint_every=10**9, precision=precision), cls.train_defaults)
+    cfg = resolve(
+        TrainConfig(
+            store=Path("unused"),
+            out=Path("unused"),
+            detector={"name": name},
+            iterations=iterations,
+            log_every=50,
+            checkpoint_every=10**9,
+            precision=precision,
+        ),
+        cls.train_defaults,
+    )
     if sampler_needs(cls.sampler) == "snippets":
         key, feature_shape = ("snippets", DIM), (DIM,)
         shape = (N_VIDEOS, 128, 1, DIM)
@@ -62,18 +77,52 @@ def bench(name: str, iterations: int, dtype: str, cache: dict, precision: str = 
         result = train_loop(detector, sampler, cfg, Path(tmp), iterations, {})
         # CPU seconds too: on a shared machine wall time mostly measures the other tenants.
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    batch = 2 * cfg.sampler.batch_per_class if cls.sampler == "balanced" else cfg.sampler.windows_per_step
-    return {"detector": name, "sampler": cls.sampler, "F": "x".join(map(str, feature_shape)), "crops": shape[2],
-            "batch": batch, "steps": result.steps, "seconds": seconds, "cpu": cpu, "it_s": result.steps / seconds}
+    batch = (
+        2 * cfg.sampler.batch_per_class
+        if cls.sampler == "balanced"
+        else cfg.sampler.windows_per_step
+    )
+    return {
+        "detector": name,
+        "sampler": cls.sampler,
+        "F": "x".join(map(str, feature_shape)),
+        "crops": shape[2],
+        "batch": batch,
+        "steps": result.steps,
+        "seconds": seconds,
+        "cpu": cpu,
+        "it_s": result.steps / seconds,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--detectors", default=",".join(list_detectors()), help="comma-separated (default: all registered)")
-    parser.add_argument("--iterations", type=int, default=1000, help="steps for mil (default: 1000)")
-    parser.add_argument("--other-iterations", type=int, default=50, help="steps for the other detectors (default: 50)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16"], help="bag array dtype (default: float32)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="train precision (default: fp32)")
+    parser.add_argument(
+        "--detectors",
+        default=",".join(list_detectors()),
+        help="comma-separated (default: all registered)",
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=1000, help="steps for mil (default: 1000)"
+    )
+    parser.add_argument(
+        "--other-iterations",
+        type=int,
+        default=50,
+        help="steps for the other detectors (default: 50)",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float16"],
+        help="bag array dtype (default: float32)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16"],
+        help="train precision (default: fp32)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -81,18 +130,33 @@ def main() -> None:
     rows = []
     names = [n for n in args.detectors.split(",") if n]
     # Group by the data they need so each big array is generated once.
-    names.sort(key=lambda n: (sampler_needs(detector_class(n).sampler), detector_class(n).feature_ndim, n))
+    names.sort(
+        key=lambda n: (sampler_needs(detector_class(n).sampler), detector_class(n).feature_ndim, n)
+    )
     for name in names:
-        rows.append(bench(name, args.iterations if name == "mil" else args.other_iterations, args.dtype, cache, args.precision))
+        rows.append(
+            bench(
+                name,
+                args.iterations if name == "mil" else args.other_iterations,
+                args.dtype,
+                cache,
+                args.precision,
+            )
+        )
         r = rows[-1]
-        print(f"{r['detector']:<8} {r['sampler']:<18} F={r['F']:<8} crops={r['crops']:<3} batch={r['batch']:<4} "
-              f"{r['steps']:>5} it in {r['seconds']:7.2f} s = {r['it_s']:8.1f} it/s  ({1000 / r['it_s']:7.1f} s / 1000 it, "
-              f"{1000 * r['cpu'] / r['steps']:7.1f} CPU s / 1000 it)", flush=True)
+        print(
+            f"{r['detector']:<8} {r['sampler']:<18} F={r['F']:<8} crops={r['crops']:<3} batch={r['batch']:<4} "
+            f"{r['steps']:>5} it in {r['seconds']:7.2f} s = {r['it_s']:8.1f} it/s  ({1000 / r['it_s']:7.1f} s / 1000 it, "
+            f"{1000 * r['cpu'] / r['steps']:7.1f} CPU s / 1000 it)",
+            flush=True,
+        )
     mil = next((r for r in rows if r["detector"] == "mil"), None)
     if mil is not None:
         verdict = "PASS" if 1000 / mil["it_s"] < 60 else "FAIL"
-        print(f"target: 1,000 mil iterations < 60 s ({args.precision}, {args.threads} thread(s)): {1000 / mil['it_s']:.1f} s "
-              f"wall, {1000 * mil['cpu'] / mil['steps']:.1f} CPU s -> {verdict} (wall)")
+        print(
+            f"target: 1,000 mil iterations < 60 s ({args.precision}, {args.threads} thread(s)): {1000 / mil['it_s']:.1f} s "
+            f"wall, {1000 * mil['cpu'] / mil['steps']:.1f} CPU s -> {verdict} (wall)"
+        )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,14 @@ def main() -> None:
         took = time.perf_counter() - start
         print(f"sha256 alone:            {took:6.2f} s  {mb / took:7.0f} MB/s")
         for checksum in ("stat", "sha256"):
-            cfg = ImportConfig(format="rtfm", features_root=feats, out=root / f"store-{checksum}", checksum=checksum,
-                               workers=args.workers, lists=[ListFile(path=root / "ucf-i3d-test.list")])
+            cfg = ImportConfig(
+                format="rtfm",
+                features_root=feats,
+                out=root / f"store-{checksum}",
+                checksum=checksum,
+                workers=args.workers,
+                lists=[ListFile(path=root / "ucf-i3d-test.list")],
+            )
             start = time.perf_counter()
             result = run_import(cfg)
             took = time.perf_counter() - start

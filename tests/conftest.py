@@ -39,7 +39,9 @@ def write_video(
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            ):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -68,7 +70,9 @@ def _load_local_slurm():
     import importlib.util
     import sys
 
-    spec = importlib.util.spec_from_file_location("wsvad_local_slurm", Path(__file__).with_name("local_slurm.py"))
+    spec = importlib.util.spec_from_file_location(
+        "wsvad_local_slurm", Path(__file__).with_name("local_slurm.py")
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)

@@ -93,43 +93,53 @@ class LocalSlurm:
         key.chmod(0o600)
         sock = munge / "munge.socket"
         subprocess.run(
-            ["munged", f"--key-file={key}", f"--socket={sock}", f"--pid-file={munge / 'munged.pid'}",
-             f"--seed-file={munge / 'munged.seed'}", f"--log-file={munge / 'munged.log'}", "--force"],
-            check=True, capture_output=True,
+            [
+                "munged",
+                f"--key-file={key}",
+                f"--socket={sock}",
+                f"--pid-file={munge / 'munged.pid'}",
+                f"--seed-file={munge / 'munged.seed'}",
+                f"--log-file={munge / 'munged.log'}",
+                "--force",
+            ],
+            check=True,
+            capture_output=True,
         )
         ctld_port, slurmd_port = _free_port_pair()
         host = socket.gethostname().split(".")[0]
         cpus = os.cpu_count() or 1
         self.conf.write_text(
-            "\n".join([
-                "ClusterName=wsvadtest",
-                f"SlurmctldHost={host}(127.0.0.1)",
-                f"SlurmctldPort={ctld_port}",
-                f"SlurmdPort={slurmd_port}",
-                f"AuthInfo=socket={sock}",
-                "AuthType=auth/munge",
-                "CredType=cred/munge",
-                "ProctrackType=proctrack/linuxproc",
-                "TaskPlugin=task/none",
-                "SelectType=select/cons_tres",
-                "SelectTypeParameters=CR_Core_Memory",
-                "DefMemPerCPU=512",
-                "SlurmUser=root",
-                "ReturnToService=2",
-                "MailProg=/bin/true",
-                "SchedulerType=sched/backfill",
-                "JobCompType=jobcomp/none",
-                "AccountingStorageType=accounting_storage/none",
-                f"StateSaveLocation={self.root / 'state'}",
-                f"SlurmdSpoolDir={self.root / 'spool'}",
-                f"SlurmctldPidFile={self.root / 'slurmctld.pid'}",
-                f"SlurmdPidFile={self.root / 'slurmd.pid'}",
-                f"SlurmctldLogFile={self.root / 'log' / 'slurmctld.log'}",
-                f"SlurmdLogFile={self.root / 'log' / 'slurmd.log'}",
-                f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={_real_memory_mb()} State=UNKNOWN",
-                f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP",
-                "",
-            ])
+            "\n".join(
+                [
+                    "ClusterName=wsvadtest",
+                    f"SlurmctldHost={host}(127.0.0.1)",
+                    f"SlurmctldPort={ctld_port}",
+                    f"SlurmdPort={slurmd_port}",
+                    f"AuthInfo=socket={sock}",
+                    "AuthType=auth/munge",
+                    "CredType=cred/munge",
+                    "ProctrackType=proctrack/linuxproc",
+                    "TaskPlugin=task/none",
+                    "SelectType=select/cons_tres",
+                    "SelectTypeParameters=CR_Core_Memory",
+                    "DefMemPerCPU=512",
+                    "SlurmUser=root",
+                    "ReturnToService=2",
+                    "MailProg=/bin/true",
+                    "SchedulerType=sched/backfill",
+                    "JobCompType=jobcomp/none",
+                    "AccountingStorageType=accounting_storage/none",
+                    f"StateSaveLocation={self.root / 'state'}",
+                    f"SlurmdSpoolDir={self.root / 'spool'}",
+                    f"SlurmctldPidFile={self.root / 'slurmctld.pid'}",
+                    f"SlurmdPidFile={self.root / 'slurmd.pid'}",
+                    f"SlurmctldLogFile={self.root / 'log' / 'slurmctld.log'}",
+                    f"SlurmdLogFile={self.root / 'log' / 'slurmd.log'}",
+                    f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={_real_memory_mb()} State=UNKNOWN",
+                    f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP",
+                    "",
+                ]
+            )
         )
         (self.root / "cgroup.conf").write_text("CgroupPlugin=cgroup/v1\n")
         subprocess.run(["slurmctld"], env=self.env, check=True, capture_output=True)
@@ -137,25 +147,40 @@ class LocalSlurm:
         deadline = time.monotonic() + timeout
         state = ""
         while time.monotonic() < deadline:
-            state = subprocess.run(["sinfo", "-h", "-o", "%T"], env=self.env, capture_output=True, text=True).stdout.strip()
+            state = subprocess.run(
+                ["sinfo", "-h", "-o", "%T"], env=self.env, capture_output=True, text=True
+            ).stdout.strip()
             if state == "idle" and self._pid("slurmd") and self._pid("slurmctld"):
-                (self.root / "cluster.json").write_text(json.dumps({"conf": str(self.conf), "ports": [ctld_port, slurmd_port]}))
+                (self.root / "cluster.json").write_text(
+                    json.dumps({"conf": str(self.conf), "ports": [ctld_port, slurmd_port]})
+                )
                 return self
             time.sleep(0.2)
-        log = (self.root / "log" / "slurmctld.log").read_text(errors="replace")[-2000:] if (self.root / "log" / "slurmctld.log").exists() else ""
+        log = (
+            (self.root / "log" / "slurmctld.log").read_text(errors="replace")[-2000:]
+            if (self.root / "log" / "slurmctld.log").exists()
+            else ""
+        )
         self.stop()
-        raise RuntimeError(f"SLURM node did not become idle within {timeout:.0f}s (state {state!r}); slurmctld log tail:\n{log}")
+        raise RuntimeError(
+            f"SLURM node did not become idle within {timeout:.0f}s (state {state!r}); slurmctld log tail:\n{log}"
+        )
 
     def stop(self, timeout: float = 20.0) -> None:
         env = self.env
         if self.conf.exists():
-            jobs = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True).stdout.split()
+            jobs = subprocess.run(
+                ["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True
+            ).stdout.split()
             if jobs:
                 subprocess.run(["scancel", *jobs], env=env, capture_output=True)
                 deadline = time.monotonic() + timeout
-                while time.monotonic() < deadline and subprocess.run(
-                    ["squeue", "-h"], env=env, capture_output=True, text=True
-                ).stdout.strip():
+                while (
+                    time.monotonic() < deadline
+                    and subprocess.run(
+                        ["squeue", "-h"], env=env, capture_output=True, text=True
+                    ).stdout.strip()
+                ):
                     time.sleep(0.3)
             subprocess.run(["scontrol", "shutdown"], env=env, capture_output=True)
         # Stop exactly the daemons we started, by their pid files.

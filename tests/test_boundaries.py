@@ -13,7 +13,14 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "wsvad"
 FORBIDDEN = {
     "pipeline": ("torch", "wsvad.extract", "wsvad.train", "wsvad.evaluate", "wsvad.detectors"),
     "data": ("torch", "wsvad.extract", "wsvad.train", "wsvad.evaluate", "wsvad.detectors"),
-    "detectors": ("zarr", "wsvad.pipeline", "wsvad.extract", "wsvad.train", "wsvad.evaluate", "wsvad.data"),
+    "detectors": (
+        "zarr",
+        "wsvad.pipeline",
+        "wsvad.extract",
+        "wsvad.train",
+        "wsvad.evaluate",
+        "wsvad.data",
+    ),
     "train": ("wsvad.extract", "wsvad.evaluate"),
     "evaluate": ("wsvad.train",),
 }
@@ -55,6 +62,10 @@ def test_no_print_outside_the_cli():
         if "cli" in path.relative_to(SRC).parts:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "print"
+            ):
                 offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
     assert not offenders, "use logging, not print: " + ", ".join(offenders)

@@ -41,8 +41,16 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="wsvad-speed-")
     options = {
         "i3d": {},
-        "c3d": {"weights": lambda: write_random_weights(os.path.join(tmp, "c3d.safetensors"), c3d_keys())},
-        "i3d_r50": {"weights": lambda: write_random_weights(os.path.join(tmp, "r50.safetensors"), r50_keys())},
+        "c3d": {
+            "weights": lambda: write_random_weights(
+                os.path.join(tmp, "c3d.safetensors"), c3d_keys()
+            )
+        },
+        "i3d_r50": {
+            "weights": lambda: write_random_weights(
+                os.path.join(tmp, "r50.safetensors"), r50_keys()
+            )
+        },
     }
     load = os.getloadavg()[0]
     print(f"torch {torch.__version__}, {args.threads} threads, load average {load:.1f}")  # noqa: T201

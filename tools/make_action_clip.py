@@ -48,7 +48,9 @@ def make_clip(source: Path, out: Path) -> None:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     excerpt = frames[FIRST_FRAME : FIRST_FRAME + N_FRAMES]
     if len(excerpt) != N_FRAMES:
-        raise SystemExit(f"{source}: {len(frames)} frames, expected at least {FIRST_FRAME + N_FRAMES}")
+        raise SystemExit(
+            f"{source}: {len(frames)} frames, expected at least {FIRST_FRAME + N_FRAMES}"
+        )
     with av.open(str(out), "w") as container:
         stream = container.add_stream("libx264", rate=24)
         stream.width, stream.height = SIZE

@@ -34,7 +34,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise WsvadError(f"{path}: a config must be a mapping of keys to values, got {type(data).__name__}")
+        raise WsvadError(
+            f"{path}: a config must be a mapping of keys to values, got {type(data).__name__}"
+        )
     return data
 
 

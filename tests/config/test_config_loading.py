@@ -37,7 +37,12 @@ def test_yaml_float_without_dot_is_coerced(tmp_path):
 def test_precedence_defaults_yaml_flags_sets(tmp_path):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("crops: 5\nworkers: 2\noptim: {lr: 0.5}\n")
-    cfg = load_config(Demo, cfg_file, flags={"workers": 3, "crops": None}, sets=["optim.lr=0.25", "optim.name=sgd"])
+    cfg = load_config(
+        Demo,
+        cfg_file,
+        flags={"workers": 3, "crops": None},
+        sets=["optim.lr=0.25", "optim.name=sgd"],
+    )
     assert (cfg.crops, cfg.workers, cfg.optim.lr, cfg.optim.name) == (5, 3, 0.25, "sgd")
 
 
@@ -91,7 +96,9 @@ def test_saved_config_round_trips(tmp_path):
 
 
 _keys = st.sampled_from(["crops", "workers", "optim", "lr", "typo", "optim.lr"])
-_values = st.one_of(st.integers(-5, 20), st.floats(allow_nan=False), st.text(max_size=5), st.booleans(), st.none())
+_values = st.one_of(
+    st.integers(-5, 20), st.floats(allow_nan=False), st.text(max_size=5), st.booleans(), st.none()
+)
 
 
 @settings(max_examples=150, deadline=None)

@@ -44,13 +44,29 @@ ALL = sorted(CONFIGS.rglob("*.yaml"))
 
 
 def test_there_are_configs_for_every_stage():
-    assert {p.parent.name for p in ALL} >= {"extract", "train", "evaluate", "synth", "import", "export"}
+    assert {p.parent.name for p in ALL} >= {
+        "extract",
+        "train",
+        "evaluate",
+        "synth",
+        "import",
+        "export",
+    }
 
 
 # Required fields (paths that only the command line knows) are filled with placeholders so the
 # rest of the file is validated; a key the model does not know still fails.
-_PLACEHOLDERS = {"dataset": "ucf", "root": "data", "out": "out", "store": "features", "run": "runs/x",
-                 "list": "a.list", "features_root": "feats", "format": "rtfm", "scores": "scores.npz"}
+_PLACEHOLDERS = {
+    "dataset": "ucf",
+    "root": "data",
+    "out": "out",
+    "store": "features",
+    "run": "runs/x",
+    "list": "a.list",
+    "features_root": "feats",
+    "format": "rtfm",
+    "scores": "scores.npz",
+}
 
 
 @pytest.mark.parametrize("path", ALL, ids=[str(p.relative_to(CONFIGS)) for p in ALL])
@@ -60,7 +76,9 @@ def test_config_file_validates(path):
     required = {name for name, field in model.model_fields.items() if field.is_required()}
     flags = {key: _PLACEHOLDERS.get(key, "x") for key in required if key not in data}
     if "dataset" in data and "root" in model.model_fields and "root" not in data:
-        flags["root"] = _PLACEHOLDERS["root"]  # --dataset needs --root: the user gives it on the command line
+        flags["root"] = _PLACEHOLDERS[
+            "root"
+        ]  # --dataset needs --root: the user gives it on the command line
     load_config(model, path, flags=flags)
 
 
@@ -70,7 +88,10 @@ def test_config_keys_are_commented(path):
     bare = [
         line.split(":")[0]
         for line in path.read_text().splitlines()
-        if line and not line.startswith((" ", "#", "-")) and ":" in line and "#" not in line
+        if line
+        and not line.startswith((" ", "#", "-"))
+        and ":" in line
+        and "#" not in line
         and not line.rstrip().endswith(":")  # a mapping header: its children carry the comments
     ]
     assert not bare, f"{path.name}: keys without a comment: {bare}"

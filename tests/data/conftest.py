@@ -22,9 +22,15 @@ def ucf_real_root(benchmark_lists, tmp_path_factory) -> Path:
     """The official UCF-Crime lists and annotation over 1900 empty placeholder videos."""
     src = benchmark_lists / "ucf_crime"
     root = tmp_path_factory.mktemp("ucf_real")
-    for name in ("Anomaly_Train.txt", "Anomaly_Test.txt", "Temporal_Anomaly_Annotation_for_Testing_Videos.txt"):
+    for name in (
+        "Anomaly_Train.txt",
+        "Anomaly_Test.txt",
+        "Temporal_Anomaly_Annotation_for_Testing_Videos.txt",
+    ):
         shutil.copy(src / name, root / name)
-    lines = (src / "Anomaly_Train.txt").read_text().split() + (src / "Anomaly_Test.txt").read_text().split()
+    lines = (src / "Anomaly_Train.txt").read_text().split() + (
+        src / "Anomaly_Test.txt"
+    ).read_text().split()
     touch_all(root, lines)
     return root
 

@@ -11,7 +11,17 @@ from wsvad.data.folder import parse_intervals
 @pytest.fixture
 def footage(tmp_path, touch):
     root = tmp_path / "my_videos"
-    touch(root, ["cam1/a.mp4", "cam1/b.avi", "c.mkv", "frames/d/0001.jpg", "frames/d/0002.jpg", "notes.txt"])
+    touch(
+        root,
+        [
+            "cam1/a.mp4",
+            "cam1/b.avi",
+            "c.mkv",
+            "frames/d/0001.jpg",
+            "frames/d/0002.jpg",
+            "notes.txt",
+        ],
+    )
     return root
 
 
@@ -38,9 +48,17 @@ def test_folder_labels_csv(footage):
     index = load_dataset("folder", footage)
     assert index.problems == []
     by_id = index.by_id()
-    assert by_id["cam1__a"].intervals == ((10, 50), (80, 120)) and by_id["cam1__a"].classes == ("Theft",)
-    assert by_id["cam1__b"].split == "train" and by_id["cam1__b"].label == 0 and by_id["cam1__b"].intervals is None
-    assert by_id["c"].label == 1 and by_id["c"].intervals is None  # abnormal test video without frame GT
+    assert by_id["cam1__a"].intervals == ((10, 50), (80, 120)) and by_id["cam1__a"].classes == (
+        "Theft",
+    )
+    assert (
+        by_id["cam1__b"].split == "train"
+        and by_id["cam1__b"].label == 0
+        and by_id["cam1__b"].intervals is None
+    )
+    assert (
+        by_id["c"].label == 1 and by_id["c"].intervals is None
+    )  # abnormal test video without frame GT
     assert by_id["frames__d"].classes == ("Anomaly",)
     assert index.class_names == ["Normal", "Anomaly", "Fall", "Theft"]
 
@@ -56,9 +74,21 @@ def test_folder_labels_csv_errors(footage):
     index = load_dataset("folder", footage)
     got = sorted((p.severity, p.kind, p.message) for p in index.problems)
     assert got == [
-        ("error", "bad-interval", "labels.csv:3: interval '50-10' is empty or reversed (end is exclusive)"),
-        ("error", "bad-labels-csv", "labels.csv:2: label must be 0 or 1 and split train or test, got label='2' split='test'"),
-        ("error", "missing-video", f"labels.csv:5: gone.mp4 is labelled but not found under {footage}"),
+        (
+            "error",
+            "bad-interval",
+            "labels.csv:3: interval '50-10' is empty or reversed (end is exclusive)",
+        ),
+        (
+            "error",
+            "bad-labels-csv",
+            "labels.csv:2: label must be 0 or 1 and split train or test, got label='2' split='test'",
+        ),
+        (
+            "error",
+            "missing-video",
+            f"labels.csv:5: gone.mp4 is labelled but not found under {footage}",
+        ),
         ("error", "normal-with-intervals", "labels.csv:4: c has label 0 but anomalous intervals"),
         ("warning", "unlabelled-video", "frames/d: not in labels.csv; label unknown"),
     ]

@@ -13,7 +13,12 @@ from wsvad.data import load_dataset
 from wsvad.data.synth import generate_synthetic_dataset
 from wsvad.errors import WsvadError
 
-TINY = {"preset": "tiny", "n_train": 6, "n_test": 6, "classes": ["Fighting", "Running", "Explosion"]}
+TINY = {
+    "preset": "tiny",
+    "n_train": 6,
+    "n_test": 6,
+    "classes": ["Fighting", "Running", "Explosion"],
+}
 
 
 def _decode(path):
@@ -49,8 +54,15 @@ def test_synth_is_read_by_the_ucf_adapter_with_no_problem(synth_root):
     meta = json.loads((synth_root / "synth.json").read_text())
     index = load_dataset("ucf", synth_root)
     assert index.problems == []
-    assert sorted((r.split, r.label) for r in index.records) == [("test", 0)] * 3 + [("test", 1)] * 3 + [("train", 0)] * 3 + [("train", 1)] * 3
-    assert index.class_names == ["Normal", "Explosion", "Fighting", "Running"] == ["Normal", *meta["classes"]]
+    assert (
+        sorted((r.split, r.label) for r in index.records)
+        == [("test", 0)] * 3 + [("test", 1)] * 3 + [("train", 0)] * 3 + [("train", 1)] * 3
+    )
+    assert (
+        index.class_names
+        == ["Normal", "Explosion", "Fighting", "Running"]
+        == ["Normal", *meta["classes"]]
+    )
     for rec in index.split("test"):
         events = meta["videos"][rec.video_id]["events"]
         assert rec.intervals == tuple((e["start"], e["end"]) for e in events)
@@ -58,7 +70,11 @@ def test_synth_is_read_by_the_ucf_adapter_with_no_problem(synth_root):
     for rec in index.split("train"):  # weak supervision: training anomalies contain events too
         assert bool(meta["videos"][rec.video_id]["events"]) == (rec.label == 1)
     synthetic = load_dataset("synthetic", synth_root)
-    assert synthetic.problems == [] and synthetic.records == index.records and synthetic.class_names == index.class_names
+    assert (
+        synthetic.problems == []
+        and synthetic.records == index.records
+        and synthetic.class_names == index.class_names
+    )
 
 
 def test_synth_writes_the_official_file_formats(synth_root):
@@ -67,7 +83,10 @@ def test_synth_writes_the_official_file_formats(synth_root):
     assert all(line.match(x) for x in ann.splitlines()) and ann.endswith("  \n")
     assert "Normal_Videos_004_x264.mp4  Normal  -1  -1  -1  -1  " in ann.splitlines()
     train = (synth_root / "Anomaly_Train.txt").read_text().splitlines()
-    assert train == sorted(train) and "Training_Normal_Videos_Anomaly/Normal_Videos001_x264.mp4" in train
+    assert (
+        train == sorted(train)
+        and "Training_Normal_Videos_Anomaly/Normal_Videos001_x264.mp4" in train
+    )
     assert "Fighting/Fighting001_x264.mp4" in train
 
 
@@ -80,7 +99,9 @@ def test_synth_events_are_visible_as_motion(synth_root):
         motion = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))  # change into frame t+1
         for event in info["events"]:
             inside = motion[event["start"] : event["end"] - 1].mean()
-            outside = np.delete(motion, np.arange(max(event["start"] - 1, 0), min(event["end"], motion.size))).mean()
+            outside = np.delete(
+                motion, np.arange(max(event["start"] - 1, 0), min(event["end"], motion.size))
+            ).mean()
             assert inside > 1.5 * outside, (vid, event, inside, outside)
 
 
@@ -91,7 +112,10 @@ def test_synth_resumes_and_refuses_foreign_folders(synth_root, tmp_path):
     victim.unlink()
     assert generate_synthetic_dataset(synth_root, seed=3, **TINY).n_generated == 1
     assert victim.read_bytes() == original
-    with pytest.raises(WsvadError, match=f"^{synth_root}: holds a synthetic dataset made with other parameters; choose another --out$"):
+    with pytest.raises(
+        WsvadError,
+        match=f"^{synth_root}: holds a synthetic dataset made with other parameters; choose another --out$",
+    ):
         generate_synthetic_dataset(synth_root, seed=4, **TINY)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "thesis.tex").write_text("x")
@@ -100,24 +124,61 @@ def test_synth_resumes_and_refuses_foreign_folders(synth_root, tmp_path):
 
 
 def test_synth_cli_and_parameter_errors(tmp_path, capsys):
-    assert run(["synth", "--out", str(tmp_path / "s"), "--preset", "tiny", "--n-train", "2", "--n-test", "2", "--classes", "Running"]) == 0
+    assert (
+        run(
+            [
+                "synth",
+                "--out",
+                str(tmp_path / "s"),
+                "--preset",
+                "tiny",
+                "--n-train",
+                "2",
+                "--n-test",
+                "2",
+                "--classes",
+                "Running",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"{tmp_path / 's'}: 4 videos (4 written now)" in out
     assert load_dataset("ucf", tmp_path / "s").problems == []
     assert run(["synth", "--out", str(tmp_path / "t"), "--size", "97x72"]) == 1
-    assert "error: command line: size: Value error, width and height must be even and at least 32 (H.264 4:2:0) (got '97x72')" in capsys.readouterr().err
-    with pytest.raises(WsvadError, match="classes: Value error, must be distinct names among Fighting, Running, Explosion, AbandonedObject; got Riot"):
+    assert (
+        "error: command line: size: Value error, width and height must be even and at least 32 (H.264 4:2:0) (got '97x72')"
+        in capsys.readouterr().err
+    )
+    with pytest.raises(
+        WsvadError,
+        match="classes: Value error, must be distinct names among Fighting, Running, Explosion, AbandonedObject; got Riot",
+    ):
         generate_synthetic_dataset(tmp_path / "u", classes=["Riot"])
 
 
 def test_synthetic_adapter_without_provenance_warns_and_uses_the_listed_classes(tmp_path, touch):
     root = tmp_path / "s"
-    touch(root, ["Running/Running001_x264.mp4", "Testing_Normal_Videos_Anomaly/Normal_Videos_001_x264.mp4"])
+    touch(
+        root,
+        ["Running/Running001_x264.mp4", "Testing_Normal_Videos_Anomaly/Normal_Videos_001_x264.mp4"],
+    )
     (root / "Anomaly_Train.txt").write_text("")
-    (root / "Anomaly_Test.txt").write_text("Running/Running001_x264.mp4\nTesting_Normal_Videos_Anomaly/Normal_Videos_001_x264.mp4\n")
-    (root / "Temporal_Anomaly_Annotation_for_Testing_Videos.txt").write_text("Running001_x264.mp4  Running  3  9  -1  -1  \n")
+    (root / "Anomaly_Test.txt").write_text(
+        "Running/Running001_x264.mp4\nTesting_Normal_Videos_Anomaly/Normal_Videos_001_x264.mp4\n"
+    )
+    (root / "Temporal_Anomaly_Annotation_for_Testing_Videos.txt").write_text(
+        "Running001_x264.mp4  Running  3  9  -1  -1  \n"
+    )
     index = load_dataset("synthetic", root)
-    assert [(p.severity, p.message) for p in index.problems] == [("warning", f"{root}/synth.json: not found; using the classes found in the lists")]
-    assert index.class_names == ["Normal", "Running"] and index.by_id()["Running001_x264"].intervals == ((3, 10),)
+    assert [(p.severity, p.message) for p in index.problems] == [
+        ("warning", f"{root}/synth.json: not found; using the classes found in the lists")
+    ]
+    assert index.class_names == ["Normal", "Running"] and index.by_id()[
+        "Running001_x264"
+    ].intervals == ((3, 10),)
     (root / "synth.json").write_text("{}")
-    assert load_dataset("synthetic", root).problems[0].message == f"{root}/synth.json: cannot read the class list ('classes'); using the classes found in the lists"
+    assert (
+        load_dataset("synthetic", root).problems[0].message
+        == f"{root}/synth.json: cannot read the class list ('classes'); using the classes found in the lists"
+    )

@@ -19,7 +19,9 @@ B_HALF, T = 3, 32  # T = 32: the bag count every balanced-sampler paper uses
 def _build(name: str, seed: int = 0):
     cls = detector_class(name)
     torch.manual_seed(seed)
-    return build_detector(name, cls.example_feature_shape, cls.example_params, n_classes=N_CLASSES), cls
+    return build_detector(
+        name, cls.example_feature_shape, cls.example_params, n_classes=N_CLASSES
+    ), cls
 
 
 def _batch(cls, seed: int = 1) -> Batch:
@@ -79,7 +81,12 @@ def test_loss_is_finite_and_gradients_reach_every_parameter(name):
         assert torch.is_tensor(value) and value.dim() == 0, key
         assert math.isfinite(float(value.detach())), key
     losses["loss"].backward()
-    no_grad = [n for n, p in det.named_parameters() if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all() or float(p.grad.abs().sum()) == 0.0)]
+    no_grad = [
+        n
+        for n, p in det.named_parameters()
+        if p.requires_grad
+        and (p.grad is None or not torch.isfinite(p.grad).all() or float(p.grad.abs().sum()) == 0.0)
+    ]
     assert no_grad == [], f"parameters without gradient: {no_grad}"
 
 
@@ -95,5 +102,7 @@ def test_checkpoint_round_trip(name, tmp_path):
     assert not loaded.training
     with torch.no_grad():
         assert torch.equal(det(feats), loaded(feats))
-    for (k1, v1), (k2, v2) in zip(det.state_dict().items(), loaded.state_dict().items(), strict=True):
+    for (k1, v1), (k2, v2) in zip(
+        det.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
         assert k1 == k2 and torch.equal(v1, v2)

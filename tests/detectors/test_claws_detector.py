@@ -53,7 +53,9 @@ def test_clustering_loss_pulls_normal_and_pushes_abnormal():
     d = torch.tensor([0.3, 2.5, 0.5, 0.0])
     label = torch.tensor([0.0, 0.0, 1.0, 1.0])
     # normal: min(alpha = 1, d); abnormal: 1 / d, with d floored at min_distance
-    assert clustering_loss(d, label, alpha=1.0, min_distance=1e-3).tolist() == pytest.approx([0.3, 1.0, 2.0, 1000.0])
+    assert clustering_loss(d, label, alpha=1.0, min_distance=1e-3).tolist() == pytest.approx(
+        [0.3, 1.0, 2.0, 1000.0]
+    )
 
 
 def test_distance_gradient_pulls_centres_apart():
@@ -86,7 +88,11 @@ def test_overall_loss_hand_computed(monkeypatch):
 def test_epoch_clustering_value_and_gradient_match_the_direct_distance():
     det = _small().eval()  # eval: no dropout, so both paths see the same representation
     g = torch.Generator().manual_seed(1)
-    videos = [torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g) + 2.0, torch.randn(7, 6, generator=g)]
+    videos = [
+        torch.randn(4, 6, generator=g),
+        torch.randn(4, 6, generator=g) + 2.0,
+        torch.randn(7, 6, generator=g),
+    ]
     det.start_epoch(_Videos(videos, [0, 1, 1]))
     assert det.epoch_centres.shape == (3, 2, 8) and det.epoch_segments.tolist() == [4.0, 4.0, 7.0]
     # a row covering all of video 1: the live distance equals the epoch's d_1 ...
@@ -131,7 +137,9 @@ def test_parameter_count_and_feature_shape_check():
     det = build_detector("claws", (4096,), {})  # C3D fc6 features, as in the paper
     # FC1 + NSM-1: 2 x (4096*512 + 512); FC2 + NSM-2: 2 x (512*32 + 32); FC3: 33
     assert sum(p.numel() for p in det.parameters()) == 4_228_193
-    with pytest.raises(ValueError, match=r"claws needs one feature vector per snippet.*\(7, 1024\)"):
+    with pytest.raises(
+        ValueError, match=r"claws needs one feature vector per snippet.*\(7, 1024\)"
+    ):
         build_detector("claws", (7, 1024), {})
 
 

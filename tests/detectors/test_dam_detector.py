@@ -34,7 +34,10 @@ def test_dist_dissimilarity_of_two_known_clips():
     assert d_n.tolist() == [1.0, 4.0, 2.0]  # |diff| summed over t, per channel (eq. 1)
     assert d_t.tolist() == [3.0, 4.0]  # summed over n, per temporal row (eq. 2)
     # eq. 3: inflate both to (t, n) and multiply
-    assert dissimilarity_map(current, previous, "dist").tolist() == [[3.0, 12.0, 6.0], [4.0, 16.0, 8.0]]
+    assert dissimilarity_map(current, previous, "dist").tolist() == [
+        [3.0, 12.0, 6.0],
+        [4.0, 16.0, 8.0],
+    ]
 
 
 def test_cov_dissimilarity_is_the_cross_covariance_diagonal():
@@ -132,7 +135,9 @@ def test_streaming_scores_equal_offline_scores(params, scale):
 
 
 def test_benchmark_stream_runs_a_small_detector():
-    rate = benchmark_stream(n_clips=10, params=DamParams(hidden=8, mlp_hidden=(8,)), feature_shape=(7, 16))
+    rate = benchmark_stream(
+        n_clips=10, params=DamParams(hidden=8, mlp_hidden=(8,)), feature_shape=(7, 16)
+    )
     assert rate > 10.0  # a tiny LSTM pair scores far more than 10 clips/s
 
 

@@ -34,7 +34,9 @@ def test_first_level_attention_matches_eq_1():
     x = torch.tensor([[[3.0, 4.0], [1.0, 0.0]]])
     # l2-normalised rows [0.6, 0.8], [1, 0] -> latents 2.7, 1.5 -> mean 2.1 -> s = [2.1, -2.1]
     alpha = det.eval().explain(x).alpha[0]
-    assert alpha.tolist() == pytest.approx([1 / (1 + math.exp(-4.2)), 1 / (1 + math.exp(4.2))], abs=1e-6)
+    assert alpha.tolist() == pytest.approx(
+        [1 / (1 + math.exp(-4.2)), 1 / (1 + math.exp(4.2))], abs=1e-6
+    )
 
 
 def test_modulation_and_second_level_attention_are_wired_as_in_the_paper():
@@ -47,7 +49,9 @@ def test_modulation_and_second_level_attention_are_wired_as_in_the_paper():
     det.cls1.register_forward_hook(lambda m, i, o: seen.__setitem__("pooled", i[0]))
     out = det.explain(x)
     f_h = torch.cat([det.lstm(x)[0], x], dim=2)  # skip connection h_t (+) F_t
-    assert torch.allclose(seen["f_star"], f_h * (1 + out.alpha[..., None]), atol=1e-6)  # F* = F_h + a F_h
+    assert torch.allclose(
+        seen["f_star"], f_h * (1 + out.alpha[..., None]), atol=1e-6
+    )  # F* = F_h + a F_h
     f_prime = torch.relu(seen["det2"])
     beta = torch.sigmoid(det.att2_global(det.att2_local(f_prime).flatten(1)))  # eq. (2)
     assert torch.allclose(out.beta, beta, atol=1e-6)
@@ -81,14 +85,20 @@ def test_loss_terms_match_hand_computation():
     assert out["loss_c"].item() == pytest.approx(0.5 * (math.log(3) + math.log(2)) / 2, abs=1e-6)
     # eq. (5): sum (1 - 1/3)^2 = 4/3 per video, sum beta = 1.5 and 0.75
     assert out["loss_att"].item() == pytest.approx(4 / 3 + 1.125, abs=1e-6)
-    expected = 0.9 * out["loss_d"].item() + 0.1 * out["loss_c"].item() + 1e-6 * out["loss_att"].item()
+    expected = (
+        0.9 * out["loss_d"].item() + 0.1 * out["loss_c"].item() + 1e-6 * out["loss_att"].item()
+    )
     assert out["loss"].item() == pytest.approx(expected, abs=1e-7)
 
 
 def test_class_frequencies_and_beta_penalty_options():
-    det = _fixed(_small(segments=3, class_frequencies=[0.5, 0.25, 0.25], beta_penalty="square"), FIXED)
+    det = _fixed(
+        _small(segments=3, class_frequencies=[0.5, 0.25, 0.25], beta_penalty="square"), FIXED
+    )
     out = det.loss(BATCH)
-    assert out["loss_c"].item() == pytest.approx((0.5 * math.log(3) + 0.75 * math.log(2)) / 2, abs=1e-6)
+    assert out["loss_c"].item() == pytest.approx(
+        (0.5 * math.log(3) + 0.75 * math.log(2)) / 2, abs=1e-6
+    )
     assert out["loss_att"].item() == pytest.approx(4 / 3 + (0.75 + 0.1875) / 2, abs=1e-6)
 
 
@@ -148,9 +158,13 @@ def test_per_segment_attention_weights_option():
 def test_gradients_reach_every_parameter():
     torch.manual_seed(3)
     det = _small(segments=4, n_classes=3)
-    batch = Batch(torch.randn(4, 4, 6), torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 1, 2]))
+    batch = Batch(
+        torch.randn(4, 4, 6), torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 1, 2])
+    )
     det.loss(batch)["loss"].backward()
-    missing = [n for n, p in det.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    missing = [
+        n for n, p in det.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)
+    ]
     assert not missing
 
 
@@ -181,7 +195,9 @@ def test_learns_to_find_and_classify_planted_anomalies():
     g = torch.Generator().manual_seed(0)
     det.train()
     for _ in range(300):
-        idx = torch.cat([torch.randint(0, 64, (16,), generator=g), torch.randint(64, 128, (16,), generator=g)])
+        idx = torch.cat(
+            [torch.randint(0, 64, (16,), generator=g), torch.randint(64, 128, (16,), generator=g)]
+        )
         loss = det.loss(Batch(x[idx], y[idx], cls[idx]))["loss"]
         optim.zero_grad()
         loss.backward()
@@ -202,7 +218,13 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
 def test_configs_hold_the_papers_settings(dataset):
     cfg = load_config(TrainConfig, CONFIGS / f"{dataset}_joint.yaml", {})
     p = JointParams.model_validate(cfg.detector.params)
-    assert (p.segments, p.lstm_hidden, p.det_latent, p.lambda_d, p.lambda_att) == (32, 1024, 96, 0.9, 1e-6)
+    assert (p.segments, p.lstm_hidden, p.det_latent, p.lambda_d, p.lambda_att) == (
+        32,
+        1024,
+        96,
+        0.9,
+        1e-6,
+    )
     assert (p.lambda_smooth, p.lambda_sparse) == (8e-5, 8e-5)
     assert (cfg.optim.name, cfg.optim.lr, cfg.sampler.batch_per_class) == ("adam", 1e-4, 30)
     assert (cfg.bags.count, cfg.bags.pool) == (32, "max")

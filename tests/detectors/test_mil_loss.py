@@ -51,9 +51,24 @@ def test_mil_hinge_is_zero_when_margin_is_met():
 
 def test_mil_architecture_is_512_32_1_with_paper_defaults():
     det = build_detector("mil", (1024,))
-    assert [tuple(p.shape) for p in det.parameters()] == [(512, 1024), (512,), (32, 512), (32,), (1, 32), (1,)]
-    assert det.params.dropout == 0.6 and det.params.lambda_smooth == 8.0e-5 and det.params.lambda_sparse == 8.0e-5
-    assert type(det).train_defaults["optim"] == {"name": "adagrad", "lr": 1.0e-3, "weight_decay": 1.0e-3}
+    assert [tuple(p.shape) for p in det.parameters()] == [
+        (512, 1024),
+        (512,),
+        (32, 512),
+        (32,),
+        (1, 32),
+        (1,),
+    ]
+    assert (
+        det.params.dropout == 0.6
+        and det.params.lambda_smooth == 8.0e-5
+        and det.params.lambda_sparse == 8.0e-5
+    )
+    assert type(det).train_defaults["optim"] == {
+        "name": "adagrad",
+        "lr": 1.0e-3,
+        "weight_decay": 1.0e-3,
+    }
 
 
 def test_mil_eval_is_deterministic_and_train_uses_dropout():
@@ -85,7 +100,11 @@ def test_load_detector_names_missing_files(tmp_path):
         load_detector(tmp_path / "nothing")
     save_detector(tmp_path / "m", build_detector("mil", (8,)), {})
     meta = json.loads((tmp_path / "m.json").read_text())
-    assert meta["detector"] == "mil" and meta["params"]["hidden1"] == 512 and meta["format"] == "wsvad.detector/1"
+    assert (
+        meta["detector"] == "mil"
+        and meta["params"]["hidden1"] == 512
+        and meta["format"] == "wsvad.detector/1"
+    )
     (tmp_path / "m.safetensors").unlink()
     with pytest.raises(WsvadError, match="m.safetensors: missing"):
         load_detector(tmp_path / "m")

@@ -30,7 +30,10 @@ def test_non_local_block_matches_hand_computation():
     x = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])  # (B=1, C=2, T=2)
     # theta = [1, 2], phi = [3, 4]: affinity = [[3, 4], [6, 8]] / T; g = [4, 6]; y = [18, 36]
     s = math.sqrt(1 + 1e-5)  # BatchNorm in eval with running mean 0, var 1
-    assert block(x)[0].tolist() == [pytest.approx([1 + 18 / s, 2 + 36 / s]), pytest.approx([3.0, 4.0])]
+    assert block(x)[0].tolist() == [
+        pytest.approx([1 + 18 / s, 2 + 36 / s]),
+        pytest.approx([3.0, 4.0]),
+    ]
 
 
 def test_blocks_start_as_identity_residuals():
@@ -58,19 +61,28 @@ def _fixed(params, scores, feats):
 
 SCORES = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.6, 0.1, 0.8, 0.2]])
 FEATS = torch.tensor(
-    [[[[1.0, 0.0], [0.0, 2.0], [0.0, 0.0], [1.0, 1.0]]], [[[3.0, 4.0], [0.0, 0.0], [6.0, 8.0], [0.0, 1.0]]]]
+    [
+        [[[1.0, 0.0], [0.0, 2.0], [0.0, 0.0], [1.0, 1.0]]],
+        [[[3.0, 4.0], [0.0, 0.0], [6.0, 8.0], [0.0, 1.0]]],
+    ]
 )  # (B=2, C=1, T=4, D=2): top-2 magnitudes at t = {1, 3} (normal) and t = {2, 0} (abnormal)
 BATCH = Batch(torch.zeros(2, 4, 2), torch.tensor([0.0, 1.0]), torch.tensor([0, 1]))
 
 
 def test_code_losses_match_hand_computation():
     out = _fixed({"k": 2, "margin": 10.0}, SCORES, FEATS).loss(BATCH)
-    assert out["bce"].item() == pytest.approx(-math.log(0.7), abs=1e-6)  # top-k mean scores 0.3, 0.7
+    assert out["bce"].item() == pytest.approx(
+        -math.log(0.7), abs=1e-6
+    )  # top-k mean scores 0.3, 0.7
     # |10 - ||mean(6,8; 3,4)||| = |10 - 7.5|; ||mean(0,2; 1,1)|| = sqrt(2.5); squared sum
     assert out["magnitude"].item() == pytest.approx((2.5 + math.sqrt(2.5)) ** 2, abs=1e-4)
     assert out["smooth"].item() == pytest.approx(0.25 + 0.49 + 0.36, abs=1e-6)
-    assert out["sparse"].item() == pytest.approx(math.sqrt(1.05), abs=1e-6)  # l2 norm of abnormal scores
-    expected = -math.log(0.7) + 1e-4 * (2.5 + math.sqrt(2.5)) ** 2 + 8e-4 * 1.1 + 8e-3 * math.sqrt(1.05)
+    assert out["sparse"].item() == pytest.approx(
+        math.sqrt(1.05), abs=1e-6
+    )  # l2 norm of abnormal scores
+    expected = (
+        -math.log(0.7) + 1e-4 * (2.5 + math.sqrt(2.5)) ** 2 + 8e-4 * 1.1 + 8e-3 * math.sqrt(1.05)
+    )
     assert out["loss"].item() == pytest.approx(expected, abs=1e-5)
 
 
@@ -85,9 +97,13 @@ def test_paper_variants_match_hand_computation():
 def test_smoothness_across_or_within_videos():
     scores = torch.tensor([[0.1] * 2, [0.1] * 2, [0.0, 0.5], [0.5, 0.5]])
     feats = torch.rand(4, 1, 2, 2)
-    batch = Batch(torch.zeros(4, 2, 2), torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 1, 1]))
+    batch = Batch(
+        torch.zeros(4, 2, 2), torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 1, 1])
+    )
     across = _fixed({"k": 1}, scores, feats).loss(batch)["smooth"].item()
-    within = _fixed({"k": 1, "smooth_across_videos": False}, scores, feats).loss(batch)["smooth"].item()
+    within = (
+        _fixed({"k": 1, "smooth_across_videos": False}, scores, feats).loss(batch)["smooth"].item()
+    )
     assert across == pytest.approx(0.25 + 0.0 + 0.0)  # flat [0, .5, .5, .5] as in the code
     assert within == pytest.approx((0.25 + 0.0) / 2)
 
@@ -95,7 +111,9 @@ def test_smoothness_across_or_within_videos():
 def test_top_k_uses_a_dropout_mask_only_when_asked():
     torch.manual_seed(1)
     mags = torch.arange(10.0).repeat(2, 1)
-    det = build_detector("rtfm", (4,), {"branch_channels": 2, "k": 3, "magnitude_dropout": False}).train()
+    det = build_detector(
+        "rtfm", (4,), {"branch_channels": 2, "k": 3, "magnitude_dropout": False}
+    ).train()
     assert sorted(det._top_k(mags)[0].tolist()) == [7, 8, 9]
     masked = build_detector("rtfm", (4,), {"branch_channels": 2, "k": 3}).train()
     picks = {tuple(sorted(masked._top_k(mags)[0].tolist())) for _ in range(20)}
@@ -109,9 +127,13 @@ def test_crops_inside_average_scores_over_crops():
     x = torch.randn(20, 3, 8)  # (N, C, D)
     per_crop = torch.stack([det.score_video(x[:, c]) for c in range(3)])
     assert torch.allclose(det.score_video(x), per_crop.mean(0), atol=1e-6)
-    batch = Batch(torch.randn(4, 6, 3, 8), torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 1, 1]))
+    batch = Batch(
+        torch.randn(4, 6, 3, 8), torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 1, 1])
+    )
     assert torch.isfinite(det.train().loss(batch)["loss"])
-    with pytest.raises(ValueError, match=r"crops_inside needs feature_shape \(C, \*F\), got \(8,\)"):
+    with pytest.raises(
+        ValueError, match=r"crops_inside needs feature_shape \(C, \*F\), got \(8,\)"
+    ):
         build_detector("rtfm", (8,), {"crops_inside": True})
 
 
@@ -125,12 +147,16 @@ def test_gradients_reach_every_parameter():
     torch.manual_seed(3)
     det = build_detector("rtfm", (8,), {"branch_channels": 4, "k": 2})
     optim = torch.optim.SGD(det.parameters(), lr=0.1)
-    batch = Batch(torch.randn(4, 6, 8), torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 1, 1]))
+    batch = Batch(
+        torch.randn(4, 6, 8), torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 1, 1])
+    )
     for _ in range(2):  # the non-local block's zero-initialised output gate opens after one step
         optim.zero_grad()
         det.loss(batch)["loss"].backward()
         optim.step()
-    missing = [n for n, p in det.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    missing = [
+        n for n, p in det.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)
+    ]
     assert not missing
 
 
@@ -143,7 +169,9 @@ def test_learns_to_find_planted_anomalies(planted_bags):
     g = torch.Generator().manual_seed(0)
     det.train()
     for _ in range(150):
-        idx = torch.cat([torch.randint(0, 64, (12,), generator=g), torch.randint(64, 128, (12,), generator=g)])
+        idx = torch.cat(
+            [torch.randint(0, 64, (12,), generator=g), torch.randint(64, 128, (12,), generator=g)]
+        )
         loss = det.loss(Batch(x[idx], y[idx], y[idx].long()))["loss"]
         optim.zero_grad()
         loss.backward()
@@ -160,6 +188,13 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
 def test_configs_hold_the_codes_settings(dataset):
     cfg = load_config(TrainConfig, CONFIGS / f"{dataset}_rtfm.yaml", {})
     p = RtfmParams.model_validate(cfg.detector.params)
-    assert (p.k, p.margin, p.alpha, p.lambda_smooth, p.lambda_sparse, p.dropout) == (3, 100.0, 1e-4, 8e-4, 8e-3, 0.7)
+    assert (p.k, p.margin, p.alpha, p.lambda_smooth, p.lambda_sparse, p.dropout) == (
+        3,
+        100.0,
+        1e-4,
+        8e-4,
+        8e-3,
+        0.7,
+    )
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay) == ("adam", 1e-3, 5e-3)
     assert (cfg.sampler.batch_per_class, cfg.iterations, cfg.bags.count) == (32, 15000, 32)

@@ -24,7 +24,9 @@ def _n_params(module) -> int:
 
 def _tiny(**params):
     """D=2, d_a=1, r=1, FC1 of 1 unit, hand-set weights (see test_video_score_matches_hand_computation)."""
-    det = build_detector("salient", (2,), {"d_a": 1, "r": 1, "fc_hidden": 1, "dropout": 0.0, **params})
+    det = build_detector(
+        "salient", (2,), {"d_a": 1, "r": 1, "fc_hidden": 1, "dropout": 0.0, **params}
+    )
     with torch.no_grad():
         det.att1.weight.copy_(torch.tensor([[1.0, 0.0]]))
         det.att1.bias.zero_()
@@ -53,7 +55,9 @@ def test_video_score_matches_hand_computation():
     assert det.video_scores(x).item() == pytest.approx(0.51127, abs=1e-5)
     assert det.video_scores(x).item() == pytest.approx(_hand_score([[0, 0], [1, 2]]), abs=1e-6)
     assert det.attention(x)[0, 0].tolist() == pytest.approx([0.31831, 0.68169], abs=1e-5)
-    assert det(x)[0].tolist() == pytest.approx([0.51127, 0.51127], abs=1e-5)  # every bag gets the video score
+    assert det(x)[0].tolist() == pytest.approx(
+        [0.51127, 0.51127], abs=1e-5
+    )  # every bag gets the video score
 
 
 def test_bce_loss_matches_hand_computation():
@@ -98,12 +102,19 @@ def test_score_video_scores_bags_of_split_size(tail):
     one = lambda a, b: det.video_scores(x[a:b].unsqueeze(0))[0].item()  # noqa: E731
     got = det.score_video(x).tolist()
     if tail == "last_window":
-        expected = [one(0, 4)] * 4 + [one(4, 8)] * 2 + [(one(4, 8) + one(6, 10)) / 2] * 2 + [one(6, 10)] * 2
+        expected = (
+            [one(0, 4)] * 4
+            + [one(4, 8)] * 2
+            + [(one(4, 8) + one(6, 10)) / 2] * 2
+            + [one(6, 10)] * 2
+        )
     else:
         expected = [one(0, 4)] * 4 + [one(4, 8)] * 4 + [one(8, 10)] * 2
     assert got == pytest.approx(expected, abs=1e-6)
     short = torch.randn(3, 6)
-    assert det.score_video(short).tolist() == pytest.approx([det.video_scores(short[None])[0].item()] * 3)
+    assert det.score_video(short).tolist() == pytest.approx(
+        [det.video_scores(short[None])[0].item()] * 3
+    )
 
 
 def test_parameter_count_matches_table_6():
@@ -116,7 +127,9 @@ def test_parameter_count_matches_table_6():
 def test_bilstm_front_pools_lstm_outputs_or_inputs():
     det = build_detector("salient", (20,), {"bilstm": True, "lstm_hidden": 8, "r": 2})
     assert det.att1.in_features == 16 and det.fc1.in_features == 16 * 2
-    raw = build_detector("salient", (20,), {"bilstm": True, "lstm_hidden": 8, "r": 2, "pool_source": "input"})
+    raw = build_detector(
+        "salient", (20,), {"bilstm": True, "lstm_hidden": 8, "r": 2, "pool_source": "input"}
+    )
     assert raw.fc1.in_features == 20 * 2
     scores = det(torch.randn(2, 5, 20))
     assert scores.shape == (2, 5) and bool(((scores >= 0) & (scores <= 1)).all())
@@ -136,9 +149,13 @@ def test_dropout_acts_only_in_training(where):
 def test_gradients_reach_every_parameter():
     torch.manual_seed(3)
     det = build_detector("salient", (8,), {"bilstm": True, "lstm_hidden": 4})
-    batch = Batch(torch.randn(4, 6, 8), torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 1, 1]))
+    batch = Batch(
+        torch.randn(4, 6, 8), torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 1, 1])
+    )
     det.loss(batch)["loss"].backward()
-    missing = [n for n, p in det.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    missing = [
+        n for n, p in det.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)
+    ]
     assert not missing
 
 
@@ -156,7 +173,9 @@ def test_learns_to_find_planted_anomalies(planted_bags):
     g = torch.Generator().manual_seed(0)
     det.train()
     for _ in range(300):
-        idx = torch.cat([torch.randint(0, 64, (16,), generator=g), torch.randint(64, 128, (16,), generator=g)])
+        idx = torch.cat(
+            [torch.randint(0, 64, (16,), generator=g), torch.randint(64, 128, (16,), generator=g)]
+        )
         loss = det.loss(Batch(x[idx], y[idx], y[idx].long()))["loss"]
         optim.zero_grad()
         loss.backward()
@@ -169,9 +188,16 @@ def test_learns_to_find_planted_anomalies(planted_bags):
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
 
 
-@pytest.mark.parametrize("dataset, expected", [("ucf", (128, 7, 28)), ("shanghaitech", (64, 3, 21)), ("xd", (64, 3, 9))])
+@pytest.mark.parametrize(
+    "dataset, expected", [("ucf", (128, 7, 28)), ("shanghaitech", (64, 3, 21)), ("xd", (64, 3, 9))]
+)
 def test_configs_hold_the_papers_settings(dataset, expected):
     cfg = load_config(TrainConfig, CONFIGS / f"{dataset}_salient.yaml", {})
     params = SalientParams.model_validate(cfg.detector.params)
     assert (params.d_a, params.r, params.split_size) == expected
-    assert (cfg.optim.name, cfg.optim.lr, cfg.sampler.batch_per_class, cfg.bags.count) == ("radam", 1e-3, 32, 32)
+    assert (cfg.optim.name, cfg.optim.lr, cfg.sampler.batch_per_class, cfg.bags.count) == (
+        "radam",
+        1e-3,
+        32,
+        32,
+    )

@@ -26,11 +26,16 @@ def _sign_attention(channels=3):
 
 
 def test_criss_cross_with_equal_directions_averages_row_and_column():
-    fmap = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])  # (B=1, N=2, C=2), all positive: every cosine is 1
+    fmap = torch.tensor(
+        [[[1.0, 2.0], [3.0, 4.0]]]
+    )  # (B=1, N=2, C=2), all positive: every cosine is 1
     with torch.no_grad():
         out = _sign_attention()(fmap)
     # uniform softmax over the N + C - 1 = 3 criss-cross positions, plus the residual F (eq. 3)
-    expected = [[(1 + 2 + 3) / 3 + 1, (1 + 2 + 4) / 3 + 2], [(3 + 4 + 1) / 3 + 3, (3 + 4 + 2) / 3 + 4]]
+    expected = [
+        [(1 + 2 + 3) / 3 + 1, (1 + 2 + 4) / 3 + 2],
+        [(3 + 4 + 1) / 3 + 3, (3 + 4 + 2) / 3 + 4],
+    ]
     assert torch.allclose(out[0], torch.tensor(expected))
 
 
@@ -56,7 +61,9 @@ def test_two_passes_connect_every_pair_of_positions():
 
 def test_mutual_cosine_embedding_loss_at_the_margin():
     normal = torch.tensor([[[1.0, 0.0], [0.5, math.sqrt(0.75)]]])  # cosine 0.5
-    abnormal = torch.tensor([[[1.0, 0.0], [0.4, math.sqrt(0.84)]]], requires_grad=True)  # cosine 0.4 = xi
+    abnormal = torch.tensor(
+        [[[1.0, 0.0], [0.4, math.sqrt(0.84)]]], requires_grad=True
+    )  # cosine 0.4 = xi
     loss = mutual_cosine_embedding_loss(normal, abnormal, xi=0.4)
     assert float(loss.detach()) == pytest.approx((1 - 0.5) + 0.4)
     # above the margin the abnormal pair is ignored (min(cos, xi) = xi): no gradient reaches it
@@ -71,7 +78,9 @@ def test_mutual_cosine_embedding_loss_at_the_margin():
 
 
 def test_mutual_cosine_embedding_loss_averages_all_pairs():
-    normal = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])  # pair cosines 1, 0, 0 -> mean 1/3
+    normal = torch.tensor(
+        [[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]]
+    )  # pair cosines 1, 0, 0 -> mean 1/3
     abnormal = torch.tensor([[[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0]]])  # -1, 0, 0 -> mean -1/3
     assert float(mutual_cosine_embedding_loss(normal, abnormal)) == pytest.approx(1 - 1 / 3 - 1 / 3)
 
@@ -79,7 +88,9 @@ def test_mutual_cosine_embedding_loss_averages_all_pairs():
 def test_total_loss_hand_computed(monkeypatch):
     torch.manual_seed(0)
     det = build_detector("sta", (2,), {"rnn_hidden": 4})
-    boosted = torch.tensor([[[1.0, 0.0], [0.5, math.sqrt(0.75)]], [[1.0, 0.0], [0.4, math.sqrt(0.84)]]])
+    boosted = torch.tensor(
+        [[[1.0, 0.0], [0.5, math.sqrt(0.75)]], [[1.0, 0.0], [0.4, math.sqrt(0.84)]]]
+    )
     scores = torch.tensor([[0.3, 0.5], [0.2, 0.6]])  # normal video, then abnormal
     monkeypatch.setattr(det, "boost", lambda features: boosted)
     monkeypatch.setattr(det, "score_boosted", lambda b: scores)
@@ -110,10 +121,14 @@ def test_score_video_pools_long_videos_into_segments():
     torch.manual_seed(0)
     det = build_detector("sta", (10,), {"rnn_hidden": 8, "test_segments": 4}).eval()
     video = torch.randn(9, 10)  # linspace(0, 9, 5) floored: 0, 2, 4, 6, 9
-    pooled = torch.stack([video[0:2].mean(0), video[2:4].mean(0), video[4:6].mean(0), video[6:9].mean(0)])
+    pooled = torch.stack(
+        [video[0:2].mean(0), video[2:4].mean(0), video[4:6].mean(0), video[6:9].mean(0)]
+    )
     with torch.no_grad():
         expected = det(pooled.unsqueeze(0))[0]
-    assert torch.allclose(det.score_video(video), expected.repeat_interleave(torch.tensor([2, 2, 2, 3])))
+    assert torch.allclose(
+        det.score_video(video), expected.repeat_interleave(torch.tensor([2, 2, 2, 3]))
+    )
     short = torch.randn(3, 10)
     with torch.no_grad():
         assert torch.allclose(det.score_video(short), det(short.unsqueeze(0))[0])

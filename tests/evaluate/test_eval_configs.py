@@ -16,7 +16,12 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "evaluate").
 
 
 def test_there_are_evaluate_configs():
-    assert {p.name for p in CONFIGS} >= {"ucf.yaml", "ucf_rtfm.yaml", "xd_rtfm.yaml", "shanghaitech.yaml"}
+    assert {p.name for p in CONFIGS} >= {
+        "ucf.yaml",
+        "ucf_rtfm.yaml",
+        "xd_rtfm.yaml",
+        "shanghaitech.yaml",
+    }
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -28,7 +33,11 @@ def test_yaml_validates_and_comments_every_key(path):
             assert "#" in line, f"{path.name}: key without a comment: {line!r}"
     # YAML 1.1 reads 1e-3 as a string: exponent floats must carry a dot (1.0e-3).
     assert not re.search(r":\s*-?\d+[eE]", path.read_text()), f"{path.name}: float without a dot"
-    assert isinstance(yaml.safe_load(path.read_text())["threshold"], float) if "threshold" in path.read_text() else True
+    assert (
+        isinstance(yaml.safe_load(path.read_text())["threshold"], float)
+        if "threshold" in path.read_text()
+        else True
+    )
 
 
 def test_rtfm_config_selects_rtfm_alignment():

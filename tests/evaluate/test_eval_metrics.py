@@ -40,7 +40,9 @@ def test_trapezoid_pr_auc_differs_from_average_precision():
 
 
 def test_false_alarm_rate_counts_scores_at_the_threshold():
-    assert M.false_alarm_rate(np.array([0.1, 0.5, 0.7, 0.2, 0.49, 0.0]), 0.5) == pytest.approx(2 / 6)
+    assert M.false_alarm_rate(np.array([0.1, 0.5, 0.7, 0.2, 0.49, 0.0]), 0.5) == pytest.approx(
+        2 / 6
+    )
     assert M.false_alarm_rate(np.array([0.1, 0.5, 0.7, 0.2, 0.49, 0.0]), 0.8) == 0.0
     assert math.isnan(M.false_alarm_rate(np.array([])))
 
@@ -82,6 +84,8 @@ def test_compressed_curves_equal_sklearn_on_repeated_frames():
     assert runs.weights.sum() == scores.size
     assert len(runs.weights) < scores.size / 8
     assert M.frame_roc_auc(runs) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
-    assert M.average_precision(runs) == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
+    assert M.average_precision(runs) == pytest.approx(
+        average_precision_score(labels, scores), abs=1e-12
+    )
     precision, recall, _ = precision_recall_curve(labels, scores)
     assert M.pr_auc_trapezoid(runs) == pytest.approx(auc(recall, precision), abs=1e-12)

@@ -51,7 +51,11 @@ def test_true_frames_alignment_hand_computed():
 
 def test_rtfm_pads_gt_with_last_label():
     # 28 frames, anomalous to the end; T=2 -> 32 frames, the 4 padded frames copy the last label (1).
-    v = align_video(np.array([0.1, 0.8]), VideoTruth("C", 28, 1, ("Arson",), ((20, 28),)), Protocol(alignment="rtfm"))
+    v = align_video(
+        np.array([0.1, 0.8]),
+        VideoTruth("C", 28, 1, ("Arson",), ((20, 28),)),
+        Protocol(alignment="rtfm"),
+    )
     assert v.gt.tolist() == [0] * 20 + [1] * 12
     assert v.scores.tolist() == pytest.approx([0.1] * 16 + [0.8] * 16)
 
@@ -72,10 +76,16 @@ def test_per_class_auc_uses_class_videos_plus_normal_videos():
     m = _metrics(Protocol(), truths, scores, class_names=names)
     # Fighting = A + B -> 38/40 as above. Arson = C + B: positives 16 x .4 vs negatives C 16 x .1,
     # B 16 x .3 + 4 x .5 -> (32 + 0) / 36. Shooting has no test video and is left out.
-    assert m["per_class_auc"] == {"Arson": pytest.approx(32 / 36), "Fighting": pytest.approx(38 / 40)}
+    assert m["per_class_auc"] == {
+        "Arson": pytest.approx(32 / 36),
+        "Fighting": pytest.approx(38 / 40),
+    }
     only = _metrics(Protocol(class_negatives="class_only"), truths, scores, class_names=names)
     # class_only: Arson = C alone -> positives .4 vs 16 x .1 -> 1.0; Fighting = A alone -> 18/20.
-    assert only["per_class_auc"] == {"Arson": pytest.approx(1.0), "Fighting": pytest.approx(18 / 20)}
+    assert only["per_class_auc"] == {
+        "Arson": pytest.approx(1.0),
+        "Fighting": pytest.approx(18 / 20),
+    }
 
 
 def test_mean_average_accuracy_from_predicted_classes():
@@ -84,7 +94,9 @@ def test_mean_average_accuracy_from_predicted_classes():
     names = ["Normal", "Arson", "Fighting"]
     # A (Fighting) predicted Arson: wrong; B predicted Normal: right; C (Arson+Fighting) predicted
     # Fighting: right (any of its classes) and counted under Fighting -> Normal 1, Fighting 1/2.
-    m = _metrics(Protocol(), (A, B, c), scores, class_names=names, predicted_class={"A": 1, "B": 0, "C": 2})
+    m = _metrics(
+        Protocol(), (A, B, c), scores, class_names=names, predicted_class={"A": 1, "B": 0, "C": 2}
+    )
     assert m["per_class_accuracy"] == {"Normal": 1.0, "Fighting": 0.5}
     assert m["mAA"] == pytest.approx(0.75)
 
@@ -106,7 +118,9 @@ def test_protocol_description_names_the_rule():
 def test_docstring_examples_hold(module):
     import importlib
 
-    failures, attempted = doctest.testmod(importlib.import_module(f"wsvad.evaluate.{module}"), raise_on_error=False)
+    failures, attempted = doctest.testmod(
+        importlib.import_module(f"wsvad.evaluate.{module}"), raise_on_error=False
+    )
     assert failures == 0 and attempted > 0
 
 
@@ -117,15 +131,19 @@ def test_rtfm_alignment_rebuilds_rtfm_gt_sh_npy(benchmark_lists):
     from wsvad.data.groundtruth import intervals_from_mask
 
     folder = benchmark_lists / "shanghaitech" / "rtfm"
-    lines = (folder / "shanghai-i3d-test-10crop.list").read_text().splitlines()[:44]  # the anomalous ones
+    lines = (
+        (folder / "shanghai-i3d-test-10crop.list").read_text().splitlines()[:44]
+    )  # the anomalous ones
     ids = [line.strip().rsplit("/", 1)[1][: -len("_i3d.npy")] for line in lines]
     rebuilt = []
     for vid in ids:
         mask = np.load(folder / "test_frame_mask" / f"{vid}.npy")
         truth = VideoTruth(vid, len(mask), 1, (), intervals_from_mask(mask))
-        rebuilt.append(align_video(np.zeros(-(-len(mask) // 16)), truth, Protocol(alignment="rtfm")).gt)
+        rebuilt.append(
+            align_video(np.zeros(-(-len(mask) // 16)), truth, Protocol(alignment="rtfm")).gt
+        )
     official = np.load(folder / "gt-sh.npy")
     rebuilt = np.concatenate(rebuilt)
     assert len(rebuilt) == 17968
     assert np.array_equal(rebuilt, official[: len(rebuilt)])
-    assert not official[len(rebuilt):].any()  # the 155 normal videos follow, all 0
+    assert not official[len(rebuilt) :].any()  # the 155 normal videos follow, all 0

@@ -27,7 +27,17 @@ PERFECT = {"a": [0.1, 0.9, 0.9], "b": [0.2, 0.3], "c": [0.8, 0.1]}
 
 @pytest.fixture
 def store(tmp_path):
-    fs = FeatureStore.create(tmp_path / "store", {"feature_shape": [4], "dtype": "float32", "crops": 1, "backbone": "test", "snippet_len": 16, "stride": 16})
+    fs = FeatureStore.create(
+        tmp_path / "store",
+        {
+            "feature_shape": [4],
+            "dtype": "float32",
+            "crops": 1,
+            "backbone": "test",
+            "snippet_len": 16,
+            "stride": 16,
+        },
+    )
     for vid, attrs in VIDEOS.items():
         fs.write_video(vid, np.zeros((attrs["n_frames"] // 16, 1, 4), np.float32), attrs)
     return tmp_path / "store"
@@ -46,19 +56,32 @@ def _scores(path: Path, scores: dict) -> None:
 def make_run(root: Path, store: Path, seeds: dict[int, dict], selection="last") -> Path:
     """A run directory laid out as `wsvad train` writes it (multi-seed: run.json lists seed-<k>/)."""
     root.mkdir(parents=True)
-    info = {"kind": "single", "store": str(store), "dataset": "folder", "root": None, "detector": "mil", "snippet_len": 16,
-            "stride": 16, "class_names": ["Normal", "Arson", "Fighting"], "model_selection": selection}
+    info = {
+        "kind": "single",
+        "store": str(store),
+        "dataset": "folder",
+        "root": None,
+        "detector": "mil",
+        "snippet_len": 16,
+        "stride": 16,
+        "class_names": ["Normal", "Arson", "Fighting"],
+        "model_selection": selection,
+    }
     (root / "config.yaml").write_text("detector: {name: mil}\nseed: 0\n")
     if len(seeds) == 1:
-        (seed, scores), = seeds.items()
+        ((seed, scores),) = seeds.items()
         _scores(root / "scores.npz", scores)
         (root / "run.json").write_text(json.dumps(info | {"seed": seed}))
         return root
     for seed, scores in seeds.items():
         _scores(root / f"seed-{seed}" / "scores.npz", scores)
         (root / f"seed-{seed}" / "run.json").write_text(json.dumps(info | {"seed": seed}))
-    top = {"kind": "multi-seed", "seeds": sorted(seeds), "runs": [{"seed": k, "dir": f"seed-{k}"} for k in sorted(seeds)],
-           "model_selection": selection}
+    top = {
+        "kind": "multi-seed",
+        "seeds": sorted(seeds),
+        "runs": [{"seed": k, "dir": f"seed-{k}"} for k in sorted(seeds)],
+        "model_selection": selection,
+    }
     (root / "run.json").write_text(json.dumps(top))
     return root
 
@@ -82,13 +105,19 @@ def test_run_evaluation_writes_metrics_and_plots(tmp_path, store, capsys):
     # Arson: c + b. Positive .8 beats all 48 negatives.
     assert m["per_class_auc"]["Arson"] == pytest.approx(1.0)
     assert m["far"] == pytest.approx(0.0)
-    assert report["seed"] == 0 and report["model_selection"] == "last" and report["selected_on_test"] is False
+    assert (
+        report["seed"] == 0
+        and report["model_selection"] == "last"
+        and report["selected_on_test"] is False
+    )
     assert len(report["source"]["run_config_hash"]) == 16 and len(report["config_hash"]) == 16
     assert _is_png(run / "eval" / "roc.png") and _is_png(run / "eval" / "pr.png")
     timelines = sorted(p.name for p in (run / "eval" / "timelines").iterdir())
     assert timelines == ["best-a.png", "best-b.png", "best-c.png"]  # 3 per group, only 3 videos
     assert all(_is_png(p, 5000) for p in (run / "eval" / "timelines").iterdir())
-    assert f"{100 * AUC_GOOD:.2f}" in out and "AUC Fighting" in out and "model selection: last" in out
+    assert (
+        f"{100 * AUC_GOOD:.2f}" in out and "AUC Fighting" in out and "model selection: last" in out
+    )
     rows = (run / "eval" / "per_video.csv").read_text().splitlines()
     assert rows[0].startswith("seed,video_id,label") and len(rows) == 4
 
@@ -126,7 +155,10 @@ def test_run_without_scores_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "run.json").write_text("{}")
     assert cli(["evaluate", "--run", str(tmp_path / "run")]) == 1
-    assert "no scores.npz (and no seed-<k>/scores.npz); did training finish?" in capsys.readouterr().err
+    assert (
+        "no scores.npz (and no seed-<k>/scores.npz); did training finish?"
+        in capsys.readouterr().err
+    )
     assert cli(["evaluate", "--run", str(tmp_path / "nothing")]) == 1
     assert "not a run directory (no run.json" in capsys.readouterr().err
 
@@ -139,7 +171,9 @@ def test_compare_prints_runs_side_by_side(tmp_path, store, capsys):
     capsys.readouterr()
     assert cli(["compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out
-    auc_row = next(line for line in out.splitlines() if "│ AUC " in line or line.strip().startswith("AUC "))
+    auc_row = next(
+        line for line in out.splitlines() if "│ AUC " in line or line.strip().startswith("AUC ")
+    )
     assert f"{100 * AUC_GOOD:.2f}" in auc_row and f"{100 * (AUC_GOOD + 1) / 2:.2f} ±" in auc_row
     assert "run_a" in out and "run_b" in out and "AUC Arson" in out
 
@@ -147,25 +181,48 @@ def test_compare_prints_runs_side_by_side(tmp_path, store, capsys):
 def test_compare_warns_about_different_protocols(tmp_path, store, capsys):
     a = make_run(tmp_path / "run_a", store, {0: GOOD})
     cli(["evaluate", "--run", str(a), "--no-plots"])
-    cli(["evaluate", "--run", str(a), "--no-plots", "--alignment", "rtfm", "--out", str(tmp_path / "rtfm")])
+    cli(
+        [
+            "evaluate",
+            "--run",
+            str(a),
+            "--no-plots",
+            "--alignment",
+            "rtfm",
+            "--out",
+            str(tmp_path / "rtfm"),
+        ]
+    )
     cli(["evaluate", "--run", str(a), "--no-plots", "--out", str(tmp_path / "again")])
     capsys.readouterr()
     assert cli(["compare", str(a), str(tmp_path / "rtfm")]) == 0
     assert "different protocols" in capsys.readouterr().err
-    hashes = [json.loads((d / "metrics.json").read_text())["config_hash"] for d in (a / "eval", tmp_path / "again", tmp_path / "rtfm")]
-    assert hashes[0] == hashes[1] != hashes[2]  # the output folder does not change the hash, the alignment does
+    hashes = [
+        json.loads((d / "metrics.json").read_text())["config_hash"]
+        for d in (a / "eval", tmp_path / "again", tmp_path / "rtfm")
+    ]
+    assert (
+        hashes[0] == hashes[1] != hashes[2]
+    )  # the output folder does not change the hash, the alignment does
 
 
 def test_compare_missing_metrics_names_the_run(tmp_path, capsys):
     (tmp_path / "r").mkdir()
     assert cli(["compare", str(tmp_path / "r")]) == 1
-    assert f"{tmp_path / 'r'}: no metrics.json (run `wsvad evaluate --run" in capsys.readouterr().err
+    assert (
+        f"{tmp_path / 'r'}: no metrics.json (run `wsvad evaluate --run" in capsys.readouterr().err
+    )
 
 
 def test_mean_average_accuracy_from_class_scores(tmp_path, store):
     run = make_run(tmp_path / "run", store, {0: GOOD})
     # a (Fighting) -> Fighting, b (Normal) -> Normal, c (Arson) -> Fighting: Normal 1, Arson 0, Fighting 1.
-    np.savez(run / "class_scores.npz", a=np.array([0.1, 0.2, 0.7]), b=np.array([0.9, 0.05, 0.05]), c=np.array([0.1, 0.1, 0.8]))
+    np.savez(
+        run / "class_scores.npz",
+        a=np.array([0.1, 0.2, 0.7]),
+        b=np.array([0.9, 0.05, 0.05]),
+        c=np.array([0.1, 0.1, 0.8]),
+    )
     assert cli(["evaluate", "--run", str(run), "--no-plots"]) == 0
     m = json.loads((run / "eval" / "metrics.json").read_text())["metrics"]
     assert m["mAA"] == pytest.approx(2 / 3)
@@ -180,7 +237,15 @@ def test_mean_average_accuracy_from_a_classification_head(tmp_path, store):
 
     torch.manual_seed(0)
     run = make_run(tmp_path / "run", store, {0: GOOD})
-    params = {"segments": 2, "lstm_hidden": 8, "att1_latent": 4, "det_hidden": 8, "det_latent": 4, "att2_latent": 4, "cls_hidden": 8}
+    params = {
+        "segments": 2,
+        "lstm_hidden": 8,
+        "att1_latent": 4,
+        "det_hidden": 8,
+        "det_latent": 4,
+        "att2_latent": 4,
+        "cls_hidden": 8,
+    }
     detector = build_detector("joint", (4,), params, n_classes=3).eval()
     save_detector(run / "model", detector, {"class_names": ["Normal", "Arson", "Fighting"]})
     assert cli(["evaluate", "--run", str(run), "--no-plots"]) == 0
@@ -194,11 +259,17 @@ def test_mean_average_accuracy_from_a_classification_head(tmp_path, store):
 
 
 def test_store_videos_without_ground_truth_are_listed(tmp_path, store, capsys):
-    FeatureStore.open(store).write_video("u", np.zeros((2, 1, 4), np.float32), dict(n_frames=32, split="test", label=-1, classes=[], intervals=None))
+    FeatureStore.open(store).write_video(
+        "u",
+        np.zeros((2, 1, 4), np.float32),
+        dict(n_frames=32, split="test", label=-1, classes=[], intervals=None),
+    )
     run = make_run(tmp_path / "run", store, {0: GOOD | {"u": [0.5, 0.5]}})
     assert cli(["evaluate", "--run", str(run), "--no-plots"]) == 3
     err = capsys.readouterr().err
     assert "no ground truth" in err and "the store has no label or frame annotation for it" in err
     report = json.loads((run / "eval" / "metrics.json").read_text())
     assert report["metrics"]["auc"] == pytest.approx(AUC_GOOD)
-    assert [(p["video_id"], p["kind"]) for p in report["coverage"]["problems"]] == [("u", "no ground truth")]
+    assert [(p["video_id"], p["kind"]) for p in report["coverage"]["problems"]] == [
+        ("u", "no ground truth")
+    ]

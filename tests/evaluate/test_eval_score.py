@@ -24,17 +24,41 @@ def trained_run(tmp_path, make_video, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     video = make_video("videos/v.mp4", n_frames=40, size=(64, 48))
     store = tmp_path / "store"
-    code = cli(["extract", "--dataset", "folder", "--root", str(video.parent), "--out", str(store), "--crops", "1",
-                "--backbone", "random3d", "--workers", "0", "--resize", "short48", "--set", "crop_size=32",
-                "--set", "backbone_options.dim=8"])
+    code = cli(
+        [
+            "extract",
+            "--dataset",
+            "folder",
+            "--root",
+            str(video.parent),
+            "--out",
+            str(store),
+            "--crops",
+            "1",
+            "--backbone",
+            "random3d",
+            "--workers",
+            "0",
+            "--resize",
+            "short48",
+            "--set",
+            "crop_size=32",
+            "--set",
+            "backbone_options.dim=8",
+        ]
+    )
     assert code == 0
     torch.manual_seed(0)
     detector = build_detector("mil", (8,), {}).eval()
     run = tmp_path / "run"
     save_detector(run / "model", detector, {"class_names": ["Normal", "Anomaly"]})
-    (run / "run.json").write_text(json.dumps({"kind": "single", "store": str(store), "detector": "mil", "seed": 0}))
+    (run / "run.json").write_text(
+        json.dumps({"kind": "single", "store": str(store), "detector": "mil", "seed": 0})
+    )
     with torch.no_grad():
-        expected = detector.score_video(torch.from_numpy(FeatureStore.open(store).read("v")[:, 0])).numpy()
+        expected = detector.score_video(
+            torch.from_numpy(FeatureStore.open(store).read("v")[:, 0])
+        ).numpy()
     return video, run, expected
 
 
@@ -46,7 +70,21 @@ def _csv(path):
 def test_score_reproduces_the_training_features_and_detector(trained_run, tmp_path, capsys):
     video, run, expected = trained_run
     threshold = float(np.median(expected))
-    assert cli(["score", str(video), "--run", str(run), "--threshold", str(threshold), "--out", str(tmp_path / "s")]) == 0
+    assert (
+        cli(
+            [
+                "score",
+                str(video),
+                "--run",
+                str(run),
+                "--threshold",
+                str(threshold),
+                "--out",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     header, rows = _csv(tmp_path / "s" / "snippet_scores.csv")
     assert header == ["snippet", "start_frame", "end_frame", "score", "latency_ms"]
@@ -56,25 +94,35 @@ def test_score_reproduces_the_training_features_and_detector(trained_run, tmp_pa
     assert header == ["frame", "time_s", "score"] and len(frames) == 40
     assert frames[1][1] == f"{1 / 25:.3f}"  # fps of the test video
     frame_scores = np.array([float(r[2]) for r in frames])
-    assert frame_scores[:16] == pytest.approx(expected[0], abs=1e-5) and frame_scores[32:] == pytest.approx(expected[2], abs=1e-5)
+    assert frame_scores[:16] == pytest.approx(expected[0], abs=1e-5) and frame_scores[
+        32:
+    ] == pytest.approx(expected[2], abs=1e-5)
     runs = gt_runs(frame_scores >= threshold)
     assert runs and f"{len(runs)} anomalous interval" in out
     for start, end in runs:
         assert f"frames {start}-{end - 1} ({start / 25:.2f} s - {end / 25:.2f} s)" in out
     summary = json.loads((tmp_path / "s" / "score.json").read_text())
-    assert summary["mode"] == "offline" and summary["n_frames"] == 40 and summary["setup"]["backbone"] == "random3d"
+    assert (
+        summary["mode"] == "offline"
+        and summary["n_frames"] == 40
+        and summary["setup"]["backbone"] == "random3d"
+    )
     png = (tmp_path / "s" / "timeline.png").read_bytes()
     assert png[:4] == b"\x89PNG" and len(png) > 5000
 
 
 def test_stream_prints_each_snippet_with_latency(trained_run, tmp_path, capsys):
     video, run, expected = trained_run
-    assert cli(["score", str(video), "--run", str(run), "--stream", "--out", str(tmp_path / "s")]) == 0
+    assert (
+        cli(["score", str(video), "--run", str(run), "--stream", "--out", str(tmp_path / "s")]) == 0
+    )
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("snippet")]
     assert len(lines) == 3
     assert lines[0].startswith("snippet     0  frames 0-15  score ") and lines[0].endswith(" ms")
     # MIL scores each snippet alone, so the causal stream scores equal the offline ones.
-    assert [float(line.split("score ")[1].split()[0]) for line in lines] == pytest.approx(expected, abs=5e-4)
+    assert [float(line.split("score ")[1].split()[0]) for line in lines] == pytest.approx(
+        expected, abs=5e-4
+    )
     assert json.loads((tmp_path / "s" / "score.json").read_text())["mode"] == "stream"
 
 

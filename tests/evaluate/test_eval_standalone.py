@@ -35,7 +35,20 @@ def _npz(path, scores):
 
 
 def _evaluate(tmp_path, scores_file, root, *extra):
-    return cli(["evaluate", "--scores", str(scores_file), "--dataset", "folder", "--root", str(root), "--out", str(tmp_path / "eval"), *extra])
+    return cli(
+        [
+            "evaluate",
+            "--scores",
+            str(scores_file),
+            "--dataset",
+            "folder",
+            "--root",
+            str(root),
+            "--out",
+            str(tmp_path / "eval"),
+            *extra,
+        ]
+    )
 
 
 def test_npz_scores_evaluate_to_hand_computed_auc(tmp_path, dataset, capsys):
@@ -51,9 +64,15 @@ def test_npz_scores_evaluate_to_hand_computed_auc(tmp_path, dataset, capsys):
 
 
 def test_csv_scores_equal_npz_scores(tmp_path, dataset):
-    rows = ["video,snippet,score"] + [f"{vid},{i},{s}" for vid, values in SCORES.items() for i, s in reversed(list(enumerate(values)))]
+    rows = ["video,snippet,score"] + [
+        f"{vid},{i},{s}"
+        for vid, values in SCORES.items()
+        for i, s in reversed(list(enumerate(values)))
+    ]
     (tmp_path / "s.csv").write_text("\n".join(rows) + "\n")
-    assert _evaluate(tmp_path, tmp_path / "s.csv", dataset, "--no-plots", "--alignment", "rtfm") == 0
+    assert (
+        _evaluate(tmp_path, tmp_path / "s.csv", dataset, "--no-plots", "--alignment", "rtfm") == 0
+    )
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     # rtfm: every video is exactly T x 16 frames here, so the figure equals the true-frames one.
     assert report["metrics"]["auc"] == pytest.approx(AUC)
@@ -71,7 +90,10 @@ def test_mismatched_videos_are_listed_and_exit_3(tmp_path, dataset, capsys):
     assert "evaluated 2 of 3 test videos" in err
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert report["coverage"]["matched"] == 2
-    assert {(p["video_id"], p["kind"]) for p in report["coverage"]["problems"]} == {("Fighting/zzz.mp4", "not a test video"), ("c", "no scores")}
+    assert {(p["video_id"], p["kind"]) for p in report["coverage"]["problems"]} == {
+        ("Fighting/zzz.mp4", "not a test video"),
+        ("c", "no scores"),
+    }
 
 
 def test_nothing_matching_exits_1_with_the_table(tmp_path, dataset, capsys):
@@ -93,10 +115,15 @@ def test_wrong_snippet_count_is_a_problem_not_a_crash(tmp_path, dataset, capsys)
 def test_bad_csv_names_file_and_reason(tmp_path, dataset, capsys):
     (tmp_path / "s.csv").write_text("name,score\na,0.1\n")
     assert _evaluate(tmp_path, tmp_path / "s.csv", dataset) == 1
-    assert f"error: {tmp_path / 's.csv'}: a scores CSV needs the header video,snippet,score" in capsys.readouterr().err
+    assert (
+        f"error: {tmp_path / 's.csv'}: a scores CSV needs the header video,snippet,score"
+        in capsys.readouterr().err
+    )
     (tmp_path / "s.csv").write_text("video,snippet,score\na,0,0.1\na,2,0.3\n")
     assert _evaluate(tmp_path, tmp_path / "s.csv", dataset) == 1
-    assert "video 'a': snippets must run 0..N-1 without gaps (missing [1])" in capsys.readouterr().err
+    assert (
+        "video 'a': snippets must run 0..N-1 without gaps (missing [1])" in capsys.readouterr().err
+    )
 
 
 def test_scores_without_dataset_is_a_config_error(tmp_path, capsys):

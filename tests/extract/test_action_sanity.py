@@ -30,7 +30,11 @@ def test_kinetics_class_names_are_the_400_in_classifier_order():
     assert len(KINETICS400_CLASSES) == 400 == len(set(KINETICS400_CLASSES))
     assert list(KINETICS400_CLASSES) == sorted(KINETICS400_CLASSES)
     assert KINETICS400_CLASSES[:5] == (
-        "abseiling", "air drumming", "answering questions", "applauding", "applying cream"
+        "abseiling",
+        "air drumming",
+        "answering questions",
+        "applauding",
+        "applying cream",
     )
     assert KINETICS400_CLASSES[-1] == "zumba"
 
@@ -42,10 +46,23 @@ def test_a_clip_of_face_rubbing_is_classified_applying_cream(tmp_path, make_vide
     # a control with no person in it: noise and a moving bar, same size and length
     make_video("videos/control.mp4", n_frames=64, size=(456, 256), fps=24)
     out = tmp_path / "store"
-    code = run([
-        "extract", "--dataset", "folder", "--root", str(root), "--out", str(out), "--crops", "1",
-        "--workers", "0", "--set", "backbone_options.logits=true",
-    ])
+    code = run(
+        [
+            "extract",
+            "--dataset",
+            "folder",
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            "--crops",
+            "1",
+            "--workers",
+            "0",
+            "--set",
+            "backbone_options.logits=true",
+        ]
+    )
     assert code == 0
     store = FeatureStore.open(out)
     cream = KINETICS400_CLASSES.index("applying cream")

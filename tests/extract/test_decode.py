@@ -61,7 +61,13 @@ def test_frame_folder_natural_order(tmp_path):
     frames = list(iter_frames(folder, "decord", start=3))
     assert [int(f[0, 0, 0]) for f in frames] == [i * 10 for i in range(3, 12)]
     info = probe(folder, "decord", fps_hint=24.0)
-    assert (info.decoder, info.n_frames_hint, info.width, info.height, info.fps) == ("frames", 12, 10, 8, 24.0)
+    assert (info.decoder, info.n_frames_hint, info.width, info.height, info.fps) == (
+        "frames",
+        12,
+        10,
+        8,
+        24.0,
+    )
 
 
 def test_unreadable_frame_image_names_the_file(tmp_path):
@@ -111,13 +117,17 @@ def test_resampling_is_exact_and_streaming():
     assert ratio == Fraction(30000, 1001) / 24
     source = (np.array([i]) for i in range(300))
     out = [int(f[0]) for f in resample(source, ratio, 0, 0)]
-    assert len(out) == resampled_count(300, ratio) == 241  # 10.01 s of video: 240.24 frames at 24 fps
+    assert (
+        len(out) == resampled_count(300, ratio) == 241
+    )  # 10.01 s of video: 240.24 frames at 24 fps
     assert out[:6] == [0, 1, 2, 3, 4, 6]  # every fifth source frame is skipped
     up = [int(f[0]) for f in resample((np.array([i]) for i in range(5)), fps_ratio(12, 24), 0, 0)]
     assert up == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
     # a piece starting mid-video continues the same timeline
     first = source_index(120, ratio)
-    tail = [int(f[0]) for f in resample((np.array([i]) for i in range(first, 300)), ratio, first, 120)]
+    tail = [
+        int(f[0]) for f in resample((np.array([i]) for i in range(first, 300)), ratio, first, 120)
+    ]
     assert first == 149 and tail == out[120:]
     with pytest.raises(ValueError, match="output frame 120 shows source frame 149, not 150"):
         next(resample(iter([]), ratio, 150, 120))
@@ -138,7 +148,9 @@ for decoder in ("decord", "av"):
     grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
     print(decoder, n, round(grown))
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
     for line in out.splitlines():
         decoder, n, grown_mb = line.split()
         assert int(n) == 800

@@ -15,16 +15,24 @@ from wsvad.extract.config import ExtractConfig
 from wsvad.extract.run import run_extract, store_attrs
 from wsvad.pipeline.store import FeatureStore
 
-SMALL = {"backbone": "random3d", "resize": "short64", "crop_size": 48, "crops": 5,
-         "cluster": {"kind": "inline", "threads_per_worker": 1}}
+SMALL = {
+    "backbone": "random3d",
+    "resize": "short64",
+    "crop_size": 48,
+    "crops": 5,
+    "cluster": {"kind": "inline", "threads_per_worker": 1},
+}
 HAS_CUDA = torch.cuda.is_available()
 
 
 def cfg_for(root: Path, out: Path, **overrides) -> ExtractConfig:
     from wsvad.extract.config import resolve_config
 
-    return resolve_config(ExtractConfig.model_validate({"dataset": "folder", "root": root, "out": out, **SMALL,
-                                                        **overrides}))
+    return resolve_config(
+        ExtractConfig.model_validate(
+            {"dataset": "folder", "root": root, "out": out, **SMALL, **overrides}
+        )
+    )
 
 
 @pytest.fixture
@@ -38,12 +46,20 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_bf16_changes_features_slightly_and_gets_its_own_config_hash(dataset, tmp_path):
-    fp32, bf16 = cfg_for(dataset, tmp_path / "fp32"), cfg_for(dataset, tmp_path / "bf16", precision="bf16")
-    assert "precision" not in fp32.feature_config()  # fp32 stores keep the hash they had before the option
+    fp32, bf16 = (
+        cfg_for(dataset, tmp_path / "fp32"),
+        cfg_for(dataset, tmp_path / "bf16", precision="bf16"),
+    )
+    assert (
+        "precision" not in fp32.feature_config()
+    )  # fp32 stores keep the hash they had before the option
     assert store_attrs(fp32)["config_hash"] != store_attrs(bf16)["config_hash"]
     run_extract(fp32)
     run_extract(bf16)
-    a, b = FeatureStore.open(tmp_path / "fp32").read("a"), FeatureStore.open(tmp_path / "bf16").read("a")
+    a, b = (
+        FeatureStore.open(tmp_path / "fp32").read("a"),
+        FeatureStore.open(tmp_path / "bf16").read("a"),
+    )
     assert a.shape == b.shape == (3, 5, 64)
     diff = np.abs(a - b).max()
     assert 0 < diff < 0.02 * np.abs(a).max()  # bf16 keeps 8 mantissa bits: visible, small
@@ -59,7 +75,9 @@ def test_fp32_and_cpu_paths_are_no_ops():
     with autocast(cfg):
         assert not torch.is_autocast_enabled("cpu")
     with autocast(ExtractConfig(precision="bf16")):
-        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        assert (
+            torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        )
     batch = np.arange(6, dtype=np.float32).reshape(1, 6)
     tensor = host_batch(batch, "cpu")
     assert not tensor.is_pinned() and to_device(tensor, "cpu") is tensor
@@ -68,7 +86,9 @@ def test_fp32_and_cpu_paths_are_no_ops():
 
 @pytest.mark.skipif(HAS_CUDA, reason="checks the message shown on machines without CUDA")
 def test_cuda_without_a_gpu_is_refused_clearly(dataset, tmp_path):
-    with pytest.raises(WsvadError, match=r"--device cuda:1: CUDA is not available here \(torch .*use --device cpu"):
+    with pytest.raises(
+        WsvadError, match=r"--device cuda:1: CUDA is not available here \(torch .*use --device cpu"
+    ):
         check_device("cuda:1")
     with pytest.raises(WsvadError, match="--device cuda: CUDA is not available"):
         run_extract(cfg_for(dataset, tmp_path / "s", device="cuda"))
@@ -83,7 +103,9 @@ def test_gpus_per_node_needs_cuda_and_pins_one_gpu_per_worker():
     with pytest.raises(ValueError, match="cluster.gpus_per_node needs device 'cuda'.*got 'cuda:1'"):
         ExtractConfig(device="cuda:1", cluster={"gpus_per_node": 2})
     ExtractConfig(device="cuda", cluster={"gpus_per_node": 2})
-    assert ClusterConfig(gpus_per_node=4, threads_per_worker=None).compute_threads == max(1, (os.cpu_count() or 1) // 4)
+    assert ClusterConfig(gpus_per_node=4, threads_per_worker=None).compute_threads == max(
+        1, (os.cpu_count() or 1) // 4
+    )
     # the pinning itself needs no GPU: each worker process must see exactly its own device index
     with _gpu_cluster(ClusterConfig(gpus_per_node=2)) as cluster, Client(cluster) as client:
         client.wait_for_workers(2, timeout=60)
@@ -96,7 +118,10 @@ def test_compile_gives_the_same_features(dataset, tmp_path):
     # torch.compile (inductor, C++ on CPU) takes ~1 min here, hence slow
     run_extract(cfg_for(dataset, tmp_path / "eager"))
     run_extract(cfg_for(dataset, tmp_path / "compiled", compile=True))
-    a, b = FeatureStore.open(tmp_path / "eager").read("a"), FeatureStore.open(tmp_path / "compiled").read("a")
+    a, b = (
+        FeatureStore.open(tmp_path / "eager").read("a"),
+        FeatureStore.open(tmp_path / "compiled").read("a"),
+    )
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -107,6 +132,8 @@ def test_cuda_features_match_cpu_and_bf16_stays_close(dataset, tmp_path):
     run_extract(cfg_for(dataset, tmp_path / "cuda", device="cuda"))
     run_extract(cfg_for(dataset, tmp_path / "cuda_bf16", device="cuda", precision="bf16"))
     cpu = FeatureStore.open(tmp_path / "cpu").read("a")
-    np.testing.assert_allclose(FeatureStore.open(tmp_path / "cuda").read("a"), cpu, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        FeatureStore.open(tmp_path / "cuda").read("a"), cpu, rtol=1e-3, atol=1e-4
+    )
     assert cosine(FeatureStore.open(tmp_path / "cuda_bf16").read("a"), cpu).min() > 0.999
     assert torch.backends.cudnn.benchmark

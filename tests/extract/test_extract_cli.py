@@ -24,7 +24,17 @@ SMALL = ["--backbone", "random3d", "--resize", "short64", "--set", "crop_size=48
 
 
 def extract_args(root: Path, out: Path, *extra: str) -> list[str]:
-    return ["extract", "--dataset", "folder", "--root", str(root), "--out", str(out), *SMALL, *extra]
+    return [
+        "extract",
+        "--dataset",
+        "folder",
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        *SMALL,
+        *extra,
+    ]
 
 
 def assert_same_store(a: Path, b: Path) -> None:
@@ -36,7 +46,9 @@ def assert_same_store(a: Path, b: Path) -> None:
         assert strip(left.video_attrs(vid)) == strip(right.video_attrs(vid))
 
 
-@pytest.mark.parametrize("yaml_file", sorted((REPO / "configs" / "extract").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "yaml_file", sorted((REPO / "configs" / "extract").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_every_extract_yaml_validates(yaml_file):
     from wsvad.extract.backbones import list_backbones
     from wsvad.extract.config import resolve_config
@@ -44,7 +56,9 @@ def test_every_extract_yaml_validates(yaml_file):
     cfg = load_config(ExtractConfig, yaml_file)
     assert cfg.backbone in list_backbones()
     text = yaml_file.read_text()
-    assert all("#" in line for line in text.splitlines() if line.strip()), "every key needs a comment"
+    assert all("#" in line for line in text.splitlines() if line.strip()), (
+        "every key needs a comment"
+    )
     if "backbone_options" not in text:  # resolving needs no weights file
         assert resolve_config(cfg).snippet_len in (16, 64)
 
@@ -52,8 +66,22 @@ def test_every_extract_yaml_validates(yaml_file):
 def test_every_option_states_its_default(capsys):
     assert run(["extract", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    for option in ("--dataset", "--crops", "--workers", "--threads-per-worker", "--scheduler", "--decoder",
-                   "--tail", "--resize", "--fps", "--dtype", "--split", "--overwrite", "--skip-invalid", "--set"):
+    for option in (
+        "--dataset",
+        "--crops",
+        "--workers",
+        "--threads-per-worker",
+        "--scheduler",
+        "--decoder",
+        "--tail",
+        "--resize",
+        "--fps",
+        "--dtype",
+        "--split",
+        "--overwrite",
+        "--skip-invalid",
+        "--set",
+    ):
         after = text.split(option, 1)[1].split(" --", 1)[0]
         assert "Default" in after, f"{option} help lacks its default: {after!r}"
 
@@ -95,8 +123,12 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, make_
         make_video(f"v/clip{i}.mp4", n_frames=150, size=(96, 72), seed=i)
     base = extract_args(tmp_path / "v", tmp_path / "killed", "--workers", "0", "--crops", "10")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "wsvad", *base], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsvad", *base],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     videos = tmp_path / "killed" / "videos"
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
@@ -109,7 +141,10 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, make_
     assert 2 <= done_at_kill < 6
     assert run(base) == 0  # resumes: stale lock of the dead pid, .tmp debris, remaining videos
     assert not any((tmp_path / "killed" / ".tmp").iterdir())
-    assert run(extract_args(tmp_path / "v", tmp_path / "clean", "--workers", "0", "--crops", "10")) == 0
+    assert (
+        run(extract_args(tmp_path / "v", tmp_path / "clean", "--workers", "0", "--crops", "10"))
+        == 0
+    )
     assert_same_store(tmp_path / "killed", tmp_path / "clean")
 
 
@@ -117,11 +152,35 @@ def test_local_dask_cluster_gives_the_inline_result(tmp_path, make_video):
     make_video("v/a.mp4", n_frames=40)
     make_video("v/long.mp4", n_frames=150, seed=3)
     (tmp_path / "v" / "broken.mp4").write_bytes(b"junk")
-    common = ["--crops", "1", "--snippet-len", "16", "--stride", "8", "--set", "batch_clips=1",
-              "--set", "piece_snippets=6"]
-    assert run(extract_args(tmp_path / "v", tmp_path / "inline", "--workers", "0", *common)) == EXIT_PARTIAL
-    code = run(extract_args(tmp_path / "v", tmp_path / "dask", "--workers", "2", "--threads-per-worker", "1",
-                            *common))
+    common = [
+        "--crops",
+        "1",
+        "--snippet-len",
+        "16",
+        "--stride",
+        "8",
+        "--set",
+        "batch_clips=1",
+        "--set",
+        "piece_snippets=6",
+    ]
+    assert (
+        run(extract_args(tmp_path / "v", tmp_path / "inline", "--workers", "0", *common))
+        == EXIT_PARTIAL
+    )
+    code = run(
+        extract_args(
+            tmp_path / "v",
+            tmp_path / "dask",
+            "--workers",
+            "2",
+            "--threads-per-worker",
+            "1",
+            *common,
+        )
+    )
     assert code == EXIT_PARTIAL
-    assert_same_store(tmp_path / "dask", tmp_path / "inline")  # "long" went through pieces on 2 workers
+    assert_same_store(
+        tmp_path / "dask", tmp_path / "inline"
+    )  # "long" went through pieces on 2 workers
     assert sorted(FeatureStore.open(tmp_path / "dask").failures()) == ["broken"]

@@ -16,11 +16,18 @@ from wsvad.extract.config import ExtractConfig
 from wsvad.extract.run import run_extract
 from wsvad.pipeline.store import FeatureStore
 
-SMALL = {"backbone": "random3d", "resize": "short64", "crop_size": 48, "cluster": {"kind": "inline"}}
+SMALL = {
+    "backbone": "random3d",
+    "resize": "short64",
+    "crop_size": 48,
+    "cluster": {"kind": "inline"},
+}
 
 
 def cfg_for(root: Path, out: Path, **overrides) -> ExtractConfig:
-    return ExtractConfig.model_validate({"dataset": "folder", "root": root, "out": out, **SMALL, **overrides})
+    return ExtractConfig.model_validate(
+        {"dataset": "folder", "root": root, "out": out, **SMALL, **overrides}
+    )
 
 
 @pytest.fixture
@@ -41,13 +48,17 @@ def expected_features(path: Path, cfg: ExtractConfig) -> np.ndarray:
     from wsvad.extract.snippets import n_snippets, snippet_frame_indices
 
     spec, model = get_backbone_spec("random3d"), build_backbone("random3d")
-    crops = resize_and_crop(np.stack(list(iter_frames(path, "av"))), cfg.resize, cfg.crop_size, cfg.crops)
+    crops = resize_and_crop(
+        np.stack(list(iter_frames(path, "av"))), cfg.resize, cfg.crop_size, cfg.crops
+    )
     L, stride = cfg.snippet_len or 16, cfg.stride or cfg.snippet_len or 16
     rows = []
     for i in range(n_snippets(len(crops), L, stride, cfg.tail)):
         clip = crops[snippet_frame_indices(i, len(crops), L, stride, cfg.tail)]  # (L, C, S, S, 3)
         with torch.inference_mode():
-            rows.append(model(torch.from_numpy(spec.prepare(clip.transpose(1, 0, 2, 3, 4)))).numpy())
+            rows.append(
+                model(torch.from_numpy(spec.prepare(clip.transpose(1, 0, 2, 3, 4)))).numpy()
+            )
     return np.stack(rows)  # (T, C, D)
 
 
@@ -61,16 +72,32 @@ def test_features_and_attrs_match_a_direct_computation(dataset, tmp_path):
         features = store.read(vid)
         np.testing.assert_array_equal(features, expected_features(dataset / name, cfg))
         attrs = store.video_attrs(vid)
-        assert (attrs["source"], attrs["n_frames"], attrs["n_snippets"], attrs["decoder"]) == (name, n, 3, "decord")
+        assert (attrs["source"], attrs["n_frames"], attrs["n_snippets"], attrs["decoder"]) == (
+            name,
+            n,
+            3,
+            "decord",
+        )
         assert attrs["source_size"] == (dataset / name).stat().st_size and attrs["fps"] == 25.0
         assert attrs["split"] == "test" and attrs["status"] == "complete"
     attrs = store.attrs
     assert attrs["crop_order"][:5] == ["TL", "TR", "BL", "BR", "C"] and attrs["crops"] == 10
-    assert (attrs["snippet_len"], attrs["stride"], attrs["tail"], attrs["resize"]) == (16, 16, "loop", "short64")
+    assert (attrs["snippet_len"], attrs["stride"], attrs["tail"], attrs["resize"]) == (
+        16,
+        16,
+        "loop",
+        "short64",
+    )
     assert attrs["provenance"] == {"kind": "extracted"} and attrs["feature_shape"] == [64]
     assert attrs["config"]["crop_size"] == 48 and len(attrs["config_hash"]) == 16
-    saved = ExtractConfig.model_validate(yaml.safe_load((tmp_path / "store" / "config.yaml").read_text()))
-    assert (saved.snippet_len, saved.stride, saved.overwrite) == (16, 16, False)  # resolved defaults written out
+    saved = ExtractConfig.model_validate(
+        yaml.safe_load((tmp_path / "store" / "config.yaml").read_text())
+    )
+    assert (saved.snippet_len, saved.stride, saved.overwrite) == (
+        16,
+        16,
+        False,
+    )  # resolved defaults written out
 
 
 def test_failures_are_recorded_and_the_rest_finishes(dataset, tmp_path, make_video):
@@ -91,8 +118,12 @@ def test_too_short_for_drop_is_a_recorded_failure(tmp_path, make_video):
     make_video("v/short.mp4", n_frames=10)
     summary = run_extract(cfg_for(tmp_path / "v", tmp_path / "store", tail="drop", crops=1))
     assert summary.failures["short"]["reason"] == (
-        "short.mp4: 10 frames is shorter than one 16-frame snippet (tail=drop keeps no snippet)")
-    assert (summary.failures["short"]["exception"], summary.failures["short"]["decoder"]) == ("TooShort", "decord")
+        "short.mp4: 10 frames is shorter than one 16-frame snippet (tail=drop keeps no snippet)"
+    )
+    assert (summary.failures["short"]["exception"], summary.failures["short"]["decoder"]) == (
+        "TooShort",
+        "decord",
+    )
 
 
 def test_resume_skips_complete_videos_and_redoes_half_written_ones(dataset, tmp_path):
@@ -113,11 +144,15 @@ def test_resume_skips_complete_videos_and_redoes_half_written_ones(dataset, tmp_
 
 def test_changed_config_is_refused_unless_overwrite(dataset, tmp_path):
     run_extract(cfg_for(dataset, tmp_path / "store", crops=1))
-    with pytest.raises(WsvadError, match=r"different config \(tail: 'pad' -> 'loop'\).*--overwrite"):
+    with pytest.raises(
+        WsvadError, match=r"different config \(tail: 'pad' -> 'loop'\).*--overwrite"
+    ):
         run_extract(cfg_for(dataset, tmp_path / "store", crops=1, tail="loop"))
     # decoder, device and parallelism do not change features: resuming with them is allowed
     assert run_extract(cfg_for(dataset, tmp_path / "store", crops=1, decoder="av")).skipped == 2
-    summary = run_extract(cfg_for(dataset, tmp_path / "store", crops=1, tail="loop", overwrite=True))
+    summary = run_extract(
+        cfg_for(dataset, tmp_path / "store", crops=1, tail="loop", overwrite=True)
+    )
     assert summary.extracted == 2 and FeatureStore.open(tmp_path / "store").attrs["tail"] == "loop"
 
 
@@ -129,22 +164,30 @@ def test_a_second_writer_is_refused(dataset, tmp_path):
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "since": 0}))
     with pytest.raises(WsvadError, match=rf"another wsvad process \(pid {os.getppid()} "):
         run_extract(cfg_for(dataset, tmp_path / "store", crops=1))
-    with pytest.raises(WsvadError, match="another wsvad process"):  # --overwrite must not wipe it either
+    with pytest.raises(
+        WsvadError, match="another wsvad process"
+    ):  # --overwrite must not wipe it either
         run_extract(cfg_for(dataset, tmp_path / "store", crops=1, tail="loop", overwrite=True))
     assert FeatureStore.open(tmp_path / "store").video_ids() == ["a", "b"]
-    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": 2**22 + 7, "since": 0}))  # dead pid
+    lock.write_text(
+        json.dumps({"host": socket.gethostname(), "pid": 2**22 + 7, "since": 0})
+    )  # dead pid
     assert run_extract(cfg_for(dataset, tmp_path / "store", crops=1)).skipped == 2
     assert not lock.exists()
 
 
 @pytest.mark.parametrize("tail", ["loop", "pad", "drop"])
-def test_long_video_pieces_assemble_to_the_unsplit_result(tmp_path, make_video, monkeypatch, caplog, tail):
+def test_long_video_pieces_assemble_to_the_unsplit_result(
+    tmp_path, make_video, monkeypatch, caplog, tail
+):
     from wsvad.pipeline import cluster
 
     make_video("v/long.mp4", n_frames=133, size=(64, 48))
     common = dict(crops=1, batch_clips=1, snippet_len=16, stride=8, tail=tail)
     run_extract(cfg_for(tmp_path / "v", tmp_path / "whole", **common))
-    monkeypatch.setattr(cluster.InlineRunner, "n_workers", 2)  # splitting only pays with several workers
+    monkeypatch.setattr(
+        cluster.InlineRunner, "n_workers", 2
+    )  # splitting only pays with several workers
     with caplog.at_level(logging.INFO, logger="wsvad.extract.run"):
         run_extract(cfg_for(tmp_path / "v", tmp_path / "split", piece_snippets=4, **common))
     assert "long: split into 4 pieces" in caplog.messages
@@ -160,7 +203,12 @@ def test_fps_resampling_and_float16(tmp_path, make_video):
     run_extract(cfg_for(tmp_path / "v", tmp_path / "store", crops=1, fps=10.0, dtype="float16"))
     store = FeatureStore.open(tmp_path / "store")
     attrs = store.video_attrs("clip")
-    assert (attrs["n_frames"], attrs["n_frames_sampled"], attrs["fps"], attrs["source_fps"]) == (50, 20, 10.0, 25.0)
+    assert (attrs["n_frames"], attrs["n_frames_sampled"], attrs["fps"], attrs["source_fps"]) == (
+        50,
+        20,
+        10.0,
+        25.0,
+    )
     assert store.read("clip").dtype == np.float16 and store.read("clip").shape == (2, 1, 64)
 
 
@@ -171,7 +219,9 @@ def test_frame_folder_video(tmp_path):
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(20):
-        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(
+            folder / f"{i:03d}.png"
+        )
     run_extract(cfg_for(tmp_path / "v", tmp_path / "store", crops=5))
     attrs = FeatureStore.open(tmp_path / "store").video_attrs("01_0014")
     assert (attrs["decoder"], attrs["n_frames"], attrs["n_snippets"]) == ("frames", 20, 2)
@@ -194,11 +244,18 @@ def test_auto_falls_back_to_pyav_when_decord_fails_mid_stream(dataset, tmp_path,
     cfg = cfg_for(dataset, tmp_path / "store", crops=1, batch_clips=1)
     assert run_extract(cfg).failures == {}
     store = FeatureStore.open(tmp_path / "store")
-    assert store.video_attrs("a")["decoder"] == "av" and not any((tmp_path / "store" / ".tmp").iterdir())
+    assert store.video_attrs("a")["decoder"] == "av" and not any(
+        (tmp_path / "store" / ".tmp").iterdir()
+    )
     np.testing.assert_array_equal(store.read("a"), expected_features(dataset / "a.mp4", cfg))
     failed = run_extract(cfg_for(dataset, tmp_path / "only-decord", crops=1, decoder="decord"))
-    assert failed.failures["a"] == {"video_id": "a", "source": "a.mp4", "exception": "DECORDError",
-                                    "reason": "simulated corrupt packet", "decoder": "decord"}
+    assert failed.failures["a"] == {
+        "video_id": "a",
+        "source": "a.mp4",
+        "exception": "DECORDError",
+        "reason": "simulated corrupt packet",
+        "decoder": "decord",
+    }
 
 
 def test_dataset_errors_refuse_unless_skip_invalid(dataset, tmp_path):
@@ -213,7 +270,9 @@ def test_dataset_errors_refuse_unless_skip_invalid(dataset, tmp_path):
 
 def test_progress_reports_every_forward_pass_and_every_video(dataset, tmp_path):
     events = []
-    summary = run_extract(cfg_for(dataset, tmp_path / "store", crops=5, batch_clips=5), progress=events.append)
+    summary = run_extract(
+        cfg_for(dataset, tmp_path / "store", crops=5, batch_clips=5), progress=events.append
+    )
     assert events[0] == (2, 0, 0, 0, None, None)
     per_pass = [e.frame_crops for e in events if e.status is None][1:]
     assert per_pass[:3] == [80, 160, 240]  # one snippet (16 frames x 5 crops) per forward pass
@@ -221,7 +280,9 @@ def test_progress_reports_every_forward_pass_and_every_video(dataset, tmp_path):
     assert events[-1].frame_crops == summary.frame_crops == 2 * 3 * 16 * 5
 
 
-def test_an_unusable_backbone_stops_the_run_instead_of_failing_every_video(dataset, tmp_path, monkeypatch):
+def test_an_unusable_backbone_stops_the_run_instead_of_failing_every_video(
+    dataset, tmp_path, monkeypatch
+):
     from wsvad.extract import worker
 
     def broken(*args, **kwargs):
@@ -229,7 +290,10 @@ def test_an_unusable_backbone_stops_the_run_instead_of_failing_every_video(datas
 
     monkeypatch.setattr("wsvad.extract.backbones.build_backbone", broken)
     monkeypatch.setattr(worker, "_MODELS", {})
-    with pytest.raises(WsvadError, match=r"backbone 'random3d' on cpu: cannot be built \(weights file is truncated\)"):
+    with pytest.raises(
+        WsvadError,
+        match=r"backbone 'random3d' on cpu: cannot be built \(weights file is truncated\)",
+    ):
         run_extract(cfg_for(dataset, tmp_path / "store", crops=1))
     store = FeatureStore.open(tmp_path / "store")
     assert store.failures() == {} and not (tmp_path / "store" / ".lock").exists()

@@ -15,12 +15,20 @@ from wsvad.extract.run import run_extract
 from wsvad.pipeline.bags import segment_into_bags
 from wsvad.pipeline.store import FeatureStore
 
-SMALL = {"backbone": "random3d", "resize": "short64", "crop_size": 48, "cluster": {"kind": "inline"},
-         "snippet_len": 8, "crops": 5}
+SMALL = {
+    "backbone": "random3d",
+    "resize": "short64",
+    "crop_size": 48,
+    "cluster": {"kind": "inline"},
+    "snippet_len": 8,
+    "crops": 5,
+}
 
 
 def cfg_for(root: Path, out: Path, **overrides) -> ExtractConfig:
-    return ExtractConfig.model_validate({"dataset": "folder", "root": root, "out": out, **SMALL, **overrides})
+    return ExtractConfig.model_validate(
+        {"dataset": "folder", "root": root, "out": out, **SMALL, **overrides}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +37,9 @@ def stores(tmp_path_factory):
     import importlib.util
 
     # the conftest writer, loaded by path: a module-scope fixture cannot use the function-scope make_video
-    spec = importlib.util.spec_from_file_location("wsvad_tests_conftest", Path(__file__).parents[1] / "conftest.py")
+    spec = importlib.util.spec_from_file_location(
+        "wsvad_tests_conftest", Path(__file__).parents[1] / "conftest.py"
+    )
     conftest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(conftest)
     write_video = conftest.write_video
@@ -51,12 +61,17 @@ def test_segments_equal_the_bag_rule_on_the_raw_snippets(stores, video, n_frames
     assert bags.shape == (4, 5, 64)
     np.testing.assert_array_equal(bags, segment_into_bags(snippets, 4, "sultani"))
     np.testing.assert_allclose(np.linalg.norm(bags, axis=-1), 1.0, rtol=1e-5)  # Sultani L2 per crop
-    if video == "a":  # round(linspace(0, 7, 5)) = 0 2 4 5 7 (4 rounds 3.5 up): bags [0,2) [2,4) [4,5) [5,7)
+    if (
+        video == "a"
+    ):  # round(linspace(0, 7, 5)) = 0 2 4 5 7 (4 rounds 3.5 up): bags [0,2) [2,4) [4,5) [5,7)
+
         def unit(x):
             return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
         np.testing.assert_allclose(bags[2], unit(snippets[4]), rtol=1e-6)
-        np.testing.assert_allclose(bags[3], unit(snippets[5:7].mean(0)), rtol=1e-6)  # snippet 7 is in no bag
+        np.testing.assert_allclose(
+            bags[3], unit(snippets[5:7].mean(0)), rtol=1e-6
+        )  # snippet 7 is in no bag
     attrs = seg.video_attrs(video)
     assert (attrs["n_frames"], attrs["n_snippets_raw"], attrs["n_snippets"]) == (n_frames, n_raw, 4)
 
@@ -64,7 +79,10 @@ def test_segments_equal_the_bag_rule_on_the_raw_snippets(stores, video, n_frames
 def test_store_attrs_say_the_rows_are_segments(stores):
     _, raw, seg = stores
     assert (seg.attrs["segments"], seg.attrs["segment_rule"]) == (4, "sultani")
-    assert seg.attrs["bagged"] == {"rule": "sultani", "T": 4}  # the importer's name for Sultani's files
+    assert seg.attrs["bagged"] == {
+        "rule": "sultani",
+        "T": 4,
+    }  # the importer's name for Sultani's files
     assert (raw.attrs["segments"], raw.attrs["bagged"]) == (None, None)
     assert seg.feature_shape == raw.feature_shape == (64,)  # per row per crop, unchanged
     assert seg.attrs["config_hash"] != raw.attrs["config_hash"]
@@ -78,34 +96,57 @@ def test_raw_config_hash_is_unchanged_by_the_option():
     assert ExtractConfig(segments=32).feature_config()["segments"] == 32
 
 
-@pytest.mark.parametrize("store, overrides, diff", [
-    ("seg", {"segments": 3}, "segments"),  # another T
-    ("seg", {"segments": 4, "segment_rule": "rtfm"}, "segment_rule"),  # another rule
-    ("raw", {"segments": 4}, "segments"),  # segments into a store of snippets
-    ("seg", {}, "segments"),  # snippets into a store of segments
-])
+@pytest.mark.parametrize(
+    "store, overrides, diff",
+    [
+        ("seg", {"segments": 3}, "segments"),  # another T
+        ("seg", {"segments": 4, "segment_rule": "rtfm"}, "segment_rule"),  # another rule
+        ("raw", {"segments": 4}, "segments"),  # segments into a store of snippets
+        ("seg", {}, "segments"),  # snippets into a store of segments
+    ],
+)
 def test_a_store_with_other_segments_is_refused(stores, store, overrides, diff):
     tmp, _, _ = stores
     out = tmp / store
-    with pytest.raises(WsvadError, match=rf"{out}: store was made with a different config \(.*{diff}.*\); use --overwrite"):
+    with pytest.raises(
+        WsvadError,
+        match=rf"{out}: store was made with a different config \(.*{diff}.*\); use --overwrite",
+    ):
         run_extract(cfg_for(tmp / "v", out, **overrides))
 
 
-def test_rtfm_rule_and_split_pieces_give_the_segments_of_the_whole_video(tmp_path, make_video, monkeypatch, caplog):
+def test_rtfm_rule_and_split_pieces_give_the_segments_of_the_whole_video(
+    tmp_path, make_video, monkeypatch, caplog
+):
     from wsvad.pipeline import cluster
 
     make_video("v/long.mp4", n_frames=100, size=(64, 48), seed=3)  # 13 snippets
     common = {"crops": 1, "batch_clips": 1}
     run_extract(cfg_for(tmp_path / "v", tmp_path / "raw", **common))
-    monkeypatch.setattr(cluster.InlineRunner, "n_workers", 2)  # splitting only pays with several workers
+    monkeypatch.setattr(
+        cluster.InlineRunner, "n_workers", 2
+    )  # splitting only pays with several workers
     with caplog.at_level(logging.INFO, logger="wsvad.extract.run"):
-        run_extract(cfg_for(tmp_path / "v", tmp_path / "seg", piece_snippets=4, segments=5, segment_rule="rtfm",
-                            **common))
+        run_extract(
+            cfg_for(
+                tmp_path / "v",
+                tmp_path / "seg",
+                piece_snippets=4,
+                segments=5,
+                segment_rule="rtfm",
+                **common,
+            )
+        )
     assert "long: split into 3 pieces" in caplog.messages
     raw, seg = FeatureStore.open(tmp_path / "raw").read("long"), FeatureStore.open(tmp_path / "seg")
     np.testing.assert_array_equal(seg.read("long"), segment_into_bags(raw, 5, "rtfm"))
-    np.testing.assert_allclose(seg.read("long")[0], raw[0:2].mean(0), rtol=1e-6)  # linspace(0, 13, 6) -> [0, 2)
-    assert (seg.video_attrs("long")["n_snippets_raw"], seg.video_attrs("long")["n_frames"]) == (13, 100)
+    np.testing.assert_allclose(
+        seg.read("long")[0], raw[0:2].mean(0), rtol=1e-6
+    )  # linspace(0, 13, 6) -> [0, 2)
+    assert (seg.video_attrs("long")["n_snippets_raw"], seg.video_attrs("long")["n_frames"]) == (
+        13,
+        100,
+    )
     assert not any((tmp_path / "seg" / ".tmp").iterdir())
 
 
@@ -113,22 +154,58 @@ def test_cli_segments_flags_reach_the_store(tmp_path, make_video, capsys):
     from wsvad.cli import run
 
     make_video("v/a.mp4", n_frames=40, seed=4)
-    code = run(["extract", "--root", str(tmp_path / "v"), "--out", str(tmp_path / "s"), "--backbone", "random3d",
-                "--crops", "1", "--resize", "short64", "--set", "crop_size=48", "--workers", "0",
-                "--segments", "2", "--segment-rule", "rtfm"])
+    code = run(
+        [
+            "extract",
+            "--root",
+            str(tmp_path / "v"),
+            "--out",
+            str(tmp_path / "s"),
+            "--backbone",
+            "random3d",
+            "--crops",
+            "1",
+            "--resize",
+            "short64",
+            "--set",
+            "crop_size=48",
+            "--workers",
+            "0",
+            "--segments",
+            "2",
+            "--segment-rule",
+            "rtfm",
+        ]
+    )
     assert code == 0
     store = FeatureStore.open(tmp_path / "s")
     assert store.attrs["bagged"] == {"rule": "rtfm", "T": 2} and store.read("a").shape == (2, 1, 64)
     capsys.readouterr()
     assert run(["info", str(tmp_path / "s")]) == 0
     assert re.search(r"rows are\s+│ segments, 2 per video \(rtfm rule\)", capsys.readouterr().out)
-    assert run(["extract", "--root", str(tmp_path / "v"), "--out", str(tmp_path / "t"), "--segments", "0"]) == 1
+    assert (
+        run(
+            [
+                "extract",
+                "--root",
+                str(tmp_path / "v"),
+                "--out",
+                str(tmp_path / "t"),
+                "--segments",
+                "0",
+            ]
+        )
+        == 1
+    )
 
 
 def test_keep_time_refuses_other_snippet_lengths():
     cfg = ExtractConfig(backbone="i3d", backbone_options={"keep_time": True}, snippet_len=16)
-    with pytest.raises(WsvadError, match=r"backbone i3d \(keep_time=True, logits=False\) needs 64-frame snippets "
-                                         r"\(features \[7, 1024\] per snippet\), got snippet_len 16"):
+    with pytest.raises(
+        WsvadError,
+        match=r"backbone i3d \(keep_time=True, logits=False\) needs 64-frame snippets "
+        r"\(features \[7, 1024\] per snippet\), got snippet_len 16",
+    ):
         resolve_config(cfg)
     resolved = resolve_config(ExtractConfig(backbone="i3d", backbone_options={"keep_time": True}))
     assert (resolved.snippet_len, resolved.stride) == (64, 64)
@@ -143,10 +220,30 @@ def test_i3d_keep_time_cli_writes_a_t_crops_7_1024_store(tmp_path, make_video):
     from wsvad.extract.decode import iter_frames
 
     torch.set_num_threads(1)
-    video = make_video("v/a.mp4", n_frames=64, size=(64, 48), seed=5)  # exactly one 64-frame snippet
-    code = run(["extract", "--root", str(tmp_path / "v"), "--out", str(tmp_path / "s"), "--backbone", "i3d",
-                "--set", "backbone_options.keep_time=true", "--snippet-len", "64", "--crops", "1",
-                "--workers", "0", "--resize", "short224"])
+    video = make_video(
+        "v/a.mp4", n_frames=64, size=(64, 48), seed=5
+    )  # exactly one 64-frame snippet
+    code = run(
+        [
+            "extract",
+            "--root",
+            str(tmp_path / "v"),
+            "--out",
+            str(tmp_path / "s"),
+            "--backbone",
+            "i3d",
+            "--set",
+            "backbone_options.keep_time=true",
+            "--snippet-len",
+            "64",
+            "--crops",
+            "1",
+            "--workers",
+            "0",
+            "--resize",
+            "short224",
+        ]
+    )
     assert code == 0
     store = FeatureStore.open(tmp_path / "s")
     feats = store.read("a")
@@ -156,5 +253,7 @@ def test_i3d_keep_time_cli_writes_a_t_crops_7_1024_store(tmp_path, make_video):
     frames = np.stack(list(iter_frames(video, "av")))
     clip = resize_and_crop(frames, "short224", 224, 1)[:, 0][None]  # (1, L, S, S, 3)
     with torch.inference_mode():
-        want = build_backbone("i3d", keep_time=True)(torch.from_numpy(get_backbone_spec("i3d", keep_time=True).prepare(clip)))
+        want = build_backbone("i3d", keep_time=True)(
+            torch.from_numpy(get_backbone_spec("i3d", keep_time=True).prepare(clip))
+        )
     np.testing.assert_allclose(feats[:, 0], want.numpy(), rtol=1e-4, atol=1e-4)

@@ -15,14 +15,33 @@ from wsvad.extract.run import run_extract
 from wsvad.extract.shards import check_store, prepare_store, shard_records
 from wsvad.pipeline.store import FeatureStore
 
-SMALL = {"backbone": "random3d", "resize": "short64", "crop_size": 48, "crops": 5,
-         "cluster": {"kind": "inline", "threads_per_worker": 1}}
-CLI_SMALL = ["--backbone", "random3d", "--set", "resize=short64", "--set", "crop_size=48", "--crops", "5",
-             "--workers", "0", "--threads-per-worker", "1"]
+SMALL = {
+    "backbone": "random3d",
+    "resize": "short64",
+    "crop_size": 48,
+    "crops": 5,
+    "cluster": {"kind": "inline", "threads_per_worker": 1},
+}
+CLI_SMALL = [
+    "--backbone",
+    "random3d",
+    "--set",
+    "resize=short64",
+    "--set",
+    "crop_size=48",
+    "--crops",
+    "5",
+    "--workers",
+    "0",
+    "--threads-per-worker",
+    "1",
+]
 
 
 def cfg_for(root: Path, out: Path, **overrides) -> ExtractConfig:
-    return ExtractConfig.model_validate({"dataset": "folder", "root": root, "out": out, **SMALL, **overrides})
+    return ExtractConfig.model_validate(
+        {"dataset": "folder", "root": root, "out": out, **SMALL, **overrides}
+    )
 
 
 @pytest.fixture
@@ -50,12 +69,19 @@ def test_shards_fill_the_store_identically_to_one_run(dataset, tmp_path):
     whole = run_extract(cfg_for(dataset, tmp_path / "whole"))
     assert set(whole.failures) == {"broken"}
     out = tmp_path / "sharded"
-    with pytest.raises(WsvadError, match=r"sharded: no feature store yet; create it first .* --prepare-only"):
+    with pytest.raises(
+        WsvadError, match=r"sharded: no feature store yet; create it first .* --prepare-only"
+    ):
         run_extract(cfg_for(dataset, out, shard="0/2"))
     store, selected = prepare_store(cfg_for(dataset, out))
     assert selected == 5 and store.attrs["expected_videos"] == ["broken", "v0", "v1", "v2", "v3"]
     before = check_store(cfg_for(dataset, out))
-    assert (before.expected, before.done, before.missing, before.complete) == (5, 0, sorted(before.missing), False)
+    assert (before.expected, before.done, before.missing, before.complete) == (
+        5,
+        0,
+        sorted(before.missing),
+        False,
+    )
     assert len(before.missing) == 5
     first = run_extract(cfg_for(dataset, out, shard="0/2"))
     second = run_extract(cfg_for(dataset, out, shard="1/2"))
@@ -73,7 +99,12 @@ def test_shards_fill_the_store_identically_to_one_run(dataset, tmp_path):
         assert a.video_attrs(vid)["n_frames"] == b.video_attrs(vid)["n_frames"]
     assert set(b.failures()) == {"broken"}
     after = check_store(cfg_for(dataset, out))
-    assert (after.done, set(after.failed), after.missing, after.complete) == (4, {"broken"}, [], False)
+    assert (after.done, set(after.failed), after.missing, after.complete) == (
+        4,
+        {"broken"},
+        [],
+        False,
+    )
 
 
 def test_a_video_completed_later_is_no_longer_a_failure(dataset, tmp_path, make_video):
@@ -81,7 +112,9 @@ def test_a_video_completed_later_is_no_longer_a_failure(dataset, tmp_path, make_
     prepare_store(cfg_for(dataset, out))
     run_extract(cfg_for(dataset, out, shard="0/2"))
     assert set(FeatureStore.open(out).failures()) == {"broken"}
-    make_video("videos/broken.mp4", n_frames=18, size=(64, 48), seed=9)  # the user replaced the file
+    make_video(
+        "videos/broken.mp4", n_frames=18, size=(64, 48), seed=9
+    )  # the user replaced the file
     summary = run_extract(cfg_for(dataset, out))  # an ordinary (unsharded) run resumes the store
     assert (summary.skipped, summary.extracted, summary.failures) == (2, 3, {})
     store = FeatureStore.open(out)

@@ -30,13 +30,19 @@ def reference(n: int, L: int, stride: int, tail: str) -> list[list[int]]:
 def test_n_snippets_matches_brute_force(tail):
     for n in range(70):
         for L, stride in [(16, 16), (16, 8), (4, 6), (5, 3), (64, 64), (1, 1)]:
-            assert n_snippets(n, L, stride, tail) == len(reference(n, L, stride, tail)), (n, L, stride)
+            assert n_snippets(n, L, stride, tail) == len(reference(n, L, stride, tail)), (
+                n,
+                L,
+                stride,
+            )
 
 
 def test_tail_rules_on_a_40_frame_video():
     assert [n_snippets(40, 16, 16, t) for t in ("drop", "pad", "loop")] == [2, 3, 3]
     assert snippet_frame_indices(2, 40, 16, 16, "pad").tolist() == list(range(32, 40)) + [39] * 8
-    assert snippet_frame_indices(2, 40, 16, 16, "loop").tolist() == list(range(32, 40)) + list(range(8))
+    assert snippet_frame_indices(2, 40, 16, 16, "loop").tolist() == list(range(32, 40)) + list(
+        range(8)
+    )
     # a video shorter than one snippet: loop repeats it, pad holds the last frame, drop keeps nothing
     assert snippet_frame_indices(0, 5, 16, 16, "loop").tolist() == [0, 1, 2, 3, 4] * 3 + [0]
     assert snippet_frame_indices(0, 5, 16, 16, "pad").tolist() == [0, 1, 2, 3, 4] + [4] * 11

@@ -71,7 +71,9 @@ def test_bags_keep_crops_apart():
 
 
 def test_scores_back_to_snippets_rtfm():
-    assert bag_scores_to_snippets(np.array([0.1, 0.5, 0.9]), 5, "rtfm").tolist() == pytest.approx([0.1, 0.5, 0.5, 0.9, 0.9])
+    assert bag_scores_to_snippets(np.array([0.1, 0.5, 0.9]), 5, "rtfm").tolist() == pytest.approx(
+        [0.1, 0.5, 0.5, 0.9, 0.9]
+    )
 
 
 def test_scores_back_to_snippets_averages_shared_snippets():

@@ -49,7 +49,12 @@ def test_inline_runs_in_order_and_accepts_tasks_while_iterating():
     seen = []
     with open_client(ClusterConfig(kind="inline")) as runner:
         runner.subscribe("test-topic", seen.append)
-        assert drain(runner, [1, 3, -2]) == {1: 1, 3: 9, -2: "ValueError: negative input -2", 30: 900}
+        assert drain(runner, [1, 3, -2]) == {
+            1: 1,
+            3: 9,
+            -2: "ValueError: negative input -2",
+            30: 900,
+        }
     assert seen == [1, 3, -2, 30]
     report_progress("test-topic", 5)  # the runner is closed: nobody listens any more
     assert seen == [1, 3, -2, 30]
@@ -62,23 +67,34 @@ def test_local_cluster_and_attaching_to_its_scheduler():
     with open_client(ClusterConfig(kind="local", workers=1, threads_per_worker=1)) as runner:
         assert runner.n_workers == 1
         runner.subscribe("test-topic", seen.append)
-        assert drain(runner, [1, 3, -2]) == {1: 1, 3: 9, -2: "ValueError: negative input -2", 30: 900}
+        assert drain(runner, [1, 3, -2]) == {
+            1: 1,
+            3: 9,
+            -2: "ValueError: negative input -2",
+            30: 900,
+        }
         deadline = time.time() + 10
         while len(seen) < 4 and time.time() < deadline:  # worker events arrive asynchronously
             time.sleep(0.05)
     assert sorted(seen) == [-2, 1, 3, 30]
     with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
-        with open_client(ClusterConfig(kind="scheduler", scheduler=cluster.scheduler_address)) as runner:
+        with open_client(
+            ClusterConfig(kind="scheduler", scheduler=cluster.scheduler_address)
+        ) as runner:
             assert drain(runner, [2, 3]) == {2: 4, 3: 9, 30: 900}
 
 
 def test_configuration_errors_are_clear():
     with pytest.raises(ValueError, match="kind 'scheduler' needs an address"):
         ClusterConfig(kind="scheduler")
-    with pytest.raises(WsvadError, match="unknown cluster kind 'moon'; known: inline, local, pbs, scheduler, slurm"):
+    with pytest.raises(
+        WsvadError, match="unknown cluster kind 'moon'; known: inline, local, pbs, scheduler, slurm"
+    ):
         open_client(ClusterConfig(kind="moon"))
     with pytest.raises(WsvadError, match=r"tcp://127.0.0.1:9: cannot reach the dask scheduler"):
-        with open_client(ClusterConfig(kind="scheduler", scheduler="tcp://127.0.0.1:9", connect_timeout=1.0)):
+        with open_client(
+            ClusterConfig(kind="scheduler", scheduler="tcp://127.0.0.1:9", connect_timeout=1.0)
+        ):
             pass
 
 

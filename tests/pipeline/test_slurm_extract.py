@@ -23,25 +23,48 @@ from wsvad.pipeline.store import TMP, FeatureStore
 
 pytestmark = pytest.mark.slurm
 
-FEATURES = {"backbone": "random3d", "resize": "short64", "crop_size": 48, "crops": 10, "piece_snippets": 0}
+FEATURES = {
+    "backbone": "random3d",
+    "resize": "short64",
+    "crop_size": 48,
+    "crops": 10,
+    "piece_snippets": 0,
+}
 
 
 def slurm_options(tmp_path: Path, jobs: int) -> dict:
-    return {"jobs": jobs, "cores": 1, "memory": "2GB", "queue": "debug", "walltime": "00:10:00",
-            "scheduler_host": "127.0.0.1", "local_directory": str(tmp_path / "scratch"),
-            "log_directory": str(tmp_path / "joblogs"), "wait_timeout": 90}
+    return {
+        "jobs": jobs,
+        "cores": 1,
+        "memory": "2GB",
+        "queue": "debug",
+        "walltime": "00:10:00",
+        "scheduler_host": "127.0.0.1",
+        "local_directory": str(tmp_path / "scratch"),
+        "log_directory": str(tmp_path / "joblogs"),
+        "wait_timeout": 90,
+    }
 
 
 def cfg_for(root: Path, out: Path, cluster: dict) -> ExtractConfig:
-    return ExtractConfig.model_validate({"dataset": "folder", "root": root, "out": out, **FEATURES,
-                                         "cluster": {"threads_per_worker": 1, **cluster}})
+    return ExtractConfig.model_validate(
+        {
+            "dataset": "folder",
+            "root": root,
+            "out": out,
+            **FEATURES,
+            "cluster": {"threads_per_worker": 1, **cluster},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("wsvad_tests_conftest", Path(__file__).parents[1] / "conftest.py")
+    spec = importlib.util.spec_from_file_location(
+        "wsvad_tests_conftest", Path(__file__).parents[1] / "conftest.py"
+    )
     conftest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(conftest)
     root = tmp_path_factory.mktemp("slurm-videos")
@@ -69,29 +92,66 @@ def assert_identical(store_path: Path, reference: FeatureStore) -> None:
 
 def test_slurmcluster_extraction_matches_inline(slurm_cluster, videos, reference, tmp_path):
     out = tmp_path / "store"
-    summary = run_extract(cfg_for(videos, out, {"kind": "slurm", "options": slurm_options(tmp_path, 2)}))
+    summary = run_extract(
+        cfg_for(videos, out, {"kind": "slurm", "options": slurm_options(tmp_path, 2)})
+    )
     assert (summary.extracted, summary.failures) == (4, {})
     assert_identical(out, reference)
-    assert list((tmp_path / "joblogs").glob("*.err")), "the workers ran as SLURM jobs and logged there"
+    assert list((tmp_path / "joblogs").glob("*.err")), (
+        "the workers ran as SLURM jobs and logged there"
+    )
 
 
 def test_job_array_script_runs_under_sbatch(slurm_cluster, videos, reference, tmp_path, capsys):
     out, script = tmp_path / "store", tmp_path / "array.sh"
-    code = run(["slurm-script", "--dataset", "folder", "--root", str(videos), "--out", str(out),
-                "--backbone", "random3d", "--crops", "10", "--set", "resize=short64", "--set", "crop_size=48",
-                "--shards", "2", "--cores", "1", "--memory", "2GB", "--queue", "debug", "--walltime", "00:10:00",
-                "--script", str(script)])
+    code = run(
+        [
+            "slurm-script",
+            "--dataset",
+            "folder",
+            "--root",
+            str(videos),
+            "--out",
+            str(out),
+            "--backbone",
+            "random3d",
+            "--crops",
+            "10",
+            "--set",
+            "resize=short64",
+            "--set",
+            "crop_size=48",
+            "--shards",
+            "2",
+            "--cores",
+            "1",
+            "--memory",
+            "2GB",
+            "--queue",
+            "debug",
+            "--walltime",
+            "00:10:00",
+            "--script",
+            str(script),
+        ]
+    )
     assert code == EXIT_OK
-    submitted = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60,
-                               cwd=tmp_path)
+    submitted = subprocess.run(
+        ["bash", str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert submitted.returncode == 0, submitted.stderr
-    ids = re.search(r"setup (\d+), extraction array (\d+) \(2 tasks\), check (\d+)", submitted.stdout)
+    ids = re.search(
+        r"setup (\d+), extraction array (\d+) \(2 tasks\), check (\d+)", submitted.stdout
+    )
     assert ids, submitted.stdout
     check_state, exit_code = wait_for_job(ids.group(3), timeout=120)
     logs = "\n".join(p.read_text() for p in sorted(Path(f"{out}.logs").glob("*.out")))
     assert (check_state, exit_code) == ("COMPLETED", "0:0"), logs
     assert "4 of 4 complete, 0 failed, 0 missing" in logs
-    assert sorted(p.name for p in (out / "failures.d").iterdir()) == ["shard-0-of-2.json", "shard-1-of-2.json"]
+    assert sorted(p.name for p in (out / "failures.d").iterdir()) == [
+        "shard-0-of-2.json",
+        "shard-1-of-2.json",
+    ]
     assert_identical(out, reference)
 
 
@@ -117,7 +177,9 @@ def test_a_killed_worker_job_loses_nothing(slurm_cluster, videos, reference, tmp
     assert (summary.extracted, summary.failures) == (4, {})
     assert victim[0].exists(), "the killed job's half-written array stays in .tmp, never in videos/"
     assert_identical(out, reference)
-    again = run_extract(cfg_for(videos, out, {"kind": "inline"}))  # resume: nothing redone, debris removed
+    again = run_extract(
+        cfg_for(videos, out, {"kind": "inline"})
+    )  # resume: nothing redone, debris removed
     assert (again.skipped, again.extracted) == (4, 0) and not victim[0].exists()
 
 
@@ -136,7 +198,9 @@ def wait_for_job(job_id: str, timeout: float) -> tuple[str, str]:
     deadline = time.monotonic() + timeout
     state = exit_code = ""
     while time.monotonic() < deadline:
-        text = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+        text = subprocess.run(
+            ["scontrol", "show", "job", job_id], capture_output=True, text=True
+        ).stdout
         state = re.search(r"JobState=(\S+)", text).group(1) if "JobState=" in text else ""
         exit_code = re.search(r" ExitCode=(\S+)", text).group(1) if " ExitCode=" in text else ""
         if state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY"):

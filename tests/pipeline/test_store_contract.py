@@ -12,8 +12,14 @@ import pytest
 from wsvad.errors import WsvadError
 from wsvad.pipeline.store import FeatureStore, node_name, video_id_of
 
-ATTRS = {"feature_shape": [4], "dtype": "float32", "crops": 2, "backbone": "random3d", "config_hash": "aaa",
-         "config": {"tail": "pad", "crops": 2}}
+ATTRS = {
+    "feature_shape": [4],
+    "dtype": "float32",
+    "crops": 2,
+    "backbone": "random3d",
+    "config_hash": "aaa",
+    "config": {"tail": "pad", "crops": 2},
+}
 
 
 def rows(n: int, seed: int = 0) -> np.ndarray:
@@ -53,7 +59,9 @@ def test_reopen_same_config_refuse_changed_config_overwrite(tmp_path):
     store.write_video("a", rows(3), {})
     assert FeatureStore.create(tmp_path / "s", ATTRS).video_ids() == ["a"]
     changed = {**ATTRS, "config_hash": "bbb", "config": {"tail": "loop", "crops": 2}}
-    with pytest.raises(WsvadError, match=r"different config \(tail: 'pad' -> 'loop'\); use --overwrite"):
+    with pytest.raises(
+        WsvadError, match=r"different config \(tail: 'pad' -> 'loop'\); use --overwrite"
+    ):
         FeatureStore.create(tmp_path / "s", changed)
     assert FeatureStore.create(tmp_path / "s", changed, overwrite=True).video_ids() == []
     (tmp_path / "other").mkdir()
@@ -78,7 +86,9 @@ def test_failures_merge_and_clear(tmp_path):
     store.record_failures({"a": {"reason": "x"}, "b": {"reason": "y"}})
     store.record_failures({"c": {"reason": "z"}}, clear=["a"])
     assert sorted(store.failures()) == ["b", "c"]
-    store.write_video("b", rows(2), {})  # a retried video that now succeeded does not count as failed
+    store.write_video(
+        "b", rows(2), {}
+    )  # a retried video that now succeeded does not count as failed
     store.update_attrs(expected_videos=["a", "b", "c", "d"])
     summary = store.summary()
     assert (summary["done"], summary["failed"], summary["pending"]) == (1, 1, 2)

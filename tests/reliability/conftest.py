@@ -17,8 +17,20 @@ import pytest
 
 # random3d on 48x48 centre crops of frames scaled to a 64-pixel short side: cheap but sensitive to every
 # pixel; one torch thread so that every process (pytest, CLI, dask worker) computes bit-identical rows
-TINY = ["--backbone", "random3d", "--resize", "short64", "--crops", "1", "--threads-per-worker", "1",
-        "--set", "crop_size=48", "--set", "backbone_options.dim=16"]
+TINY = [
+    "--backbone",
+    "random3d",
+    "--resize",
+    "short64",
+    "--crops",
+    "1",
+    "--threads-per-worker",
+    "1",
+    "--set",
+    "crop_size=48",
+    "--set",
+    "backbone_options.dim=16",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +49,17 @@ def tiny_args():
     """``tiny_args(root, out, *extra)`` -> argv of a small ``wsvad extract`` (without the program name)."""
 
     def build(root: Path, out: Path, *extra: str) -> list[str]:
-        return ["extract", "--dataset", "folder", "--root", str(root), "--out", str(out), *TINY, *extra]
+        return [
+            "extract",
+            "--dataset",
+            "folder",
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            *TINY,
+            *extra,
+        ]
 
     return build
 
@@ -83,7 +105,9 @@ def assert_complete_means_complete():
             attrs = store.video_attrs(vid)
             features = store.read(vid)
             assert attrs["status"] == "complete" and attrs["video_id"] == vid
-            assert features.shape == (expected_rows[vid], 1, 16) == (attrs["n_snippets"], 1, 16), vid
+            assert features.shape == (expected_rows[vid], 1, 16) == (attrs["n_snippets"], 1, 16), (
+                vid
+            )
             assert np.isfinite(features).all() and np.abs(features).sum() > 0, vid
         return done
 
@@ -97,9 +121,14 @@ def spawn():
     procs: list[subprocess.Popen] = []
 
     def start(args: list[str], env: dict | None = None) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "wsvad", *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wsvad", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        )
         procs.append(proc)
         return proc
 

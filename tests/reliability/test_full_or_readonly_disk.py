@@ -27,8 +27,11 @@ def tmpfs(tmp_path):
     def mount(size: str) -> Path:
         point = tmp_path / f"mnt-{uuid.uuid4().hex[:6]}"
         point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
         mounts.append(point)
@@ -55,9 +58,9 @@ def _used(point: Path) -> int:
     return (st.f_blocks - st.f_bfree) * st.f_frsize
 
 
-def test_disk_full_mid_run_stops_clearly_and_resumes_once_space_is_back(videos, tmpfs, tmp_path, tiny_args, capsys,
-                                                                         assert_complete_means_complete,
-                                                                         assert_same_store):
+def test_disk_full_mid_run_stops_clearly_and_resumes_once_space_is_back(
+    videos, tmpfs, tmp_path, tiny_args, capsys, assert_complete_means_complete, assert_same_store
+):
     slow = ["--workers", "0", "--set", "chunk_t=2", "--set", "batch_clips=1"]
     # measure what a store holding only the first video takes, then leave exactly that much (+ one page) free
     only_a = tmp_path / "only-a"
@@ -74,8 +77,10 @@ def test_disk_full_mid_run_stops_clearly_and_resumes_once_space_is_back(videos, 
     assert run(tiny_args(videos, out, *slow)) == EXIT_ERROR
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith(f"error: {out}/.tmp/b."), errors
-    assert errors[0].endswith(": cannot write the feature store (No space left on device); videos already complete "
-                              "are kept: free space or fix permissions, then run the same command to resume")
+    assert errors[0].endswith(
+        ": cannot write the feature store (No space left on device); videos already complete "
+        "are kept: free space or fix permissions, then run the same command to resume"
+    )
     assert assert_complete_means_complete(out, ROWS) == ["a"]
     assert FeatureStore.open(out).failures() == {}  # a full disk is not the videos' fault
 
@@ -95,19 +100,25 @@ def test_read_only_output_directory_is_named(videos, tmpfs, tiny_args, capsys):
     assert list(disk.iterdir()) == []
 
 
-def test_store_that_became_read_only_is_refused_then_resumed(videos, tmpfs, tmp_path, tiny_args, capsys, snapshot):
+def test_store_that_became_read_only_is_refused_then_resumed(
+    videos, tmpfs, tmp_path, tiny_args, capsys, snapshot
+):
     disk = tmpfs("1m")
     out = disk / "store"
     first = tmp_path / "first"
     first.mkdir()
-    (first / "a.mp4").write_bytes((videos / "a.mp4").read_bytes())  # the dataset grows after the first run
+    (first / "a.mp4").write_bytes(
+        (videos / "a.mp4").read_bytes()
+    )  # the dataset grows after the first run
     assert run(tiny_args(first, out, "--workers", "0")) == 0
     before = snapshot(out)
     _remount(disk, "ro")
     assert run(tiny_args(videos, out, "--workers", "0")) == EXIT_ERROR
     err = capsys.readouterr().err.strip()
-    assert err == (f"error: {out / '.lock'}: cannot write the feature store (Read-only file system); videos already "
-                   "complete are kept: free space or fix permissions, then run the same command to resume")
+    assert err == (
+        f"error: {out / '.lock'}: cannot write the feature store (Read-only file system); videos already "
+        "complete are kept: free space or fix permissions, then run the same command to resume"
+    )
     assert snapshot(out).keys() == before.keys() == {"a"}
     _remount(disk, "rw")
     assert run(tiny_args(videos, out, "--workers", "0")) == 0

@@ -15,15 +15,28 @@ from wsvad.errors import EXIT_PARTIAL
 from wsvad.pipeline.store import FeatureStore
 
 # video id -> (decoded frames, snippets with tail=pad) for the videos that must be stored
-GOOD = {"good": (40, 3), "mp4_named_avi": (60, 4), "one_frame": (1, 1), "ten_frames": (10, 1),
-        "tiny_32x24": (20, 2), "tall_48x320": (20, 2), "rotated": (20, 2), "vfr": (30, 2)}
+GOOD = {
+    "good": (40, 3),
+    "mp4_named_avi": (60, 4),
+    "one_frame": (1, 1),
+    "ten_frames": (10, 1),
+    "tiny_32x24": (20, 2),
+    "tall_48x320": (20, 2),
+    "rotated": (20, 2),
+    "vfr": (30, 2),
+}
 # video id -> (exception type, text the one-line reason must contain)
-BAD = {"garbage": ("InvalidDataError", "Invalid data found when processing input"),
-       "truncated": ("InvalidDataError", "Invalid data found when processing input"),
-       "zero": ("DecodeError", "zero.mp4: empty file (0 bytes)"),
-       "header_only": ("InvalidDataError", "Invalid data found"),
-       "text_named_mp4": ("InvalidDataError", "Invalid data found when processing input"),
-       "unknown_codec": ("DecodeError", "unknown_codec.mp4: unsupported video codec (FFmpeg has no decoder for it)")}
+BAD = {
+    "garbage": ("InvalidDataError", "Invalid data found when processing input"),
+    "truncated": ("InvalidDataError", "Invalid data found when processing input"),
+    "zero": ("DecodeError", "zero.mp4: empty file (0 bytes)"),
+    "header_only": ("InvalidDataError", "Invalid data found"),
+    "text_named_mp4": ("InvalidDataError", "Invalid data found when processing input"),
+    "unknown_codec": (
+        "DecodeError",
+        "unknown_codec.mp4: unsupported video codec (FFmpeg has no decoder for it)",
+    ),
+}
 
 
 def _mp4_boxes(data: bytes) -> list[tuple[bytes, int, int]]:
@@ -77,17 +90,23 @@ def hostile_root(tmp_path, make_video) -> Path:
     rotated = make_video("rot.mp4", n_frames=20, size=(64, 48), seed=5).read_bytes()
     (root / "rotated.mp4").write_bytes(_rotate_90(rotated))
     _write_vfr(root / "vfr.mp4")
-    (root / "garbage.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8).tobytes())
+    (root / "garbage.mp4").write_bytes(
+        np.random.default_rng(0).integers(0, 256, 5000, np.uint8).tobytes()
+    )
     (root / "truncated.mp4").write_bytes(whole[: len(whole) // 2])
     (root / "zero.mp4").write_bytes(b"")
-    (root / "header_only.mp4").write_bytes(b"".join(whole[o : o + n] for t, o, n in _mp4_boxes(whole) if t != b"mdat"))
+    (root / "header_only.mp4").write_bytes(
+        b"".join(whole[o : o + n] for t, o, n in _mp4_boxes(whole) if t != b"mdat")
+    )
     (root / "text_named_mp4.mp4").write_text("this is a text file, not a video\n")
     # a real H.264 stream whose sample entry names a codec FFmpeg (so decord and PyAV) cannot decode
     (root / "unknown_codec.mp4").write_bytes(whole.replace(b"avc1", b"wsvd"))
     return root
 
 
-def test_every_good_video_is_stored_and_every_bad_one_is_listed(hostile_root, tmp_path, tiny_args, capsys):
+def test_every_good_video_is_stored_and_every_bad_one_is_listed(
+    hostile_root, tmp_path, tiny_args, capsys
+):
     out = tmp_path / "store"
     code = run(tiny_args(hostile_root, out, "--workers", "0"))
     err = capsys.readouterr().err
@@ -100,7 +119,11 @@ def test_every_good_video_is_stored_and_every_bad_one_is_listed(hostile_root, tm
     assert store.video_ids() == sorted(GOOD)
     for vid, (n_frames, n_snippets) in GOOD.items():
         attrs = store.video_attrs(vid)
-        assert (attrs["n_frames"], attrs["n_snippets"], attrs["decoder"]) == (n_frames, n_snippets, "decord"), vid
+        assert (attrs["n_frames"], attrs["n_snippets"], attrs["decoder"]) == (
+            n_frames,
+            n_snippets,
+            "decord",
+        ), vid
         assert store.read(vid).shape == (n_snippets, 1, 16)
     table = store.failures()
     assert sorted(table) == sorted(BAD)
@@ -111,7 +134,9 @@ def test_every_good_video_is_stored_and_every_bad_one_is_listed(hostile_root, tm
     assert not (out / ".tmp").exists() or not any((out / ".tmp").iterdir())
 
 
-def test_decord_and_pyav_agree_on_narrow_tall_rotated_and_vfr_videos(hostile_root, tmp_path, tiny_args, snapshot):
+def test_decord_and_pyav_agree_on_narrow_tall_rotated_and_vfr_videos(
+    hostile_root, tmp_path, tiny_args, snapshot
+):
     """decord pads narrow rows and applies rotation metadata; the decoders must still give the same features."""
     names = ["tiny_32x24.mp4", "tall_48x320.mp4", "rotated.mp4", "vfr.mp4", "one_frame.mp4"]
     root = tmp_path / "odd"
@@ -138,10 +163,18 @@ def test_short_videos_fail_only_under_tail_drop(hostile_root, tmp_path, tiny_arg
     root.mkdir()
     for name in ("one_frame.mp4", "ten_frames.mp4", "good.mp4"):
         (root / name).write_bytes((hostile_root / name).read_bytes())
-    assert run(tiny_args(root, tmp_path / "drop", "--workers", "0", "--tail", "drop")) == EXIT_PARTIAL
+    assert (
+        run(tiny_args(root, tmp_path / "drop", "--workers", "0", "--tail", "drop")) == EXIT_PARTIAL
+    )
     err = capsys.readouterr().err
-    assert "  one_frame: TooShort: one_frame.mp4: 1 frames is shorter than one 16-frame snippet (tail=drop keeps no snippet)" in err
-    assert "  ten_frames: TooShort: ten_frames.mp4: 10 frames is shorter than one 16-frame snippet" in err
+    assert (
+        "  one_frame: TooShort: one_frame.mp4: 1 frames is shorter than one 16-frame snippet (tail=drop keeps no snippet)"
+        in err
+    )
+    assert (
+        "  ten_frames: TooShort: ten_frames.mp4: 10 frames is shorter than one 16-frame snippet"
+        in err
+    )
     store = FeatureStore.open(tmp_path / "drop")
     assert store.video_ids() == ["good"] and store.read("good").shape == (2, 1, 16)
     assert sorted(store.failures()) == ["one_frame", "ten_frames"]

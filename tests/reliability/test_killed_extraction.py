@@ -23,7 +23,12 @@ from wsvad.pipeline.store import FeatureStore
 
 FRAMES = {"v0": 40, "v1": 72, "v2": 100, "v3": 56, "v4": 130, "v5": 90}
 ROWS = {vid: -(-n // 16) for vid, n in FRAMES.items()}  # tail=pad: ceil(frames / 16) snippets
-SLOW_WRITES = ["--set", "chunk_t=2", "--set", "batch_clips=1"]  # many forward passes and chunk writes to hit
+SLOW_WRITES = [
+    "--set",
+    "chunk_t=2",
+    "--set",
+    "batch_clips=1",
+]  # many forward passes and chunk writes to hit
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +51,21 @@ def reference(dataset, tmp_path_factory) -> Path:
     from wsvad.extract.run import run_extract
 
     out = tmp_path_factory.mktemp("ref") / "store"
-    cfg = ExtractConfig.model_validate({
-        "dataset": "folder", "root": dataset, "out": out, "backbone": "random3d", "resize": "short64",
-        "crops": 1, "crop_size": 48, "backbone_options": {"dim": 16}, "chunk_t": 2, "batch_clips": 1,
-        "cluster": {"kind": "inline", "threads_per_worker": 1}})
+    cfg = ExtractConfig.model_validate(
+        {
+            "dataset": "folder",
+            "root": dataset,
+            "out": out,
+            "backbone": "random3d",
+            "resize": "short64",
+            "crops": 1,
+            "crop_size": 48,
+            "backbone_options": {"dim": 16},
+            "chunk_t": 2,
+            "batch_clips": 1,
+            "cluster": {"kind": "inline", "threads_per_worker": 1},
+        }
+    )
     assert run_extract(cfg).failures == {}
     return out
 
@@ -74,15 +90,28 @@ def _worker_pids(pid: int) -> list[int]:
     return [c.pid for c in children if "multiprocessing.spawn" in " ".join(c.cmdline())]
 
 
-def _kill_extract_then_resume(seed, dataset, reference, tmp_path, tiny_args, spawn, wait_for,
-                              assert_complete_means_complete, assert_same_store):
+def _kill_extract_then_resume(
+    seed,
+    dataset,
+    reference,
+    tmp_path,
+    tiny_args,
+    spawn,
+    wait_for,
+    assert_complete_means_complete,
+    assert_same_store,
+):
     rng = random.Random(seed)
     out = tmp_path / f"store-{seed}"
     args = tiny_args(dataset, out, "--workers", "1", *SLOW_WRITES)
     proc = spawn(args)
-    wait_for(lambda: _store_ready(out) or proc.poll() is not None, 120, "the extraction to take its lock")
+    wait_for(
+        lambda: _store_ready(out) or proc.poll() is not None, 120, "the extraction to take its lock"
+    )
     target = rng.randrange(len(FRAMES) - 1)  # complete videos before the kill
-    wait_for(lambda: _n_done(out) >= target or proc.poll() is not None, 120, f"{target} complete videos")
+    wait_for(
+        lambda: _n_done(out) >= target or proc.poll() is not None, 120, f"{target} complete videos"
+    )
     time.sleep(rng.uniform(0.0, 0.3))
     assert proc.poll() is None, "the run ended before the kill: make the videos longer"
     os.kill(proc.pid, signal.SIGKILL)
@@ -104,29 +133,78 @@ def _kill_extract_then_resume(seed, dataset, reference, tmp_path, tiny_args, spa
     return len(done)
 
 
-def test_kill_9_of_extract_then_resume_equals_an_uninterrupted_run(dataset, reference, tmp_path, tiny_args, spawn,
-                                                                    wait_for, assert_complete_means_complete,
-                                                                    assert_same_store):
-    _kill_extract_then_resume(0, dataset, reference, tmp_path, tiny_args, spawn, wait_for,
-                              assert_complete_means_complete, assert_same_store)
+def test_kill_9_of_extract_then_resume_equals_an_uninterrupted_run(
+    dataset,
+    reference,
+    tmp_path,
+    tiny_args,
+    spawn,
+    wait_for,
+    assert_complete_means_complete,
+    assert_same_store,
+):
+    _kill_extract_then_resume(
+        0,
+        dataset,
+        reference,
+        tmp_path,
+        tiny_args,
+        spawn,
+        wait_for,
+        assert_complete_means_complete,
+        assert_same_store,
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_kill_9_of_extract_at_random_points(seed, dataset, reference, tmp_path, tiny_args, spawn, wait_for,
-                                            assert_complete_means_complete, assert_same_store):
-    _kill_extract_then_resume(seed, dataset, reference, tmp_path, tiny_args, spawn, wait_for,
-                              assert_complete_means_complete, assert_same_store)
+def test_kill_9_of_extract_at_random_points(
+    seed,
+    dataset,
+    reference,
+    tmp_path,
+    tiny_args,
+    spawn,
+    wait_for,
+    assert_complete_means_complete,
+    assert_same_store,
+):
+    _kill_extract_then_resume(
+        seed,
+        dataset,
+        reference,
+        tmp_path,
+        tiny_args,
+        spawn,
+        wait_for,
+        assert_complete_means_complete,
+        assert_same_store,
+    )
 
 
-def _kill_worker_mid_run(seed, dataset, reference, tmp_path, tiny_args, spawn, wait_for,
-                         assert_complete_means_complete, assert_same_store):
+def _kill_worker_mid_run(
+    seed,
+    dataset,
+    reference,
+    tmp_path,
+    tiny_args,
+    spawn,
+    wait_for,
+    assert_complete_means_complete,
+    assert_same_store,
+):
     rng = random.Random(seed)
     out = tmp_path / f"store-w{seed}"
     proc = spawn(tiny_args(dataset, out, "--workers", "1", *SLOW_WRITES))
     target = rng.randrange(len(FRAMES) - 1)
-    wait_for(lambda: _store_ready(out) and _n_done(out) >= target or proc.poll() is not None, 120, "progress")
-    workers = wait_for(lambda: _worker_pids(proc.pid) or proc.poll() is not None, 60, "the dask worker")
+    wait_for(
+        lambda: _store_ready(out) and _n_done(out) >= target or proc.poll() is not None,
+        120,
+        "progress",
+    )
+    workers = wait_for(
+        lambda: _worker_pids(proc.pid) or proc.poll() is not None, 60, "the dask worker"
+    )
     # mid-video: the worker has a half-written array (a worker dying while the cluster starts up fails
     # the start-up instead, see docs/guarantees.md)
     wait_for(lambda: _busy(out) or proc.poll() is not None, 60, "a video in progress")
@@ -141,39 +219,85 @@ def _kill_worker_mid_run(seed, dataset, reference, tmp_path, tiny_args, spawn, w
     assert FeatureStore.open(out).failures() == {}
 
 
-def test_kill_9_of_a_dask_worker_is_retried_and_the_run_completes(dataset, reference, tmp_path, tiny_args, spawn,
-                                                                  wait_for, assert_complete_means_complete,
-                                                                  assert_same_store):
-    _kill_worker_mid_run(0, dataset, reference, tmp_path, tiny_args, spawn, wait_for,
-                         assert_complete_means_complete, assert_same_store)
+def test_kill_9_of_a_dask_worker_is_retried_and_the_run_completes(
+    dataset,
+    reference,
+    tmp_path,
+    tiny_args,
+    spawn,
+    wait_for,
+    assert_complete_means_complete,
+    assert_same_store,
+):
+    _kill_worker_mid_run(
+        0,
+        dataset,
+        reference,
+        tmp_path,
+        tiny_args,
+        spawn,
+        wait_for,
+        assert_complete_means_complete,
+        assert_same_store,
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_kill_9_of_a_dask_worker_at_random_points(seed, dataset, reference, tmp_path, tiny_args, spawn, wait_for,
-                                                  assert_complete_means_complete, assert_same_store):
-    _kill_worker_mid_run(seed, dataset, reference, tmp_path, tiny_args, spawn, wait_for,
-                         assert_complete_means_complete, assert_same_store)
+def test_kill_9_of_a_dask_worker_at_random_points(
+    seed,
+    dataset,
+    reference,
+    tmp_path,
+    tiny_args,
+    spawn,
+    wait_for,
+    assert_complete_means_complete,
+    assert_same_store,
+):
+    _kill_worker_mid_run(
+        seed,
+        dataset,
+        reference,
+        tmp_path,
+        tiny_args,
+        spawn,
+        wait_for,
+        assert_complete_means_complete,
+        assert_same_store,
+    )
 
 
-def test_a_video_that_kills_its_worker_is_retried_then_failed(dataset, reference, tmp_path, tiny_args, monkeypatch,
-                                                              capsys, snapshot):
+def test_a_video_that_kills_its_worker_is_retried_then_failed(
+    dataset, reference, tmp_path, tiny_args, monkeypatch, capsys, snapshot
+):
     root = tmp_path / "videos"
     root.mkdir()
     for vid in ("v0", "v2", "v3"):
         (root / f"{vid}.mp4").write_bytes((dataset / f"{vid}.mp4").read_bytes())
     out = tmp_path / "store"
-    args = tiny_args(root, out, "--workers", "1", *SLOW_WRITES, "--set", "cluster.allowed_failures=1")
-    monkeypatch.setenv("WSVAD_FAULT_EXIT_ON", "v2")  # the worker extracting v2 dies after a forward pass
+    args = tiny_args(
+        root, out, "--workers", "1", *SLOW_WRITES, "--set", "cluster.allowed_failures=1"
+    )
+    monkeypatch.setenv(
+        "WSVAD_FAULT_EXIT_ON", "v2"
+    )  # the worker extracting v2 dies after a forward pass
     assert run(args) == EXIT_PARTIAL
     err = capsys.readouterr().err
-    reason = ("the worker process died while extracting this video (2 attempts; segfault, out of memory or "
-              "killed)")
+    reason = (
+        "the worker process died while extracting this video (2 attempts; segfault, out of memory or "
+        "killed)"
+    )
     assert f"  v2: KilledWorker: {reason}" in err
     store = FeatureStore.open(out)
     assert store.video_ids() == ["v0", "v3"]
-    assert store.failures()["v2"] == {"video_id": "v2", "source": "v2.mp4", "exception": "KilledWorker",
-                                      "reason": reason, "decoder": None}
+    assert store.failures()["v2"] == {
+        "video_id": "v2",
+        "source": "v2.mp4",
+        "exception": "KilledWorker",
+        "reason": reason,
+        "decoder": None,
+    }
     # one half-written array per attempt: the first death was retried once (allowed_failures=1), not more
     assert sorted(p.name.split(".")[0] for p in (out / ".tmp").iterdir()) == ["v2", "v2"]
     monkeypatch.delenv("WSVAD_FAULT_EXIT_ON")
@@ -181,7 +305,10 @@ def test_a_video_that_kills_its_worker_is_retried_then_failed(dataset, reference
     expected, got = snapshot(reference), snapshot(out)
     assert sorted(got) == ["v0", "v2", "v3"]
     for vid in got:
-        assert got[vid][0].tobytes() == expected[vid][0].tobytes() and got[vid][1]["n_snippets"] == ROWS[vid]
+        assert (
+            got[vid][0].tobytes() == expected[vid][0].tobytes()
+            and got[vid][1]["n_snippets"] == ROWS[vid]
+        )
     assert store.failures() == {} and not any((out / ".tmp").iterdir())
 
 
@@ -191,11 +318,14 @@ def test_default_retries_of_a_dead_worker():
     assert ExtractConfig().cluster.allowed_failures == 2
 
 
-def test_a_second_extract_on_the_same_store_is_refused(dataset, tmp_path, tiny_args, spawn, wait_for, snapshot,
-                                                       reference, assert_same_store):
+def test_a_second_extract_on_the_same_store_is_refused(
+    dataset, tmp_path, tiny_args, spawn, wait_for, snapshot, reference, assert_same_store
+):
     out = tmp_path / "store"
     first = spawn(tiny_args(dataset, out, "--workers", "0", *SLOW_WRITES))
-    wait_for(lambda: _store_ready(out) or first.poll() is not None, 60, "the first extraction's lock")
+    wait_for(
+        lambda: _store_ready(out) or first.poll() is not None, 60, "the first extraction's lock"
+    )
     os.kill(first.pid, signal.SIGSTOP)  # hold it inside its run, whatever the machine's speed
     try:
         before = snapshot(out)
@@ -204,10 +334,14 @@ def test_a_second_extract_on_the_same_store_is_refused(dataset, tmp_path, tiny_a
             _, stderr = second.communicate(timeout=60)
             assert second.returncode == EXIT_ERROR
             lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-            assert lines == [f"error: {out}: another wsvad process (pid {first.pid} on {os.uname().nodename}) is "
-                             f"writing this store; wait for it to finish, or delete {out / '.lock'} if that process "
-                             "is gone"]
-        assert snapshot(out).keys() == before.keys()  # the refused runs neither wrote nor deleted anything
+            assert lines == [
+                f"error: {out}: another wsvad process (pid {first.pid} on {os.uname().nodename}) is "
+                f"writing this store; wait for it to finish, or delete {out / '.lock'} if that process "
+                "is gone"
+            ]
+        assert (
+            snapshot(out).keys() == before.keys()
+        )  # the refused runs neither wrote nor deleted anything
     finally:
         os.kill(first.pid, signal.SIGCONT)
     _, stderr = first.communicate(timeout=120)

@@ -21,9 +21,20 @@ ITERATIONS = 300
 def _write_store(path: Path) -> Path:
     """6 train + 3 test videos per label; abnormal ones carry a shifted run of snippets."""
     rng = np.random.default_rng(0)
-    store = FeatureStore.create(path, {"feature_shape": [16], "dtype": "float32", "crops": 1, "backbone": "planted",
-                                       "config_hash": "planted", "dataset": "planted", "snippet_len": 16,
-                                       "stride": 16, "tail": "pad"})
+    store = FeatureStore.create(
+        path,
+        {
+            "feature_shape": [16],
+            "dtype": "float32",
+            "crops": 1,
+            "backbone": "planted",
+            "config_hash": "planted",
+            "dataset": "planted",
+            "snippet_len": 16,
+            "stride": 16,
+            "tail": "pad",
+        },
+    )
     for split, count in (("train", 6), ("test", 3)):
         for label in (0, 1):
             for i in range(count):
@@ -34,16 +45,43 @@ def _write_store(path: Path) -> Path:
                     start = int(rng.integers(0, n - 6))
                     feats[start : start + 5, :, :4] += 2.0
                     intervals = [[start * 16, (start + 5) * 16]]
-                store.write_video(f"{split}_{label}_{i}", feats, {
-                    "n_frames": n * 16, "fps": 25.0, "split": split, "label": label,
-                    "classes": ["Planted"] if label else [], "intervals": intervals if split == "test" else None})
+                store.write_video(
+                    f"{split}_{label}_{i}",
+                    feats,
+                    {
+                        "n_frames": n * 16,
+                        "fps": 25.0,
+                        "split": split,
+                        "label": label,
+                        "classes": ["Planted"] if label else [],
+                        "intervals": intervals if split == "test" else None,
+                    },
+                )
     return path
 
 
 def _args(store: Path, out: Path) -> list[str]:
-    return ["train", "--store", str(store), "--out", str(out), "--detector", "mil", "--seed", "7",
-            "--iterations", str(ITERATIONS), "--set", "checkpoint_every=10", "--set", "log_every=10",
-            "--set", "sampler.batch_per_class=4", "--set", "detector.params.hidden1=32"]
+    return [
+        "train",
+        "--store",
+        str(store),
+        "--out",
+        str(out),
+        "--detector",
+        "mil",
+        "--seed",
+        "7",
+        "--iterations",
+        str(ITERATIONS),
+        "--set",
+        "checkpoint_every=10",
+        "--set",
+        "log_every=10",
+        "--set",
+        "sampler.batch_per_class=4",
+        "--set",
+        "detector.params.hidden1=32",
+    ]
 
 
 def _step(out: Path) -> int:
@@ -59,25 +97,39 @@ def _weights(path: Path) -> dict:
     return load_file(str(path))
 
 
-@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)])
-def test_sigkilled_training_resumes_to_the_weights_of_an_uninterrupted_run(seed, tmp_path, spawn, wait_for):
+@pytest.mark.parametrize(
+    "seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]
+)
+def test_sigkilled_training_resumes_to_the_weights_of_an_uninterrupted_run(
+    seed, tmp_path, spawn, wait_for
+):
     store = _write_store(tmp_path / "store")
     killed = tmp_path / "killed"
     proc = spawn(_args(store, killed))
     kill_after = random.Random(seed).randrange(10, ITERATIONS // 2, 10)
-    wait_for(lambda: _step(killed) >= kill_after or proc.poll() is not None, 120, f"a checkpoint past step {kill_after}")
+    wait_for(
+        lambda: _step(killed) >= kill_after or proc.poll() is not None,
+        120,
+        f"a checkpoint past step {kill_after}",
+    )
     assert proc.poll() is None, "training finished before the kill: raise ITERATIONS"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     stopped_at = _step(killed)
     assert 0 < stopped_at < ITERATIONS
     assert not (killed / "model.safetensors").exists()  # nothing claims to be finished
-    assert not (killed / "run.json").exists() or json.loads((killed / "run.json").read_text())["status"] != "complete"
+    assert (
+        not (killed / "run.json").exists()
+        or json.loads((killed / "run.json").read_text())["status"] != "complete"
+    )
 
     assert run(_args(store, killed)) == 0  # the same command resumes
     reference = tmp_path / "reference"
     assert run(_args(store, reference)) == 0
-    got, expected = _weights(killed / "model.safetensors"), _weights(reference / "model.safetensors")
+    got, expected = (
+        _weights(killed / "model.safetensors"),
+        _weights(reference / "model.safetensors"),
+    )
     assert sorted(got) == sorted(expected)
     for name in expected:
         assert got[name].tobytes() == expected[name].tobytes(), name

@@ -42,8 +42,12 @@ def _error_line(capsys) -> str:
     return lines[0]
 
 
-def test_a_corrupted_copy_of_the_kinetics_checkpoint_is_refused(videos, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("WSVAD_CACHE_DIR", str(tmp_path / "cache"))  # no converted copy to fall back on
+def test_a_corrupted_copy_of_the_kinetics_checkpoint_is_refused(
+    videos, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv(
+        "WSVAD_CACHE_DIR", str(tmp_path / "cache")
+    )  # no converted copy to fall back on
     copy = tmp_path / "i3d-kinetics-400.ckpt"
     shutil.copyfile(i3d.locate_checkpoint(), copy)
     with open(copy, "r+b") as fh:  # flip one byte in the middle
@@ -52,11 +56,27 @@ def test_a_corrupted_copy_of_the_kinetics_checkpoint_is_refused(videos, tmp_path
         fh.seek(-1, os.SEEK_CUR)
         fh.write(bytes([byte[0] ^ 0xFF]))
     actual = hashlib.sha256(copy.read_bytes()).hexdigest()
-    code = run(["extract", "--dataset", "folder", "--root", str(videos), "--out", str(tmp_path / "store"),
-                "--backbone", "i3d", "--weights", str(copy), *SMALL])
+    code = run(
+        [
+            "extract",
+            "--dataset",
+            "folder",
+            "--root",
+            str(videos),
+            "--out",
+            str(tmp_path / "store"),
+            "--backbone",
+            "i3d",
+            "--weights",
+            str(copy),
+            *SMALL,
+        ]
+    )
     assert code == EXIT_ERROR
-    assert _error_line(capsys) == (f"error: {copy}: sha256 mismatch (got {actual}, expected {i3d.CKPT_SHA256}); the "
-                                   "file is corrupted or not the expected checkpoint, reinstall it")
+    assert _error_line(capsys) == (
+        f"error: {copy}: sha256 mismatch (got {actual}, expected {i3d.CKPT_SHA256}); the "
+        "file is corrupted or not the expected checkpoint, reinstall it"
+    )
     assert not (tmp_path / "cache").exists()
 
 
@@ -66,12 +86,17 @@ def test_a_tampered_bundled_checkpoint_is_never_unpickled(tmp_path, monkeypatch)
     evil.write_bytes(pickle.dumps({"params": _Payload(marker)}))
     monkeypatch.setenv("WSVAD_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(i3d, "locate_checkpoint", lambda: evil)
-    with pytest.raises(WsvadError, match=rf"^{evil}: sha256 mismatch \(got [0-9a-f]{{64}}, expected {i3d.CKPT_SHA256}\)"):
+    with pytest.raises(
+        WsvadError,
+        match=rf"^{evil}: sha256 mismatch \(got [0-9a-f]{{64}}, expected {i3d.CKPT_SHA256}\)",
+    ):
         i3d.load_i3d_state()
     assert not marker.exists()
     # even a file that matched the checksum could only build numpy arrays
     monkeypatch.setattr(i3d, "CKPT_SHA256", hashlib.sha256(evil.read_bytes()).hexdigest())
-    with pytest.raises(WsvadError, match=rf"^{evil}: not a pickle of numpy arrays \(refusing to load posix\.mkdir"):
+    with pytest.raises(
+        WsvadError, match=rf"^{evil}: not a pickle of numpy arrays \(refusing to load posix\.mkdir"
+    ):
         i3d.load_i3d_state()
     assert not marker.exists()
 
@@ -83,13 +108,28 @@ def test_user_weights_that_would_run_code_are_refused(backbone, videos, tmp_path
     marker = tmp_path / "code-ran"
     weights = tmp_path / "model.pth"
     torch.save({"conv1.weight": _Payload(marker)}, weights)
-    code = run(["extract", "--dataset", "folder", "--root", str(videos), "--out", str(tmp_path / "store"),
-                "--backbone", backbone, "--weights", str(weights), *SMALL])
+    code = run(
+        [
+            "extract",
+            "--dataset",
+            "folder",
+            "--root",
+            str(videos),
+            "--out",
+            str(tmp_path / "store"),
+            "--backbone",
+            backbone,
+            "--weights",
+            str(weights),
+            *SMALL,
+        ]
+    )
     assert code == EXIT_ERROR
     assert _error_line(capsys) == (
         f"error: {weights}: cannot read weights (UnpicklingError: Trying to load unsupported GLOBAL posix.mkdir whose "
         "module posix is blocked. The file holds Python objects, not only tensors; weights are read with "
-        "torch.load(weights_only=True), which never runs code)")
+        "torch.load(weights_only=True), which never runs code)"
+    )
     assert not marker.exists()
 
 
@@ -97,12 +137,34 @@ def test_user_weights_with_wrong_keys_and_shapes_list_the_mismatch(videos, tmp_p
     from safetensors.numpy import save_file
 
     weights = tmp_path / "c3d.safetensors"
-    save_file({"conv1.weight": np.zeros((8, 3, 3, 3, 3), np.float32), "conv1.bias": np.zeros(64, np.float32),
-               "extra.weight": np.zeros(2, np.float32)}, str(weights))
-    code = run(["extract", "--dataset", "folder", "--root", str(videos), "--out", str(tmp_path / "store"),
-                "--backbone", "c3d", "--weights", str(weights), *SMALL])
+    save_file(
+        {
+            "conv1.weight": np.zeros((8, 3, 3, 3, 3), np.float32),
+            "conv1.bias": np.zeros(64, np.float32),
+            "extra.weight": np.zeros(2, np.float32),
+        },
+        str(weights),
+    )
+    code = run(
+        [
+            "extract",
+            "--dataset",
+            "folder",
+            "--root",
+            str(videos),
+            "--out",
+            str(tmp_path / "store"),
+            "--backbone",
+            "c3d",
+            "--weights",
+            str(weights),
+            *SMALL,
+        ]
+    )
     assert code == EXIT_ERROR
     line = _error_line(capsys)
-    assert line.startswith(f"error: {weights}: not the expected weights; missing keys: conv2.weight, conv2.bias, "
-                           "conv3a.weight, conv3a.bias, conv3b.weight, conv3b.bias, conv4a.weight, conv4a.bias ...; ")
+    assert line.startswith(
+        f"error: {weights}: not the expected weights; missing keys: conv2.weight, conv2.bias, "
+        "conv3a.weight, conv3a.bias, conv3b.weight, conv3b.bias, conv4a.weight, conv4a.bias ...; "
+    )
     assert line.endswith("wrong shapes: conv1.weight (8, 3, 3, 3, 3) != (64, 3, 3, 3, 3)")

@@ -26,11 +26,20 @@ def write_planted_store(
     first quarter of the dimensions. ``n_train``/``n_test`` videos per label; test videos carry the
     planted run as frame intervals. Ids: ``train_normal_03``, ``test_abnormal_01``..."""
     rng = np.random.default_rng(seed)
-    store = FeatureStore.create(path, {
-        "feature_shape": [dim], "dtype": "float32", "crops": crops, "backbone": "synthetic",
-        "config_hash": f"planted-{seed}-{dim}-{crops}", "dataset": "planted",
-        "snippet_len": SNIPPET, "stride": SNIPPET, "tail": "drop",
-    })
+    store = FeatureStore.create(
+        path,
+        {
+            "feature_shape": [dim],
+            "dtype": "float32",
+            "crops": crops,
+            "backbone": "synthetic",
+            "config_hash": f"planted-{seed}-{dim}-{crops}",
+            "dataset": "planted",
+            "snippet_len": SNIPPET,
+            "stride": SNIPPET,
+            "tail": "drop",
+        },
+    )
     for split, count in (("train", n_train), ("test", n_test)):
         for label in (0, 1):
             for i in range(count):
@@ -45,8 +54,12 @@ def write_planted_store(
                 vid = f"{split}_{'abnormal' if label else 'normal'}_{i:02d}"
                 attrs = {"n_frames": n * SNIPPET + 5, "fps": 25.0}
                 if labels_in_attrs:
-                    attrs.update(split=split, label=label, classes=["Planted"] if label else [],
-                                 intervals=intervals if split == "test" else None)
+                    attrs.update(
+                        split=split,
+                        label=label,
+                        classes=["Planted"] if label else [],
+                        intervals=intervals if split == "test" else None,
+                    )
                 store.write_video(vid, feats, attrs)
     return store
 

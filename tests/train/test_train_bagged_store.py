@@ -17,10 +17,20 @@ T = 4
 def bagged_store(tmp_path):
     """Each video's raw snippets are reduced to T sultani segments, as `wsvad extract --segments` does."""
     rng = np.random.default_rng(0)
-    store = FeatureStore.create(tmp_path / "store", {
-        "feature_shape": [8], "dtype": "float32", "crops": 1, "backbone": "synthetic", "config_hash": "bagged",
-        "snippet_len": 16, "stride": 16, "tail": "drop", "bagged": {"rule": "sultani", "T": T},
-    })
+    store = FeatureStore.create(
+        tmp_path / "store",
+        {
+            "feature_shape": [8],
+            "dtype": "float32",
+            "crops": 1,
+            "backbone": "synthetic",
+            "config_hash": "bagged",
+            "snippet_len": 16,
+            "stride": 16,
+            "tail": "drop",
+            "bagged": {"rule": "sultani", "T": T},
+        },
+    )
     raw_counts = {}
     for split in ("train", "test"):
         for label in (0, 1):
@@ -31,21 +41,47 @@ def bagged_store(tmp_path):
                     raw[n // 2 :, :, :2] += 3.0  # the anomaly fills the second half
                 vid = f"{split}_{label}_{i}"
                 raw_counts[vid] = n
-                store.write_video(vid, segment_into_bags(raw, T, "sultani"), {
-                    "n_frames": n * 16, "n_snippets_raw": n, "split": split, "label": label,
-                    "classes": ["X"] if label else [],
-                    "intervals": ([[n // 2 * 16, n * 16]] if label else []) if split == "test" else None,
-                })
+                store.write_video(
+                    vid,
+                    segment_into_bags(raw, T, "sultani"),
+                    {
+                        "n_frames": n * 16,
+                        "n_snippets_raw": n,
+                        "split": split,
+                        "label": label,
+                        "classes": ["X"] if label else [],
+                        "intervals": ([[n // 2 * 16, n * 16]] if label else [])
+                        if split == "test"
+                        else None,
+                    },
+                )
     return store, raw_counts
 
 
-def test_bagged_store_trains_on_its_segments_and_scores_every_raw_snippet(bagged_store, tmp_path, capsys):
+def test_bagged_store_trains_on_its_segments_and_scores_every_raw_snippet(
+    bagged_store, tmp_path, capsys
+):
     store, raw_counts = bagged_store
     out = tmp_path / "run"
-    args = ["train", "--store", str(store.path), "--out", str(out), "--iterations", "80",
-            "--set", f"bags.count={T}", "--set", "sampler.batch_per_class=4", "--set", "optim.lr=0.01"]
+    args = [
+        "train",
+        "--store",
+        str(store.path),
+        "--out",
+        str(out),
+        "--iterations",
+        "80",
+        "--set",
+        f"bags.count={T}",
+        "--set",
+        "sampler.batch_per_class=4",
+        "--set",
+        "optim.lr=0.01",
+    ]
     assert run(args) == EXIT_OK
-    cached = np.asarray(__import__("zarr").open_group(str(next((store.path / "bags").iterdir())), mode="r")["bags"])
+    cached = np.asarray(
+        __import__("zarr").open_group(str(next((store.path / "bags").iterdir())), mode="r")["bags"]
+    )
     ids = store.video_ids()
     # the cache is the identity on the stored segments (no second pooling or normalisation)
     np.testing.assert_array_equal(cached[ids.index("train_1_0")], store.read("train_1_0"))
@@ -59,7 +95,21 @@ def test_bagged_store_trains_on_its_segments_and_scores_every_raw_snippet(bagged
 
 def test_bagged_store_refuses_another_bag_count(bagged_store, tmp_path, capsys):
     store, _ = bagged_store
-    code = run(["train", "--store", str(store.path), "--out", str(tmp_path / "r"), "--iterations", "5",
-                "--set", "bags.count=32"])
+    code = run(
+        [
+            "train",
+            "--store",
+            str(store.path),
+            "--out",
+            str(tmp_path / "r"),
+            "--iterations",
+            "5",
+            "--set",
+            "bags.count=32",
+        ]
+    )
     assert code == EXIT_ERROR
-    assert f"the store already holds {T} sultani segments per video; train it with bags.count={T} (got 32)" in capsys.readouterr().err
+    assert (
+        f"the store already holds {T} sultani segments per video; train it with bags.count={T} (got 32)"
+        in capsys.readouterr().err
+    )

@@ -16,7 +16,9 @@ from wsvad.train.data import carve_validation, load_video_infos
 
 def test_cache_holds_the_bags_of_every_video_and_is_reused(planted_store):
     calls = []
-    path = ensure_bag_cache(planted_store, "rtfm", "mean", 8, progress=lambda done, total: calls.append((done, total)))
+    path = ensure_bag_cache(
+        planted_store, "rtfm", "mean", 8, progress=lambda done, total: calls.append((done, total))
+    )
     ids = planted_store.video_ids()
     assert path == planted_store.path / "bags" / "rtfm-mean-T8-float32"
     assert calls[-1] == (len(ids), len(ids))
@@ -24,11 +26,16 @@ def test_cache_holds_the_bags_of_every_video_and_is_reused(planted_store):
     assert group.attrs["status"] == "complete" and group.attrs["video_ids"] == ids
     bags = group["bags"]
     assert bags.shape == (len(ids), 8, 2, 16)
-    np.testing.assert_allclose(bags[3], segment_into_bags(planted_store.read(ids[3]), 8, "rtfm", "mean"), rtol=1e-6)
+    np.testing.assert_allclose(
+        bags[3], segment_into_bags(planted_store.read(ids[3]), 8, "rtfm", "mean"), rtol=1e-6
+    )
     assert group["n_snippets"][:].tolist() == [planted_store.array(v).shape[0] for v in ids]
     mtime = os.stat(path / "zarr.json").st_mtime_ns
     calls.clear()
-    assert ensure_bag_cache(planted_store, "rtfm", "mean", 8, progress=lambda *a: calls.append(a)) == path
+    assert (
+        ensure_bag_cache(planted_store, "rtfm", "mean", 8, progress=lambda *a: calls.append(a))
+        == path
+    )
     assert calls == [] and os.stat(path / "zarr.json").st_mtime_ns == mtime
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no tmp debris
 
@@ -64,8 +71,15 @@ def test_load_bags_crop_modes_and_float16(planted_store):
 def test_read_only_store_caches_under_the_fallback(planted_store, tmp_path, monkeypatch):
     real_access = os.access
     # Tests run as root here, so chmod would not stop writes: make the store look read-only instead.
-    monkeypatch.setattr("wsvad.train.cache.os.access", lambda p, mode: False if str(p).startswith(str(planted_store.path)) else real_access(p, mode))
-    with pytest.raises(WsvadError, match="store is read-only and no other place for the bag cache was given"):
+    monkeypatch.setattr(
+        "wsvad.train.cache.os.access",
+        lambda p, mode: (
+            False if str(p).startswith(str(planted_store.path)) else real_access(p, mode)
+        ),
+    )
+    with pytest.raises(
+        WsvadError, match="store is read-only and no other place for the bag cache was given"
+    ):
         ensure_bag_cache(planted_store, "rtfm", "mean", 8)
     path = ensure_bag_cache(planted_store, "rtfm", "mean", 8, fallback_dir=tmp_path / "fallback")
     assert path == tmp_path / "fallback" / "rtfm-mean-T8-float32"
@@ -76,14 +90,23 @@ def test_labels_from_store_attrs_and_validation_carve(planted_store):
     infos, class_names, report = load_video_infos(planted_store)
     assert class_names == ["Normal", "Planted"] and report.clean
     by_id = {v.video_id: v for v in infos}
-    assert by_id["test_abnormal_00"].intervals is not None and by_id["test_abnormal_00"].class_index == 1
+    assert (
+        by_id["test_abnormal_00"].intervals is not None
+        and by_id["test_abnormal_00"].class_index == 1
+    )
     assert by_id["train_normal_00"].intervals is None and by_id["train_normal_00"].class_index == 0
     train = [v for v in infos if v.split == "train"]
     kept, held = carve_validation(train, 0.25, seed=0)
     assert [v.label for v in held].count(0) == 3 and [v.label for v in held].count(1) == 3
-    assert not {v.video_id for v in kept} & {v.video_id for v in held} and len(kept) + len(held) == 24
-    assert [v.video_id for v in carve_validation(train, 0.25, seed=0)[1]] == [v.video_id for v in held]
-    assert [v.video_id for v in carve_validation(train, 0.25, seed=1)[1]] != [v.video_id for v in held]
+    assert (
+        not {v.video_id for v in kept} & {v.video_id for v in held} and len(kept) + len(held) == 24
+    )
+    assert [v.video_id for v in carve_validation(train, 0.25, seed=0)[1]] == [
+        v.video_id for v in held
+    ]
+    assert [v.video_id for v in carve_validation(train, 0.25, seed=1)[1]] != [
+        v.video_id for v in held
+    ]
 
 
 def test_unlabelled_store_videos_are_reported(make_planted_store):

@@ -15,7 +15,16 @@ from wsvad.data.registry import _REGISTRY
 from wsvad.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL
 
 REPO = Path(__file__).resolve().parents[2]
-FAST = ["--iterations", "60", "--set", "sampler.batch_per_class=6", "--set", "bags.count=8", "--set", "optim.lr=0.01"]
+FAST = [
+    "--iterations",
+    "60",
+    "--set",
+    "sampler.batch_per_class=6",
+    "--set",
+    "bags.count=8",
+    "--set",
+    "optim.lr=0.01",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -25,35 +34,85 @@ def _one_thread():
 
 def test_cli_trains_and_prints_the_quick_auc(planted_store, tmp_path, capsys):
     out = tmp_path / "run"
-    code = run(["train", "--store", str(planted_store.path), "--out", str(out), "--detector", "mil", "--seed", "0", *FAST])
+    code = run(
+        [
+            "train",
+            "--store",
+            str(planted_store.path),
+            "--out",
+            str(out),
+            "--detector",
+            "mil",
+            "--seed",
+            "0",
+            *FAST,
+        ]
+    )
     captured = capsys.readouterr()
     assert code == EXIT_OK, captured.err
     auc = json.loads((out / "run.json").read_text())["quick_frame_auc"]
     assert f"{out}: seed 0, 60 steps, quick frame AUC (test) {auc:.4f}" in captured.out
     assert auc > 0.9
-    for name in ("config.yaml", "run.json", "model.safetensors", "model.json", "log.jsonl", "scores.npz",
-                 "checkpoints/last.safetensors", "checkpoints/last.json"):
+    for name in (
+        "config.yaml",
+        "run.json",
+        "model.safetensors",
+        "model.json",
+        "log.jsonl",
+        "scores.npz",
+        "checkpoints/last.safetensors",
+        "checkpoints/last.json",
+    ):
         assert (out / name).is_file(), name
     assert len(np.load(out / "scores.npz").files) == 12
 
 
 def test_cli_test_best_is_flagged_next_to_the_figure(planted_store, tmp_path, capsys):
-    code = run(["train", "--store", str(planted_store.path), "--out", str(tmp_path / "tb"), "--selection", "test-best", *FAST])
+    code = run(
+        [
+            "train",
+            "--store",
+            str(planted_store.path),
+            "--out",
+            str(tmp_path / "tb"),
+            "--selection",
+            "test-best",
+            *FAST,
+        ]
+    )
     out = capsys.readouterr().out
     assert code == EXIT_OK
-    assert "quick frame AUC (test)" in out and "[model selected on the TEST set (test-best): optimistic" in out
+    assert (
+        "quick frame AUC (test)" in out
+        and "[model selected on the TEST set (test-best): optimistic" in out
+    )
 
 
 def test_cli_flags_a_collapsed_training_next_to_the_figure(planted_store, tmp_path, capsys):
     # Adagrad at lr 10 saturates MIL's sigmoid within a few steps: every score becomes 0.
     out = tmp_path / "collapsed"
-    code = run(["train", "--store", str(planted_store.path), "--out", str(out), "--iterations", "30",
-                "--set", "sampler.batch_per_class=4", "--set", "optim.lr=10.0"])
+    code = run(
+        [
+            "train",
+            "--store",
+            str(planted_store.path),
+            "--out",
+            str(out),
+            "--iterations",
+            "30",
+            "--set",
+            "sampler.batch_per_class=4",
+            "--set",
+            "optim.lr=10.0",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == EXIT_OK
     run_json = json.loads((out / "run.json").read_text())
     assert run_json["quick_frame_auc"] == 0.5
-    assert run_json["collapse"].startswith("training collapsed: every test score is 0 (spread 0.0e+00 over ")
+    assert run_json["collapse"].startswith(
+        "training collapsed: every test score is 0 (spread 0.0e+00 over "
+    )
     assert run_json["warning"] == run_json["collapse"]
     assert "quick frame AUC (test) 0.5000  [training collapsed: every test score is 0" in text
     assert "lower optim.lr or check the features]" in text
@@ -66,23 +125,42 @@ def test_cli_flags_a_collapsed_training_next_to_the_figure(planted_store, tmp_pa
 
 def test_cli_seeds_report_mean_and_std(planted_store, tmp_path, capsys):
     out = tmp_path / "seeds"
-    code = run(["train", "--store", str(planted_store.path), "--out", str(out), "--seeds", "0,1", *FAST])
+    code = run(
+        ["train", "--store", str(planted_store.path), "--out", str(out), "--seeds", "0,1", *FAST]
+    )
     text = capsys.readouterr().out
     assert code == EXIT_OK
     summary = json.loads((out / "run.json").read_text())["frame_auc"]
     assert f"frame AUC over 2 seeds {summary['mean']:.4f} ± {summary['std']:.4f}" in text
-    assert (out / "seed-0" / "model.safetensors").is_file() and (out / "seed-1" / "model.safetensors").is_file()
+    assert (out / "seed-0" / "model.safetensors").is_file() and (
+        out / "seed-1" / "model.safetensors"
+    ).is_file()
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--store", "{tmp}/missing", "--out", "{tmp}/r"], "error: {tmp}/missing: no such feature store"),
+        (
+            ["--store", "{tmp}/missing", "--out", "{tmp}/r"],
+            "error: {tmp}/missing: no such feature store",
+        ),
         (["--out", "{tmp}/r"], "error: command line: store: Field required"),
-        (["--store", "{store}", "--out", "{tmp}/r", "--seeds", "0,x"], "error: --seeds '0,x': expected comma-separated integers"),
-        (["--store", "{store}", "--out", "{tmp}/r", "--selection", "best"], "error: command line: selection.mode: Input should be 'last', 'val' or 'test-best'"),
-        (["--store", "{store}", "--out", "{tmp}/r", "--set", "bags.count=0"], "error: command line: bags.count: Input should be greater than or equal to 1"),
-        (["--store", "{store}", "--out", "{tmp}/r", "--detector", "nope"], "error: --detector: unknown detector 'nope'"),
+        (
+            ["--store", "{store}", "--out", "{tmp}/r", "--seeds", "0,x"],
+            "error: --seeds '0,x': expected comma-separated integers",
+        ),
+        (
+            ["--store", "{store}", "--out", "{tmp}/r", "--selection", "best"],
+            "error: command line: selection.mode: Input should be 'last', 'val' or 'test-best'",
+        ),
+        (
+            ["--store", "{store}", "--out", "{tmp}/r", "--set", "bags.count=0"],
+            "error: command line: bags.count: Input should be greater than or equal to 1",
+        ),
+        (
+            ["--store", "{store}", "--out", "{tmp}/r", "--detector", "nope"],
+            "error: --detector: unknown detector 'nope'",
+        ),
     ],
 )
 def test_cli_errors_are_one_line(planted_store, tmp_path, capsys, args, message):
@@ -101,8 +179,20 @@ def _planted_adapter(root: Path, **_options) -> DatasetIndex:
     records = []
     for line in (root / "labels.txt").read_text().splitlines():
         vid, split, label = line.split()
-        intervals = ((0, 16),) if split == "test" and label == "1" else (() if split == "test" else None)
-        records.append(VideoRecord(vid, root / vid, vid, split, int(label), ("Planted",) if label == "1" else (), intervals))
+        intervals = (
+            ((0, 16),) if split == "test" and label == "1" else (() if split == "test" else None)
+        )
+        records.append(
+            VideoRecord(
+                vid,
+                root / vid,
+                vid,
+                split,
+                int(label),
+                ("Planted",) if label == "1" else (),
+                intervals,
+            )
+        )
     return DatasetIndex(_ADAPTER, root, records, class_names=["Normal", "Planted"])
 
 
@@ -114,7 +204,9 @@ def planted_adapter():
     _REGISTRY.pop(_ADAPTER, None)
 
 
-def test_cli_labels_from_a_dataset_with_unmatched_ids(planted_store, planted_adapter, tmp_path, capsys):
+def test_cli_labels_from_a_dataset_with_unmatched_ids(
+    planted_store, planted_adapter, tmp_path, capsys
+):
     root = tmp_path / "dataset"
     root.mkdir()
     lines = []
@@ -126,7 +218,20 @@ def test_cli_labels_from_a_dataset_with_unmatched_ids(planted_store, planted_ada
     lines.append("never_extracted train 1")
     (root / "labels.txt").write_text("\n".join(lines))
     out = tmp_path / "run"
-    code = run(["train", "--store", str(planted_store.path), "--dataset", _ADAPTER, "--root", str(root), "--out", str(out), *FAST])
+    code = run(
+        [
+            "train",
+            "--store",
+            str(planted_store.path),
+            "--dataset",
+            _ADAPTER,
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            *FAST,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == EXIT_PARTIAL
     assert "in store, not in dataset (ignored)" in err and "train_normal_00" in err
@@ -136,7 +241,9 @@ def test_cli_labels_from_a_dataset_with_unmatched_ids(planted_store, planted_ada
     assert run_json["unmatched"]["not_in_store"] == ["never_extracted"]
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs" / "train").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "configs" / "train").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_every_train_config_validates_and_each_key_is_commented(path):
     from wsvad.config import load_config
     from wsvad.detectors import detector_class
@@ -145,5 +252,10 @@ def test_every_train_config_validates_and_each_key_is_commented(path):
     cfg = load_config(TrainConfig, path, {"store": "s", "out": "o"})
     detector_class(cfg.detector.name)
     for line in path.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#") and ":" in line and not line.rstrip().endswith(":"):
+        if (
+            line.strip()
+            and not line.lstrip().startswith("#")
+            and ":" in line
+            and not line.rstrip().endswith(":")
+        ):
             assert "#" in line, f"{path.name}: key without a comment: {line!r}"

@@ -34,11 +34,28 @@ MEASURED_AND_FLOOR = {
 def synthetic_stores(tmp_path_factory):
     work = tmp_path_factory.mktemp("synthetic")
     data = work / "data"
-    assert run(["synth", "--config", str(REPO / "configs" / "synth" / "demo.yaml"), "--out", str(data)]) == 0
+    assert (
+        run(
+            ["synth", "--config", str(REPO / "configs" / "synth" / "demo.yaml"), "--out", str(data)]
+        )
+        == 0
+    )
     common = ["extract", "--dataset", "ucf", "--root", str(data), "--crops", "1", "--workers", "0"]
     assert run([*common, "--out", str(work / "features")]) == 0
-    assert run([*common, "--out", str(work / "features_time"), "--snippet-len", "64",
-                "--set", "backbone_options.keep_time=true"]) == 0
+    assert (
+        run(
+            [
+                *common,
+                "--out",
+                str(work / "features_time"),
+                "--snippet-len",
+                "64",
+                "--set",
+                "backbone_options.keep_time=true",
+            ]
+        )
+        == 0
+    )
     return {"data": data, "plain": work / "features", "time": work / "features_time"}
 
 
@@ -47,14 +64,32 @@ def synthetic_stores(tmp_path_factory):
 def test_every_detector_learns_the_synthetic_video_set(name, synthetic_stores, tmp_path):
     store = synthetic_stores["time" if name in TIME_KEEPING else "plain"]
     out = tmp_path / name
-    code = run(["train", "--config", str(REPO / "configs" / "train" / f"synthetic_{name}.yaml"), "--store", str(store),
-                "--dataset", "ucf", "--root", str(synthetic_stores["data"]), "--out", str(out), "--seed", "0"])
+    code = run(
+        [
+            "train",
+            "--config",
+            str(REPO / "configs" / "train" / f"synthetic_{name}.yaml"),
+            "--store",
+            str(store),
+            "--dataset",
+            "ucf",
+            "--root",
+            str(synthetic_stores["data"]),
+            "--out",
+            str(out),
+            "--seed",
+            "0",
+        ]
+    )
     assert code == 0
     opened = FeatureStore.open(store)
     test_ids = [v for v in opened.video_ids() if opened.video_attrs(v)["split"] == "test"]
     scores = np.load(out / "scores.npz")
     assert sorted(scores.files) == sorted(test_ids) and len(test_ids) == 8
-    assert all(np.isfinite(scores[v]).all() and ((scores[v] >= 0) & (scores[v] <= 1)).all() for v in test_ids)
+    assert all(
+        np.isfinite(scores[v]).all() and ((scores[v] >= 0) & (scores[v] <= 1)).all()
+        for v in test_ids
+    )
     run_json = json.loads((out / "run.json").read_text())
     assert run_json["collapse"] is None
     assert run_json["quick_frame_auc"] > MEASURED_AND_FLOOR[name][1]

@@ -15,11 +15,19 @@ from wsvad.train.loop import build_optimizer, lr_at
 
 @pytest.mark.parametrize(
     ("name", "cls"),
-    [("adam", torch.optim.Adam), ("adagrad", torch.optim.Adagrad), ("rmsprop", torch.optim.RMSprop),
-     ("radam", torch.optim.RAdam), ("sgd", torch.optim.SGD)],
+    [
+        ("adam", torch.optim.Adam),
+        ("adagrad", torch.optim.Adagrad),
+        ("rmsprop", torch.optim.RMSprop),
+        ("radam", torch.optim.RAdam),
+        ("sgd", torch.optim.SGD),
+    ],
 )
 def test_optimizers_by_name_get_lr_and_weight_decay(name, cls):
-    opt = build_optimizer([torch.nn.Parameter(torch.zeros(2))], OptimConfig(name=name, lr=0.05, weight_decay=0.01, momentum=0.0))
+    opt = build_optimizer(
+        [torch.nn.Parameter(torch.zeros(2))],
+        OptimConfig(name=name, lr=0.05, weight_decay=0.01, momentum=0.0),
+    )
     assert type(opt) is cls
     assert opt.param_groups[0]["lr"] == 0.05 and opt.param_groups[0]["weight_decay"] == 0.01
 
@@ -33,17 +41,29 @@ def test_step_schedule_multiplies_at_milestones():
 def test_epochs_become_steps_and_the_checkpoint_holds_everything(planted_store, tmp_path):
     torch.set_num_threads(1)
     out = tmp_path / "ep"
-    cfg = TrainConfig.model_validate({"store": str(planted_store.path), "out": str(out), "epochs": 2,
-                                      "sampler": {"batch_per_class": 6}, "bags": {"count": 8}})
+    cfg = TrainConfig.model_validate(
+        {
+            "store": str(planted_store.path),
+            "out": str(out),
+            "epochs": 2,
+            "sampler": {"batch_per_class": 6},
+            "bags": {"count": 8},
+        }
+    )
     result = run_train(cfg)
     # 12 training videos per label x 2 crops = 24 samples per class, 6 per step -> 4 steps per epoch
     assert result.steps == 8
     meta = json.loads((out / "checkpoints" / "last.json").read_text())
     assert meta["step"] == 8 and meta["sampler"] == {"epoch": 2, "position": 0}
-    assert set(meta["rng"]) == {"python", "numpy"} and meta["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1.0e-3)
+    assert set(meta["rng"]) == {"python", "numpy"} and meta["optimizer"]["param_groups"][0][
+        "lr"
+    ] == pytest.approx(1.0e-3)
     tensors = load_file(out / "checkpoints" / "last.safetensors")
     assert "rng.torch" in tensors and "model.fc1.weight" in tensors
-    assert {k.split(".", 2)[2] for k in tensors if k.startswith("optim.")} == {"step", "sum"}  # Adagrad's state
+    assert {k.split(".", 2)[2] for k in tensors if k.startswith("optim.")} == {
+        "step",
+        "sum",
+    }  # Adagrad's state
 
 
 def test_iterations_and_epochs_are_exclusive():

@@ -14,7 +14,10 @@ from wsvad.train.samplers import build_sampler, list_samplers, sampler_needs
 
 def _infos(labels, lengths=None):
     lengths = lengths or [4] * len(labels)
-    return [VideoInfo(f"v{i}", "train", lab, lab, None, n, None) for i, (lab, n) in enumerate(zip(labels, lengths, strict=True))]
+    return [
+        VideoInfo(f"v{i}", "train", lab, lab, None, n, None)
+        for i, (lab, n) in enumerate(zip(labels, lengths, strict=True))
+    ]
 
 
 def _bag_videos(labels, crops=2, t=4):
@@ -81,7 +84,10 @@ def test_balanced_needs_both_labels():
 @pytest.fixture
 def counting_store(tmp_path) -> FeatureStore:
     """Snippet t of crop c of video v holds [t, c, v]; lengths 10, 3 and 8."""
-    store = FeatureStore.create(tmp_path / "count", {"feature_shape": [3], "dtype": "float32", "crops": 2, "backbone": "x", "config_hash": "c"})
+    store = FeatureStore.create(
+        tmp_path / "count",
+        {"feature_shape": [3], "dtype": "float32", "crops": 2, "backbone": "x", "config_hash": "c"},
+    )
     for v, n in enumerate([10, 3, 8]):
         feats = np.zeros((n, 2, 3), dtype=np.float32)
         feats[:, :, 0] = np.arange(n)[:, None]
@@ -94,20 +100,31 @@ def counting_store(tmp_path) -> FeatureStore:
 def test_random_consecutive_windows_are_consecutive_and_cover_every_window(counting_store):
     infos = _infos([0, 1, 0], [10, 3, 8])
     videos = SnippetVideos(counting_store, infos, "separate")
-    sampler = build_sampler("random_consecutive", videos, SamplerConfig(window=4, windows_per_step=2), seed=0)
+    sampler = build_sampler(
+        "random_consecutive", videos, SamplerConfig(window=4, windows_per_step=2), seed=0
+    )
     # starts: v0 (10) -> 0, 4, 6 (tail aligned to the end); v1 (3) -> 0 (padded); v2 (8) -> 0, 4; x 2 crops
     assert sampler.steps_per_epoch == 6
     seen = []
     for _ in range(6):
         batch = sampler.next_batch()
         assert batch.features.shape == (2, 4, 3)
-        for row, vid, start in zip(batch.features, batch.video_index.tolist(), batch.start.tolist(), strict=True):
+        for row, vid, start in zip(
+            batch.features, batch.video_index.tolist(), batch.start.tolist(), strict=True
+        ):
             assert (row[:, 2] == vid).all()
-            expect = [min(start + i, infos[vid].n_snippets - 1) for i in range(4)]  # v1 repeats its last snippet
+            expect = [
+                min(start + i, infos[vid].n_snippets - 1) for i in range(4)
+            ]  # v1 repeats its last snippet
             assert row[:, 0].tolist() == expect
             seen.append((vid, int(row[0, 1]), start))
         assert batch.labels.tolist() == [float(infos[v].label) for v in batch.video_index.tolist()]
-    assert sorted(seen) == sorted((v, c, s) for v, starts in ((0, [0, 4, 6]), (1, [0]), (2, [0, 4])) for c in (0, 1) for s in starts)
+    assert sorted(seen) == sorted(
+        (v, c, s)
+        for v, starts in ((0, [0, 4, 6]), (1, [0]), (2, [0, 4]))
+        for c in (0, 1)
+        for s in starts
+    )
 
 
 def test_random_consecutive_crop_mean_and_resume(counting_store):
@@ -115,9 +132,15 @@ def test_random_consecutive_crop_mean_and_resume(counting_store):
     videos = SnippetVideos(counting_store, infos, "mean")
     cfg = SamplerConfig(window=4, windows_per_step=1)
     a = build_sampler("random_consecutive", videos, cfg, seed=3)
-    first = [a.next_batch() for _ in range(8)]  # crosses into the second epoch (6 windows per epoch)
+    first = [
+        a.next_batch() for _ in range(8)
+    ]  # crosses into the second epoch (6 windows per epoch)
     assert all(float(b.features[0, 0, 1]) == 0.5 for b in first)  # mean of crop ids 0 and 1
     b = build_sampler("random_consecutive", videos, cfg, seed=3)
     b.load_state({"epoch": 0, "position": 5})
-    assert [torch.equal(b.next_batch().features, x.features) for x in first[5:]] == [True, True, True]
+    assert [torch.equal(b.next_batch().features, x.features) for x in first[5:]] == [
+        True,
+        True,
+        True,
+    ]
     assert videos[1].shape == (1, 3, 3)  # TrainVideos view: (K, N, *F)

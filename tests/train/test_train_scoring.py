@@ -18,7 +18,9 @@ def test_constant_scores_are_reported_as_a_collapse():
 
 def test_a_spread_below_the_threshold_still_counts_as_collapsed():
     scores = {"a": np.array([0.5, 0.5 + COLLAPSE_SPREAD / 2])}
-    assert collapse_warning(scores).startswith("training collapsed: every test score is 0.5 (spread 5.0e-05 over 2")
+    assert collapse_warning(scores).startswith(
+        "training collapsed: every test score is 0.5 (spread 5.0e-05 over 2"
+    )
 
 
 def test_scores_that_vary_across_or_within_videos_are_not_a_collapse():

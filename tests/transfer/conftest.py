@@ -29,4 +29,6 @@ def save(path: Path, shape: tuple[int, ...], seed: int, dtype: str = "float32") 
 
 @pytest.fixture
 def kit(benchmark_lists):
-    return SimpleNamespace(lists=benchmark_lists, raw_lines=raw_lines, entry_name=entry_name, save=save)
+    return SimpleNamespace(
+        lists=benchmark_lists, raw_lines=raw_lines, entry_name=entry_name, save=save
+    )

@@ -22,7 +22,12 @@ def wide_console(monkeypatch):
 
 
 def _names(kit, listed: str, n_violent: int, n_normal: int) -> list[str]:
-    ids = list(dict.fromkeys(kit.entry_name(l).rsplit("__", 1)[0] for l in kit.raw_lines(kit.lists / "xd_violence" / listed)))
+    ids = list(
+        dict.fromkeys(
+            kit.entry_name(l).rsplit("__", 1)[0]
+            for l in kit.raw_lines(kit.lists / "xd_violence" / listed)
+        )
+    )
     return ids[:n_violent] + ids[-n_normal:]
 
 
@@ -53,38 +58,105 @@ def xd(kit, tmp_path):
 
 def test_concat_cli_pairs_stores_and_salient_bilstm_trains(xd, tmp_path, capsys):
     root, rgb, audio, train, test = xd
-    video_store, audio_store, av = tmp_path / "video.zarr", tmp_path / "audio.zarr", tmp_path / "av.zarr"
-    assert run(["import", "--format", "crops-per-file", "--features-root", str(rgb), "--dataset", "xd", "--root", str(root),
-                "--out", str(video_store)]) == EXIT_OK
-    assert run(["import", "--format", "vggish", "--features-root", str(audio), "--dataset", "xd", "--root", str(root),
-                "--out", str(audio_store)]) == EXIT_OK
+    video_store, audio_store, av = (
+        tmp_path / "video.zarr",
+        tmp_path / "audio.zarr",
+        tmp_path / "av.zarr",
+    )
+    assert (
+        run(
+            [
+                "import",
+                "--format",
+                "crops-per-file",
+                "--features-root",
+                str(rgb),
+                "--dataset",
+                "xd",
+                "--root",
+                str(root),
+                "--out",
+                str(video_store),
+            ]
+        )
+        == EXIT_OK
+    )
+    assert (
+        run(
+            [
+                "import",
+                "--format",
+                "vggish",
+                "--features-root",
+                str(audio),
+                "--dataset",
+                "xd",
+                "--root",
+                str(root),
+                "--out",
+                str(audio_store),
+            ]
+        )
+        == EXIT_OK
+    )
     capsys.readouterr()
 
     # Any order: the audio store is recognised by its modality attr.
-    assert run(["concat", "--store", str(audio_store), "--store", str(video_store), "--out", str(av)]) == EXIT_PARTIAL
+    assert (
+        run(["concat", "--store", str(audio_store), "--store", str(video_store), "--out", str(av)])
+        == EXIT_PARTIAL
+    )
     captured = capsys.readouterr()
     assert "2 videos not in" in captured.err
     assert f"{train[3]}" in captured.err and "video only (no audio features)" in captured.err
-    assert f"{train[2]}" in captured.err and "lengths differ by more than one snippet: video T=10, audio T=7" in captured.err
+    assert (
+        f"{train[2]}" in captured.err
+        and "lengths differ by more than one snippet: video T=10, audio T=7" in captured.err
+    )
     assert "6 videos, feature shape [T, 5, 10]" in captured.out and "common prefix" in captured.out
     combined, video = FeatureStore.open(av), FeatureStore.open(video_store)
     assert combined.video_ids() == sorted(v for v in train + test if v not in (train[2], train[3]))
     mixed = combined.read(train[1])  # audio one snippet shorter: the common prefix
     assert mixed.shape == (8, CROPS, DV + DA)
     np.testing.assert_array_equal(mixed[..., :DV], video.read(train[1])[:8])
-    np.testing.assert_array_equal(mixed[:, 2, DV:], FeatureStore.open(audio_store).read(train[1])[:, 0])
+    np.testing.assert_array_equal(
+        mixed[:, 2, DV:], FeatureStore.open(audio_store).read(train[1])[:, 0]
+    )
     attrs = combined.video_attrs(test[0])
     assert (attrs["split"], attrs["label"], attrs["intervals"] is not None) == ("test", 1, True)
 
     assert run(["info", str(video_store)]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "imported (format crops-per-file, publisher backbone i3d (Wu et al. / UR-DMU per-crop release))" in out
+    assert (
+        "imported (format crops-per-file, publisher backbone i3d (Wu et al. / UR-DMU per-crop release))"
+        in out
+    )
     assert run(["info", str(av)]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "imported (concatenated: video imported (format crops-per-file" in out and "audio imported (format vggish" in out
+    assert (
+        "imported (concatenated: video imported (format crops-per-file" in out
+        and "audio imported (format vggish" in out
+    )
 
-    code = run(["train", "--store", str(av), "--detector", "salient", "--out", str(tmp_path / "run"), "--iterations", "2",
-                "--set", "detector.params.bilstm=true", "--set", "detector.params.lstm_hidden=8", "--set", "sampler.batch_per_class=2"])
+    code = run(
+        [
+            "train",
+            "--store",
+            str(av),
+            "--detector",
+            "salient",
+            "--out",
+            str(tmp_path / "run"),
+            "--iterations",
+            "2",
+            "--set",
+            "detector.params.bilstm=true",
+            "--set",
+            "detector.params.lstm_hidden=8",
+            "--set",
+            "sampler.batch_per_class=2",
+        ]
+    )
     assert code == EXIT_OK
     run_json = json.loads((tmp_path / "run/run.json").read_text())
     assert (run_json["feature_shape"], run_json["n_train"], run_json["n_test"]) == ([DV + DA], 4, 2)
@@ -95,12 +167,47 @@ def test_concat_cli_pairs_stores_and_salient_bilstm_trains(xd, tmp_path, capsys)
 def test_concat_cli_errors(xd, tmp_path, capsys):
     root, rgb, _, _, _ = xd
     video_store = tmp_path / "video.zarr"
-    assert run(["import", "--format", "crops-per-file", "--features-root", str(rgb), "--dataset", "xd", "--root", str(root),
-                "--out", str(video_store)]) == EXIT_OK
+    assert (
+        run(
+            [
+                "import",
+                "--format",
+                "crops-per-file",
+                "--features-root",
+                str(rgb),
+                "--dataset",
+                "xd",
+                "--root",
+                str(root),
+                "--out",
+                str(video_store),
+            ]
+        )
+        == EXIT_OK
+    )
     capsys.readouterr()
     assert run(["concat", "--store", str(video_store), "--out", str(tmp_path / "av")]) == EXIT_ERROR
-    assert "give exactly two --store (a video store and an audio store), got 1" in capsys.readouterr().err
-    assert run(["concat", "--store", str(video_store), "--store", str(video_store), "--out", str(tmp_path / "av")]) == EXIT_ERROR
+    assert (
+        "give exactly two --store (a video store and an audio store), got 1"
+        in capsys.readouterr().err
+    )
+    assert (
+        run(
+            [
+                "concat",
+                "--store",
+                str(video_store),
+                "--store",
+                str(video_store),
+                "--out",
+                str(tmp_path / "av"),
+            ]
+        )
+        == EXIT_ERROR
+    )
     err = capsys.readouterr().err
-    assert "error: give one video store and one audio store (modality audio" in err and "video.zarr: video" in err
+    assert (
+        "error: give one video store and one audio store (modality audio" in err
+        and "video.zarr: video" in err
+    )
     assert not (tmp_path / "av").exists()

@@ -17,11 +17,15 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "import").glob("*.yaml")), ids=lambda p: p.name)
 def test_import_yaml_validates(path):
-    cfg = load_config(ImportConfig, path, flags={"features_root": "feats", "root": "data", "out": "store"})
+    cfg = load_config(
+        ImportConfig, path, flags={"features_root": "feats", "root": "data", "out": "store"}
+    )
     fmt = get_format(cfg.format, cfg.stream)
     assert fmt.name == cfg.format
     text = path.read_text()
-    assert all("#" in line for line in text.splitlines() if line.strip() and not line.startswith("  -")), path
+    assert all(
+        "#" in line for line in text.splitlines() if line.strip() and not line.startswith("  -")
+    ), path
 
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "export").glob("*.yaml")), ids=lambda p: p.name)
@@ -39,7 +43,10 @@ def test_format_literals_match_registry():
     assert sorted(typing.get_args(ImportConfig.model_fields["format"].annotation)) == list_formats()
     exportable = [n for n in list_formats() if get_format(n).export_names is not None]
     assert sorted(typing.get_args(ExportConfig.model_fields["format"].annotation)) == exportable
-    with pytest.raises(WsvadError, match="unknown feature format 'npz'; known: crops-per-file, rtfm, sultani-c3d, vggish, video-features"):
+    with pytest.raises(
+        WsvadError,
+        match="unknown feature format 'npz'; known: crops-per-file, rtfm, sultani-c3d, vggish, video-features",
+    ):
         get_format("npz")
     with pytest.raises(WsvadError, match="--stream 'fps': expected a video_features output key"):
         get_format("video-features", "fps")

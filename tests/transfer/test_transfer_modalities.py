@@ -39,11 +39,25 @@ def _import_xd(kit, tmp_path, audio_lengths):
             lines.append(f"/media/peng/Samsung_T5/i3d-features/RGBTest/{vid}__{k}.npy")
         kit.save(feats / "vggish" / f"{vid}__vggish.npy", (audio_lengths[i], 3), seed=100 + i)
     (tmp_path / "rgb_test.list").write_text("\n".join(lines) + "\n")
-    (tmp_path / "audio_test.list").write_text(f"/x/{VIOLENT}__vggish.npy\n/x/{NORMAL}__vggish.npy\n")
-    run_import(ImportConfig(format="crops-per-file", features_root=feats / "RGBTest", out=tmp_path / "rgb",
-                            lists=[ListFile(path=tmp_path / "rgb_test.list")]))
-    run_import(ImportConfig(format="vggish", features_root=feats / "vggish", out=tmp_path / "audio",
-                            lists=[ListFile(path=tmp_path / "audio_test.list")]))
+    (tmp_path / "audio_test.list").write_text(
+        f"/x/{VIOLENT}__vggish.npy\n/x/{NORMAL}__vggish.npy\n"
+    )
+    run_import(
+        ImportConfig(
+            format="crops-per-file",
+            features_root=feats / "RGBTest",
+            out=tmp_path / "rgb",
+            lists=[ListFile(path=tmp_path / "rgb_test.list")],
+        )
+    )
+    run_import(
+        ImportConfig(
+            format="vggish",
+            features_root=feats / "vggish",
+            out=tmp_path / "audio",
+            lists=[ListFile(path=tmp_path / "audio_test.list")],
+        )
+    )
 
 
 def test_concat_stores_builds_a_trainable_store(kit, tmp_path):
@@ -59,15 +73,25 @@ def test_concat_stores_builds_a_trainable_store(kit, tmp_path):
     np.testing.assert_array_equal(mixed[:, :, :4], video.read(VIOLENT)[:5])
     np.testing.assert_array_equal(mixed[:, 3, 4:], audio.read(VIOLENT)[:, 0])
     attrs = combined.video_attrs(NORMAL)
-    assert (attrs["split"], attrs["label"], attrs["n_snippets"], attrs["n_snippets_audio"]) == ("test", 0, 6, 6)
+    assert (attrs["split"], attrs["label"], attrs["n_snippets"], attrs["n_snippets_audio"]) == (
+        "test",
+        0,
+        6,
+        6,
+    )
 
 
 def test_pairing_leaves_out_misaligned_and_refuses_wrong_stores(kit, tmp_path):
     _import_xd(kit, tmp_path, audio_lengths=[2, 6])
     combined, pairing = concat_stores(tmp_path / "rgb", tmp_path / "audio", tmp_path / "mix")
-    assert pairing.length_gaps == {VIOLENT: (6, 2)} and pairing.usable == [NORMAL] and pairing.partial
+    assert (
+        pairing.length_gaps == {VIOLENT: (6, 2)} and pairing.usable == [NORMAL] and pairing.partial
+    )
     assert combined.video_ids() == [NORMAL] and combined.attrs["expected_videos"] == [NORMAL]
-    with pytest.raises(WsvadError, match=r"audio: no video can be paired with .*rgb \(1 in both; 1 differ by more than one snippet \(e\.g\. Bad\.Boys.*: 6 vs 2\)\)"):
+    with pytest.raises(
+        WsvadError,
+        match=r"audio: no video can be paired with .*rgb \(1 in both; 1 differ by more than one snippet \(e\.g\. Bad\.Boys.*: 6 vs 2\)\)",
+    ):
         _only_violent = FeatureStore.open(tmp_path / "rgb")
         _only_violent.delete_video(NORMAL)
         concat_stores(tmp_path / "rgb", tmp_path / "audio", tmp_path / "mix2")

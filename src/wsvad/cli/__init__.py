@@ -46,7 +46,9 @@ def run(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setLevel(logging.DEBUG if debug else logging.WARNING)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler], force=True)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING, handlers=[handler], force=True
+    )
     try:
         result = app(args=args, prog_name="wsvad", standalone_mode=False)
     except _EXITS as exc:
@@ -72,7 +74,11 @@ def run(argv: list[str] | None = None) -> int:
         if debug:
             raise
         first = str(exc).splitlines()[0] if str(exc) else ""
-        err_console.print(f"error: {type(exc).__name__}: {first} (run with --debug for the traceback)", markup=False, soft_wrap=True)
+        err_console.print(
+            f"error: {type(exc).__name__}: {first} (run with --debug for the traceback)",
+            markup=False,
+            soft_wrap=True,
+        )
         return EXIT_ERROR
     return result if isinstance(result, int) else EXIT_OK
 

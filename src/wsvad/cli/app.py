@@ -19,7 +19,9 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
-def progress_bar(label: str, *fields: str, elapsed: bool = False, transient: bool = True, disable: bool = False):
+def progress_bar(
+    label: str, *fields: str, elapsed: bool = False, transient: bool = True, disable: bool = False
+):
     """The commands' rich progress bar on stderr: ``label``, bar, done/total, then ``fields`` (rich
     text templates such as ``"{task.fields[rate]}"``), then the ETA (or the elapsed time)."""
     from rich.progress import (
@@ -31,14 +33,21 @@ def progress_bar(label: str, *fields: str, elapsed: bool = False, transient: boo
         TimeRemainingColumn,
     )
 
-    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), *(TextColumn(f) for f in fields),
-               TimeElapsedColumn() if elapsed else TimeRemainingColumn()]
+    columns = [
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *(TextColumn(f) for f in fields),
+        TimeElapsedColumn() if elapsed else TimeRemainingColumn(),
+    ]
     return Progress(*columns, console=err_console, transient=transient, disable=disable)
 
 
 @app.callback()
 def root(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks instead of one-line errors."
+    ),
 ) -> None:
     """Weakly-supervised video anomaly detection: extract features, train detectors, evaluate.
 

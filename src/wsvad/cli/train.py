@@ -17,31 +17,78 @@ def _parse_seeds(text: str | None) -> list[int] | None:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise WsvadError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+        raise WsvadError(
+            f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2"
+        ) from None
 
 
 @app.command()
 def train(
-    store: Annotated[Path | None, typer.Option(help="Feature store to train on (required here or in --config).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run directory to write (required here or in --config).")] = None,
-    detector: Annotated[str | None, typer.Option(help="Detector name, see wsvad.detectors (default: mil).")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Take labels from this dataset adapter (default: the store's attrs).")] = None,
-    root: Annotated[Path | None, typer.Option(help="Dataset root for --dataset (default: none).")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML train config; options override it (default: none).")] = None,
+    store: Annotated[
+        Path | None, typer.Option(help="Feature store to train on (required here or in --config).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory to write (required here or in --config).")
+    ] = None,
+    detector: Annotated[
+        str | None, typer.Option(help="Detector name, see wsvad.detectors (default: mil).")
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Take labels from this dataset adapter (default: the store's attrs)."),
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="Dataset root for --dataset (default: none).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="YAML train config; options override it (default: none)."
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: 0).")] = None,
-    seeds: Annotated[str | None, typer.Option(help="Several seeds, e.g. 0,1,2: one run each, mean ± std reported (default: off).")] = None,
-    iterations: Annotated[int | None, typer.Option(help="Optimizer steps (default: the detector's paper setting, else 1000).")] = None,
-    selection: Annotated[str | None, typer.Option(help="Model selection: last, val or test-best (optimistic; recorded and flagged) (default: last).")] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Several seeds, e.g. 0,1,2: one run each, mean ± std reported (default: off)."
+        ),
+    ] = None,
+    iterations: Annotated[
+        int | None,
+        typer.Option(help="Optimizer steps (default: the detector's paper setting, else 1000)."),
+    ] = None,
+    selection: Annotated[
+        str | None,
+        typer.Option(
+            help="Model selection: last, val or test-best (optimistic; recorded and flagged) (default: last)."
+        ),
+    ] = None,
     device: Annotated[str | None, typer.Option(help="torch device (default: cpu).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run in --out (default: resume it).")] = False,
-    sets: Annotated[list[str] | None, typer.Option("--set", help="Override any config key, key.path=value (default: none).")] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace an existing run in --out (default: resume it)."),
+    ] = False,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override any config key, key.path=value (default: none)."),
+    ] = None,
 ) -> None:
     """Train a detector with video-level labels; writes config, weights, log and test scores to --out."""
     from wsvad.config import load_config
     from wsvad.train import TrainConfig, run_train
 
-    flags = {"store": store, "out": out, "detector.name": detector, "dataset": dataset, "root": root, "seed": seed,
-             "seeds": _parse_seeds(seeds), "iterations": iterations, "selection.mode": selection, "device": device}
+    flags = {
+        "store": store,
+        "out": out,
+        "detector.name": detector,
+        "dataset": dataset,
+        "root": root,
+        "seed": seed,
+        "seeds": _parse_seeds(seeds),
+        "iterations": iterations,
+        "selection.mode": selection,
+        "device": device,
+    }
     cfg = load_config(TrainConfig, config, flags, sets)
     with progress_bar("{task.description}", "{task.fields[info]}") as bar:
         task = bar.add_task("train", total=None, info="")
@@ -55,7 +102,9 @@ def train(
             if done == total:
                 bar.update(task, description="train", completed=0, total=None)
 
-        result = run_train(cfg, progress=progress, overwrite=overwrite, cache_progress=cache_progress)
+        result = run_train(
+            cfg, progress=progress, overwrite=overwrite, cache_progress=cache_progress
+        )
     report = result.report
     if report is not None and not report.clean:
         from rich.table import Table
@@ -63,11 +112,15 @@ def train(
         table = Table(title=f"unmatched video ids ({report.source})")
         for name in ("kind", "count", "examples"):
             table.add_column(name)
-        for kind, ids in (("in store, not in dataset (ignored)", report.not_in_dataset),
-                          ("in dataset, not in store (missing)", report.not_in_store),
-                          ("in store, no split/label attrs (ignored)", report.unlabelled)):
+        for kind, ids in (
+            ("in store, not in dataset (ignored)", report.not_in_dataset),
+            ("in dataset, not in store (missing)", report.not_in_store),
+            ("in store, no split/label attrs (ignored)", report.unlabelled),
+        ):
             if ids:
-                table.add_row(kind, str(len(ids)), ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else ""))
+                table.add_row(
+                    kind, str(len(ids)), ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+                )
         err_console.print(table)
     flag = f"  [{result.warning}]" if result.warning else ""
     for member in result.members or [result]:

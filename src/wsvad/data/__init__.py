@@ -9,7 +9,15 @@ import pkgutil
 from wsvad.data.records import DatasetIndex, Problem, VideoRecord
 from wsvad.data.registry import get_dataset, list_datasets, load_dataset, register_dataset
 
-__all__ = ["DatasetIndex", "Problem", "VideoRecord", "get_dataset", "list_datasets", "load_dataset", "register_dataset"]
+__all__ = [
+    "DatasetIndex",
+    "Problem",
+    "VideoRecord",
+    "get_dataset",
+    "list_datasets",
+    "load_dataset",
+    "register_dataset",
+]
 
 _INFRASTRUCTURE = {"records", "registry"}
 for _module in pkgutil.iter_modules(__path__):

@@ -34,7 +34,9 @@ def load_with_options(name: str, root: Path | str, **options) -> DatasetIndex:
     accepted = sorted(k for k in params if k != "root")
     unknown = sorted(set(given) - set(accepted))
     if unknown:
-        raise WsvadError(f"dataset {name!r} does not take option(s) {', '.join(unknown)}; it takes {', '.join(accepted) or 'none'}")
+        raise WsvadError(
+            f"dataset {name!r} does not take option(s) {', '.join(unknown)}; it takes {', '.join(accepted) or 'none'}"
+        )
     return load_dataset(name, root, **given)
 
 
@@ -61,7 +63,11 @@ def probe_frame_count(path: Path) -> tuple[int | None, str]:
             stream = container.streams.video[0]
             if stream.frames:
                 return int(stream.frames), "header"
-            duration = stream.duration * stream.time_base if stream.duration else (container.duration or 0) / 1e6
+            duration = (
+                stream.duration * stream.time_base
+                if stream.duration
+                else (container.duration or 0) / 1e6
+            )
             rate = stream.average_rate or stream.base_rate
             if duration and rate:
                 return int(round(float(duration) * float(rate))), "duration x fps"
@@ -70,7 +76,11 @@ def probe_frame_count(path: Path) -> tuple[int | None, str]:
         return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def check_frames(records: list[VideoRecord], mode: ProbeMode = "annotated", progress: Callable[[int, int], None] | None = None) -> list[Problem]:
+def check_frames(
+    records: list[VideoRecord],
+    mode: ProbeMode = "annotated",
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Problem]:
     """Problems found by probing frame counts: unreadable videos, intervals outside their video.
 
     Args:
@@ -86,13 +96,37 @@ def check_frames(records: list[VideoRecord], mode: ProbeMode = "annotated", prog
     for done, rec in enumerate(chosen, start=1):
         n, how = probe_frame_count(rec.path)
         if n is None:
-            problems.append(Problem("error", "unreadable-video", f"{rec.rel_path}: cannot read the frame count ({how})", rec.video_id, rec.rel_path))
+            problems.append(
+                Problem(
+                    "error",
+                    "unreadable-video",
+                    f"{rec.rel_path}: cannot read the frame count ({how})",
+                    rec.video_id,
+                    rec.rel_path,
+                )
+            )
         else:
             for start, end in rec.intervals or ():
                 if start >= n:
-                    problems.append(Problem("error", "interval-outside-video", f"{rec.rel_path}: interval [{start}, {end}) starts after the last frame ({n} frames, {how})", rec.video_id, rec.rel_path))
+                    problems.append(
+                        Problem(
+                            "error",
+                            "interval-outside-video",
+                            f"{rec.rel_path}: interval [{start}, {end}) starts after the last frame ({n} frames, {how})",
+                            rec.video_id,
+                            rec.rel_path,
+                        )
+                    )
                 elif end > n:
-                    problems.append(Problem("warning", "interval-past-end", f"{rec.rel_path}: interval [{start}, {end}) ends {end - n} frame(s) past the video ({n} frames, {how}); clipped when labelling", rec.video_id, rec.rel_path))
+                    problems.append(
+                        Problem(
+                            "warning",
+                            "interval-past-end",
+                            f"{rec.rel_path}: interval [{start}, {end}) ends {end - n} frame(s) past the video ({n} frames, {how}); clipped when labelling",
+                            rec.video_id,
+                            rec.rel_path,
+                        )
+                    )
         if progress is not None:
             progress(done, len(chosen))
     return problems

@@ -58,12 +58,21 @@ def _read_labels(path: Path, problems: list[Problem]) -> dict[str, tuple[dict[st
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem("error", "unreadable-list", f"{path}: cannot read ({exc})", path=str(path)))
+        problems.append(
+            Problem("error", "unreadable-list", f"{path}: cannot read ({exc})", path=str(path))
+        )
         return {}
     reader = csv.DictReader(io.StringIO(text))
     fields = [f.strip().lower() for f in reader.fieldnames or []]
     if "video" not in fields or "label" not in fields:
-        problems.append(Problem("error", "bad-labels-csv", f"{path}: header must name at least 'video' and 'label' columns, got {','.join(fields) or '(empty)'}", path=str(path)))
+        problems.append(
+            Problem(
+                "error",
+                "bad-labels-csv",
+                f"{path}: header must name at least 'video' and 'label' columns, got {','.join(fields) or '(empty)'}",
+                path=str(path),
+            )
+        )
         return {}
     rows: dict[str, tuple[dict[str, str], int]] = {}
     for number, raw in enumerate(reader, start=2):
@@ -72,7 +81,14 @@ def _read_labels(path: Path, problems: list[Problem]) -> dict[str, tuple[dict[st
         if not key:
             continue
         if key in rows:
-            problems.append(Problem("warning", "duplicate", f"{path}:{number}: {key} labelled again (line {rows[key][1]}); the later line is used", path=str(path)))
+            problems.append(
+                Problem(
+                    "warning",
+                    "duplicate",
+                    f"{path}:{number}: {key} labelled again (line {rows[key][1]}); the later line is used",
+                    path=str(path),
+                )
+            )
         rows[key] = (row, number)
     return rows
 
@@ -83,7 +99,14 @@ def load_folder(root: Path, labels: Path | str | None = None) -> DatasetIndex:
     problems: list[Problem] = []
     labels_path = Path(labels) if labels is not None else root / LABELS_CSV
     if labels is not None and not labels_path.is_file():
-        problems.append(Problem("error", "missing-file", f"{labels_path}: labels file not found", path=str(labels_path)))
+        problems.append(
+            Problem(
+                "error",
+                "missing-file",
+                f"{labels_path}: labels file not found",
+                path=str(labels_path),
+            )
+        )
     rows = _read_labels(labels_path, problems) if labels_path.is_file() else {}
     media = index_media(root)
     records: list[VideoRecord] = []
@@ -95,7 +118,15 @@ def load_folder(root: Path, labels: Path | str | None = None) -> DatasetIndex:
         key = next((k for k in (rel, stem_rel, vid, path.stem) if k in rows), None)
         if key is None:
             if rows:
-                problems.append(Problem("warning", "unlabelled-video", f"{rel}: not in {labels_path.name}; label unknown", vid, rel))
+                problems.append(
+                    Problem(
+                        "warning",
+                        "unlabelled-video",
+                        f"{rel}: not in {labels_path.name}; label unknown",
+                        vid,
+                        rel,
+                    )
+                )
             records.append(VideoRecord(vid, path.resolve(), rel, "test", UNKNOWN_LABEL, (), None))
             continue
         used.add(key)
@@ -103,7 +134,15 @@ def load_folder(root: Path, labels: Path | str | None = None) -> DatasetIndex:
         where = f"{labels_path.name}:{number}"
         split = row.get("split") or "test"
         if row.get("label") not in ("0", "1") or split not in ("train", "test"):
-            problems.append(Problem("error", "bad-labels-csv", f"{where}: label must be 0 or 1 and split train or test, got label={row.get('label')!r} split={split!r}", vid, rel))
+            problems.append(
+                Problem(
+                    "error",
+                    "bad-labels-csv",
+                    f"{where}: label must be 0 or 1 and split train or test, got label={row.get('label')!r} split={split!r}",
+                    vid,
+                    rel,
+                )
+            )
             continue
         label = int(row["label"])
         try:
@@ -112,7 +151,15 @@ def load_folder(root: Path, labels: Path | str | None = None) -> DatasetIndex:
             problems.append(Problem("error", "bad-interval", f"{where}: {exc}", vid, rel))
             continue
         if label == 0 and intervals:
-            problems.append(Problem("error", "normal-with-intervals", f"{where}: {vid} has label 0 but anomalous intervals", vid, rel))
+            problems.append(
+                Problem(
+                    "error",
+                    "normal-with-intervals",
+                    f"{where}: {vid} has label 0 but anomalous intervals",
+                    vid,
+                    rel,
+                )
+            )
             continue
         classes = (row.get("class") or "Anomaly",) if label == 1 else ()
         if split == "train":
@@ -122,7 +169,15 @@ def load_folder(root: Path, labels: Path | str | None = None) -> DatasetIndex:
         records.append(VideoRecord(vid, path.resolve(), rel, split, label, classes, frame_gt))
     for key, (_, number) in rows.items():
         if key not in used:
-            problems.append(Problem("error", "missing-video", f"{labels_path.name}:{number}: {key} is labelled but not found under {root}", None, key))
+            problems.append(
+                Problem(
+                    "error",
+                    "missing-video",
+                    f"{labels_path.name}:{number}: {key} is labelled but not found under {root}",
+                    None,
+                    key,
+                )
+            )
     class_names = ["Normal", *sorted({c for r in records for c in r.classes})]
     return DatasetIndex("folder", root, records, problems, class_names)
 

@@ -27,7 +27,9 @@ ALIGNMENT_RULES: tuple[str, ...] = ("true-frames", "rtfm")
 DEFAULT_ALIGNMENT: AlignmentRule = "true-frames"
 
 
-def frame_labels(intervals: Sequence[tuple[int, int]] | None, n_frames: int, video_id: str = "") -> np.ndarray:
+def frame_labels(
+    intervals: Sequence[tuple[int, int]] | None, n_frames: int, video_id: str = ""
+) -> np.ndarray:
     """Per-frame 0/1 labels of a video from its half-open anomalous intervals.
 
     Intervals reaching past the video are clipped to ``n_frames`` with a logged warning (seven
@@ -46,7 +48,9 @@ def frame_labels(intervals: Sequence[tuple[int, int]] | None, n_frames: int, vid
     """
     name = video_id or "video"
     if intervals is None:
-        raise ValueError(f"{name}: no frame-level annotation (training videos and unlabelled folder videos have none)")
+        raise ValueError(
+            f"{name}: no frame-level annotation (training videos and unlabelled folder videos have none)"
+        )
     if n_frames < 0:
         raise ValueError(f"{name}: n_frames must be >= 0, got {n_frames}")
     labels = np.zeros(n_frames, dtype=np.uint8)
@@ -54,7 +58,13 @@ def frame_labels(intervals: Sequence[tuple[int, int]] | None, n_frames: int, vid
         if start < 0 or end < start:
             raise ValueError(f"{name}: invalid interval [{start}, {end})")
         if end > n_frames:
-            log.warning("%s: interval [%d, %d) ends past the last frame (%d frames); clipped", name, start, end, n_frames)
+            log.warning(
+                "%s: interval [%d, %d) ends past the last frame (%d frames); clipped",
+                name,
+                start,
+                end,
+                n_frames,
+            )
         labels[min(start, n_frames) : min(end, n_frames)] = 1
     return labels
 

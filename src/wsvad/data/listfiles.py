@@ -16,7 +16,9 @@ from pathlib import Path, PurePosixPath
 
 from wsvad.data.records import Problem
 
-VIDEO_EXTS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
+VIDEO_EXTS = frozenset(
+    {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+)
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 
 _CROP_SUFFIX = re.compile(r"__\d+$")
@@ -31,7 +33,9 @@ class Line:
     text: str
 
 
-def read_lines(path: Path, problems: list[Problem], kind: str = "unreadable-list") -> list[Line] | None:
+def read_lines(
+    path: Path, problems: list[Problem], kind: str = "unreadable-list"
+) -> list[Line] | None:
     """Non-blank, stripped lines of ``path`` whatever its line endings; ``None`` if it cannot be read.
 
     A file that cannot be read or decoded adds an error to ``problems`` instead of raising, so one bad
@@ -40,12 +44,16 @@ def read_lines(path: Path, problems: list[Problem], kind: str = "unreadable-list
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
-        problems.append(Problem("error", kind, f"{path}: cannot read ({exc.strerror or exc})", path=str(path)))
+        problems.append(
+            Problem("error", kind, f"{path}: cannot read ({exc.strerror or exc})", path=str(path))
+        )
         return None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        problems.append(Problem("error", kind, f"{path}: not UTF-8 text (byte {exc.start})", path=str(path)))
+        problems.append(
+            Problem("error", kind, f"{path}: not UTF-8 text (byte {exc.start})", path=str(path))
+        )
         return None
     # splitlines() accepts \n, \r\n and a lone \r, and ignores a missing final newline.
     return [Line(i, s.strip()) for i, s in enumerate(text.splitlines(), start=1) if s.strip()]

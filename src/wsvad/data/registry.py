@@ -22,7 +22,9 @@ class DatasetAdapter:
 _REGISTRY: dict[str, DatasetAdapter] = {}
 
 
-def register_dataset(name: str, summary: str, layout: str) -> Callable[[Callable[..., DatasetIndex]], Callable[..., DatasetIndex]]:
+def register_dataset(
+    name: str, summary: str, layout: str
+) -> Callable[[Callable[..., DatasetIndex]], Callable[..., DatasetIndex]]:
     def wrap(load: Callable[..., DatasetIndex]) -> Callable[..., DatasetIndex]:
         if name in _REGISTRY:
             raise ValueError(f"dataset {name!r} registered twice")

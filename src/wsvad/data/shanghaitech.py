@@ -34,11 +34,18 @@ from wsvad.data.registry import register_dataset
 from wsvad.data.ucf import absent_videos_warning
 
 _ID = re.compile(r"^(\d{2})_(\d{3,4})$")
-LISTS = {"train": ("SH_Train.txt", "shanghai-i3d-train-10crop.list"), "test": ("SH_Test.txt", "shanghai-i3d-test-10crop.list")}
+LISTS = {
+    "train": ("SH_Train.txt", "shanghai-i3d-train-10crop.list"),
+    "test": ("SH_Test.txt", "shanghai-i3d-test-10crop.list"),
+}
 
 
 def _find_masks(root: Path, mask_dir: Path | None) -> dict[str, Path]:
-    folders = [mask_dir] if mask_dir is not None else sorted(p for p in root.rglob("test_frame_mask") if p.is_dir())
+    folders = (
+        [mask_dir]
+        if mask_dir is not None
+        else sorted(p for p in root.rglob("test_frame_mask") if p.is_dir())
+    )
     masks: dict[str, Path] = {}
     for folder in folders:
         for path in sorted(Path(folder).glob("*.npy")):
@@ -62,7 +69,11 @@ def load_shanghaitech_layout(
     absent: list[str] = []
     masks = _find_masks(root, Path(mask_dir) if mask_dir is not None else None)
     if mask_dir is not None and not Path(mask_dir).is_dir():
-        problems.append(Problem("error", "missing-file", f"{mask_dir}: mask folder not found", path=str(mask_dir)))
+        problems.append(
+            Problem(
+                "error", "missing-file", f"{mask_dir}: mask folder not found", path=str(mask_dir)
+            )
+        )
     media = index_media(root)
     records: list[VideoRecord] = []
     split_of: dict[str, str] = {}
@@ -70,18 +81,41 @@ def load_shanghaitech_layout(
         path = Path(given) if given is not None else find_file(root, LISTS[split])
         if path is None or not path.is_file():
             shown = path if path is not None else root / LISTS[split][0]
-            problems.append(Problem("error", "missing-file", f"{shown}: {split} list not found", path=str(shown)))
+            problems.append(
+                Problem(
+                    "error", "missing-file", f"{shown}: {split} list not found", path=str(shown)
+                )
+            )
             continue
         for line in read_lines(path, problems) or []:
             vid = video_stem(line.text)
             where = f"{path}:{line.number}"
             match = _ID.match(vid)
             if not match:
-                problems.append(Problem("error", "bad-list-line", f"{where}: not a ShanghaiTech id (NN_NNN or NN_NNNN): {line.text!r}", path=str(path)))
+                problems.append(
+                    Problem(
+                        "error",
+                        "bad-list-line",
+                        f"{where}: not a ShanghaiTech id (NN_NNN or NN_NNNN): {line.text!r}",
+                        path=str(path),
+                    )
+                )
                 continue
             if vid in split_of:
-                kind, sev = ("duplicate", "warning") if split_of[vid] == split else ("train-test-overlap", "error")
-                problems.append(Problem(sev, kind, f"{where}: {vid} already listed in the {split_of[vid]} list", vid, str(path)))
+                kind, sev = (
+                    ("duplicate", "warning")
+                    if split_of[vid] == split
+                    else ("train-test-overlap", "error")
+                )
+                problems.append(
+                    Problem(
+                        sev,
+                        kind,
+                        f"{where}: {vid} already listed in the {split_of[vid]} list",
+                        vid,
+                        str(path),
+                    )
+                )
                 continue
             split_of[vid] = split
             found, candidates = media.find(vid)
@@ -89,17 +123,41 @@ def load_shanghaitech_layout(
                 absent.append(vid)
                 found = root / f"{vid}.avi"
             elif found is None:
-                problems.append(Problem("error", "missing-video", f"{where}: {vid} is listed but neither {vid}.avi nor a frame folder {vid}/ is under {root}", vid, line.text))
+                problems.append(
+                    Problem(
+                        "error",
+                        "missing-video",
+                        f"{where}: {vid} is listed but neither {vid}.avi nor a frame folder {vid}/ is under {root}",
+                        vid,
+                        line.text,
+                    )
+                )
                 continue
             if len(candidates) > 1:
                 others = ", ".join(rel_posix(c, root) for c in candidates[1:])
-                problems.append(Problem("warning", "duplicate-file", f"{vid}: using {rel_posix(found, root)}; also found {others}", vid, rel_posix(found, root)))
+                problems.append(
+                    Problem(
+                        "warning",
+                        "duplicate-file",
+                        f"{vid}: using {rel_posix(found, root)}; also found {others}",
+                        vid,
+                        rel_posix(found, root),
+                    )
+                )
             mask = None
             if vid in masks:
                 try:
                     mask = np.load(masks[vid], allow_pickle=False)
                 except (OSError, ValueError) as exc:
-                    problems.append(Problem("error", "unreadable-mask", f"{masks[vid]}: cannot read mask ({exc})", vid, str(masks[vid])))
+                    problems.append(
+                        Problem(
+                            "error",
+                            "unreadable-mask",
+                            f"{masks[vid]}: cannot read mask ({exc})",
+                            vid,
+                            str(masks[vid]),
+                        )
+                    )
                     continue
             label = int(bool(mask.any())) if mask is not None else int(len(match.group(2)) == 4)
             intervals: tuple[Interval, ...] | None = None
@@ -107,16 +165,42 @@ def load_shanghaitech_layout(
                 if mask is not None:
                     intervals = intervals_from_mask(mask)
                 elif label == 1:
-                    problems.append(Problem("error", "missing-mask", f"{vid}: abnormal test video has no test_frame_mask/{vid}.npy", vid, line.text))
+                    problems.append(
+                        Problem(
+                            "error",
+                            "missing-mask",
+                            f"{vid}: abnormal test video has no test_frame_mask/{vid}.npy",
+                            vid,
+                            line.text,
+                        )
+                    )
                     continue
                 else:
                     intervals = ()
             elif mask is None and label == 1:
-                problems.append(Problem("warning", "missing-mask", f"{vid}: no test_frame_mask/{vid}.npy; labelled abnormal from its 4-digit clip id", vid, line.text))
+                problems.append(
+                    Problem(
+                        "warning",
+                        "missing-mask",
+                        f"{vid}: no test_frame_mask/{vid}.npy; labelled abnormal from its 4-digit clip id",
+                        vid,
+                        line.text,
+                    )
+                )
             # A mask has one entry per frame of its video: an exact frame count without the video.
             n_frames = int(mask.size) if mask is not None else None
-            records.append(VideoRecord(vid, found.resolve(), rel_posix(found, root), split, label, ("Anomaly",) if label else (), intervals,
-                                       n_frames=n_frames))
+            records.append(
+                VideoRecord(
+                    vid,
+                    found.resolve(),
+                    rel_posix(found, root),
+                    split,
+                    label,
+                    ("Anomaly",) if label else (),
+                    intervals,
+                    n_frames=n_frames,
+                )
+            )
     if absent:
         problems.append(absent_videos_warning(absent, root))
     return DatasetIndex("shanghaitech", root, records, problems, ["Normal", "Anomaly"])
@@ -130,7 +214,12 @@ def load_shanghaitech_layout(
         "**/test_frame_mask/<id>.npy (e.g. training/videos/, testing/frames/, testing/test_frame_mask/)"
     ),
 )
-def load_shanghaitech(root: Path, train_list: Path | None = None, test_list: Path | None = None, mask_dir: Path | None = None,
-                      require_videos: bool = True) -> DatasetIndex:
+def load_shanghaitech(
+    root: Path,
+    train_list: Path | None = None,
+    test_list: Path | None = None,
+    mask_dir: Path | None = None,
+    require_videos: bool = True,
+) -> DatasetIndex:
     """The ``shanghaitech`` adapter (see the module docstring)."""
     return load_shanghaitech_layout(Path(root), train_list, test_list, mask_dir, require_videos)

@@ -22,7 +22,12 @@ PROVENANCE = "synth.json"
     summary="Synthetic fixed-camera surveillance videos written by `wsvad synth` (UCF-Crime layout)",
     layout="ROOT as written by `wsvad synth --out ROOT`: the UCF-Crime layout plus synth.json (seed and parameters)",
 )
-def load_synthetic(root: Path, train_list: Path | None = None, test_list: Path | None = None, annotations: Path | None = None) -> DatasetIndex:
+def load_synthetic(
+    root: Path,
+    train_list: Path | None = None,
+    test_list: Path | None = None,
+    annotations: Path | None = None,
+) -> DatasetIndex:
     """The ``synthetic`` adapter: UCF layout, class names from ``synth.json``."""
     root = Path(root)
     known: tuple[str, ...] | None = None
@@ -32,9 +37,25 @@ def load_synthetic(root: Path, train_list: Path | None = None, test_list: Path |
         try:
             known = tuple(json.loads(meta_path.read_text(encoding="utf-8"))["classes"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            problems.append(Problem("warning", "bad-provenance", f"{meta_path}: cannot read the class list ({exc}); using the classes found in the lists", path=str(meta_path)))
+            problems.append(
+                Problem(
+                    "warning",
+                    "bad-provenance",
+                    f"{meta_path}: cannot read the class list ({exc}); using the classes found in the lists",
+                    path=str(meta_path),
+                )
+            )
     else:
-        problems.append(Problem("warning", "missing-file", f"{meta_path}: not found; using the classes found in the lists", path=str(meta_path)))
-    index = load_ucf_layout(root, train_list, test_list, annotations, name="synthetic", known_classes=known)
+        problems.append(
+            Problem(
+                "warning",
+                "missing-file",
+                f"{meta_path}: not found; using the classes found in the lists",
+                path=str(meta_path),
+            )
+        )
+    index = load_ucf_layout(
+        root, train_list, test_list, annotations, name="synthetic", known_classes=known
+    )
     index.problems[:0] = problems
     return index

@@ -79,7 +79,10 @@ def class_of(entry: str) -> str:
 
 
 def parse_annotation(
-    path: Path, problems: list[Problem], end_inclusive: bool = True, frame_counts: dict[str, int] | None = None
+    path: Path,
+    problems: list[Problem],
+    end_inclusive: bool = True,
+    frame_counts: dict[str, int] | None = None,
 ) -> dict[str, tuple[str, tuple[Interval, ...], int]]:
     """Read a UCF temporal annotation: ``{video_id: (class, half-open intervals, line number)}``.
 
@@ -94,8 +97,20 @@ def parse_annotation(
             if frame_counts is not None and int(tokens[1]) > 0:
                 frame_counts[video_stem(tokens[0])] = int(tokens[1])
             tokens = [tokens[0]] + tokens[2:]  # UR-DMU: the frame-count column is not an interval
-        if len(tokens) < 2 or _INT.match(tokens[1]) or not all(_INT.match(t) for t in tokens[2:]) or len(tokens[2:]) % 2:
-            problems.append(Problem("error", "bad-annotation-line", f"{where}: expected '<video> <Class> s1 e1 [s2 e2]', got {line.text!r}", path=str(path)))
+        if (
+            len(tokens) < 2
+            or _INT.match(tokens[1])
+            or not all(_INT.match(t) for t in tokens[2:])
+            or len(tokens[2:]) % 2
+        ):
+            problems.append(
+                Problem(
+                    "error",
+                    "bad-annotation-line",
+                    f"{where}: expected '<video> <Class> s1 e1 [s2 e2]', got {line.text!r}",
+                    path=str(path),
+                )
+            )
             continue
         vid, cls, nums = video_stem(tokens[0]), tokens[1], [int(t) for t in tokens[2:]]
         intervals: list[Interval] = []
@@ -103,11 +118,27 @@ def parse_annotation(
             if s == -1 and e == -1:
                 continue  # -1 pads a missing second interval
             if s < 0 or e < s:
-                problems.append(Problem("error", "bad-interval", f"{where}: interval {s}-{e} of {vid} is invalid", vid, str(path)))
+                problems.append(
+                    Problem(
+                        "error",
+                        "bad-interval",
+                        f"{where}: interval {s}-{e} of {vid} is invalid",
+                        vid,
+                        str(path),
+                    )
+                )
                 continue
             intervals.append((s, e + 1 if end_inclusive else e))
         if vid in out:
-            problems.append(Problem("warning", "duplicate", f"{where}: {vid} annotated again (line {out[vid][2]}); the later line is used", vid, str(path)))
+            problems.append(
+                Problem(
+                    "warning",
+                    "duplicate",
+                    f"{where}: {vid} annotated again (line {out[vid][2]}); the later line is used",
+                    vid,
+                    str(path),
+                )
+            )
         out[vid] = (cls, tuple(intervals), line.number)
     return out
 
@@ -128,8 +159,14 @@ def expected_rel_path(entry: str, video_id: str, cls: str) -> str:
 def absent_videos_warning(absent: list[str], root: Path) -> Problem:
     """One warning for every listed video kept without its file (``require_videos=False``)."""
     shown = ", ".join(absent[:3]) + (" ..." if len(absent) > 3 else "")
-    return Problem("warning", "video-not-on-disk", f"{len(absent)} listed videos are not under {root} ({shown}); "
-                   "kept with labels from the lists (require_videos=False)", None, str(root))
+    return Problem(
+        "warning",
+        "video-not-on-disk",
+        f"{len(absent)} listed videos are not under {root} ({shown}); "
+        "kept with labels from the lists (require_videos=False)",
+        None,
+        str(root),
+    )
 
 
 def read_split_list(path: Path, problems: list[Problem]) -> list[tuple[str, str, int]]:
@@ -143,13 +180,28 @@ def read_split_list(path: Path, problems: list[Problem]) -> list[tuple[str, str,
             line = Line(line.number, tokens[0])  # some copies add a numeric label column
         vid = video_stem(line.text)
         if not vid or " " in line.text:
-            problems.append(Problem("error", "bad-list-line", f"{path}:{line.number}: not a video path: {line.text!r}", path=str(path)))
+            problems.append(
+                Problem(
+                    "error",
+                    "bad-list-line",
+                    f"{path}:{line.number}: not a video path: {line.text!r}",
+                    path=str(path),
+                )
+            )
             continue
         if vid == previous and line.text.lower().endswith(".npy"):
             continue  # the next crop of the same video in a per-crop feature list
         previous = vid
         if vid in seen:
-            problems.append(Problem("warning", "duplicate", f"{path}:{line.number}: {vid} listed again (first on line {seen[vid]})", vid, str(path)))
+            problems.append(
+                Problem(
+                    "warning",
+                    "duplicate",
+                    f"{path}:{line.number}: {vid} listed again (first on line {seen[vid]})",
+                    vid,
+                    str(path),
+                )
+            )
             continue
         seen[vid] = line.number
         out.append((vid, line.text, line.number))
@@ -179,15 +231,30 @@ def load_ucf_layout(
     """
     problems: list[Problem] = []
     files: dict[str, Path | None] = {}
-    for key, given, names in (("train", train_list, TRAIN_LISTS), ("test", test_list, TEST_LISTS), ("annotation", annotations, ANNOTATIONS)):
+    for key, given, names in (
+        ("train", train_list, TRAIN_LISTS),
+        ("test", test_list, TEST_LISTS),
+        ("annotation", annotations, ANNOTATIONS),
+    ):
         path = Path(given) if given is not None else find_file(root, names)
         if path is None or not path.is_file():
             shown = path if path is not None else f"{root}/{names[0]}"
-            problems.append(Problem("error", "missing-file", f"{shown}: {key} {'list' if key != 'annotation' else 'file'} not found", path=str(shown)))
+            problems.append(
+                Problem(
+                    "error",
+                    "missing-file",
+                    f"{shown}: {key} {'list' if key != 'annotation' else 'file'} not found",
+                    path=str(shown),
+                )
+            )
             path = None
         files[key] = path
     counts: dict[str, int] = {}
-    annotated = parse_annotation(files["annotation"], problems, frame_counts=counts) if files["annotation"] else {}
+    annotated = (
+        parse_annotation(files["annotation"], problems, frame_counts=counts)
+        if files["annotation"]
+        else {}
+    )
     media = index_media(root)
     absent: list[str] = []
     records: list[VideoRecord] = []
@@ -198,12 +265,28 @@ def load_ucf_layout(
         for vid, entry, number in read_split_list(files[split], problems):
             where = f"{files[split]}:{number}"
             if vid in split_of:
-                problems.append(Problem("error", "train-test-overlap", f"{where}: {vid} is also in the {split_of[vid]} list", vid, entry))
+                problems.append(
+                    Problem(
+                        "error",
+                        "train-test-overlap",
+                        f"{where}: {vid} is also in the {split_of[vid]} list",
+                        vid,
+                        entry,
+                    )
+                )
                 continue
             split_of[vid] = split
             cls = class_of(entry)
             if not cls:
-                problems.append(Problem("error", "bad-list-line", f"{where}: cannot tell the class of {entry!r} (expected <Class>/<video>.mp4)", vid, entry))
+                problems.append(
+                    Problem(
+                        "error",
+                        "bad-list-line",
+                        f"{where}: cannot tell the class of {entry!r} (expected <Class>/<video>.mp4)",
+                        vid,
+                        entry,
+                    )
+                )
                 continue
             folder = posix_path(entry).parent.name or None
             path, candidates = media.find(vid, prefer_parent=folder)
@@ -211,37 +294,103 @@ def load_ucf_layout(
                 absent.append(vid)
                 path = root / expected_rel_path(entry, vid, cls)
             elif path is None:
-                problems.append(Problem("error", "missing-video", f"{where}: {vid} is listed but no video file or frame folder is under {root}", vid, entry))
+                problems.append(
+                    Problem(
+                        "error",
+                        "missing-video",
+                        f"{where}: {vid} is listed but no video file or frame folder is under {root}",
+                        vid,
+                        entry,
+                    )
+                )
                 continue
             if len(candidates) > 1:
                 others = ", ".join(rel_posix(c, root) for c in candidates if c != path)
-                problems.append(Problem("warning", "duplicate-file", f"{vid}: using {rel_posix(path, root)}; also found {others}", vid, rel_posix(path, root)))
+                problems.append(
+                    Problem(
+                        "warning",
+                        "duplicate-file",
+                        f"{vid}: using {rel_posix(path, root)}; also found {others}",
+                        vid,
+                        rel_posix(path, root),
+                    )
+                )
             label = 0 if cls == "Normal" else 1
             intervals: tuple[Interval, ...] | None = None
             if split == "test":
                 ann = annotated.get(vid)
                 if ann is None:
                     if label == 1 and files["annotation"] is not None:
-                        problems.append(Problem("error", "missing-annotation", f"{vid}: abnormal test video has no line in {files['annotation'].name}", vid, entry))
+                        problems.append(
+                            Problem(
+                                "error",
+                                "missing-annotation",
+                                f"{vid}: abnormal test video has no line in {files['annotation'].name}",
+                                vid,
+                                entry,
+                            )
+                        )
                         continue
                     intervals = ()
                 else:
                     ann_cls, intervals, ann_line = ann
                     if ann_cls != cls:
-                        problems.append(Problem("warning", "class-mismatch", f"{files['annotation'].name}:{ann_line}: {vid} annotated as {ann_cls} but listed as {cls}", vid, entry))
+                        problems.append(
+                            Problem(
+                                "warning",
+                                "class-mismatch",
+                                f"{files['annotation'].name}:{ann_line}: {vid} annotated as {ann_cls} but listed as {cls}",
+                                vid,
+                                entry,
+                            )
+                        )
                     if label == 0 and intervals:
-                        problems.append(Problem("error", "normal-with-intervals", f"{files['annotation'].name}:{ann_line}: normal video {vid} has anomalous intervals", vid, entry))
+                        problems.append(
+                            Problem(
+                                "error",
+                                "normal-with-intervals",
+                                f"{files['annotation'].name}:{ann_line}: normal video {vid} has anomalous intervals",
+                                vid,
+                                entry,
+                            )
+                        )
                         continue
                     if label == 1 and not intervals:
-                        problems.append(Problem("error", "missing-annotation", f"{files['annotation'].name}:{ann_line}: abnormal test video {vid} has no interval", vid, entry))
+                        problems.append(
+                            Problem(
+                                "error",
+                                "missing-annotation",
+                                f"{files['annotation'].name}:{ann_line}: abnormal test video {vid} has no interval",
+                                vid,
+                                entry,
+                            )
+                        )
                         continue
-            records.append(VideoRecord(vid, path.resolve(), rel_posix(path, root), split, label, () if label == 0 else (cls,), intervals,
-                                       n_frames=counts.get(vid)))
+            records.append(
+                VideoRecord(
+                    vid,
+                    path.resolve(),
+                    rel_posix(path, root),
+                    split,
+                    label,
+                    () if label == 0 else (cls,),
+                    intervals,
+                    n_frames=counts.get(vid),
+                )
+            )
     for vid, (_, _, line) in annotated.items():
         if split_of.get(vid) != "test":
             where = f"{files['annotation'].name}:{line}"
             state = "in the train list" if vid in split_of else "in no split list"
-            problems.append(Problem("error", "annotated-not-in-test", f"{where}: {vid} is annotated but {state}", vid, None))
+            problems.append(
+                Problem(
+                    "error",
+                    "annotated-not-in-test",
+                    f"{where}: {vid} is annotated but {state}",
+                    vid,
+                    None,
+                )
+            )
     if absent:
         problems.append(absent_videos_warning(absent, root))
     found = sorted({c for r in records for c in r.classes})
@@ -258,7 +407,14 @@ def load_ucf_layout(
         "Temporal_Anomaly_Annotation_for_Testing_Videos.txt (anywhere up to 3 levels below ROOT)"
     ),
 )
-def load_ucf(root: Path, train_list: Path | None = None, test_list: Path | None = None, annotations: Path | None = None,
-             require_videos: bool = True) -> DatasetIndex:
+def load_ucf(
+    root: Path,
+    train_list: Path | None = None,
+    test_list: Path | None = None,
+    annotations: Path | None = None,
+    require_videos: bool = True,
+) -> DatasetIndex:
     """The ``ucf`` adapter (see the module docstring for formats and conventions)."""
-    return load_ucf_layout(Path(root), train_list, test_list, annotations, require_videos=require_videos)
+    return load_ucf_layout(
+        Path(root), train_list, test_list, annotations, require_videos=require_videos
+    )

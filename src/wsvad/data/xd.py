@@ -29,7 +29,14 @@ from wsvad.data.records import DatasetIndex, Interval, Problem, VideoRecord
 from wsvad.data.registry import register_dataset
 from wsvad.data.ucf import absent_videos_warning, read_split_list
 
-XD_CLASSES = {"B1": "Fighting", "B2": "Shooting", "B4": "Riot", "B5": "Abuse", "B6": "Car accident", "G": "Explosion"}
+XD_CLASSES = {
+    "B1": "Fighting",
+    "B2": "Shooting",
+    "B4": "Riot",
+    "B5": "Abuse",
+    "B6": "Car accident",
+    "G": "Explosion",
+}
 LISTS = {"train": ("rgb.list", "XD_Train.list"), "test": ("rgb_test.list", "XD_Test.list")}
 ANNOTATIONS = ("annotations.txt", "XD_Annotation.txt")
 _LABEL = re.compile(r"_label_([A-Za-z0-9]+(?:-[A-Za-z0-9]+)*)$")
@@ -52,11 +59,15 @@ def parse_xd_label(name: str) -> tuple[int, tuple[str, ...]]:
         return 0, ()
     unknown = [c for c in codes if c not in XD_CLASSES]
     if not codes or unknown:
-        raise ValueError(f"{name}: unknown label code(s) {', '.join(unknown) or '(none)'}; known: A, {', '.join(XD_CLASSES)}")
+        raise ValueError(
+            f"{name}: unknown label code(s) {', '.join(unknown) or '(none)'}; known: A, {', '.join(XD_CLASSES)}"
+        )
     return 1, tuple(codes)
 
 
-def parse_xd_annotation(path: Path, problems: list[Problem]) -> dict[str, tuple[tuple[Interval, ...], int]]:
+def parse_xd_annotation(
+    path: Path, problems: list[Problem]
+) -> dict[str, tuple[tuple[Interval, ...], int]]:
     """``{video_id: (half-open intervals, line number)}`` from an XD-Violence annotation file."""
     out: dict[str, tuple[tuple[Interval, ...], int]] = {}
     for line in read_lines(path, problems, kind="unreadable-annotation") or []:
@@ -64,17 +75,40 @@ def parse_xd_annotation(path: Path, problems: list[Problem]) -> dict[str, tuple[
         tokens = line.text.split()
         nums = tokens[1:]
         if not nums or len(nums) % 2 or not all(_INT.match(t) for t in nums):
-            problems.append(Problem("error", "bad-annotation-line", f"{where}: expected '<video> s1 e1 [s2 e2 ...]' with frame-number pairs, got {line.text!r}", path=str(path)))
+            problems.append(
+                Problem(
+                    "error",
+                    "bad-annotation-line",
+                    f"{where}: expected '<video> s1 e1 [s2 e2 ...]' with frame-number pairs, got {line.text!r}",
+                    path=str(path),
+                )
+            )
             continue
         vid = video_stem(tokens[0])
         values = [int(t) for t in nums]
         pairs = tuple(zip(values[::2], values[1::2]))
         bad = [f"{s}-{e}" for s, e in pairs if e <= s]
         if bad:
-            problems.append(Problem("error", "bad-interval", f"{where}: {vid}: empty or reversed interval(s) {', '.join(bad)}", vid, str(path)))
+            problems.append(
+                Problem(
+                    "error",
+                    "bad-interval",
+                    f"{where}: {vid}: empty or reversed interval(s) {', '.join(bad)}",
+                    vid,
+                    str(path),
+                )
+            )
             continue
         if vid in out:
-            problems.append(Problem("warning", "duplicate", f"{where}: {vid} annotated again (line {out[vid][1]}); the later line is used", vid, str(path)))
+            problems.append(
+                Problem(
+                    "warning",
+                    "duplicate",
+                    f"{where}: {vid} annotated again (line {out[vid][1]}); the later line is used",
+                    vid,
+                    str(path),
+                )
+            )
         out[vid] = (pairs, line.number)
     return out
 
@@ -107,7 +141,14 @@ def load_xd_layout(
     annotated: dict[str, tuple[tuple[Interval, ...], int]] = {}
     if ann_path is None or not ann_path.is_file():
         shown = ann_path if ann_path is not None else root / ANNOTATIONS[0]
-        problems.append(Problem("error", "missing-file", f"{shown}: annotation file not found (test videos get no frame ground truth)", path=str(shown)))
+        problems.append(
+            Problem(
+                "error",
+                "missing-file",
+                f"{shown}: annotation file not found (test videos get no frame ground truth)",
+                path=str(shown),
+            )
+        )
         ann_path = None
     else:
         annotated = parse_xd_annotation(ann_path, problems)
@@ -115,11 +156,23 @@ def load_xd_layout(
     for split, given in (("train", train_list), ("test", test_list)):
         path = Path(given) if given is not None else find_file(root, LISTS[split])
         if given is not None and not Path(given).is_file():
-            problems.append(Problem("error", "missing-file", f"{given}: {split} list not found", path=str(given)))
+            problems.append(
+                Problem(
+                    "error", "missing-file", f"{given}: {split} list not found", path=str(given)
+                )
+            )
             continue
         for vid, _, number in read_split_list(path, problems) if path is not None else []:
             if vid in listed and listed[vid] != split:
-                problems.append(Problem("error", "train-test-overlap", f"{path}:{number}: {vid} is also in the {listed[vid]} list", vid, str(path)))
+                problems.append(
+                    Problem(
+                        "error",
+                        "train-test-overlap",
+                        f"{path}:{number}: {vid} is also in the {listed[vid]} list",
+                        vid,
+                        str(path),
+                    )
+                )
                 continue
             listed[vid] = split
     media = index_media(root)
@@ -131,12 +184,28 @@ def load_xd_layout(
             absent.append(vid)
             found = root / listed[vid] / f"{vid}.mp4"
         elif found is None:
-            problems.append(Problem("error", "missing-video", f"{vid}: listed in the {listed[vid]} list but not found under {root}", vid, None))
+            problems.append(
+                Problem(
+                    "error",
+                    "missing-video",
+                    f"{vid}: listed in the {listed[vid]} list but not found under {root}",
+                    vid,
+                    None,
+                )
+            )
             continue
         rel = rel_posix(found, root)
         if len(candidates) > 1:
             others = ", ".join(rel_posix(c, root) for c in candidates[1:])
-            problems.append(Problem("warning", "duplicate-file", f"{vid}: using {rel}; also found {others}", vid, rel))
+            problems.append(
+                Problem(
+                    "warning",
+                    "duplicate-file",
+                    f"{vid}: using {rel}; also found {others}",
+                    vid,
+                    rel,
+                )
+            )
         try:
             label, classes = parse_xd_label(vid)
         except ValueError as exc:
@@ -145,22 +214,54 @@ def load_xd_layout(
         if listed:
             split = listed.get(vid)
             if split is None:
-                problems.append(Problem("warning", "unlisted-video", f"{rel}: in neither split list; ignored", vid, rel))
+                problems.append(
+                    Problem(
+                        "warning",
+                        "unlisted-video",
+                        f"{rel}: in neither split list; ignored",
+                        vid,
+                        rel,
+                    )
+                )
                 continue
         else:
             split = _split_from_folders(rel) or ("test" if vid in annotated else None)
             if split is None:
-                problems.append(Problem("error", "unknown-split", f"{rel}: cannot tell its split (no rgb.list/rgb_test.list and no train/test folder above it)", vid, rel))
+                problems.append(
+                    Problem(
+                        "error",
+                        "unknown-split",
+                        f"{rel}: cannot tell its split (no rgb.list/rgb_test.list and no train/test folder above it)",
+                        vid,
+                        rel,
+                    )
+                )
                 continue
         intervals: tuple[Interval, ...] | None = None
         if split == "test":
             if vid in annotated:
                 intervals, line = annotated[vid]
                 if label == 0:
-                    problems.append(Problem("error", "normal-with-intervals", f"{ann_path.name}:{line}: normal video {vid} has anomalous intervals", vid, rel))
+                    problems.append(
+                        Problem(
+                            "error",
+                            "normal-with-intervals",
+                            f"{ann_path.name}:{line}: normal video {vid} has anomalous intervals",
+                            vid,
+                            rel,
+                        )
+                    )
                     continue
             elif label == 1 and ann_path is not None:
-                problems.append(Problem("error", "missing-annotation", f"{rel}: violent test video has no line in {ann_path.name}", vid, rel))
+                problems.append(
+                    Problem(
+                        "error",
+                        "missing-annotation",
+                        f"{rel}: violent test video has no line in {ann_path.name}",
+                        vid,
+                        rel,
+                    )
+                )
                 continue
             else:
                 intervals = ()
@@ -169,8 +270,18 @@ def load_xd_layout(
     rejected = {p.video_id for p in problems if p.severity == "error"}
     for vid, (_, line) in annotated.items():
         if splits.get(vid) != "test" and vid not in rejected:
-            state = "a training video" if splits.get(vid) == "train" else "not found among the videos"
-            problems.append(Problem("error", "annotated-not-in-test", f"{ann_path.name}:{line}: {vid} is annotated but {state}", vid, None))
+            state = (
+                "a training video" if splits.get(vid) == "train" else "not found among the videos"
+            )
+            problems.append(
+                Problem(
+                    "error",
+                    "annotated-not-in-test",
+                    f"{ann_path.name}:{line}: {vid} is annotated but {state}",
+                    vid,
+                    None,
+                )
+            )
     if absent:
         problems.append(absent_videos_warning(absent, root))
     return DatasetIndex("xd", root, records, problems, ["Normal", *XD_CLASSES])
@@ -184,7 +295,12 @@ def load_xd_layout(
         "or rgb.list + rgb_test.list to define the split; annotations.txt (anywhere up to 3 levels below ROOT)"
     ),
 )
-def load_xd(root: Path, train_list: Path | None = None, test_list: Path | None = None, annotations: Path | None = None,
-            require_videos: bool = True) -> DatasetIndex:
+def load_xd(
+    root: Path,
+    train_list: Path | None = None,
+    test_list: Path | None = None,
+    annotations: Path | None = None,
+    require_videos: bool = True,
+) -> DatasetIndex:
     """The ``xd`` adapter (see the module docstring)."""
     return load_xd_layout(Path(root), train_list, test_list, annotations, require_videos)

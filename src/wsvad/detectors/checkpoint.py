@@ -49,7 +49,10 @@ def read_pair(stem: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     from safetensors.torch import load_file
 
     stem = Path(stem)
-    meta_path, weights_path = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".safetensors")
+    meta_path, weights_path = (
+        stem.with_name(stem.name + ".json"),
+        stem.with_name(stem.name + ".safetensors"),
+    )
     if not meta_path.is_file():
         raise WsvadError(f"{meta_path}: missing (not a saved detector or checkpoint)")
     if not weights_path.is_file():
@@ -60,16 +63,22 @@ def read_pair(stem: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
         raise WsvadError(f"{meta_path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
     expected = meta.get("weights_sha256")
     if expected is not None and expected != sha256_file(weights_path):
-        raise WsvadError(f"{weights_path}: does not match {meta_path.name} (sha256 differs; was one of them replaced?)")
+        raise WsvadError(
+            f"{weights_path}: does not match {meta_path.name} (sha256 differs; was one of them replaced?)"
+        )
     return load_file(str(weights_path)), meta
 
 
-def save_detector(path_stem: Path | str, detector: Detector, meta: dict[str, Any] | None = None) -> None:
+def save_detector(
+    path_stem: Path | str, detector: Detector, meta: dict[str, Any] | None = None
+) -> None:
     """Save weights to ``<stem>.safetensors`` and ``{detector, params, feature_shape, n_classes, **meta}``
     to ``<stem>.json``. ``detector`` must come from :func:`wsvad.detectors.build_detector`."""
     spec = getattr(detector, "build_spec", None)
     if spec is None:
-        raise ValueError(f"{type(detector).__name__} was not built by build_detector; cannot record how to rebuild it")
+        raise ValueError(
+            f"{type(detector).__name__} was not built by build_detector; cannot record how to rebuild it"
+        )
     stem = Path(path_stem)
     digest = save_tensors(stem.with_name(stem.name + ".safetensors"), detector.state_dict())
     data = {**(meta or {}), **spec, "format": FORMAT, "weights_sha256": digest}
@@ -83,11 +92,18 @@ def load_detector(path_stem: Path | str, device: str = "cpu") -> tuple[Detector,
     stem = Path(path_stem)
     tensors, meta = read_pair(stem)
     try:
-        detector = build_detector(meta["detector"], tuple(meta["feature_shape"]), meta.get("params"), int(meta.get("n_classes", 1)))
+        detector = build_detector(
+            meta["detector"],
+            tuple(meta["feature_shape"]),
+            meta.get("params"),
+            int(meta.get("n_classes", 1)),
+        )
     except KeyError as exc:
         raise WsvadError(f"{stem}.json: {exc.args[0] if exc.args else exc}") from exc
     missing, unexpected = detector.load_state_dict(tensors, strict=False)
     if missing or unexpected:
-        raise WsvadError(f"{stem}.safetensors: weights do not fit detector {meta['detector']!r} "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise WsvadError(
+            f"{stem}.safetensors: weights do not fit detector {meta['detector']!r} "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     return detector.to(device).eval(), meta

@@ -148,7 +148,9 @@ class Claws(Detector):
         "iterations": 100000,
     }
 
-    def __init__(self, feature_shape: tuple[int, ...], params: ClawsParams, n_classes: int = 1) -> None:
+    def __init__(
+        self, feature_shape: tuple[int, ...], params: ClawsParams, n_classes: int = 1
+    ) -> None:
         super().__init__()
         if len(feature_shape) != 1:
             raise ValueError(
@@ -214,7 +216,9 @@ class Claws(Detector):
                     centres[v, k] = members.mean(dim=0)
             segments[v] = crops.shape[1]
         self.epoch_centres, self.epoch_counts, self.epoch_segments = centres, counts, segments
-        log.debug("claws: clustered %d videos, mean d %.3g", len(videos), float(self._epoch_d().mean()))
+        log.debug(
+            "claws: clustered %d videos, mean d %.3g", len(videos), float(self._epoch_d().mean())
+        )
 
     def _epoch_d(self) -> Tensor:
         d = (self.epoch_centres[:, 0] - self.epoch_centres[:, 1]).norm(dim=-1) / self.epoch_segments
@@ -251,11 +255,17 @@ class Claws(Detector):
         scores, h1 = self._scores(batch.features)
         labels = batch.labels.to(scores.dtype)
         pred = ((scores - labels.unsqueeze(1)) ** 2).mean()
-        videos = [None] * len(h1) if batch.video_index is None else [int(v) for v in batch.video_index]
+        videos = (
+            [None] * len(h1) if batch.video_index is None else [int(v) for v in batch.video_index]
+        )
         distances = torch.stack([self._row_distance(h, v) for h, v in zip(h1, videos)])  # (B,)
         cluster = clustering_loss(distances, labels, p.alpha, p.min_distance).mean()
         smooth, sparse = temporal_smoothness(scores), sparsity(scores)
-        total = p.lambda_pred * pred + (1.0 - p.lambda_pred) * cluster + p.lambda_reg * (sparse + smooth)
+        total = (
+            p.lambda_pred * pred
+            + (1.0 - p.lambda_pred) * cluster
+            + p.lambda_reg * (sparse + smooth)
+        )
         return {
             "loss": total,
             "pred": pred.detach(),
@@ -271,7 +281,9 @@ class Claws(Detector):
         ranges = window_ranges(features.shape[0], self.params.window)
         if len(ranges) == 1:
             return self.forward(features.unsqueeze(0)).squeeze(0)
-        windows = torch.stack([features[s:e] for s, e in ranges])  # (W, b, D): all windows are b long
+        windows = torch.stack(
+            [features[s:e] for s, e in ranges]
+        )  # (W, b, D): all windows are b long
         window_scores = self.forward(windows)  # (W, b)
         # snippets in the overlapping tail get the mean of the two windows' scores
         n = features.shape[0]

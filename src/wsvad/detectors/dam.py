@@ -141,7 +141,9 @@ class Dam(Detector):
         "sampler": {"batch_per_class": 10},
     }
 
-    def __init__(self, feature_shape: tuple[int, ...], params: DamParams, n_classes: int = 1) -> None:
+    def __init__(
+        self, feature_shape: tuple[int, ...], params: DamParams, n_classes: int = 1
+    ) -> None:
         super().__init__()
         if len(feature_shape) != 2:
             raise ValueError(
@@ -200,7 +202,12 @@ class Dam(Detector):
         smooth = temporal_smoothness(abnormal) * P  # eq. 7 sums over the whole batch
         sparse = sparsity(abnormal) * P
         total = hinge + self.params.lambda_smooth * smooth + self.params.lambda_sparse * sparse
-        return {"loss": total, "hinge": hinge.detach(), "smooth": smooth.detach(), "sparse": sparse.detach()}
+        return {
+            "loss": total,
+            "hinge": hinge.detach(),
+            "smooth": smooth.detach(),
+            "sparse": sparse.detach(),
+        }
 
     @torch.no_grad()
     def score_video(self, features: Tensor) -> Tensor:

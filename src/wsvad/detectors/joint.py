@@ -109,7 +109,10 @@ class Joint(Detector):
     feature_ndim: ClassVar[int] = 2
     example_feature_shape: ClassVar[tuple[int, ...]] = (2, 8)
     example_params: ClassVar[dict] = {
-        "lstm_hidden": 8, "att1_latent": 4, "det_hidden": 16, "cls_hidden": 8
+        "lstm_hidden": 8,
+        "att1_latent": 4,
+        "det_hidden": 16,
+        "cls_hidden": 8,
     }
     # Sec. IV-A: Adam lr 1e-4, 30 positive + 30 negative videos per mini-batch; no training length.
     train_defaults: ClassVar[dict] = {
@@ -208,7 +211,7 @@ class Joint(Detector):
         log_prob = torch.log_softmax(out.logits, dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
         loss_c = -(weight * log_prob).mean()
 
-        beta_term = out.beta if p.beta_penalty == "abs" else out.beta ** 2
+        beta_term = out.beta if p.beta_penalty == "abs" else out.beta**2
         loss_att = (((1 - out.alpha) ** 2).sum(1) + beta_term.sum(1)).mean()  # eq. (5)
         total = p.lambda_d * loss_d + (1 - p.lambda_d) * loss_c + p.lambda_att * loss_att
         return {

@@ -6,14 +6,18 @@ import torch
 from torch import Tensor
 
 
-def mil_ranking_hinge(abnormal_scores: Tensor, normal_scores: Tensor, margin: float = 1.0) -> Tensor:
+def mil_ranking_hinge(
+    abnormal_scores: Tensor, normal_scores: Tensor, margin: float = 1.0
+) -> Tensor:
     """Mean over pairs of ``max(0, margin - max_t s_a + max_t s_n)`` (Sultani et al., eq. 3).
 
     Args:
         abnormal_scores: ``(P, T)`` bag scores of abnormal videos.
         normal_scores: ``(P, T)`` bag scores of the paired normal videos.
     """
-    return torch.relu(margin - abnormal_scores.max(dim=1).values + normal_scores.max(dim=1).values).mean()
+    return torch.relu(
+        margin - abnormal_scores.max(dim=1).values + normal_scores.max(dim=1).values
+    ).mean()
 
 
 def temporal_smoothness(scores: Tensor) -> Tensor:

@@ -68,7 +68,9 @@ class Mil(Detector):
         "iterations": 20000,
     }
 
-    def __init__(self, feature_shape: tuple[int, ...], params: MilParams, n_classes: int = 1) -> None:
+    def __init__(
+        self, feature_shape: tuple[int, ...], params: MilParams, n_classes: int = 1
+    ) -> None:
         super().__init__()
         (dim,) = feature_shape
         self.params = params
@@ -99,4 +101,9 @@ class Mil(Detector):
         smooth = temporal_smoothness(abnormal)
         sparse = sparsity(abnormal)
         total = hinge + self.params.lambda_smooth * smooth + self.params.lambda_sparse * sparse
-        return {"loss": total, "hinge": hinge.detach(), "smooth": smooth.detach(), "sparse": sparse.detach()}
+        return {
+            "loss": total,
+            "hinge": hinge.detach(),
+            "smooth": smooth.detach(),
+            "sparse": sparse.detach(),
+        }

@@ -12,7 +12,9 @@ from wsvad.detectors.base import Detector
 _REGISTRY: dict[str, tuple[type[Detector], type[BaseModel]]] = {}
 
 
-def register_detector(name: str, params: type[BaseModel]) -> Callable[[type[Detector]], type[Detector]]:
+def register_detector(
+    name: str, params: type[BaseModel]
+) -> Callable[[type[Detector]], type[Detector]]:
     """Register a detector class under ``name`` with its pydantic params model."""
 
     def wrap(cls: type[Detector]) -> type[Detector]:
@@ -43,7 +45,12 @@ def _lookup(name: str) -> tuple[type[Detector], type[BaseModel]]:
     return _REGISTRY[name]
 
 
-def build_detector(name: str, feature_shape: tuple[int, ...], params: dict[str, Any] | BaseModel | None = None, n_classes: int = 1) -> Detector:
+def build_detector(
+    name: str,
+    feature_shape: tuple[int, ...],
+    params: dict[str, Any] | BaseModel | None = None,
+    n_classes: int = 1,
+) -> Detector:
     """Build detector ``name`` for per-snippet features of ``feature_shape``.
 
     Args:

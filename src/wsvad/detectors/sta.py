@@ -96,7 +96,9 @@ class CrissCrossAttention(nn.Module):
         e_row = row.exp()
         e_col = col.exp() * not_centre
         norm = e_row.sum(dim=-1) + e_col.sum(dim=-1)  # (B, N, C)
-        aggregated = torch.einsum("bijn,bin->bij", e_row, fmap) + torch.einsum("bijm,bmj->bij", e_col, fmap)
+        aggregated = torch.einsum("bijn,bin->bij", e_row, fmap) + torch.einsum(
+            "bijm,bmj->bij", e_col, fmap
+        )
         return aggregated / norm + fmap  # eq. 3
 
 
@@ -128,7 +130,9 @@ class Sta(Detector):
         "sampler": {"batch_per_class": 30},
     }
 
-    def __init__(self, feature_shape: tuple[int, ...], params: StaParams, n_classes: int = 1) -> None:
+    def __init__(
+        self, feature_shape: tuple[int, ...], params: StaParams, n_classes: int = 1
+    ) -> None:
         super().__init__()
         if len(feature_shape) != 1:
             raise ValueError(

@@ -40,7 +40,9 @@ class EvaluateConfig(BaseModel):
         if self.run is not None and self.scores is not None:
             raise ValueError("give either --run or --scores, not both")
         if self.scores is not None and (self.dataset is None or self.root is None):
-            raise ValueError("--scores needs --dataset and --root (the ground truth comes from the dataset)")
+            raise ValueError(
+                "--scores needs --dataset and --root (the ground truth comes from the dataset)"
+            )
         if self.scores is not None and self.out is None:
             raise ValueError("--scores needs --out (where metrics.json and the plots go)")
         return self
@@ -51,10 +53,14 @@ class ScoreConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    video: str  # a video file, a folder of frames, or a stream URL (rtsp://, http://; read with PyAV)
+    video: (
+        str  # a video file, a folder of frames, or a stream URL (rtsp://, http://; read with PyAV)
+    )
     run: Path  # run directory of `wsvad train`
     out: Path | None = None  # None: RUN/score/<video stem>/
-    threshold: float = Field(0.5, ge=0.0, le=1.0)  # frames scored >= threshold form the printed intervals
+    threshold: float = Field(
+        0.5, ge=0.0, le=1.0
+    )  # frames scored >= threshold form the printed intervals
     stream: bool = False  # score each snippet as soon as it is decoded (causal, sliding window)
     window: int = Field(32, ge=1)  # stream mode: snippets of context the detector sees
     device: str = "cpu"  # cpu | cuda | cuda:N

@@ -53,7 +53,9 @@ def compress_runs(labels: np.ndarray, scores: np.ndarray) -> Weighted:
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
     if labels.shape != scores.shape or labels.ndim != 1:
-        raise ValueError(f"labels {labels.shape} and scores {scores.shape} must be equal 1-D shapes")
+        raise ValueError(
+            f"labels {labels.shape} and scores {scores.shape} must be equal 1-D shapes"
+        )
     if len(labels) == 0:
         return Weighted(labels.astype(np.uint8), scores, np.zeros(0))
     change = np.flatnonzero((labels[1:] != labels[:-1]) | (scores[1:] != scores[:-1])) + 1
@@ -115,21 +117,27 @@ def false_alarm_rate(normal_scores: np.ndarray, threshold: float = 0.5) -> float
     return float(np.count_nonzero(normal_scores >= threshold) / normal_scores.size)
 
 
-def roc_points(labels: np.ndarray | Weighted, scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def roc_points(
+    labels: np.ndarray | Weighted, scores: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(fpr, tpr)`` of the frame-level ROC curve (for plots)."""
     w = _as_weighted(labels, scores)
     fpr, tpr, _ = roc_curve(w.labels, w.scores, sample_weight=w.weights)
     return fpr, tpr
 
 
-def pr_points(labels: np.ndarray | Weighted, scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def pr_points(
+    labels: np.ndarray | Weighted, scores: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(recall, precision)`` of the frame-level PR curve (for plots)."""
     w = _as_weighted(labels, scores)
     precision, recall, _ = precision_recall_curve(w.labels, w.scores, sample_weight=w.weights)
     return recall, precision
 
 
-def mean_average_accuracy(true_class: np.ndarray, pred_class: np.ndarray) -> tuple[float, dict[int, float]]:
+def mean_average_accuracy(
+    true_class: np.ndarray, pred_class: np.ndarray
+) -> tuple[float, dict[int, float]]:
     """Mean over classes of the per-class accuracy of video classification (mAA, paper 000 §IV).
 
     Paper 000 "obtains the average accuracy for each class and reports the mean of all average
@@ -150,8 +158,12 @@ def mean_average_accuracy(true_class: np.ndarray, pred_class: np.ndarray) -> tup
     true_class = np.asarray(true_class, dtype=np.int64)
     pred_class = np.asarray(pred_class, dtype=np.int64)
     if true_class.shape != pred_class.shape or true_class.ndim != 1:
-        raise ValueError(f"true {true_class.shape} and predicted {pred_class.shape} classes must be equal 1-D shapes")
+        raise ValueError(
+            f"true {true_class.shape} and predicted {pred_class.shape} classes must be equal 1-D shapes"
+        )
     if true_class.size == 0:
         return float("nan"), {}
-    per_class = {int(c): float(np.mean(pred_class[true_class == c] == c)) for c in np.unique(true_class)}
+    per_class = {
+        int(c): float(np.mean(pred_class[true_class == c] == c)) for c in np.unique(true_class)
+    }
     return float(np.mean(list(per_class.values()))), per_class

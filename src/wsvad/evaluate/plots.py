@@ -29,13 +29,21 @@ def _save(plt, fig, path: Path) -> Path:
     return path
 
 
-def plot_roc(curves: list[tuple[str, np.ndarray, np.ndarray]], path: Path, title: str = "Frame-level ROC") -> Path:
+def plot_roc(
+    curves: list[tuple[str, np.ndarray, np.ndarray]], path: Path, title: str = "Frame-level ROC"
+) -> Path:
     """One line per ``(label, fpr, tpr)``, e.g. one per seed; the chance diagonal dashed."""
     plt, fig, ax = _figure()
     for label, fpr, tpr in curves:
         ax.plot(fpr, tpr, lw=1.4, label=label)
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01), title=title)
+    ax.set(
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        title=title,
+    )
     ax.legend(loc="lower right", fontsize=8)
     return _save(plt, fig, path)
 
@@ -51,7 +59,13 @@ def plot_pr(
     for label, recall, precision in curves:
         ax.step(recall, precision, where="post", lw=1.4, label=label)
     if base_rate is not None:
-        ax.axhline(base_rate, ls="--", lw=0.8, color="grey", label=f"anomalous frames {100 * base_rate:.1f}%")
+        ax.axhline(
+            base_rate,
+            ls="--",
+            lw=0.8,
+            color="grey",
+            label=f"anomalous frames {100 * base_rate:.1f}%",
+        )
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01), title=title)
     ax.legend(loc="upper right", fontsize=8)
     return _save(plt, fig, path)
@@ -81,12 +95,24 @@ def plot_timeline(
     plt, fig, ax = _figure(8.0, 2.6)
     scale = 1.0 / fps if fps else 1.0
     for i, (start, end) in enumerate(gt_runs(gt)):
-        ax.axvspan(start * scale, end * scale, color="tab:red", alpha=0.18, lw=0, label=shade_label if i == 0 else None)
+        ax.axvspan(
+            start * scale,
+            end * scale,
+            color="tab:red",
+            alpha=0.18,
+            lw=0,
+            label=shade_label if i == 0 else None,
+        )
     for label, scores in series.items():
         ax.plot(np.arange(len(scores)) * scale, scores, lw=1.2, label=label)
     if threshold is not None:
         ax.axhline(threshold, ls=":", lw=0.8, color="black", label=f"threshold {threshold:g}")
-    ax.set(xlabel="seconds" if fps else "frame", ylabel="anomaly score", ylim=(-0.02, 1.02), title=title)
+    ax.set(
+        xlabel="seconds" if fps else "frame",
+        ylabel="anomaly score",
+        ylim=(-0.02, 1.02),
+        title=title,
+    )
     ax.set_xlim(0, max(1, len(gt)) * scale)
     ax.legend(loc="upper right", fontsize=7)
     return _save(plt, fig, path)

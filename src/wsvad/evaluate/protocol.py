@@ -52,7 +52,11 @@ class Protocol:
             rule = f"frame f scored by snippet min(f // {self.stride}, T-1) over the true frame count; GT of the true frame count"
         else:
             rule = f"RTFM: each snippet score repeated {self.stride}x; GT cut/padded to T x {self.stride} frames"
-        negatives = "its videos + all normal test videos" if self.class_negatives == "all_normal" else "its videos only"
+        negatives = (
+            "its videos + all normal test videos"
+            if self.class_negatives == "all_normal"
+            else "its videos only"
+        )
         text = f"alignment={self.alignment} ({rule}); FAR at score >= {self.threshold:g} on normal videos; per-class AUC on {negatives}"
         if self.estimated_frame_counts:
             text += f"; frame count of {self.estimated_frame_counts} test videos estimated as T x {self.stride} (no video to count)"
@@ -84,9 +88,16 @@ def align_video(scores: np.ndarray, truth: VideoTruth, protocol: Protocol) -> Al
     """Frame scores and frame labels of one video under ``protocol`` (rules of wsvad.data.groundtruth)."""
     gt = frame_labels(truth.intervals, truth.n_frames, truth.video_id)
     frame_scores, frame_gt = snippet_scores_to_frames(
-        np.asarray(scores).reshape(-1), truth.n_frames, protocol.snippet_len, protocol.stride, protocol.alignment, gt
+        np.asarray(scores).reshape(-1),
+        truth.n_frames,
+        protocol.snippet_len,
+        protocol.stride,
+        protocol.alignment,
+        gt,
     )
-    return AlignedVideo(truth.video_id, int(truth.label), tuple(truth.classes), frame_scores, frame_gt)
+    return AlignedVideo(
+        truth.video_id, int(truth.label), tuple(truth.classes), frame_scores, frame_gt
+    )
 
 
 class Pooled(NamedTuple):
@@ -137,7 +148,9 @@ def compute_metrics(
 
     everything = subset(np.ones(len(videos), dtype=bool))
     normal = labels == 0
-    normal_scores = np.concatenate([v.scores for v in videos if v.label == 0]) if normal.any() else np.zeros(0)
+    normal_scores = (
+        np.concatenate([v.scores for v in videos if v.label == 0]) if normal.any() else np.zeros(0)
+    )
     out: dict = {
         "auc": _nan_to_none(M.frame_roc_auc(everything)),
         "ap_sklearn": _nan_to_none(M.average_precision(everything)),
@@ -172,7 +185,9 @@ def compute_metrics(
             pred_idx.append(pred)
         maa, per = M.mean_average_accuracy(np.array(true_idx), np.array(pred_idx))
         out["mAA"] = _nan_to_none(maa)
-        out["per_class_accuracy"] = {names[c] if c < len(names) else str(c): a for c, a in per.items()}
+        out["per_class_accuracy"] = {
+            names[c] if c < len(names) else str(c): a for c, a in per.items()
+        }
     return out
 
 

@@ -41,7 +41,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def summarise_seeds(per_seed: dict[str, dict]) -> dict[str, dict]:
     """Mean and sample standard deviation (ddof=1; 0 for one seed) of every scalar figure."""
-    keys = [k for k, _ in HEADLINE] + sorted({k for m in per_seed.values() for k in m.get("per_class_auc", {})})
+    keys = [k for k, _ in HEADLINE] + sorted(
+        {k for m in per_seed.values() for k in m.get("per_class_auc", {})}
+    )
     out = {}
     for key in keys:
         values = []
@@ -51,7 +53,11 @@ def summarise_seeds(per_seed: dict[str, dict]) -> dict[str, dict]:
                 values.append(float(value))
         if values:
             arr = np.array(values)
-            out[key] = {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "n": len(arr)}
+            out[key] = {
+                "mean": float(arr.mean()),
+                "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+                "n": len(arr),
+            }
     return out
 
 
@@ -111,7 +117,9 @@ def read_report(path: Path) -> dict:
             except json.JSONDecodeError as exc:
                 raise WsvadError(f"{candidate}: not valid JSON ({exc.msg})") from exc
             if data.get("schema") != SCHEMA:
-                raise WsvadError(f"{candidate}: not a wsvad metrics file (schema {data.get('schema')!r})")
+                raise WsvadError(
+                    f"{candidate}: not a wsvad metrics file (schema {data.get('schema')!r})"
+                )
             data["_path"] = str(candidate)
             return data
     raise WsvadError(f"{path}: no metrics.json (run `wsvad evaluate --run {path}` first)")

@@ -37,8 +37,20 @@ from wsvad.evaluate.sources import MatchProblem
 
 log = logging.getLogger(__name__)
 # Where things are, not how they are evaluated: left out of metrics.json's config_hash.
-_PATH_KEYS = {"run", "scores", "root", "store", "out", "frame_cache", "plots", "timelines", "sample_seed"}
-CLASS_SCORES = "class_scores.npz"  # optional, next to scores.npz: (n_classes,) probabilities per video
+_PATH_KEYS = {
+    "run",
+    "scores",
+    "root",
+    "store",
+    "out",
+    "frame_cache",
+    "plots",
+    "timelines",
+    "sample_seed",
+}
+CLASS_SCORES = (
+    "class_scores.npz"  # optional, next to scores.npz: (n_classes,) probabilities per video
+)
 
 
 @dataclass
@@ -70,7 +82,10 @@ class _Inputs:
 
 
 def evaluate_scores(
-    scores: dict[str, np.ndarray], truths: dict[str, VideoTruth], protocol: Protocol, class_names: list[str] | None = None,
+    scores: dict[str, np.ndarray],
+    truths: dict[str, VideoTruth],
+    protocol: Protocol,
+    class_names: list[str] | None = None,
     predicted_class: dict[str, int] | None = None,
 ) -> tuple[Pooled, dict]:
     """Align matched scores (keys must be in ``truths``) and compute every figure."""
@@ -102,16 +117,32 @@ def run_evaluate(cfg: EvaluateConfig) -> EvalOutcome:
         for p in bad:
             matched.pop(p.video_id)
         unscored = set(inputs.truths) - set(matched) - {p.video_id for p in bad}
-        seed_problems += bad + [MatchProblem(vid, "no scores", "test video without scores") for vid in sorted(unscored)]
-        problems += [p._replace(detail=f"{label}: {p.detail}") if label else p for p in seed_problems]
+        seed_problems += bad + [
+            MatchProblem(vid, "no scores", "test video without scores") for vid in sorted(unscored)
+        ]
+        problems += [
+            p._replace(detail=f"{label}: {p.detail}") if label else p for p in seed_problems
+        ]
         if not matched:
             continue
         n_matched = max(n_matched, len(matched))
-        predicted = _predicted_classes(path, inputs.source["store"], sorted(matched)) if cfg.run is not None else None
-        pooled, figures = evaluate_scores(matched, inputs.truths, inputs.protocol, inputs.class_names, predicted)
+        predicted = (
+            _predicted_classes(path, inputs.source["store"], sorted(matched))
+            if cfg.run is not None
+            else None
+        )
+        pooled, figures = evaluate_scores(
+            matched, inputs.truths, inputs.protocol, inputs.class_names, predicted
+        )
         per_seed[label] = figures
         pooled_by_seed[label] = pooled
-    outcome = EvalOutcome(inputs.out_dir, None, problems, len(inputs.truths) + _count(problems, "no frame count"), n_matched)
+    outcome = EvalOutcome(
+        inputs.out_dir,
+        None,
+        problems,
+        len(inputs.truths) + _count(problems, "no frame count"),
+        n_matched,
+    )
     if not per_seed:
         return outcome
     inputs.out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +159,11 @@ def run_evaluate(cfg: EvaluateConfig) -> EvalOutcome:
         source=inputs.source,
         seeds=inputs.seeds,
         model_selection=inputs.model_selection,
-        coverage={"test_videos": outcome.n_test_videos, "matched": n_matched, "problems": [p._asdict() for p in problems]},
+        coverage={
+            "test_videos": outcome.n_test_videos,
+            "matched": n_matched,
+            "problems": [p._asdict() for p in problems],
+        },
         plots=[str(p.relative_to(inputs.out_dir)) for p in plot_files],
     )
     write_json_atomic(inputs.out_dir / METRICS_FILE, outcome.report)
@@ -143,7 +178,9 @@ def _count(problems: list[MatchProblem], kind: str) -> int:
 def _read_run_json(run: Path) -> dict:
     path = run / "run.json"
     if not path.is_file():
-        raise WsvadError(f"{run}: not a run directory (no run.json; was it written by `wsvad train`?)")
+        raise WsvadError(
+            f"{run}: not a run directory (no run.json; was it written by `wsvad train`?)"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -155,25 +192,38 @@ def _seed_dirs(run: Path) -> dict[str, Path]:
     for child in sorted(run.glob("seed-*")):
         if (child / "scores.npz").is_file():
             found[child.name] = child / "scores.npz"
-    return dict(sorted(found.items(), key=lambda kv: int(kv[0].split("-", 1)[1]) if kv[0].split("-", 1)[1].isdigit() else 0))
+    return dict(
+        sorted(
+            found.items(),
+            key=lambda kv: int(kv[0].split("-", 1)[1]) if kv[0].split("-", 1)[1].isdigit() else 0,
+        )
+    )
 
 
 def _resolve(cfg: EvaluateConfig) -> _Inputs:
     if cfg.run is None and cfg.scores is None:
-        raise WsvadError("nothing to evaluate: give --run RUN or --scores FILE (with --dataset, --root and --out)")
+        raise WsvadError(
+            "nothing to evaluate: give --run RUN or --scores FILE (with --dataset, --root and --out)"
+        )
     store_attrs: dict = {}
     problems: list[MatchProblem] = []
     run_json: dict = {}
     if cfg.run is not None:
         run = Path(cfg.run)
         run_json = _read_run_json(run)
-        seed_scores = _seed_dirs(run) or ({"": run / "scores.npz"} if (run / "scores.npz").is_file() else {})
+        seed_scores = _seed_dirs(run) or (
+            {"": run / "scores.npz"} if (run / "scores.npz").is_file() else {}
+        )
         if not seed_scores:
-            raise WsvadError(f"{run}: no scores.npz (and no seed-<k>/scores.npz); did training finish?")
+            raise WsvadError(
+                f"{run}: no scores.npz (and no seed-<k>/scores.npz); did training finish?"
+            )
         first_dir = next(iter(seed_scores.values())).parent
         if first_dir != run and (first_dir / "run.json").is_file():
             # A multi-seed run.json lists the seeds; store, dataset and geometry are in each seed's.
-            run_json = _read_run_json(first_dir) | {k: v for k, v in run_json.items() if v is not None}
+            run_json = _read_run_json(first_dir) | {
+                k: v for k, v in run_json.items() if v is not None
+            }
         run_json.setdefault("config_hash", _run_config_hash(run))
         out_dir = Path(cfg.out) if cfg.out is not None else run / "eval"
         store = cfg.store or run_json.get("store")
@@ -188,7 +238,9 @@ def _resolve(cfg: EvaluateConfig) -> _Inputs:
 
         attrs = FeatureStore.open(Path(store)).attrs
         geometry = _geometry(cfg, run_json, attrs)
-        truths, store_attrs, problems, estimated = sources.truths_from_store(Path(store), dataset, root, geometry[1])
+        truths, store_attrs, problems, estimated = sources.truths_from_store(
+            Path(store), dataset, root, geometry[1]
+        )
     else:
         if dataset is None or root is None:
             raise WsvadError(
@@ -200,40 +252,68 @@ def _resolve(cfg: EvaluateConfig) -> _Inputs:
             store_attrs = FeatureStore.open(Path(store)).attrs
         # An imported store's dataset root may hold only the lists: no video is needed for the labels.
         imported = (store_attrs.get("provenance") or {}).get("kind") == "imported"
-        records, dataset_classes = sources.dataset_test_records(dataset, Path(root), labels_only=imported)
+        records, dataset_classes = sources.dataset_test_records(
+            dataset, Path(root), labels_only=imported
+        )
         class_names = class_names or dataset_classes
         if store is not None:
             counts = sources.frame_counts_from_store(Path(store))
             # Frame counts the dataset's own files state (SH masks, UR-DMU) fill the store's unknown ones.
-            counts |= {r.video_id: r.n_frames for r in records if counts.get(r.video_id) is None and r.n_frames is not None}
+            counts |= {
+                r.video_id: r.n_frames
+                for r in records
+                if counts.get(r.video_id) is None and r.n_frames is not None
+            }
         else:
             counts = sources.probe_frame_counts(records, cfg.frame_cache)
         truths, problems = sources.truths_from_records(records, counts)
     if class_names is None:
         class_names = ["Normal", *sorted({c for t in truths.values() for c in t.classes})]
     snippet_len, stride = _geometry(cfg, run_json, store_attrs)
-    protocol = Protocol(cfg.alignment, snippet_len, stride, cfg.threshold, cfg.class_negatives, len(estimated))
+    protocol = Protocol(
+        cfg.alignment, snippet_len, stride, cfg.threshold, cfg.class_negatives, len(estimated)
+    )
     seeds = run_json.get("seeds") or ([run_json["seed"]] if "seed" in run_json else None)
     source = {
-        "run": _str(cfg.run), "scores": {k or "run": str(v) for k, v in seed_scores.items()}, "store": _str(store),
-        "dataset": dataset, "root": _str(root), "run_config_hash": run_json.get("config_hash"), "detector": run_json.get("detector"),
+        "run": _str(cfg.run),
+        "scores": {k or "run": str(v) for k, v in seed_scores.items()},
+        "store": _str(store),
+        "dataset": dataset,
+        "root": _str(root),
+        "run_config_hash": run_json.get("config_hash"),
+        "detector": run_json.get("detector"),
         "training_collapse": _collapse_note(run_json),
     }
-    return _Inputs(seed_scores, truths, problems, class_names, protocol, out_dir, source, seeds,
-                   run_json.get("model_selection", "external scores" if cfg.run is None else None))
+    return _Inputs(
+        seed_scores,
+        truths,
+        problems,
+        class_names,
+        protocol,
+        out_dir,
+        source,
+        seeds,
+        run_json.get("model_selection", "external scores" if cfg.run is None else None),
+    )
 
 
 def _collapse_note(run_json: dict) -> str | None:
     """The train stage's collapse message(s): a single run's, or those of a multi-seed run's seeds."""
     if run_json.get("collapse"):
         return run_json["collapse"]
-    notes = [f"seed {r.get('seed')}: {r['collapse']}" for r in run_json.get("runs", []) if r.get("collapse")]
+    notes = [
+        f"seed {r.get('seed')}: {r['collapse']}"
+        for r in run_json.get("runs", [])
+        if r.get("collapse")
+    ]
     return "; ".join(notes) or None
 
 
 def _geometry(cfg: EvaluateConfig, run_json: dict, store_attrs: dict) -> tuple[int, int]:
     """``(snippet_len, stride)``: the command line, else the run, else the store, else 16."""
-    snippet_len = cfg.snippet_len or run_json.get("snippet_len") or store_attrs.get("snippet_len") or 16
+    snippet_len = (
+        cfg.snippet_len or run_json.get("snippet_len") or store_attrs.get("snippet_len") or 16
+    )
     stride = cfg.stride or run_json.get("stride") or store_attrs.get("stride") or snippet_len
     return int(snippet_len), int(stride)
 
@@ -255,7 +335,9 @@ def _str(value) -> str | None:
     return None if value is None else str(value)
 
 
-def _predicted_classes(scores_path: Path, store: str | None, video_ids: list[str]) -> dict[str, int] | None:
+def _predicted_classes(
+    scores_path: Path, store: str | None, video_ids: list[str]
+) -> dict[str, int] | None:
     """Predicted class of each video for mAA: from ``class_scores.npz`` next to the scores, else by
     running the run's detector when it has a classification head (``classify_video``) on the store."""
     folder = Path(scores_path).parent
@@ -290,7 +372,10 @@ def _classify_with_model(stem: Path, store_path: Path, video_ids: list[str]) -> 
         for vid in video_ids:
             raw = store.read(vid)  # (N, C, *F)
             # Class probabilities per crop, averaged like the anomaly scores (the common protocol).
-            crops = [torch.from_numpy(np.ascontiguousarray(raw[:, c], dtype=np.float32)) for c in range(raw.shape[1])]
+            crops = [
+                torch.from_numpy(np.ascontiguousarray(raw[:, c], dtype=np.float32))
+                for c in range(raw.shape[1])
+            ]
             probs = [detector.classify_video(x) for x in crops]  # C x (n_classes,)
             predicted[vid] = int(torch.stack(probs).mean(0).argmax())
     return predicted
@@ -298,8 +383,18 @@ def _classify_with_model(stem: Path, store_path: Path, video_ids: list[str]) -> 
 
 # ---------------------------------------------------------------------------- outputs
 def _write_per_video(path: Path, pooled_by_seed: dict[str, Pooled]) -> None:
-    columns = ["seed", "video_id", "label", "classes", "n_frames", "anomalous_frames", "mean_score", "max_score", "auc",
-               "error"]
+    columns = [
+        "seed",
+        "video_id",
+        "label",
+        "classes",
+        "n_frames",
+        "anomalous_frames",
+        "mean_score",
+        "max_score",
+        "auc",
+        "error",
+    ]
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -318,7 +413,11 @@ def _pick_timelines(rows: list[dict], n: int, seed: int) -> list[tuple[str, dict
     chosen = {r["video_id"] for r in best + worst}
     rest = [r for r in rows if r["video_id"] not in chosen]
     sample = random.Random(seed).sample(rest, min(n, len(rest)))
-    picks = [("best", r) for r in best] + [("worst", r) for r in worst if r not in best] + [("sample", r) for r in sample]
+    picks = (
+        [("best", r) for r in best]
+        + [("worst", r) for r in worst if r not in best]
+        + [("sample", r) for r in sample]
+    )
     return picks
 
 
@@ -337,18 +436,39 @@ def _plots(cfg: EvaluateConfig, inputs: _Inputs, pooled_by_seed: dict[str, Poole
     files = []
     first = next(iter(pooled_by_seed.values()))
     if roc_curves:
-        files.append(plots.plot_roc(roc_curves, out / "roc.png", title=f"Frame-level ROC ({inputs.protocol.alignment})"))
-        files.append(plots.plot_pr(pr_curves, out / "pr.png", base_rate=float(first.gt.mean()),
-                                   title=f"Frame-level PR ({inputs.protocol.alignment})"))
-    by_id = {label: {v.video_id: v for v in pooled.videos} for label, pooled in pooled_by_seed.items()}
+        files.append(
+            plots.plot_roc(
+                roc_curves, out / "roc.png", title=f"Frame-level ROC ({inputs.protocol.alignment})"
+            )
+        )
+        files.append(
+            plots.plot_pr(
+                pr_curves,
+                out / "pr.png",
+                base_rate=float(first.gt.mean()),
+                title=f"Frame-level PR ({inputs.protocol.alignment})",
+            )
+        )
+    by_id = {
+        label: {v.video_id: v for v in pooled.videos} for label, pooled in pooled_by_seed.items()
+    }
     for group, row in _pick_timelines(per_video_table(first), cfg.timelines, cfg.sample_seed):
         vid = row["video_id"]
         video = by_id[next(iter(by_id))][vid]
-        series = {label or "score": seed_videos[vid].scores for label, seed_videos in by_id.items() if vid in seed_videos}
+        series = {
+            label or "score": seed_videos[vid].scores
+            for label, seed_videos in by_id.items()
+            if vid in seed_videos
+        }
         auc_text = "" if row["auc"] is None else f", AUC {100 * row['auc']:.1f}"
         safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in vid)
         files.append(
-            plots.plot_timeline(out / "timelines" / f"{group}-{safe}.png", video.gt, series,
-                                title=f"{vid} ({group}{auc_text})", threshold=inputs.protocol.threshold)
+            plots.plot_timeline(
+                out / "timelines" / f"{group}-{safe}.png",
+                video.gt,
+                series,
+                title=f"{vid} ({group}{auc_text})",
+                threshold=inputs.protocol.threshold,
+            )
         )
     return files

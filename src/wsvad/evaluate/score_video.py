@@ -69,7 +69,9 @@ def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Pat
     if info.get("kind") == "multi-seed" or not (run / "model.json").is_file():
         members = sorted(p.parent for p in run.glob("seed-*/model.json"))
         if not members:
-            raise WsvadError(f"{run}: no trained model (model.json) in the run; did training finish?")
+            raise WsvadError(
+                f"{run}: no trained model (model.json) in the run; did training finish?"
+            )
         log.info("%s: multi-seed run, scoring with %s", run, members[0].name)
         run = members[0]
         info = json.loads((run / "run.json").read_text(encoding="utf-8"))
@@ -80,12 +82,22 @@ def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Pat
         )
     attrs = FeatureStore.open(Path(store)).attrs
     if (attrs.get("provenance") or {}).get("kind") == "imported":
-        raise WsvadError(f"{store}: features imported from published files; wsvad cannot recompute them for a new video")
-    options = attrs.get("backbone_options") or (attrs.get("config") or {}).get("backbone_options") or {}
+        raise WsvadError(
+            f"{store}: features imported from published files; wsvad cannot recompute them for a new video"
+        )
+    options = (
+        attrs.get("backbone_options") or (attrs.get("config") or {}).get("backbone_options") or {}
+    )
     setup = ScoreSetup(
-        backbone=attrs["backbone"], backbone_options=dict(options), snippet_len=int(attrs["snippet_len"]),
-        stride=int(attrs["stride"]), tail=str(attrs.get("tail") or "pad"), resize=str(attrs["resize"]),
-        crop_size=int(attrs["crop_size"]), crops=int(crops or attrs["crops"]), fps=attrs.get("fps"),
+        backbone=attrs["backbone"],
+        backbone_options=dict(options),
+        snippet_len=int(attrs["snippet_len"]),
+        stride=int(attrs["stride"]),
+        tail=str(attrs.get("tail") or "pad"),
+        resize=str(attrs["resize"]),
+        crop_size=int(attrs["crop_size"]),
+        crops=int(crops or attrs["crops"]),
+        fps=attrs.get("fps"),
     )
     return setup, run / "model"
 
@@ -126,7 +138,9 @@ def _crops(frames: Iterator[np.ndarray], setup: ScoreSetup) -> Iterator[np.ndarr
         window = list(islice(frames, _RESIZE_WINDOW))
         if not window:
             return
-        yield from resize_and_crop(np.stack(window), setup.resize, setup.crop_size, setup.crops)  # (C, S, S, 3) each
+        yield from resize_and_crop(
+            np.stack(window), setup.resize, setup.crop_size, setup.crops
+        )  # (C, S, S, 3) each
 
 
 def score_video(
@@ -164,7 +178,9 @@ def score_video(
 
     def detect(feats: list[np.ndarray]) -> np.ndarray:
         x = np.stack(feats)  # (N, C, *F)
-        crops_x = [torch.from_numpy(np.ascontiguousarray(x[:, c])).to(device) for c in range(x.shape[1])]
+        crops_x = [
+            torch.from_numpy(np.ascontiguousarray(x[:, c])).to(device) for c in range(x.shape[1])
+        ]
         per_crop = [detector.score_video(xc).cpu().numpy() for xc in crops_x]
         return np.mean(per_crop, axis=0)  # (C, N) -> (N,)
 
@@ -173,55 +189,129 @@ def score_video(
     with torch.inference_mode():
         for index, snippet in snippets:  # snippet: (L, C, S, S, 3)
             ready = time.perf_counter()
-            clip = spec.prepare(np.ascontiguousarray(snippet.transpose(1, 0, 2, 3, 4)))  # (C, 3, L, S, S)
-            features.append(backbone(torch.from_numpy(clip).to(device)).float().cpu().numpy())  # (C, *F)
+            clip = spec.prepare(
+                np.ascontiguousarray(snippet.transpose(1, 0, 2, 3, 4))
+            )  # (C, 3, L, S, S)
+            features.append(
+                backbone(torch.from_numpy(clip).to(device)).float().cpu().numpy()
+            )  # (C, *F)
             start = index * setup.stride
             if stream:
                 score = float(detect(features[-window:])[-1])
-                results.append(SnippetScore(index, start, start + setup.snippet_len, score, time.perf_counter() - ready))
+                results.append(
+                    SnippetScore(
+                        index, start, start + setup.snippet_len, score, time.perf_counter() - ready
+                    )
+                )
                 if on_snippet is not None:
                     on_snippet(results[-1])
             else:
-                results.append(SnippetScore(index, start, start + setup.snippet_len, float("nan"), time.perf_counter() - ready))
+                results.append(
+                    SnippetScore(
+                        index,
+                        start,
+                        start + setup.snippet_len,
+                        float("nan"),
+                        time.perf_counter() - ready,
+                    )
+                )
         if not features:
-            raise WsvadError(f"{source}: no complete {setup.snippet_len}-frame snippet (tail rule {setup.tail})")
+            raise WsvadError(
+                f"{source}: no complete {setup.snippet_len}-frame snippet (tail rule {setup.tail})"
+            )
         if not stream:
             offline = detect(features)
             results = [r._replace(score=float(s)) for r, s in zip(results, offline)]
     n_frames = int(snippets.n_frames or 0)
-    frame_scores, _ = snippet_scores_to_frames(np.array([r.score for r in results]), n_frames, setup.snippet_len, setup.stride)
+    frame_scores, _ = snippet_scores_to_frames(
+        np.array([r.score for r in results]), n_frames, setup.snippet_len, setup.stride
+    )
     from wsvad.evaluate.plots import gt_runs
 
     intervals = gt_runs(frame_scores >= threshold)
     out_dir = Path(out) if out is not None else Path(run) / "score" / Path(str(source)).stem
-    files = _write_outputs(out_dir, source, results, frame_scores, fps, intervals, threshold, stream, window, setup, meta)
+    files = _write_outputs(
+        out_dir,
+        source,
+        results,
+        frame_scores,
+        fps,
+        intervals,
+        threshold,
+        stream,
+        window,
+        setup,
+        meta,
+    )
     return ScoreResult(results, frame_scores, fps, intervals, files)
 
 
-def _write_outputs(out_dir: Path, source, results: list[SnippetScore], frame_scores: np.ndarray, fps: float | None,
-                   intervals: list[tuple[int, int]], threshold: float, stream: bool, window: int, setup: ScoreSetup,
-                   meta: dict[str, Any]) -> dict[str, Path]:
+def _write_outputs(
+    out_dir: Path,
+    source,
+    results: list[SnippetScore],
+    frame_scores: np.ndarray,
+    fps: float | None,
+    intervals: list[tuple[int, int]],
+    threshold: float,
+    stream: bool,
+    window: int,
+    setup: ScoreSetup,
+    meta: dict[str, Any],
+) -> dict[str, Path]:
     from wsvad.evaluate.plots import plot_timeline
     from wsvad.evaluate.report import write_json_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"frames": out_dir / "frame_scores.csv", "snippets": out_dir / "snippet_scores.csv",
-             "timeline": out_dir / "timeline.png", "summary": out_dir / "score.json"}
+    files = {
+        "frames": out_dir / "frame_scores.csv",
+        "snippets": out_dir / "snippet_scores.csv",
+        "timeline": out_dir / "timeline.png",
+        "summary": out_dir / "score.json",
+    }
     seconds = (lambda f: f"{f / fps:.3f}") if fps else (lambda f: "")
-    _write_text(files["frames"], ["frame,time_s,score"] + [f"{i},{seconds(i)},{s:.6f}" for i, s in enumerate(frame_scores)])
-    _write_text(files["snippets"], ["snippet,start_frame,end_frame,score,latency_ms"]
-                + [f"{r.index},{r.start},{r.end},{r.score:.6f},{1000 * r.latency:.1f}" for r in results])
-    plot_timeline(files["timeline"], (frame_scores >= threshold).astype(np.uint8), {"score": frame_scores},
-                  title=f"{Path(str(source)).name} ({'stream' if stream else 'offline'})", threshold=threshold,
-                  shade_label=f"score >= {threshold:g}")
-    write_json_atomic(files["summary"], {
-        "source": str(source), "mode": "stream" if stream else "offline", "window": window if stream else None,
-        "threshold": threshold, "fps": fps, "n_frames": len(frame_scores), "n_snippets": len(results),
-        "intervals": [{"start": s, "end": e, "start_s": s / fps if fps else None, "end_s": e / fps if fps else None}
-                      for s, e in intervals],
-        "setup": setup._asdict(), "detector": meta.get("detector"), "model_seed": meta.get("seed"),
-        "mean_latency_ms": 1000 * float(np.mean([r.latency for r in results])),
-    })
+    _write_text(
+        files["frames"],
+        ["frame,time_s,score"] + [f"{i},{seconds(i)},{s:.6f}" for i, s in enumerate(frame_scores)],
+    )
+    _write_text(
+        files["snippets"],
+        ["snippet,start_frame,end_frame,score,latency_ms"]
+        + [f"{r.index},{r.start},{r.end},{r.score:.6f},{1000 * r.latency:.1f}" for r in results],
+    )
+    plot_timeline(
+        files["timeline"],
+        (frame_scores >= threshold).astype(np.uint8),
+        {"score": frame_scores},
+        title=f"{Path(str(source)).name} ({'stream' if stream else 'offline'})",
+        threshold=threshold,
+        shade_label=f"score >= {threshold:g}",
+    )
+    write_json_atomic(
+        files["summary"],
+        {
+            "source": str(source),
+            "mode": "stream" if stream else "offline",
+            "window": window if stream else None,
+            "threshold": threshold,
+            "fps": fps,
+            "n_frames": len(frame_scores),
+            "n_snippets": len(results),
+            "intervals": [
+                {
+                    "start": s,
+                    "end": e,
+                    "start_s": s / fps if fps else None,
+                    "end_s": e / fps if fps else None,
+                }
+                for s, e in intervals
+            ],
+            "setup": setup._asdict(),
+            "detector": meta.get("detector"),
+            "model_seed": meta.get("seed"),
+            "mean_latency_ms": 1000 * float(np.mean([r.latency for r in results])),
+        },
+    )
     return files
 
 
@@ -241,4 +331,11 @@ def describe_interval(start: int, end: int, fps: float | None) -> str:
     return f"{text} ({start / fps:.2f} s - {end / fps:.2f} s)" if fps else text
 
 
-__all__ = ["ScoreResult", "ScoreSetup", "SnippetScore", "describe_interval", "score_video", "setup_from_run"]
+__all__ = [
+    "ScoreResult",
+    "ScoreSetup",
+    "SnippetScore",
+    "describe_interval",
+    "score_video",
+    "setup_from_run",
+]

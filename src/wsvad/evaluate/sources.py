@@ -47,14 +47,18 @@ def load_scores(path: Path) -> dict[str, np.ndarray]:
         return _load_npz(path)
     if suffix == ".csv":
         return _load_csv(path)
-    raise WsvadError(f"{path}: unknown scores format {suffix!r}; use .npz (one array per video) or .csv (video,snippet,score)")
+    raise WsvadError(
+        f"{path}: unknown scores format {suffix!r}; use .npz (one array per video) or .csv (video,snippet,score)"
+    )
 
 
 def _check_scores(path: Path, video_id: str, values: np.ndarray) -> np.ndarray:
     if values.ndim == 2:
         values = values.mean(axis=1)  # (N, crops) -> (N,): the common protocol averages crop scores
     if values.ndim != 1 or values.size == 0:
-        raise WsvadError(f"{path}: video {video_id!r}: expected a non-empty 1-D array of snippet scores, got shape {values.shape}")
+        raise WsvadError(
+            f"{path}: video {video_id!r}: expected a non-empty 1-D array of snippet scores, got shape {values.shape}"
+        )
     if not np.issubdtype(values.dtype, np.number) or not np.all(np.isfinite(values)):
         raise WsvadError(f"{path}: video {video_id!r}: scores must be finite numbers")
     return values.astype(np.float64)
@@ -77,16 +81,22 @@ def _load_csv(path: Path) -> dict[str, np.ndarray]:
         reader = csv.DictReader(fh)
         needed = {"video", "snippet", "score"}
         if reader.fieldnames is None or not needed <= {f.strip() for f in reader.fieldnames}:
-            raise WsvadError(f"{path}: a scores CSV needs the header video,snippet,score (got {reader.fieldnames})")
+            raise WsvadError(
+                f"{path}: a scores CSV needs the header video,snippet,score (got {reader.fieldnames})"
+            )
         for line, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
             try:
                 snippet, score = int(row["snippet"]), float(row["score"])
             except ValueError:
-                raise WsvadError(f"{path}:{line}: snippet must be an integer and score a number") from None
+                raise WsvadError(
+                    f"{path}:{line}: snippet must be an integer and score a number"
+                ) from None
             per_video = rows.setdefault(row["video"], {})
             if snippet in per_video:
-                raise WsvadError(f"{path}:{line}: snippet {snippet} of video {row['video']!r} given twice")
+                raise WsvadError(
+                    f"{path}:{line}: snippet {snippet} of video {row['video']!r} given twice"
+                )
             per_video[snippet] = score
     if not rows:
         raise WsvadError(f"{path}: no score rows")
@@ -95,7 +105,9 @@ def _load_csv(path: Path) -> dict[str, np.ndarray]:
         n = len(per_video)
         if set(per_video) != set(range(n)):
             missing = sorted(set(range(max(per_video) + 1)) - set(per_video))[:5]
-            raise WsvadError(f"{path}: video {video_id!r}: snippets must run 0..N-1 without gaps (missing {missing})")
+            raise WsvadError(
+                f"{path}: video {video_id!r}: snippets must run 0..N-1 without gaps (missing {missing})"
+            )
         out[video_id] = _check_scores(path, video_id, np.array([per_video[i] for i in range(n)]))
     return out
 
@@ -115,7 +127,9 @@ def normalise_id(key: str) -> str:
     return name
 
 
-def match_scores(scores: dict[str, np.ndarray], known_ids: Iterable[str]) -> tuple[dict[str, np.ndarray], list[MatchProblem]]:
+def match_scores(
+    scores: dict[str, np.ndarray], known_ids: Iterable[str]
+) -> tuple[dict[str, np.ndarray], list[MatchProblem]]:
     """Key the scores by dataset video id (exact key first, then :func:`normalise_id`)."""
     known = set(known_ids)
     matched: dict[str, np.ndarray] = {}
@@ -123,9 +137,15 @@ def match_scores(scores: dict[str, np.ndarray], known_ids: Iterable[str]) -> tup
     for key, values in scores.items():
         vid = key if key in known else normalise_id(key)
         if vid not in known:
-            problems.append(MatchProblem(key, "not a test video", "no test video of the dataset has this id"))
+            problems.append(
+                MatchProblem(key, "not a test video", "no test video of the dataset has this id")
+            )
         elif vid in matched:
-            problems.append(MatchProblem(key, "duplicate", f"a second score entry for {vid!r}; the first is used"))
+            problems.append(
+                MatchProblem(
+                    key, "duplicate", f"a second score entry for {vid!r}; the first is used"
+                )
+            )
         else:
             matched[vid] = values
     return matched, problems
@@ -147,8 +167,11 @@ def check_snippet_counts(
         expected = max(1, truth.n_frames // stride)
         if abs(len(values) - expected) > max(2, 0.05 * expected):
             problems.append(
-                MatchProblem(vid, "snippet count",
-                             f"{len(values)} snippets for {truth.n_frames} frames (expected about {expected} at stride {stride})")
+                MatchProblem(
+                    vid,
+                    "snippet count",
+                    f"{len(values)} snippets for {truth.n_frames} frames (expected about {expected} at stride {stride})",
+                )
             )
     return problems
 
@@ -163,7 +186,9 @@ class StoreTruths(NamedTuple):
     estimated: list[str]  # videos whose frame count is T x stride, not counted
 
 
-def truths_from_store(store_path: Path, dataset: str | None = None, root: Path | str | None = None, stride: int = 16) -> StoreTruths:
+def truths_from_store(
+    store_path: Path, dataset: str | None = None, root: Path | str | None = None, stride: int = 16
+) -> StoreTruths:
     """Test videos of a feature store (per-video attrs carry n_frames, label, classes, intervals).
 
     A test video stored without intervals (features imported without ``--dataset``) takes them from
@@ -175,23 +200,50 @@ def truths_from_store(store_path: Path, dataset: str | None = None, root: Path |
     from wsvad.pipeline.store import FeatureStore
 
     store = FeatureStore.open(store_path)
-    tests = {vid: a for vid in store.video_ids() if (a := store.video_attrs(vid)).get("split", "test") == "test"}
+    tests = {
+        vid: a
+        for vid in store.video_ids()
+        if (a := store.video_attrs(vid)).get("split", "test") == "test"
+    }
     records = None
-    if dataset is not None and root is not None and any(a.get("intervals") is None for a in tests.values()):
+    if (
+        dataset is not None
+        and root is not None
+        and any(a.get("intervals") is None for a in tests.values())
+    ):
         records = _dataset_records(store, dataset, Path(root))
     truths, problems, estimated = {}, [], []
     for vid, attrs in tests.items():
         rec = records.get(vid) if records is not None else None
-        if attrs.get("intervals") is None and rec is not None and rec.split == "test" and rec.intervals is not None:
-            attrs = attrs | {"label": rec.label, "classes": list(rec.classes), "intervals": [list(iv) for iv in rec.intervals]}
+        if (
+            attrs.get("intervals") is None
+            and rec is not None
+            and rec.split == "test"
+            and rec.intervals is not None
+        ):
+            attrs = attrs | {
+                "label": rec.label,
+                "classes": list(rec.classes),
+                "intervals": [list(iv) for iv in rec.intervals],
+            }
             if attrs.get("n_frames") is None and rec.n_frames is not None:
                 attrs |= {"n_frames": rec.n_frames, "n_frames_estimated": False}
         if attrs.get("label") not in (0, 1):
-            problems.append(MatchProblem(vid, "no ground truth", f"{store_path}: the store has no label or frame annotation for it"))
+            problems.append(
+                MatchProblem(
+                    vid,
+                    "no ground truth",
+                    f"{store_path}: the store has no label or frame annotation for it",
+                )
+            )
             continue
         if attrs.get("intervals") is None:
             if records is not None:
-                why = f"not a test video of the {dataset} dataset at {root}" if rec is None or rec.split != "test" else f"the {dataset} dataset has no frame annotation for it"
+                why = (
+                    f"not a test video of the {dataset} dataset at {root}"
+                    if rec is None or rec.split != "test"
+                    else f"the {dataset} dataset has no frame annotation for it"
+                )
             else:
                 why = f"{store_path} holds no frame annotation for it (imported without --dataset?); pass --dataset and --root to take it from the dataset's lists"
             problems.append(MatchProblem(vid, "no ground truth", why))
@@ -211,7 +263,9 @@ def _dataset_records(store, dataset: str, root: Path) -> dict:
     from wsvad.data.check import load_labels_only
 
     if not root.is_dir():
-        raise WsvadError(f"{root}: dataset root does not exist or is not a directory (needed for the frame annotation of {store.path})")
+        raise WsvadError(
+            f"{root}: dataset root does not exist or is not a directory (needed for the frame annotation of {store.path})"
+        )
     imported = (store.attrs.get("provenance") or {}).get("kind") == "imported"
     index = load_labels_only(dataset, root) if imported else load_dataset(dataset, root)
     return index.by_id()
@@ -228,7 +282,13 @@ def frame_counts_from_store(store_path: Path) -> dict[str, int | None]:
 
 def _truth_from_attrs(vid: str, attrs: dict) -> VideoTruth:
     intervals = tuple(tuple(int(x) for x in iv) for iv in attrs["intervals"])
-    return VideoTruth(vid, int(attrs["n_frames"]), int(attrs["label"]), tuple(attrs.get("classes") or ()), intervals)
+    return VideoTruth(
+        vid,
+        int(attrs["n_frames"]),
+        int(attrs["label"]),
+        tuple(attrs.get("classes") or ()),
+        intervals,
+    )
 
 
 def dataset_test_records(dataset: str, root: Path, labels_only: bool = False):
@@ -243,7 +303,9 @@ def dataset_test_records(dataset: str, root: Path, labels_only: bool = False):
     return records, list(index.class_names)
 
 
-def truths_from_records(records, frame_counts: dict[str, int | None]) -> tuple[dict[str, VideoTruth], list[MatchProblem]]:
+def truths_from_records(
+    records, frame_counts: dict[str, int | None]
+) -> tuple[dict[str, VideoTruth], list[MatchProblem]]:
     truths, problems = {}, []
     for rec in records:
         if rec.intervals is None or rec.label not in (0, 1):
@@ -255,7 +317,9 @@ def truths_from_records(records, frame_counts: dict[str, int | None]) -> tuple[d
             detail = f"{rec.rel_path}: frame count unknown (not in the store, video unreadable)"
             problems.append(MatchProblem(rec.video_id, "no frame count", detail))
             continue
-        truths[rec.video_id] = VideoTruth(rec.video_id, int(n), int(rec.label), tuple(rec.classes), tuple(rec.intervals or ()))
+        truths[rec.video_id] = VideoTruth(
+            rec.video_id, int(n), int(rec.label), tuple(rec.classes), tuple(rec.intervals or ())
+        )
     return truths, problems
 
 

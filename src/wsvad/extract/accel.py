@@ -33,12 +33,16 @@ def check_device(device: str) -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise WsvadError(f"--device {device}: CUDA is not available here (torch {torch.__version__}, "
-                         f"CUDA build {torch.version.cuda or 'none'}); use --device cpu")
+        raise WsvadError(
+            f"--device {device}: CUDA is not available here (torch {torch.__version__}, "
+            f"CUDA build {torch.version.cuda or 'none'}); use --device cpu"
+        )
     index = int(device.split(":")[1]) if ":" in device else 0
     if index >= torch.cuda.device_count():
-        raise WsvadError(f"--device {device}: this process sees {torch.cuda.device_count()} GPU(s) "
-                         "(CUDA_VISIBLE_DEVICES may hide the others)")
+        raise WsvadError(
+            f"--device {device}: this process sees {torch.cuda.device_count()} GPU(s) "
+            "(CUDA_VISIBLE_DEVICES may hide the others)"
+        )
 
 
 def prepare_model(model: Any, cfg: ExtractConfig) -> Any:
@@ -59,7 +63,9 @@ def autocast(cfg: ExtractConfig) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
     import torch
 
-    return torch.autocast(device_type=device_type(cfg.device), dtype=getattr(torch, _DTYPES[cfg.precision]))
+    return torch.autocast(
+        device_type=device_type(cfg.device), dtype=getattr(torch, _DTYPES[cfg.precision])
+    )
 
 
 def host_batch(batch: np.ndarray, device: str) -> Any:

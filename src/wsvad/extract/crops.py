@@ -34,7 +34,9 @@ def crop_order(n_crops: int) -> list[str]:
 def check_resize(resize: str) -> str:
     """Validate a resize spec: ``short<N>`` (short side to N, aspect kept) or ``<W>x<H>`` (fixed)."""
     if not (_SHORT.fullmatch(resize) or _FIXED.fullmatch(resize)):
-        raise ValueError(f"resize {resize!r}: expected 'short<N>' (e.g. short256) or '<W>x<H>' (e.g. 340x256)")
+        raise ValueError(
+            f"resize {resize!r}: expected 'short<N>' (e.g. short256) or '<W>x<H>' (e.g. 340x256)"
+        )
     if any(int(size) == 0 for size in re.findall(r"\d+", resize)):
         raise ValueError(f"resize {resize!r}: sizes must be at least 1 pixel")
     return resize
@@ -72,9 +74,14 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     if frames.shape[1:3] == tuple(size):
         return frames
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (N, 3, H, W), channels-last memory
-    x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(
+        0, 3, 1, 2
+    )  # (N, 3, H, W), channels-last memory
+    x = torch.nn.functional.interpolate(
+        x, size=size, mode="bilinear", align_corners=False, antialias=True
+    )
     return x.permute(0, 2, 3, 1).contiguous().numpy()  # (N, h, w, 3) uint8
+
 
 def crop_positions(height: int, width: int, size: int) -> list[tuple[int, int]]:
     """``(top, left)`` of TL, TR, BL, BR, C; the centre rounds like torchvision's ``center_crop``."""

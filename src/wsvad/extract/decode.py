@@ -68,9 +68,13 @@ def _natural_key(name: str) -> list:
 
 def list_frame_files(folder: Path) -> list[Path]:
     """Image files of a frame folder in natural order (``2.jpg`` before ``10.jpg``)."""
-    files = [p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    files = [
+        p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    ]
     if not files:
-        raise DecodeError(f"{folder}: frame folder holds no {'/'.join(IMAGE_SUFFIXES)} images", "frames")
+        raise DecodeError(
+            f"{folder}: frame folder holds no {'/'.join(IMAGE_SUFFIXES)} images", "frames"
+        )
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
@@ -99,14 +103,18 @@ def probe(path: Path, decoder: str, fps_hint: float | None = None) -> VideoInfo:
                 raise DecodeError(f"{path}: no video stream", "av")
             stream = container.streams.video[0]
             if stream.codec_context is None:  # FFmpeg knows no decoder for the stream's codec tag
-                raise DecodeError(f"{path}: unsupported video codec (FFmpeg has no decoder for it)", "av")
+                raise DecodeError(
+                    f"{path}: unsupported video codec (FFmpeg has no decoder for it)", "av"
+                )
             rate = float(stream.average_rate) if stream.average_rate else None
             hint = stream.frames
             if not hint and stream.duration and stream.time_base and rate:
                 hint = int(stream.duration * stream.time_base * rate)
             elif not hint and container.duration and rate:
                 hint = int(container.duration / 1_000_000 * rate)
-            return VideoInfo("av", rate, int(hint or 0), stream.codec_context.width, stream.codec_context.height)
+            return VideoInfo(
+                "av", rate, int(hint or 0), stream.codec_context.width, stream.codec_context.height
+            )
     raise ValueError(f"decoder must be 'decord' or 'av', got {decoder!r}")
 
 
@@ -146,7 +154,9 @@ def _unpad(frame: np.ndarray) -> np.ndarray:
     ``[H, W, linesize / W]``; the pixels are the first ``3 W`` bytes of each row (checked against PyAV)."""
     if frame.ndim == 3 and frame.shape[2] != 3:
         height, width = frame.shape[:2]
-        return np.ascontiguousarray(frame.reshape(height, -1)[:, : 3 * width].reshape(height, width, 3))
+        return np.ascontiguousarray(
+            frame.reshape(height, -1)[:, : 3 * width].reshape(height, width, 3)
+        )
     return frame
 
 
@@ -182,8 +192,12 @@ def _read_image(path: Path) -> np.ndarray:
 def fps_ratio(source_fps: float, target_fps: float) -> Fraction:
     """Source frames per output frame as an exact fraction (29.97 is read as 30000/1001)."""
     if not source_fps or source_fps <= 0:
-        raise ValueError("the source fps is unknown, so the video cannot be resampled to a target fps")
-    return Fraction(source_fps).limit_denominator(10000) / Fraction(target_fps).limit_denominator(10000)
+        raise ValueError(
+            "the source fps is unknown, so the video cannot be resampled to a target fps"
+        )
+    return Fraction(source_fps).limit_denominator(10000) / Fraction(target_fps).limit_denominator(
+        10000
+    )
 
 
 def source_index(output_index: int, ratio: Fraction) -> int:
@@ -191,15 +205,19 @@ def source_index(output_index: int, ratio: Fraction) -> int:
     return math.floor(output_index * ratio)
 
 
-def resample(frames: Iterator[np.ndarray], ratio: Fraction, first_source: int, first_output: int) -> Iterator[np.ndarray]:
+def resample(
+    frames: Iterator[np.ndarray], ratio: Fraction, first_source: int, first_output: int
+) -> Iterator[np.ndarray]:
     """Nearest-earlier-frame resampling of a stream that starts at source frame ``first_source``.
 
     Yields output frames from ``first_output`` on; a source frame is repeated (upsampling) or
     skipped (downsampling) as the exact ``ratio`` dictates, so all decoders agree frame for frame.
     """
     if source_index(first_output, ratio) != first_source:
-        raise ValueError(f"output frame {first_output} shows source frame {source_index(first_output, ratio)}, "
-                         f"not {first_source}")
+        raise ValueError(
+            f"output frame {first_output} shows source frame {source_index(first_output, ratio)}, "
+            f"not {first_source}"
+        )
     out = first_output
     for src, frame in enumerate(frames, start=first_source):
         while source_index(out, ratio) == src:

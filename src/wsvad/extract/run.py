@@ -67,17 +67,23 @@ def select_records(cfg: ExtractConfig) -> list[VideoRecord]:
     errors = index.errors
     if errors:
         if not cfg.skip_invalid:
-            shown = "; ".join(f"{p.path or p.video_id or cfg.root}: {p.message}" for p in errors[:3])
+            shown = "; ".join(
+                f"{p.path or p.video_id or cfg.root}: {p.message}" for p in errors[:3]
+            )
             more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-            raise WsvadError(f"{cfg.root}: the {cfg.dataset} dataset has {len(errors)} error(s): {shown}{more}; "
-                             "fix them (wsvad check) or pass --skip-invalid to skip the affected videos")
+            raise WsvadError(
+                f"{cfg.root}: the {cfg.dataset} dataset has {len(errors)} error(s): {shown}{more}; "
+                "fix them (wsvad check) or pass --skip-invalid to skip the affected videos"
+            )
         bad = {p.video_id for p in errors if p.video_id}
         log.warning("skipping %d video(s) with dataset errors", len(bad))
         records = [r for r in records if r.video_id not in bad]
     ids = [r.video_id for r in records]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
-        raise WsvadError(f"{cfg.root}: duplicate video ids in the {cfg.dataset} dataset: {', '.join(dup)}")
+        raise WsvadError(
+            f"{cfg.root}: duplicate video ids in the {cfg.dataset} dataset: {', '.join(dup)}"
+        )
     unusable = []
     for record in records:  # refused before any work, not by a worker in the middle of the run
         try:
@@ -85,7 +91,9 @@ def select_records(cfg: ExtractConfig) -> list[VideoRecord]:
         except WsvadError as exc:
             unusable.append(f"{record.rel_path}: {exc}")
     if unusable:
-        raise WsvadError(f"{cfg.root}: {len(unusable)} video id(s) cannot name a store array: {'; '.join(unusable[:3])}")
+        raise WsvadError(
+            f"{cfg.root}: {len(unusable)} video id(s) cannot name a store array: {'; '.join(unusable[:3])}"
+        )
     return records
 
 
@@ -131,7 +139,9 @@ def open_store(cfg: ExtractConfig) -> FeatureStore:
     return FeatureStore.create(cfg.out, store_attrs(cfg), overwrite=cfg.overwrite)
 
 
-def run_extract(cfg: ExtractConfig, progress: Callable[[ProgressEvent], None] | None = None) -> ExtractSummary:
+def run_extract(
+    cfg: ExtractConfig, progress: Callable[[ProgressEvent], None] | None = None
+) -> ExtractSummary:
     """Extract features of every selected video of ``cfg.dataset`` into ``cfg.out``.
 
     Returns a summary; videos that failed are in ``summary.failures`` and in the store's failure
@@ -145,8 +155,10 @@ def run_extract(cfg: ExtractConfig, progress: Callable[[ProgressEvent], None] | 
         import torch
 
         if not torch.cuda.is_available():
-            raise WsvadError(f"--device {cfg.device}: CUDA is not available on this machine (torch "
-                             f"{torch.__version__}); use --device cpu")
+            raise WsvadError(
+                f"--device {cfg.device}: CUDA is not available on this machine (torch "
+                f"{torch.__version__}); use --device cpu"
+            )
     records = select_records(cfg)
     if cfg.shard is not None:
         # a job-array shard: the setup step made the store and owns its root metadata and .tmp cleanup
@@ -162,16 +174,29 @@ def run_extract(cfg: ExtractConfig, progress: Callable[[ProgressEvent], None] | 
         failures, frame_crops = _execute(cfg, store, todo, progress)
         done_now = [r.video_id for r in todo if r.video_id not in failures]
         store.record_failures({}, clear=done_now, writer=shard_writer(cfg))
-    except OSError as exc:  # the client's own writes (config.yaml, attrs, failures.json): full or read-only
+    except (
+        OSError
+    ) as exc:  # the client's own writes (config.yaml, attrs, failures.json): full or read-only
         raise store_write_error(store.path, exc) from exc
     finally:
         store.release_lock(lock_name(cfg))
-    return ExtractSummary(store.path, len(records), len(records) - len(todo), len(done_now), failures,
-                          frame_crops, time.perf_counter() - began)
+    return ExtractSummary(
+        store.path,
+        len(records),
+        len(records) - len(todo),
+        len(done_now),
+        failures,
+        frame_crops,
+        time.perf_counter() - began,
+    )
 
 
-def _execute(cfg: ExtractConfig, store: FeatureStore, todo: list[VideoRecord],
-             progress: Callable[[ProgressEvent], None] | None) -> tuple[dict[str, dict], int]:
+def _execute(
+    cfg: ExtractConfig,
+    store: FeatureStore,
+    todo: list[VideoRecord],
+    progress: Callable[[ProgressEvent], None] | None,
+) -> tuple[dict[str, dict], int]:
     failures: dict[str, dict[str, Any]] = {}
     frame_crops = finished = 0
     live = {"frame_crops": 0}  # updated from worker progress messages, between finished videos too
@@ -221,14 +246,23 @@ def _execute(cfg: ExtractConfig, store: FeatureStore, todo: list[VideoRecord],
                     tasks[runner.submit(run_task, assemble, cfg)] = assemble
                 continue
             if result.status == "failed":
-                failures[vid] = {"video_id": vid, "source": task.record.rel_path, "exception": result.exception,
-                                 "reason": result.reason, "decoder": result.decoders_tried}
+                failures[vid] = {
+                    "video_id": vid,
+                    "source": task.record.rel_path,
+                    "exception": result.exception,
+                    "reason": result.reason,
+                    "decoder": result.decoders_tried,
+                }
                 store.record_failures({vid: failures[vid]}, writer=shard_writer(cfg))
                 remove_parts([p.part for p in pieces.pop(vid, {}).values() if p.part])
                 log.warning("%s: %s: %s", task.record.rel_path, result.exception, result.reason)
             with guard:
                 finished += 1
-                report(ProgressEvent(len(todo), finished, len(failures), live["frame_crops"], vid, result.status))
+                report(
+                    ProgressEvent(
+                        len(todo), finished, len(failures), live["frame_crops"], vid, result.status
+                    )
+                )
     return failures, frame_crops
 
 
@@ -238,14 +272,24 @@ def _crash_result(task: Task, exc: BaseException) -> VideoResult:
     if type(exc).__name__ == "KilledWorker":  # dask gave up after cluster.allowed_failures restarts
         tries = getattr(exc, "allowed_failures", 0) + 1
         reason = f"the worker process died while extracting this video ({tries} attempts; segfault, out of memory or killed)"
-    return VideoResult(task.record.video_id, "failed", start=task.start, exception=type(exc).__name__,
-                       reason=reason, decoders_tried=None)
+    return VideoResult(
+        task.record.video_id,
+        "failed",
+        start=task.start,
+        exception=type(exc).__name__,
+        reason=reason,
+        decoders_tried=None,
+    )
 
 
 def _assemble_task(task: Task, parts: dict[int, VideoResult]) -> Task:
     ordered = [parts[start] for start in sorted(parts)]
     ending = next(p for p in ordered if p.eof)
     decoders = sorted({p.decoder for p in ordered if p.decoder})
-    facts = {"n_frames": ending.n_frames, "n_source_frames": ending.n_source_frames,
-             "source_fps": ending.source_fps, "decoder": "+".join(decoders)}
+    facts = {
+        "n_frames": ending.n_frames,
+        "n_source_frames": ending.n_source_frames,
+        "source_fps": ending.source_fps,
+        "decoder": "+".join(decoders),
+    }
     return task._replace(kind="assemble", parts=tuple(p.part for p in ordered), facts=facts)

@@ -27,11 +27,16 @@ def segment_attrs(cfg: ExtractConfig) -> dict[str, Any]:
     """
     if cfg.segments is None:
         return {"segments": None, "segment_rule": None, "bagged": None}
-    return {"segments": cfg.segments, "segment_rule": cfg.segment_rule,
-            "bagged": {"rule": cfg.segment_rule, "T": cfg.segments}}
+    return {
+        "segments": cfg.segments,
+        "segment_rule": cfg.segment_rule,
+        "bagged": {"rule": cfg.segment_rule, "T": cfg.segments},
+    }
 
 
-def publish(store: FeatureStore, writer: VideoWriter, attrs: dict[str, Any], cfg: ExtractConfig) -> None:
+def publish(
+    store: FeatureStore, writer: VideoWriter, attrs: dict[str, Any], cfg: ExtractConfig
+) -> None:
     """Commit the video in ``writer``; with ``cfg.segments`` its raw snippet rows are first replaced by segments.
 
     Per-video attrs keep the true ``n_frames`` and add ``n_snippets_raw`` (N before segmenting);
@@ -42,11 +47,18 @@ def publish(store: FeatureStore, writer: VideoWriter, attrs: dict[str, Any], cfg
         return
     import zarr
 
-    raw = zarr.open_array(str(writer.tmp_dir), mode="r")  # (N, C, *F), the not yet published snippet rows
+    raw = zarr.open_array(
+        str(writer.tmp_dir), mode="r"
+    )  # (N, C, *F), the not yet published snippet rows
     try:
         # one crop at a time bounds memory for hour-long 10-crop videos; the rule acts on each crop alone
-        bags = np.stack([segment_into_bags(raw[:, c], cfg.segments, cfg.segment_rule)
-                         for c in range(raw.shape[1])], axis=1)  # (N, *F) per crop -> (T, C, *F)
+        bags = np.stack(
+            [
+                segment_into_bags(raw[:, c], cfg.segments, cfg.segment_rule)
+                for c in range(raw.shape[1])
+            ],
+            axis=1,
+        )  # (N, *F) per crop -> (T, C, *F)
         with store.writer(writer.video_id, chunk_t=cfg.chunk_t) as segmented:
             segmented.append(bags)
             segmented.commit({**attrs, "n_snippets_raw": int(raw.shape[0])})

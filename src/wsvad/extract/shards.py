@@ -60,15 +60,21 @@ def open_for_shard(cfg: ExtractConfig, expected_hash: str) -> FeatureStore:
     if cfg.out is None:
         raise WsvadError("no output store given (--out STORE)")
     if cfg.overwrite:
-        raise WsvadError(f"--shard {cfg.shard}: --overwrite is refused for a shard (shards share the store); "
-                         "pass it to the setup step (--prepare-only) instead")
+        raise WsvadError(
+            f"--shard {cfg.shard}: --overwrite is refused for a shard (shards share the store); "
+            "pass it to the setup step (--prepare-only) instead"
+        )
     if not FeatureStore.is_store(cfg.out):
-        raise WsvadError(f"{cfg.out}: no feature store yet; create it first with the same options and "
-                         "--prepare-only (the setup step of `wsvad slurm-script`), so shards never race to create it")
+        raise WsvadError(
+            f"{cfg.out}: no feature store yet; create it first with the same options and "
+            "--prepare-only (the setup step of `wsvad slurm-script`), so shards never race to create it"
+        )
     store = FeatureStore.open(cfg.out)
     if store.attrs.get("config_hash") != expected_hash:
-        raise WsvadError(f"{cfg.out}: the store was made with different feature settings than shard {cfg.shard}; "
-                         "run every shard with the options of the setup step")
+        raise WsvadError(
+            f"{cfg.out}: the store was made with different feature settings than shard {cfg.shard}; "
+            "run every shard with the options of the setup step"
+        )
     return store
 
 
@@ -114,7 +120,9 @@ class StoreCheck(NamedTuple):
     done: int
     failed: dict[str, dict]  # video id -> failure record (from every writer)
     missing: list[str]  # neither complete nor failed: a shard that never ran, or was killed
-    debris: int  # half-written arrays in .tmp (killed writers), deleted by the next run or setup step
+    debris: (
+        int  # half-written arrays in .tmp (killed writers), deleted by the next run or setup step
+    )
 
     @property
     def complete(self) -> bool:

@@ -42,7 +42,9 @@ def n_snippets(n_frames: int, snippet_len: int, stride: int, tail: Tail) -> int:
     return min(math.ceil(n_frames / stride), 1 + math.ceil(max(0, n_frames - snippet_len) / stride))
 
 
-def snippet_frame_indices(index: int, n_frames: int, snippet_len: int, stride: int, tail: Tail) -> np.ndarray:
+def snippet_frame_indices(
+    index: int, n_frames: int, snippet_len: int, stride: int, tail: Tail
+) -> np.ndarray:
     """Source frame of each position of snippet ``index`` (tail rule applied).
 
     >>> snippet_frame_indices(2, 40, 16, 16, "pad")[-3:].tolist()
@@ -106,7 +108,11 @@ class SnippetStream:
                     buf_first = pos
                 buffer.append(frame)
             pos += 1
-            while buffer and buf_first + len(buffer) >= index * stride + L and (stop is None or index < stop):
+            while (
+                buffer
+                and buf_first + len(buffer) >= index * stride + L
+                and (stop is None or index < stop)
+            ):
                 offset = index * stride - buf_first
                 yield index, np.stack([buffer[offset + j] for j in range(L)])
                 index += 1
@@ -118,7 +124,9 @@ class SnippetStream:
         if pos > self.start * stride:
             yield from self._tail(index, buf_first, buffer, kept_head)
 
-    def _tail(self, index: int, first: int, buffer: deque, kept_head: list) -> Iterator[tuple[int, np.ndarray]]:
+    def _tail(
+        self, index: int, first: int, buffer: deque, kept_head: list
+    ) -> Iterator[tuple[int, np.ndarray]]:
         n = self.n_frames
         total = n_snippets(n, self.L, self.stride, self.tail)
         end = total if self.stop is None else min(total, self.stop)
@@ -137,5 +145,7 @@ class SnippetStream:
 
     def _load_head(self) -> list[np.ndarray]:
         if self.head is None:
-            raise ValueError("tail 'loop' in a piece that does not start at frame 0 needs head frames")
+            raise ValueError(
+                "tail 'loop' in a piece that does not start at frame 0 needs head frames"
+            )
         return self.head()

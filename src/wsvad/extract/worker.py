@@ -92,7 +92,12 @@ class VideoResult(NamedTuple):
 
 def get_model(cfg: ExtractConfig):
     """The backbone of this worker process, built once and reused by every task."""
-    key = (cfg.backbone, cfg.device, cfg.compile, json.dumps(cfg.backbone_options, sort_keys=True, default=str))
+    key = (
+        cfg.backbone,
+        cfg.device,
+        cfg.compile,
+        json.dumps(cfg.backbone_options, sort_keys=True, default=str),
+    )
     with _MODELS_LOCK:
         if key not in _MODELS:
             from wsvad.extract.backbones import build_backbone, get_backbone_spec
@@ -100,11 +105,16 @@ def get_model(cfg: ExtractConfig):
             try:
                 check_device(cfg.device)
                 model = build_backbone(cfg.backbone, device=cfg.device, **cfg.backbone_options)
-                _MODELS[key] = (prepare_model(model, cfg), get_backbone_spec(cfg.backbone, **cfg.backbone_options))
+                _MODELS[key] = (
+                    prepare_model(model, cfg),
+                    get_backbone_spec(cfg.backbone, **cfg.backbone_options),
+                )
             except WsvadError:
                 raise
             except Exception as exc:  # never the video's fault: the run stops with this message
-                raise WsvadError(f"backbone {cfg.backbone!r} on {cfg.device}: cannot be built ({one_line(exc)})") from exc
+                raise WsvadError(
+                    f"backbone {cfg.backbone!r} on {cfg.device}: cannot be built ({one_line(exc)})"
+                ) from exc
         return _MODELS[key]
 
 
@@ -121,9 +131,15 @@ def run_task(task: Task, cfg: ExtractConfig) -> VideoResult:
         else:
             result = _extract(task, cfg, tried)
     except decode_errors() as exc:
-        return VideoResult(task.record.video_id, "failed", start=task.start, exception=type(exc).__name__,
-                           reason=one_line(exc), decoders_tried=",".join(tried) or None,
-                           seconds=time.perf_counter() - began)
+        return VideoResult(
+            task.record.video_id,
+            "failed",
+            start=task.start,
+            exception=type(exc).__name__,
+            reason=one_line(exc),
+            decoders_tried=",".join(tried) or None,
+            seconds=time.perf_counter() - began,
+        )
     return result._replace(seconds=time.perf_counter() - began)
 
 
@@ -149,8 +165,14 @@ def _extract(task: Task, cfg: ExtractConfig, tried: list[str]) -> VideoResult:
         except decode_errors() as exc:
             if attempt + 1 == len(chain) or isinstance(exc, TooShort):
                 raise
-            log.warning("%s: %s failed (%s: %s); retrying with %s", record.rel_path, decoder,
-                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", chain[attempt + 1])
+            log.warning(
+                "%s: %s failed (%s: %s); retrying with %s",
+                record.rel_path,
+                decoder,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+                chain[attempt + 1],
+            )
     raise AssertionError("unreachable: the decoder chain is never empty")
 
 
@@ -183,35 +205,67 @@ def _extract_with(task: Task, cfg: ExtractConfig, decoder: str) -> VideoResult:
         timeline = resample(source, ratio, 0, 0) if ratio else source
         return list(islice(_crops(timeline, cfg), cfg.snippet_len))
 
-    stream = SnippetStream(frames(start * cfg.stride), cfg.snippet_len, cfg.stride, cfg.tail, start, stop, head)
+    stream = SnippetStream(
+        frames(start * cfg.stride), cfg.snippet_len, cfg.stride, cfg.tail, start, stop, head
+    )
     writer = store.writer(record.video_id, chunk_t=cfg.chunk_t)
     try:
         rows = _run_model(stream, model, spec, cfg, writer)
         n_source = counter.first + counter.n if stream.eof else None
         if task.kind == "piece":
             part = str(writer.tmp_dir)
-            return VideoResult(record.video_id, "part", start=start, n_snippets=rows, decoder=info.decoder,
-                               frame_crops=rows * cfg.snippet_len * cfg.crops, eof=stream.eof,
-                               n_frames=stream.n_frames, n_source_frames=n_source, source_fps=info.fps, part=part)
+            return VideoResult(
+                record.video_id,
+                "part",
+                start=start,
+                n_snippets=rows,
+                decoder=info.decoder,
+                frame_crops=rows * cfg.snippet_len * cfg.crops,
+                eof=stream.eof,
+                n_frames=stream.n_frames,
+                n_source_frames=n_source,
+                source_fps=info.fps,
+                part=part,
+            )
         expected = n_snippets(stream.n_frames, cfg.snippet_len, cfg.stride, cfg.tail)
         _check_rows(record, rows, expected, stream.n_frames, cfg)
-        publish(store, writer, video_attrs(record, cfg, stream.n_frames, n_source, info.fps, info.decoder), cfg)
-        return VideoResult(record.video_id, "done", n_snippets=rows, decoder=info.decoder, eof=True,
-                           frame_crops=rows * cfg.snippet_len * cfg.crops, n_frames=stream.n_frames,
-                           n_source_frames=n_source, source_fps=info.fps)
+        publish(
+            store,
+            writer,
+            video_attrs(record, cfg, stream.n_frames, n_source, info.fps, info.decoder),
+            cfg,
+        )
+        return VideoResult(
+            record.video_id,
+            "done",
+            n_snippets=rows,
+            decoder=info.decoder,
+            eof=True,
+            frame_crops=rows * cfg.snippet_len * cfg.crops,
+            n_frames=stream.n_frames,
+            n_source_frames=n_source,
+            source_fps=info.fps,
+        )
     except BaseException:
         writer.abort()
         raise
 
 
-def _check_rows(record: VideoRecord, rows: int, expected: int, n_frames: int, cfg: ExtractConfig) -> None:
+def _check_rows(
+    record: VideoRecord, rows: int, expected: int, n_frames: int, cfg: ExtractConfig
+) -> None:
     if n_frames == 0:
         raise DecodeError(f"{record.rel_path}: no frame could be decoded", "none")
     if expected == 0:
-        raise TooShort(f"{record.rel_path}: {n_frames} frames is shorter than one {cfg.snippet_len}-frame "
-                       f"snippet (tail=drop keeps no snippet)", "none")
+        raise TooShort(
+            f"{record.rel_path}: {n_frames} frames is shorter than one {cfg.snippet_len}-frame "
+            f"snippet (tail=drop keeps no snippet)",
+            "none",
+        )
     if rows != expected:
-        raise AssertionError(f"{record.video_id}: wrote {rows} snippets, expected {expected} for {n_frames} frames")
+        raise AssertionError(
+            f"{record.video_id}: wrote {rows} snippets, expected {expected} for {n_frames} frames"
+        )
 
 
 class _Counter:
@@ -256,10 +310,14 @@ def _run_model(stream: SnippetStream, model, spec, cfg: ExtractConfig, writer: V
                     return
                 pending.append(snippet.transpose(1, 0, 2, 3, 4))  # -> (C, L, S, S, 3)
                 if len(pending) == per_batch:
-                    _put(batches, stop, host_batch(spec.prepare(np.concatenate(pending)), cfg.device))
+                    _put(
+                        batches, stop, host_batch(spec.prepare(np.concatenate(pending)), cfg.device)
+                    )
                     pending = []
             if pending:
-                _put(batches, stop, host_batch(spec.prepare(np.concatenate(pending)), cfg.device))  # (b*C, 3, L, S, S)
+                _put(
+                    batches, stop, host_batch(spec.prepare(np.concatenate(pending)), cfg.device)
+                )  # (b*C, 3, L, S, S)
             _put(batches, stop, None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             _put(batches, stop, exc)
@@ -329,8 +387,14 @@ class _ChunkSink:
         self.buffer, self.buffered = [], 0
 
 
-def video_attrs(record: VideoRecord, cfg: ExtractConfig, n_frames: int, n_source: int | None,
-                source_fps: float | None, decoder: str) -> dict[str, Any]:
+def video_attrs(
+    record: VideoRecord,
+    cfg: ExtractConfig,
+    n_frames: int,
+    n_source: int | None,
+    source_fps: float | None,
+    decoder: str,
+) -> dict[str, Any]:
     """Per-video store attrs: provenance of the source plus the dataset's label facts."""
     path = Path(record.path)
     if path.is_dir():
@@ -368,12 +432,30 @@ def _assemble(task: Task, cfg: ExtractConfig) -> VideoResult:
                 sink.add(array[begin : begin + cfg.chunk_t])
         sink.flush()
         _check_rows(record, sink.rows, expected, n_frames, cfg)
-        publish(store, writer, video_attrs(record, cfg, n_frames, facts.get("n_source_frames"),
-                                           facts.get("source_fps"), facts["decoder"]), cfg)
+        publish(
+            store,
+            writer,
+            video_attrs(
+                record,
+                cfg,
+                n_frames,
+                facts.get("n_source_frames"),
+                facts.get("source_fps"),
+                facts["decoder"],
+            ),
+            cfg,
+        )
     for part in task.parts:
         shutil.rmtree(part, ignore_errors=True)
-    return VideoResult(record.video_id, "done", n_snippets=sink.rows, decoder=facts["decoder"], eof=True,
-                       n_frames=n_frames, n_source_frames=facts.get("n_source_frames"))
+    return VideoResult(
+        record.video_id,
+        "done",
+        n_snippets=sink.rows,
+        decoder=facts["decoder"],
+        eof=True,
+        n_frames=n_frames,
+        n_source_frames=facts.get("n_source_frames"),
+    )
 
 
 def remove_parts(parts: list[str]) -> None:

@@ -59,7 +59,9 @@ def bag_ranges(n_snippets: int, n_bags: int, rule: BagRule = "rtfm") -> np.ndarr
     else:
         raise ValueError(f"unknown bag rule {rule!r}; known: {', '.join(BAG_RULES)}")
     starts = bounds[:-1].astype(np.int64)
-    ends = np.maximum(bounds[1:], starts + 1).astype(np.int64)  # an empty range takes snippet b_i alone
+    ends = np.maximum(bounds[1:], starts + 1).astype(
+        np.int64
+    )  # an empty range takes snippet b_i alone
     return np.stack([starts, ends], axis=1)
 
 
@@ -79,7 +81,9 @@ def segment_into_bags(
     feats = np.asarray(features, dtype=np.float32)
     ranges = bag_ranges(len(feats), n_bags, rule)
     reduce = np.mean if pool == "mean" else np.max
-    bags = np.stack([reduce(feats[s:e], axis=0) for s, e in ranges]).astype(np.float32)  # (T, *rest)
+    bags = np.stack([reduce(feats[s:e], axis=0) for s, e in ranges]).astype(
+        np.float32
+    )  # (T, *rest)
     if rule == "sultani":
         norm = np.linalg.norm(bags, axis=-1, keepdims=True)
         # The MATLAB script stops on an all-zero bag; a zero bag is kept as zeros here.
@@ -87,7 +91,9 @@ def segment_into_bags(
     return bags
 
 
-def bag_scores_to_snippets(bag_scores: np.ndarray, n_snippets: int, rule: BagRule = "rtfm") -> np.ndarray:
+def bag_scores_to_snippets(
+    bag_scores: np.ndarray, n_snippets: int, rule: BagRule = "rtfm"
+) -> np.ndarray:
     """Give each snippet the score of the bag(s) whose features included it.
 
     A snippet pooled by several bags (possible when ``N < T``) gets the mean of their scores; a

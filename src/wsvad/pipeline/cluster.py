@@ -30,13 +30,23 @@ class ClusterConfig(BaseModel):
 
     kind: str = "local"  # inline | local | scheduler (| any kind registered with register_cluster)
     workers: int = Field(1, ge=1)  # local: worker processes
-    threads_per_worker: int | None = Field(None, ge=1)  # compute threads per worker; None: cores / workers
+    threads_per_worker: int | None = Field(
+        None, ge=1
+    )  # compute threads per worker; None: cores / workers
     scheduler: str | None = None  # kind=scheduler: address such as tcp://10.0.0.5:8786
     connect_timeout: float = Field(20.0, gt=0)  # kind=scheduler: seconds to wait for the scheduler
-    memory_limit: str = "auto"  # local: per-worker memory limit passed to dask ("auto", "4GiB", ...)
-    gpus_per_node: int = Field(0, ge=0)  # local: one worker per GPU, worker i sees only GPU i; 0: off
-    allowed_failures: int = Field(2, ge=0)  # local: retries of a task whose worker process died, then it fails
-    options: dict[str, Any] = Field(default_factory=dict)  # settings of extension kinds (slurm/pbs: JobQueueConfig)
+    memory_limit: str = (
+        "auto"  # local: per-worker memory limit passed to dask ("auto", "4GiB", ...)
+    )
+    gpus_per_node: int = Field(
+        0, ge=0
+    )  # local: one worker per GPU, worker i sees only GPU i; 0: off
+    allowed_failures: int = Field(
+        2, ge=0
+    )  # local: retries of a task whose worker process died, then it fails
+    options: dict[str, Any] = Field(
+        default_factory=dict
+    )  # settings of extension kinds (slurm/pbs: JobQueueConfig)
 
     @model_validator(mode="after")
     def _scheduler_needs_address(self) -> ClusterConfig:
@@ -49,7 +59,10 @@ class ClusterConfig(BaseModel):
         """Threads each worker gives its model (the cores of this machine shared by the workers)."""
         if self.threads_per_worker:
             return self.threads_per_worker
-        if self.kind in ("slurm", "pbs"):  # a batch job's cores, not the cores of the submitting machine
+        if self.kind in (
+            "slurm",
+            "pbs",
+        ):  # a batch job's cores, not the cores of the submitting machine
             from wsvad.pipeline.jobqueue import JobQueueConfig
 
             return int(self.options.get("cores", JobQueueConfig.model_fields["cores"].default))
@@ -172,7 +185,9 @@ class DaskRunner:
         self._topics: list[str] = []
 
     def subscribe(self, topic: str, callback: Callable[[Any], None]) -> None:
-        self.client.subscribe_topic(topic, lambda event: callback(event[1]))  # event = (time, value)
+        self.client.subscribe_topic(
+            topic, lambda event: callback(event[1])
+        )  # event = (time, value)
         self._topics.append(topic)
 
     def close(self) -> None:
@@ -215,16 +230,26 @@ def _local(cfg: ClusterConfig) -> Iterator[Runner]:
     # The scheduler runs in this process and reads these when it starts. Saturation 1.0 sends a worker
     # only the task it runs: a worker that dies then counts against that task's retries alone, not
     # against innocent queued ones (dask blames every task assigned to a dead worker).
-    with dask.config.set({"distributed.scheduler.allowed-failures": cfg.allowed_failures,
-                          "distributed.scheduler.worker-saturation": 1.0}):
+    with dask.config.set(
+        {
+            "distributed.scheduler.allowed-failures": cfg.allowed_failures,
+            "distributed.scheduler.worker-saturation": 1.0,
+        }
+    ):
         if cfg.gpus_per_node:
             with _gpu_cluster(cfg) as cluster, Client(cluster) as client:
                 yield from dask_runner(client)
             return
         # one task at a time per worker process: the task's own prefetch thread overlaps decoding with
         # compute, and compute_threads cores go to the model
-        with LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                          memory_limit=cfg.memory_limit, silence_logs=logging.ERROR) as cluster:
+        with LocalCluster(
+            n_workers=cfg.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            memory_limit=cfg.memory_limit,
+            silence_logs=logging.ERROR,
+        ) as cluster:
             with Client(cluster) as client:
                 yield from dask_runner(client)
 
@@ -237,18 +262,30 @@ def gpu_worker_specs(gpus: int, memory_limit: str = "auto") -> dict[int, dict[st
     """
     from distributed import Nanny
 
-    return {i: {"cls": Nanny, "options": {"nthreads": 1, "memory_limit": memory_limit, "dashboard_address": None,
-                                          "silence_logs": logging.ERROR,
-                                          "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
-            for i in range(gpus)}
+    return {
+        i: {
+            "cls": Nanny,
+            "options": {
+                "nthreads": 1,
+                "memory_limit": memory_limit,
+                "dashboard_address": None,
+                "silence_logs": logging.ERROR,
+                "env": {"CUDA_VISIBLE_DEVICES": str(i)},
+            },
+        }
+        for i in range(gpus)
+    }
 
 
 def _gpu_cluster(cfg: ClusterConfig):
     from distributed import Scheduler, SpecCluster
 
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0", "host": "127.0.0.1"}}
-    return SpecCluster(workers=gpu_worker_specs(cfg.gpus_per_node, cfg.memory_limit), scheduler=scheduler,
-                       silence_logs=logging.ERROR)
+    return SpecCluster(
+        workers=gpu_worker_specs(cfg.gpus_per_node, cfg.memory_limit),
+        scheduler=scheduler,
+        silence_logs=logging.ERROR,
+    )
 
 
 @register_cluster("scheduler")
@@ -262,7 +299,9 @@ def _scheduler(cfg: ClusterConfig) -> Iterator[Runner]:
         raise WsvadError(f"{cfg.scheduler}: cannot reach the dask scheduler ({exc})") from exc
     with client:
         if not client.scheduler_info().get("workers"):
-            log.warning("%s: the scheduler has no workers yet; tasks wait until workers join", cfg.scheduler)
+            log.warning(
+                "%s: the scheduler has no workers yet; tasks wait until workers join", cfg.scheduler
+            )
         yield from dask_runner(client)
 
 

@@ -41,10 +41,21 @@ def sbatch_memory(memory: str) -> str:
     return f"{max(1, int(bytes_ // 1024**2))}M"
 
 
-def job_array_script(extract_args: Sequence[str], *, shards: int, cores: int, memory: str, gpus: int,
-                     walltime: str, log_dir: str, python: str, queue: str | None = None,
-                     account: str | None = None, job_extra: Sequence[str] = (),
-                     max_parallel: int | None = None) -> str:
+def job_array_script(
+    extract_args: Sequence[str],
+    *,
+    shards: int,
+    cores: int,
+    memory: str,
+    gpus: int,
+    walltime: str,
+    log_dir: str,
+    python: str,
+    queue: str | None = None,
+    account: str | None = None,
+    job_extra: Sequence[str] = (),
+    max_parallel: int | None = None,
+) -> str:
     """The bash text that submits setup, the ``shards``-task array and the check (see module doc).
 
     ``extract_args``: the ``wsvad extract`` options every step shares (dataset, root, out, config,
@@ -63,19 +74,51 @@ def job_array_script(extract_args: Sequence[str], *, shards: int, cores: int, me
     throttle = f"%{max_parallel}" if max_parallel else ""
     gres = [f"#SBATCH --gres=gpu:{gpus}"] if gpus else []
 
-    def job(tag: str, deps: str, name: str, output: str, directives: list[str], command: str) -> list[str]:
-        return [f"sbatch --parsable {deps}<<'WSVAD_{tag}'", "#!/bin/bash", f"#SBATCH --job-name={name}",
-                f"#SBATCH --output={log_dir}/{output}", *directives, *common, *extra, "set -eu", command,
-                f"WSVAD_{tag}"]
+    def job(
+        tag: str, deps: str, name: str, output: str, directives: list[str], command: str
+    ) -> list[str]:
+        return [
+            f"sbatch --parsable {deps}<<'WSVAD_{tag}'",
+            "#!/bin/bash",
+            f"#SBATCH --job-name={name}",
+            f"#SBATCH --output={log_dir}/{output}",
+            *directives,
+            *common,
+            *extra,
+            "set -eu",
+            command,
+            f"WSVAD_{tag}",
+        ]
 
-    setup = job("SETUP", "", "wsvad-setup", "setup-%j.out", ["#SBATCH --cpus-per-task=1", "#SBATCH --mem=2000M"],
-                f"exec {base} --prepare-only")
-    array = job("ARRAY", '--dependency=afterok:"$setup" ', "wsvad-extract", "extract-%A_%a.out",
-                [f"#SBATCH --array=0-{shards - 1}{throttle}", f"#SBATCH --cpus-per-task={cores}",
-                 f"#SBATCH --mem={sbatch_memory(memory)}", *gres],
-                f'exec {base} --workers 0 --threads-per-worker {cores} --shard "$SLURM_ARRAY_TASK_ID/{shards}"')
-    check = job("CHECK", '--dependency=afterany:"$array" ', "wsvad-check", "check-%j.out", ["#SBATCH --cpus-per-task=1", "#SBATCH --mem=2000M"],
-                f"exec {base} --check-only")
+    setup = job(
+        "SETUP",
+        "",
+        "wsvad-setup",
+        "setup-%j.out",
+        ["#SBATCH --cpus-per-task=1", "#SBATCH --mem=2000M"],
+        f"exec {base} --prepare-only",
+    )
+    array = job(
+        "ARRAY",
+        '--dependency=afterok:"$setup" ',
+        "wsvad-extract",
+        "extract-%A_%a.out",
+        [
+            f"#SBATCH --array=0-{shards - 1}{throttle}",
+            f"#SBATCH --cpus-per-task={cores}",
+            f"#SBATCH --mem={sbatch_memory(memory)}",
+            *gres,
+        ],
+        f'exec {base} --workers 0 --threads-per-worker {cores} --shard "$SLURM_ARRAY_TASK_ID/{shards}"',
+    )
+    check = job(
+        "CHECK",
+        '--dependency=afterany:"$array" ',
+        "wsvad-check",
+        "check-%j.out",
+        ["#SBATCH --cpus-per-task=1", "#SBATCH --mem=2000M"],
+        f"exec {base} --check-only",
+    )
     lines = [
         "#!/usr/bin/env bash",
         f"# Written by `wsvad slurm-script` (wsvad {__version__}) on {time.strftime('%Y-%m-%d %H:%M')}.",

@@ -39,10 +39,16 @@ class JobQueueConfig(BaseModel):
     account: str | None = None
     walltime: str = Field("04:00:00", description=_WALLTIME_HELP)
     job_extra: list[str] = Field(default_factory=list, description="extra #SBATCH/#PBS directives")
-    interface: str | None = Field(None, description="network interface workers use to reach the scheduler (e.g. ib0)")
-    scheduler_host: str | None = Field(None, description="address the scheduler listens on (default: dask's choice)")
+    interface: str | None = Field(
+        None, description="network interface workers use to reach the scheduler (e.g. ib0)"
+    )
+    scheduler_host: str | None = Field(
+        None, description="address the scheduler listens on (default: dask's choice)"
+    )
     local_directory: str | None = Field(None, description="worker scratch directory on the node")
-    log_directory: str | None = Field(None, description="where batch jobs write their stdout/stderr")
+    log_directory: str | None = Field(
+        None, description="where batch jobs write their stdout/stderr"
+    )
     python: str | None = Field(None, description="python on the nodes (default: this interpreter)")
     wait_timeout: float = Field(600.0, gt=0, description="seconds to wait for the first worker")
 
@@ -119,7 +125,9 @@ def start_jobqueue_cluster(cfg: JobQueueConfig):  # -> (cluster, distributed.Cli
     try:
         import dask_jobqueue
     except ImportError as exc:
-        raise WsvadError("--cluster slurm/pbs needs dask-jobqueue: pip install 'wsvad[slurm]'") from exc
+        raise WsvadError(
+            "--cluster slurm/pbs needs dask-jobqueue: pip install 'wsvad[slurm]'"
+        ) from exc
     from distributed import Client
 
     cluster_cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[cfg.kind]
@@ -172,7 +180,9 @@ def jobqueue_config(kind: str, options: dict[str, Any]) -> JobQueueConfig:
     except ValidationError as exc:
         from wsvad.config import format_validation_error
 
-        raise WsvadError(format_validation_error(exc, "cluster.options").replace("\n", "; ")) from exc
+        raise WsvadError(
+            format_validation_error(exc, "cluster.options").replace("\n", "; ")
+        ) from exc
 
 
 @contextmanager
@@ -182,11 +192,19 @@ def _batch_runner(kind: str, cfg: ClusterConfig) -> Iterator[Runner]:
 
     jq = jobqueue_config(kind, cfg.options)
     if jq.gpus > 1:
-        log.warning("--gpus %d: each job runs one worker, which uses one GPU; ask for --gpus 1 and "
-                    "--jobs %d instead to use them all", jq.gpus, jq.jobs * jq.gpus)
+        log.warning(
+            "--gpus %d: each job runs one worker, which uses one GPU; ask for --gpus 1 and "
+            "--jobs %d instead to use them all",
+            jq.gpus,
+            jq.jobs * jq.gpus,
+        )
     # as for the local kind (see pipeline/cluster.py): a job that dies retries only the task it ran
-    with dask.config.set({"distributed.scheduler.allowed-failures": cfg.allowed_failures,
-                          "distributed.scheduler.worker-saturation": 1.0}):
+    with dask.config.set(
+        {
+            "distributed.scheduler.allowed-failures": cfg.allowed_failures,
+            "distributed.scheduler.worker-saturation": 1.0,
+        }
+    ):
         cluster, client = start_jobqueue_cluster(jq)
     runner = DaskRunner(client)
     # only the first job is waited for; the others join while tasks run, so count the jobs asked for

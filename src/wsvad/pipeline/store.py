@@ -68,8 +68,10 @@ def node_name(video_id: str) -> str:
         raise WsvadError(f"invalid video id {video_id!r}: contains a NUL byte")
     node = quote(video_id, safe=_SAFE)
     if len(node) > MAX_NODE:  # + the .tmp suffix (host, pid, tag) must fit a 255-byte file name
-        raise WsvadError(f"invalid video id {video_id[:40]!r}...: too long ({len(node)} characters once "
-                         f"percent-encoded, at most {MAX_NODE})")
+        raise WsvadError(
+            f"invalid video id {video_id[:40]!r}...: too long ({len(node)} characters once "
+            f"percent-encoded, at most {MAX_NODE})"
+        )
     return node
 
 
@@ -112,8 +114,10 @@ class StoreWriteError(WsvadError):
 
 def store_write_error(path: Path, exc: OSError) -> StoreWriteError:
     where = exc.filename or path
-    return StoreWriteError(f"{where}: cannot write the feature store ({exc.strerror or exc}); videos already "
-                           "complete are kept: free space or fix permissions, then run the same command to resume")
+    return StoreWriteError(
+        f"{where}: cannot write the feature store ({exc.strerror or exc}); videos already "
+        "complete are kept: free space or fix permissions, then run the same command to resume"
+    )
 
 
 class VideoWriter:
@@ -122,11 +126,17 @@ class VideoWriter:
     Use as a context manager: leaving the block without :meth:`commit` deletes the partial array.
     """
 
-    def __init__(self, store: FeatureStore, video_id: str, n_crops: int, chunk_t: int = DEFAULT_CHUNK_T):
+    def __init__(
+        self, store: FeatureStore, video_id: str, n_crops: int, chunk_t: int = DEFAULT_CHUNK_T
+    ):
         self.store = store
         self.video_id = video_id
         self.node = node_name(video_id)
-        self.tmp_dir = store.path / TMP / f"{self.node}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        self.tmp_dir = (
+            store.path
+            / TMP
+            / f"{self.node}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        )
         feature_shape = tuple(store.feature_shape)
         self.n_rows = 0
         try:
@@ -142,7 +152,13 @@ class VideoWriter:
             shape=(0, n_crops, *feature_shape),
             chunks=(chunk_t, n_crops, *feature_shape),
             dtype=store.dtype,
-            compressors=[BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle" if store.dtype == "float16" else "shuffle")],
+            compressors=[
+                BloscCodec(
+                    cname="zstd",
+                    clevel=3,
+                    shuffle="bitshuffle" if store.dtype == "float16" else "shuffle",
+                )
+            ],
             fill_value=0,
         )
 
@@ -151,7 +167,9 @@ class VideoWriter:
         rows = np.asarray(rows)
         expected = self._array.shape[1:]
         if rows.ndim != len(expected) + 1 or tuple(rows.shape[1:]) != tuple(expected):
-            raise ValueError(f"{self.video_id}: rows of shape {rows.shape} do not fit [n, {', '.join(map(str, expected))}]")
+            raise ValueError(
+                f"{self.video_id}: rows of shape {rows.shape} do not fit [n, {', '.join(map(str, expected))}]"
+            )
         if len(rows) == 0:
             return
         start = self.n_rows
@@ -202,7 +220,12 @@ class FeatureStore:
         if not meta.is_file():
             return False
         try:
-            return json.loads(meta.read_text()).get("attributes", {}).get("schema", "").startswith("wsvad.features/")
+            return (
+                json.loads(meta.read_text())
+                .get("attributes", {})
+                .get("schema", "")
+                .startswith("wsvad.features/")
+            )
         except (OSError, json.JSONDecodeError):
             return False
 
@@ -213,18 +236,26 @@ class FeatureStore:
         if not path.exists():
             raise WsvadError(f"{path}: no such feature store")
         if not (path / "zarr.json").is_file():
-            raise WsvadError(f"{path}: not a feature store (no zarr.json; was it written by `wsvad extract`?)")
+            raise WsvadError(
+                f"{path}: not a feature store (no zarr.json; was it written by `wsvad extract`?)"
+            )
         try:
-            group = zarr.open_group(str(path), mode="r+" if os.access(path, os.W_OK) else "r", use_consolidated=False)
+            group = zarr.open_group(
+                str(path), mode="r+" if os.access(path, os.W_OK) else "r", use_consolidated=False
+            )
         except Exception as exc:  # zarr raises several types for broken metadata
             raise WsvadError(f"{path}: cannot open feature store: {exc}") from exc
         schema = group.attrs.get("schema")
         if schema != SCHEMA:
-            raise WsvadError(f"{path}: unsupported store schema {schema!r} (this wsvad reads {SCHEMA!r})")
+            raise WsvadError(
+                f"{path}: unsupported store schema {schema!r} (this wsvad reads {SCHEMA!r})"
+            )
         return cls(path, group)
 
     @classmethod
-    def create(cls, path: Path | str, attrs: dict[str, Any], *, overwrite: bool = False) -> FeatureStore:
+    def create(
+        cls, path: Path | str, attrs: dict[str, Any], *, overwrite: bool = False
+    ) -> FeatureStore:
         """Create a store, or reopen it when it was made with the same ``config_hash``.
 
         Raises:
@@ -238,12 +269,16 @@ class FeatureStore:
             raise ValueError(f"store attrs lack {sorted(missing)}")
         if path.exists() and any(path.iterdir()):
             if not cls.is_store(path):
-                raise WsvadError(f"{path}: exists and is not a wsvad feature store; choose another --out")
+                raise WsvadError(
+                    f"{path}: exists and is not a wsvad feature store; choose another --out"
+                )
             existing = cls.open(path)
             if overwrite:
                 shutil.rmtree(path)
             elif existing.attrs.get("config_hash") != attrs.get("config_hash"):
-                diff = _describe_config_diff(existing.attrs.get("config", {}), attrs.get("config", {}))
+                diff = _describe_config_diff(
+                    existing.attrs.get("config", {}), attrs.get("config", {})
+                )
                 raise WsvadError(
                     f"{path}: store was made with a different config ({diff}); "
                     "use --overwrite to replace it or choose another --out"
@@ -253,10 +288,16 @@ class FeatureStore:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise WsvadError(f"{path}: cannot create store directory: {exc.strerror or exc}") from exc
+            raise WsvadError(
+                f"{path}: cannot create store directory: {exc.strerror or exc}"
+            ) from exc
         if not os.access(path, os.W_OK):
             raise WsvadError(f"{path}: output directory is not writable")
-        full = {"schema": SCHEMA, "wsvad_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        full = {
+            "schema": SCHEMA,
+            "wsvad_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         full.update(attrs)
         full["feature_shape"] = [int(d) for d in attrs["feature_shape"]]
         group = zarr.open_group(str(path), mode="w", attributes=_json_safe(full), zarr_format=3)
@@ -364,8 +405,13 @@ class FeatureStore:
         # a video completed by a later run (or another writer) is no longer a failure
         return {vid: failure for vid, failure in merged.items() if not self.has_video(vid)}
 
-    def record_failures(self, failures: dict[str, dict[str, Any]], *, clear: list[str] | tuple[str, ...] = (),
-                        writer: str | None = None) -> None:
+    def record_failures(
+        self,
+        failures: dict[str, dict[str, Any]],
+        *,
+        clear: list[str] | tuple[str, ...] = (),
+        writer: str | None = None,
+    ) -> None:
         """Merge new failures and drop ``clear`` ids (videos that now succeeded).
 
         ``writer=None``: the client's ``failures.json``. Concurrent writers (job-array shards) each pass
@@ -427,7 +473,11 @@ class FeatureStore:
         done = self.video_ids()
         failed = sorted(set(self.failures()) - set(done))
         expected_ids = expected if expected is not None else self._attrs.get("expected_videos")
-        pending = sorted(set(expected_ids) - set(done) - set(failed)) if expected_ids is not None else None
+        pending = (
+            sorted(set(expected_ids) - set(done) - set(failed))
+            if expected_ids is not None
+            else None
+        )
         return {
             "path": str(self.path),
             "done": len(done),

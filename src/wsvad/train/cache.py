@@ -38,7 +38,9 @@ SCHEMA = "wsvad.bags/1"
 def store_fingerprint(store: FeatureStore) -> str:
     """The store's ``config_hash``, or a hash of its attrs when it has none (imported stores)."""
     attrs = store.attrs
-    return str(attrs.get("config_hash") or config_hash({k: v for k, v in attrs.items() if k != "created"}))
+    return str(
+        attrs.get("config_hash") or config_hash({k: v for k, v in attrs.items() if k != "created"})
+    )
 
 
 def cache_name(rule: str, pool: str, count: int, dtype: str) -> str:
@@ -52,7 +54,11 @@ def _is_valid(path: Path, fingerprint: str, video_ids: list[str]) -> bool:
         attrs = dict(zarr.open_group(str(path), mode="r", use_consolidated=False).attrs)
     except Exception:  # noqa: BLE001 - any unreadable cache is simply rebuilt
         return False
-    return attrs.get("status") == "complete" and attrs.get("store_fingerprint") == fingerprint and attrs.get("video_ids") == video_ids
+    return (
+        attrs.get("status") == "complete"
+        and attrs.get("store_fingerprint") == fingerprint
+        and attrs.get("video_ids") == video_ids
+    )
 
 
 def ensure_bag_cache(
@@ -88,7 +94,9 @@ def ensure_bag_cache(
     parent = store.path / "bags"
     if not os.access(store.path, os.W_OK) or (parent.exists() and not os.access(parent, os.W_OK)):
         if fallback_dir is None:
-            raise WsvadError(f"{store.path}: store is read-only and no other place for the bag cache was given")
+            raise WsvadError(
+                f"{store.path}: store is read-only and no other place for the bag cache was given"
+            )
         parent = Path(fallback_dir)
         log.warning("%s is read-only; caching bags in %s", store.path, parent)
     final = parent / name
@@ -117,7 +125,9 @@ def ensure_bag_cache(
 def _build(store, path, video_ids, rule, pool, count, dtype, fingerprint, progress) -> None:
     shape = (len(video_ids), count, store.crops, *store.feature_shape)
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
-    bags = group.create_array("bags", shape=shape, chunks=(1, *shape[1:]), dtype=dtype, compressors=None, fill_value=0)
+    bags = group.create_array(
+        "bags", shape=shape, chunks=(1, *shape[1:]), dtype=dtype, compressors=None, fill_value=0
+    )
     n_snippets = np.zeros(len(video_ids), dtype=np.int64)
     for row, vid in enumerate(video_ids):
         raw = store.read(vid)  # (N, C, *F): one video at a time
@@ -126,7 +136,9 @@ def _build(store, path, video_ids, rule, pool, count, dtype, fingerprint, progre
         if store.attrs.get("bagged"):
             bags[row] = raw.astype(dtype)  # rows are already the T segment means: the identity
         else:
-            bags[row] = segment_into_bags(raw, count, rule, pool).astype(dtype)  # (N, C, *F) -> (T, C, *F)
+            bags[row] = segment_into_bags(raw, count, rule, pool).astype(
+                dtype
+            )  # (N, C, *F) -> (T, C, *F)
         n_snippets[row] = len(raw)
         if progress is not None:
             progress(row + 1, len(video_ids))
@@ -163,5 +175,7 @@ def load_bags(cache: Path, video_ids: list[str], crop_mode: str) -> np.ndarray:
     out = np.empty((len(video_ids), t, k, *feat), dtype=bags.dtype)
     for row, vid in enumerate(video_ids):
         one = bags[index[vid]]  # (T, C, *F)
-        out[row] = one if crop_mode == "separate" else one.astype(np.float32).mean(axis=1, keepdims=True)
+        out[row] = (
+            one if crop_mode == "separate" else one.astype(np.float32).mean(axis=1, keepdims=True)
+        )
     return out

@@ -25,7 +25,9 @@ class DetectorConfig(BaseModel):
 class BagConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rule: Literal["rtfm", "sultani"] | None = None  # boundary rule (wsvad.pipeline.bags); default rtfm
+    rule: Literal["rtfm", "sultani"] | None = (
+        None  # boundary rule (wsvad.pipeline.bags); default rtfm
+    )
     pool: Literal["mean", "max"] | None = None  # pooling inside a bag; default mean
     count: int = Field(32, ge=1)  # T bags per video
     dtype: Literal["float32", "float16"] = "float32"  # of the bag cache (float16 halves its memory)
@@ -35,7 +37,9 @@ class SamplerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     batch_per_class: int | None = Field(None, ge=1)  # balanced: n normal + n abnormal per step
-    window: int | None = Field(None, ge=1)  # random_consecutive: b consecutive snippets per row; default 64
+    window: int | None = Field(
+        None, ge=1
+    )  # random_consecutive: b consecutive snippets per row; default 64
     windows_per_step: int | None = Field(None, ge=1)  # random_consecutive: rows per step; default 1
 
 
@@ -46,7 +50,9 @@ class OptimConfig(BaseModel):
     lr: float | None = Field(None, gt=0.0)
     weight_decay: float | None = Field(None, ge=0.0)
     momentum: float | None = Field(None, ge=0.0)  # sgd and rmsprop only; default 0
-    lr_milestones: list[int] | None = None  # steps at which lr is multiplied by lr_gamma; default none
+    lr_milestones: list[int] | None = (
+        None  # steps at which lr is multiplied by lr_gamma; default none
+    )
     lr_gamma: float | None = Field(None, gt=0.0)  # default 0.1
 
 
@@ -69,8 +75,12 @@ class TrainConfig(BaseModel):
     root: Path | None = None  # dataset root for the adapter
     detector: DetectorConfig = DetectorConfig()
     bags: BagConfig = BagConfig()
-    crop_mode: Literal["separate", "mean"] | None = None  # each crop a sample, or their mean; default separate
-    score_on: Literal["snippets", "bags"] | None = None  # score test videos' raw snippets or T bags; default snippets
+    crop_mode: Literal["separate", "mean"] | None = (
+        None  # each crop a sample, or their mean; default separate
+    )
+    score_on: Literal["snippets", "bags"] | None = (
+        None  # score test videos' raw snippets or T bags; default snippets
+    )
     sampler: SamplerConfig = SamplerConfig()
     optim: OptimConfig = OptimConfig()
     iterations: int | None = Field(None, ge=1)  # optimizer steps (exclusive with epochs)
@@ -81,7 +91,9 @@ class TrainConfig(BaseModel):
     log_every: int = Field(10, ge=1)  # steps between log.jsonl lines
     checkpoint_every: int = Field(200, ge=1)  # steps between checkpoints/last.*
     device: str = "cpu"
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of forward+loss (faster on CPUs with bf16 units)
+    precision: Literal["fp32", "bf16"] = (
+        "fp32"  # bf16: autocast of forward+loss (faster on CPUs with bf16 units)
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -95,7 +107,14 @@ class TrainConfig(BaseModel):
 
 
 GENERIC_DEFAULTS: dict[str, Any] = {
-    "optim": {"name": "adam", "lr": 1.0e-3, "weight_decay": 0.0, "momentum": 0.0, "lr_milestones": [], "lr_gamma": 0.1},
+    "optim": {
+        "name": "adam",
+        "lr": 1.0e-3,
+        "weight_decay": 0.0,
+        "momentum": 0.0,
+        "lr_milestones": [],
+        "lr_gamma": 0.1,
+    },
     "sampler": {"batch_per_class": 30, "window": 64, "windows_per_step": 1},
     "bags": {"rule": "rtfm", "pool": "mean"},
     "iterations": 1000,
@@ -112,7 +131,9 @@ def resolve(cfg: TrainConfig, detector_defaults: dict[str, Any]) -> TrainConfig:
     for section in SECTIONS:
         for key in set(GENERIC_DEFAULTS[section]) | set(detector_defaults.get(section, {})):
             if data[section].get(key) is None:
-                data[section][key] = detector_defaults.get(section, {}).get(key, GENERIC_DEFAULTS[section].get(key))
+                data[section][key] = detector_defaults.get(section, {}).get(
+                    key, GENERIC_DEFAULTS[section].get(key)
+                )
     for key in TOP_LEVEL:
         if data[key] is None:
             data[key] = detector_defaults.get(key, GENERIC_DEFAULTS[key])

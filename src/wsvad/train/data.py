@@ -42,11 +42,15 @@ class LabelReport:
         return not (self.not_in_dataset or self.not_in_store or self.unlabelled)
 
 
-def _class_index(classes: list[str] | tuple[str, ...], label: int, class_names: list[str], where: str) -> int:
+def _class_index(
+    classes: list[str] | tuple[str, ...], label: int, class_names: list[str], where: str
+) -> int:
     if not label or not classes:
         return 0
     if classes[0] not in class_names:
-        raise WsvadError(f"{where}: class {classes[0]!r} is not among the class names {class_names}")
+        raise WsvadError(
+            f"{where}: class {classes[0]!r} is not among the class names {class_names}"
+        )
     return class_names.index(classes[0])
 
 
@@ -83,7 +87,17 @@ def load_video_infos(
                 continue
             intervals = None if rec.intervals is None else tuple(tuple(iv) for iv in rec.intervals)
             ci = _class_index(rec.classes, rec.label, class_names, f"{dataset} video {vid}")
-            infos.append(VideoInfo(vid, rec.split, int(rec.label), ci, intervals, int(attrs[vid]["n_snippets"]), attrs[vid].get("n_frames")))
+            infos.append(
+                VideoInfo(
+                    vid,
+                    rec.split,
+                    int(rec.label),
+                    ci,
+                    intervals,
+                    int(attrs[vid]["n_snippets"]),
+                    attrs[vid].get("n_frames"),
+                )
+            )
     else:
         report = LabelReport(source="store attrs")
         found = sorted({c for a in attrs.values() for c in (a.get("classes") or [])})
@@ -93,14 +107,29 @@ def load_video_infos(
             if a.get("split") not in ("train", "test") or a.get("label") not in (0, 1):
                 report.unlabelled.append(vid)
                 continue
-            ci = _class_index(a.get("classes") or [], a["label"], class_names, f"{store.path} video {vid}")
+            ci = _class_index(
+                a.get("classes") or [], a["label"], class_names, f"{store.path} video {vid}"
+            )
             raw = a.get("intervals")
             intervals = None if raw is None else tuple((int(s), int(e)) for s, e in raw)
-            infos.append(VideoInfo(vid, a["split"], int(a["label"]), ci, intervals, int(a["n_snippets"]), a.get("n_frames")))
+            infos.append(
+                VideoInfo(
+                    vid,
+                    a["split"],
+                    int(a["label"]),
+                    ci,
+                    intervals,
+                    int(a["n_snippets"]),
+                    a.get("n_frames"),
+                )
+            )
     if not report.clean:
         log.warning(
             "label matching (%s): %d store videos not in the dataset, %d dataset videos not in the store, %d unlabelled",
-            report.source, len(report.not_in_dataset), len(report.not_in_store), len(report.unlabelled),
+            report.source,
+            len(report.not_in_dataset),
+            len(report.not_in_store),
+            len(report.unlabelled),
         )
     return infos, class_names, report
 
@@ -109,17 +138,25 @@ def check_training_set(infos: list[VideoInfo], store: Path, needs_both: bool) ->
     """Refuse a training split the sampler cannot draw from, naming what is missing."""
     labels = [v.label for v in infos if v.split == "train"]
     if not labels:
-        raise WsvadError(f"{store}: no labelled training video (split 'train'); "
-                         "give --dataset/--root or re-extract with labels")
+        raise WsvadError(
+            f"{store}: no labelled training video (split 'train'); "
+            "give --dataset/--root or re-extract with labels"
+        )
     if needs_both and (0 not in labels or 1 not in labels):
         have = "normal" if 0 in labels else "abnormal"
-        raise WsvadError(f"{store}: the training split has only {have} videos; the balanced sampler needs both")
+        raise WsvadError(
+            f"{store}: the training split has only {have} videos; the balanced sampler needs both"
+        )
 
 
-def carve_validation(train: list[VideoInfo], fraction: float, seed: int) -> tuple[list[VideoInfo], list[VideoInfo]]:
+def carve_validation(
+    train: list[VideoInfo], fraction: float, seed: int
+) -> tuple[list[VideoInfo], list[VideoInfo]]:
     """Hold out ``fraction`` of the training videos per label (stratified, at least one of each
     label that has two or more videos). Returns (train, val), both sorted by id."""
-    rng = np.random.default_rng([seed, 7919])  # a stream of its own: changing it never moves the sampler
+    rng = np.random.default_rng(
+        [seed, 7919]
+    )  # a stream of its own: changing it never moves the sampler
     held: set[str] = set()
     for label in (0, 1):
         ids = sorted(v.video_id for v in train if v.label == label)
@@ -149,7 +186,9 @@ class BagVideos:
     def __getitem__(self, index: int):
         import torch
 
-        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(self.array[index], 1, 0), dtype=np.float32))  # (T, K, *F) -> (K, T, *F)
+        return torch.from_numpy(
+            np.ascontiguousarray(np.moveaxis(self.array[index], 1, 0), dtype=np.float32)
+        )  # (T, K, *F) -> (K, T, *F)
 
     def window(self, index: int, crop: int, start: int, length: int) -> np.ndarray:
         return self.array[index, start : start + length, crop].astype(np.float32)
@@ -189,5 +228,7 @@ class SnippetVideos:
     def window(self, index: int, crop: int, start: int, length: int) -> np.ndarray:
         arr = self._array(index)
         if self.crop_mode == "mean":
-            return np.asarray(arr[start : start + length], dtype=np.float32).mean(axis=1)  # (b, C, *F) -> (b, *F)
+            return np.asarray(arr[start : start + length], dtype=np.float32).mean(
+                axis=1
+            )  # (b, C, *F) -> (b, *F)
         return np.asarray(arr[start : start + length, crop], dtype=np.float32)

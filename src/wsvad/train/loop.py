@@ -81,7 +81,9 @@ def _join_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> d
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(stem: Path, detector: Detector, opt, sampler, step: int, extra: dict[str, Any]) -> None:
+def save_checkpoint(
+    stem: Path, detector: Detector, opt, sampler, step: int, extra: dict[str, Any]
+) -> None:
     opt_tensors, opt_meta = _split_optimizer(opt)
     tensors = {f"model.{k}": v for k, v in detector.state_dict().items()}
     tensors.update(opt_tensors)
@@ -95,7 +97,13 @@ def save_checkpoint(stem: Path, detector: Detector, opt, sampler, step: int, ext
         "sampler": sampler.state(),
         "rng": {
             "python": [py_state[0], list(py_state[1]), py_state[2]],
-            "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+            "numpy": [
+                np_state[0],
+                np_state[1].tolist(),
+                int(np_state[2]),
+                int(np_state[3]),
+                float(np_state[4]),
+            ],
         },
         "weights_sha256": digest,
         **extra,
@@ -105,7 +113,9 @@ def save_checkpoint(stem: Path, detector: Detector, opt, sampler, step: int, ext
 
 def load_checkpoint(stem: Path, detector: Detector, opt, sampler) -> dict[str, Any]:
     tensors, meta = read_pair(stem)
-    detector.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+    detector.load_state_dict(
+        {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    )
     opt.load_state_dict(_join_optimizer(tensors, meta["optimizer"]))
     sampler.load_state(meta["sampler"])
     torch.set_rng_state(tensors["rng.torch"])
@@ -157,7 +167,14 @@ def train_loop(
         log.info("resumed %s at step %d", run_dir, step)
 
     def checkpoint() -> None:
-        save_checkpoint(last, detector, opt, sampler, step, {"total_steps": total_steps, "best_step": best_step, "best_score": best_score})
+        save_checkpoint(
+            last,
+            detector,
+            opt,
+            sampler,
+            step,
+            {"total_steps": total_steps, "best_step": best_step, "best_score": best_score},
+        )
 
     def maybe_select() -> None:
         nonlocal best_step, best_score
@@ -165,7 +182,9 @@ def train_loop(
         score = float(evaluate(detector))
         detector.train()
         with open(run_dir / "log.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"step": step, "selection": cfg.selection.mode, "score": score}) + "\n")
+            fh.write(
+                json.dumps({"step": step, "selection": cfg.selection.mode, "score": score}) + "\n"
+            )
         if best_score is None or score > best_score:
             best_step, best_score = step, score
             save_detector(best, detector, {**model_meta, "step": step, "selection_score": score})
@@ -186,7 +205,11 @@ def train_loop(
             batch = sampler.next_batch()
             if cfg.device != "cpu":
                 batch = type(batch)(*(None if t is None else t.to(cfg.device) for t in batch))
-            with torch.autocast(device_type=torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            with torch.autocast(
+                device_type=torch.device(cfg.device).type,
+                dtype=torch.bfloat16,
+                enabled=cfg.precision == "bf16",
+            ):
                 losses = detector.loss(batch)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
@@ -201,11 +224,16 @@ def train_loop(
                 logged = {k: v / count for k, v in sums.items()}
                 logged["it_s"] = count / max(now - t_log, 1e-9)
                 with open(run_dir / "log.jsonl", "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps({"step": step, "lr": lr_at(cfg.optim, step - 1), **logged}) + "\n")
+                    fh.write(
+                        json.dumps({"step": step, "lr": lr_at(cfg.optim, step - 1), **logged})
+                        + "\n"
+                    )
                 sums, count, t_log = {}, 0, now
                 if not np.isfinite(logged["loss"]):
                     checkpoint()
-                    raise FloatingPointError(f"{run_dir}: loss became {logged['loss']} at step {step}; checkpoint kept")
+                    raise FloatingPointError(
+                        f"{run_dir}: loss became {logged['loss']} at step {step}; checkpoint kept"
+                    )
             if evaluate is not None and (step % cfg.selection.every == 0 or step == total_steps):
                 maybe_select()
             if step % cfg.checkpoint_every == 0 or step == total_steps:

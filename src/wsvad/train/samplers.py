@@ -101,7 +101,9 @@ class BalancedSampler(_EpochSampler):
         self.n = int(cfg.batch_per_class)
         k = videos.n_crops
         # A sample is (video row, crop); with crop_mode mean, k == 1.
-        samples = np.array([(row, c) for row in range(len(videos)) for c in range(k)], dtype=np.int64).reshape(-1, 2)
+        samples = np.array(
+            [(row, c) for row in range(len(videos)) for c in range(k)], dtype=np.int64
+        ).reshape(-1, 2)
         labels = videos.labels.numpy()[samples[:, 0]]
         self.pools = [samples[labels == 0], samples[labels == 1]]
         if min(len(p) for p in self.pools) == 0:
@@ -152,7 +154,9 @@ class RandomConsecutiveSampler(_EpochSampler):
 
     def next_batch(self) -> Batch:
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.windows))
-        picked = self.windows[order[self.position * self.per_step : (self.position + 1) * self.per_step]]
+        picked = self.windows[
+            order[self.position * self.per_step : (self.position + 1) * self.per_step]
+        ]
         feats = np.stack([self._read(r, c, s) for r, c, s in picked])  # (B, b, *F)
         self.position += 1
         if self.position == self.steps_per_epoch:

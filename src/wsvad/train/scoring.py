@@ -19,7 +19,11 @@ from wsvad.train.data import BagVideos, VideoInfo
 
 @torch.no_grad()
 def score_video_crops(
-    detector: Detector, raw: np.ndarray, cfg: TrainConfig, bagged: dict | None = None, n_raw: int | None = None
+    detector: Detector,
+    raw: np.ndarray,
+    cfg: TrainConfig,
+    bagged: dict | None = None,
+    n_raw: int | None = None,
 ) -> np.ndarray:
     """Snippet scores of one video: ``(N, C, *F)`` -> ``(N,)`` float32, scored crop by crop with
     ``detector.score_video`` and averaged over crops (the common protocol).
@@ -35,10 +39,16 @@ def score_video_crops(
         seq = raw
     else:
         n = len(raw)
-        seq = segment_into_bags(raw, cfg.bags.count, cfg.bags.rule, cfg.bags.pool) if cfg.score_on == "bags" else raw
+        seq = (
+            segment_into_bags(raw, cfg.bags.count, cfg.bags.rule, cfg.bags.pool)
+            if cfg.score_on == "bags"
+            else raw
+        )
     per_crop = []
     for c in range(seq.shape[1]):
-        crop = torch.from_numpy(np.ascontiguousarray(seq[:, c], dtype=np.float32)).to(cfg.device)  # (N or T, *F)
+        crop = torch.from_numpy(np.ascontiguousarray(seq[:, c], dtype=np.float32)).to(
+            cfg.device
+        )  # (N or T, *F)
         per_crop.append(detector.score_video(crop).cpu().numpy())
     scores = np.mean(per_crop, axis=0)  # (C, N or T) -> (N or T,)
     if bagged:
@@ -49,7 +59,9 @@ def score_video_crops(
     return scores.astype(np.float32)
 
 
-def score_split(detector: Detector, store: FeatureStore, infos: list[VideoInfo], cfg: TrainConfig) -> dict[str, np.ndarray]:
+def score_split(
+    detector: Detector, store: FeatureStore, infos: list[VideoInfo], cfg: TrainConfig
+) -> dict[str, np.ndarray]:
     """Scores of every video in ``infos``, read one at a time from the store."""
     was_training = detector.training
     detector.eval()
@@ -57,7 +69,10 @@ def score_split(detector: Detector, store: FeatureStore, infos: list[VideoInfo],
         bagged = store.attrs.get("bagged")
         return {
             v.video_id: score_video_crops(
-                detector, store.read(v.video_id), cfg, bagged,
+                detector,
+                store.read(v.video_id),
+                cfg,
+                bagged,
                 store.video_attrs(v.video_id).get("n_snippets_raw") if bagged else None,
             )
             for v in infos
@@ -92,7 +107,9 @@ def collapse_warning(scores: dict[str, np.ndarray], spread: float = COLLAPSE_SPR
     )
 
 
-def quick_frame_auc(scores: dict[str, np.ndarray], infos: list[VideoInfo], snippet_len: int, stride: int) -> float | None:
+def quick_frame_auc(
+    scores: dict[str, np.ndarray], infos: list[VideoInfo], snippet_len: int, stride: int
+) -> float | None:
     """Frame-level ROC AUC over the videos that have intervals and a frame count (``None`` if the
     ground truth is missing or has one class only). Alignment: wsvad's ``true-frames`` rule."""
     from sklearn.metrics import roc_auc_score
@@ -125,6 +142,10 @@ def validation_auc(detector: Detector, val: BagVideos, device: str = "cpu") -> f
     from sklearn.metrics import roc_auc_score
 
     v, t, k = val.array.shape[:3]
-    feats = torch.from_numpy(np.ascontiguousarray(np.moveaxis(val.array, 2, 1), dtype=np.float32))  # (V, K, T, *F)
-    scores = detector(feats.reshape(v * k, t, *feats.shape[3:]).to(device)).reshape(v, k, t).mean(1)  # (V, T)
+    feats = torch.from_numpy(
+        np.ascontiguousarray(np.moveaxis(val.array, 2, 1), dtype=np.float32)
+    )  # (V, K, T, *F)
+    scores = (
+        detector(feats.reshape(v * k, t, *feats.shape[3:]).to(device)).reshape(v, k, t).mean(1)
+    )  # (V, T)
     return float(roc_auc_score(val.labels.numpy(), scores.max(dim=1).values.cpu().numpy()))

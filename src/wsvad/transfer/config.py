@@ -27,16 +27,26 @@ class ImportConfig(BaseModel):
     format: Format
     features_root: Path  # folder holding the published files (searched recursively by file name)
     out: Path  # the store to write
-    lists: list[ListFile] = []  # published lists; empty = every file of the format under features_root
+    lists: list[
+        ListFile
+    ] = []  # published lists; empty = every file of the format under features_root
     dataset: str | None = None  # adapter giving labels, splits and frame GT (wsvad.data)
     root: Path | None = None  # the dataset's root (videos or list/annotation files)
     dataset_options: dict[str, Any] = {}  # extra keyword options of the dataset adapter
-    stream: str = "rgb"  # video-features: the output key in <video>_<key>.npy (rgb, flow, vggish, r21d...)
+    stream: str = (
+        "rgb"  # video-features: the output key in <video>_<key>.npy (rgb, flow, vggish, r21d...)
+    )
     publisher_backbone: str | None = None  # overrides the format's default provenance text
-    snippet_len: int | None = Field(None, ge=1)  # frames per published snippet; default from the format
+    snippet_len: int | None = Field(
+        None, ge=1
+    )  # frames per published snippet; default from the format
     stride: int | None = Field(None, ge=1)  # frames between snippet starts; default from the format
-    probe_frames: bool = False  # count the frames of the dataset's videos (else n_frames is estimated from T)
-    checksum: Literal["sha256", "stat"] = "sha256"  # per-file fingerprint: content hash or size+mtime
+    probe_frames: bool = (
+        False  # count the frames of the dataset's videos (else n_frames is estimated from T)
+    )
+    checksum: Literal["sha256", "stat"] = (
+        "sha256"  # per-file fingerprint: content hash or size+mtime
+    )
     workers: int = Field(2, ge=1)  # threads importing videos at once
     overwrite: bool = False  # replace a store made with a different import config
 
@@ -47,7 +57,9 @@ class ImportConfig(BaseModel):
         if self.root is not None and self.dataset is None:
             raise ValueError("--root is only used with --dataset")
         if not self.lists and self.dataset is None:
-            raise ValueError("give --list files (their names give the split) or --dataset/--root (splits from the dataset)")
+            raise ValueError(
+                "give --list files (their names give the split) or --dataset/--root (splits from the dataset)"
+            )
         return self
 
 
@@ -60,7 +72,9 @@ class ExportConfig(BaseModel):
     format: Literal["crops-per-file", "rtfm", "video-features", "vggish"]
     out: Path  # folder for the feature files and list files
     stream: str = "rgb"  # video-features: the output key written as <video>_<key>.npy
-    path_prefix: str | None = None  # prefix written in list files instead of the absolute --out path
+    path_prefix: str | None = (
+        None  # prefix written in list files instead of the absolute --out path
+    )
     split: Literal["train", "test"] | None = None  # export only one split (default: all videos)
 
 
@@ -69,12 +83,16 @@ class ConcatConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    stores: list[Path]  # exactly two, any order: the one with attr modality "audio" is the audio store
+    stores: list[
+        Path
+    ]  # exactly two, any order: the one with attr modality "audio" is the audio store
     out: Path  # the concatenated store to write (resumed if it exists with the same inputs)
     overwrite: bool = False  # replace a store built from other inputs
 
     @model_validator(mode="after")
     def _two(self) -> ConcatConfig:
         if len(self.stores) != 2:
-            raise ValueError(f"give exactly two --store (a video store and an audio store), got {len(self.stores)}")
+            raise ValueError(
+                f"give exactly two --store (a video store and an audio store), got {len(self.stores)}"
+            )
         return self

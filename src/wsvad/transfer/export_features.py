@@ -73,7 +73,9 @@ def _order(store: FeatureStore, ids: list[str]) -> dict[str, list[str]]:
         attrs = store.video_attrs(vid)
         split, label = attrs.get("split"), attrs.get("label")
         if split not in ("train", "test") or label not in (0, 1):
-            raise WsvadError(f"{store.path}: video {vid!r} has no split/label attrs (split={split!r}, label={label!r})")
+            raise WsvadError(
+                f"{store.path}: video {vid!r} has no split/label attrs (split={split!r}, label={label!r})"
+            )
         by_split.setdefault(split, []).append((-int(label), vid))
     return {split: [vid for _, vid in sorted(items)] for split, items in sorted(by_split.items())}
 
@@ -93,11 +95,15 @@ def _write_gt(store: FeatureStore, vids: list[str], out: Path, result: ExportRes
     for vid in vids:
         attrs = store.video_attrs(vid)
         if attrs.get("intervals") is None:
-            result.gt_note = f"no gt-test.npy: test video {vid} has no frame intervals (import with --dataset)"
+            result.gt_note = (
+                f"no gt-test.npy: test video {vid} has no frame intervals (import with --dataset)"
+            )
             return
         gt = np.zeros(int(attrs["n_snippets"]) * int(stride), dtype=np.float64)
         for start, end in attrs["intervals"]:
-            gt[int(start) : int(end)] = 1.0  # intervals are half-open; slicing cuts them to T * stride
+            gt[int(start) : int(end)] = (
+                1.0  # intervals are half-open; slicing cuts them to T * stride
+            )
         parts.append(gt)
     path = out / "gt-test.npy"
     tmp = _tmp_name(path)
@@ -128,8 +134,12 @@ def run_export(cfg: ExportConfig) -> ExportResult:
     try:
         cfg.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise WsvadError(f"{cfg.out}: cannot create the output folder ({exc.strerror or exc})") from exc
-    prefix = cfg.path_prefix.rstrip("/\\") if cfg.path_prefix is not None else str(cfg.out.resolve())
+        raise WsvadError(
+            f"{cfg.out}: cannot create the output folder ({exc.strerror or exc})"
+        ) from exc
+    prefix = (
+        cfg.path_prefix.rstrip("/\\") if cfg.path_prefix is not None else str(cfg.out.resolve())
+    )
     result = ExportResult(cfg.out)
     for split, vids in order.items():
         lines = []
@@ -159,5 +169,7 @@ def run_export(cfg: ExportConfig) -> ExportResult:
         "gt_note": result.gt_note,
         "videos": len(result.videos),
     }
-    write_text_atomic(cfg.out / "export.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(
+        cfg.out / "export.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    )
     return result

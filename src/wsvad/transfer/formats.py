@@ -32,7 +32,6 @@ from wsvad.extract.crops import crop_order as wsvad_crop_order
 ExportNames = Callable[[str, int], list[tuple[str, int | None]]]
 
 
-
 @dataclass
 class Source:
     """One video's published features, opened lazily.
@@ -80,7 +79,9 @@ class FeatureFormat:
     modality: str = "video"
     snippet_len: int | None = 16
     stride: int | None = 16
-    crop_order: Callable[[int], list[str]] = lambda n: ["C"] if n == 1 else [f"crop-{k}" for k in range(n)]
+    crop_order: Callable[[int], list[str]] = lambda n: (
+        ["C"] if n == 1 else [f"crop-{k}" for k in range(n)]
+    )
     export_names: ExportNames | None = None
     bagged: dict[str, Any] | None = None
     crop_note: str = "one crop per video"
@@ -136,7 +137,11 @@ def _open_per_crop(paths: list[Path]) -> Source:
                 f"({paths[0].name}: {list(arrays[0].shape)} {arrays[0].dtype})"
             )
     T, D = arrays[0].shape
-    return Source((T, len(arrays), D), arrays[0].dtype.name, lambda a, b: np.stack([x[a:b] for x in arrays], axis=1))
+    return Source(
+        (T, len(arrays), D),
+        arrays[0].dtype.name,
+        lambda a, b: np.stack([x[a:b] for x in arrays], axis=1),
+    )
 
 
 def _open_single(paths: list[Path]) -> Source:
@@ -157,12 +162,16 @@ def _open_sultani(paths: list[Path]) -> Source:
     """Sultani et al.'s text files: 32 lines of 4096 ``%f`` values (L2-normalised segment means)."""
     (path,) = paths
     try:
-        rows = [line.split() for line in path.read_text(encoding="ascii").splitlines() if line.strip()]
+        rows = [
+            line.split() for line in path.read_text(encoding="ascii").splitlines() if line.strip()
+        ]
     except (OSError, UnicodeDecodeError) as exc:
         raise WsvadError(f"{path}: cannot read C3D text features ({exc})") from exc
     widths = sorted({len(r) for r in rows})
     if len(rows) != 32 or widths != [4096]:
-        raise WsvadError(f"{path}: expected 32 rows of 4096 values, got {len(rows)} rows of {widths} values")
+        raise WsvadError(
+            f"{path}: expected 32 rows of 4096 values, got {len(rows)} rows of {widths} values"
+        )
     try:
         feats = np.array(rows, dtype=np.float32)
     except ValueError as exc:
@@ -182,7 +191,9 @@ def _per_crop_names(video_id: str, n_crops: int) -> list[tuple[str, int | None]]
 def _single_names(suffix: str) -> ExportNames:
     def names(video_id: str, n_crops: int) -> list[tuple[str, int | None]]:
         if n_crops != 1:
-            raise WsvadError(f"{video_id}: this layout holds one crop per video, the store has {n_crops}")
+            raise WsvadError(
+                f"{video_id}: this layout holds one crop per video, the store has {n_crops}"
+            )
         return [(f"{video_id}{suffix}", 0)]
 
     return names
@@ -203,7 +214,12 @@ def _suffix_parser(pattern: str) -> Callable[[str], tuple[str, int] | None]:
 
 def _per_crop_order(n: int) -> list[str]:
     if n == 10:
-        return ["C", *[f"corner-{k}" for k in range(1, 5)], "flip-C", *[f"flip-corner-{k}" for k in range(1, 5)]]
+        return [
+            "C",
+            *[f"corner-{k}" for k in range(1, 5)],
+            "flip-C",
+            *[f"flip-corner-{k}" for k in range(1, 5)],
+        ]
     return ["C", *[f"corner-{k}" for k in range(1, n)]]
 
 
@@ -220,7 +236,9 @@ def video_features_format(stream: str) -> FeatureFormat:
     frames (``stack_size``/``step_size``), not 16.
     """
     if not re.fullmatch(r"[A-Za-z0-9]+", stream) or stream in ("fps", "timestamps"):
-        raise WsvadError(f"--stream {stream!r}: expected a video_features output key such as rgb, flow or vggish")
+        raise WsvadError(
+            f"--stream {stream!r}: expected a video_features output key such as rgb, flow or vggish"
+        )
     is_i3d = stream in ("rgb", "flow")
     return FeatureFormat(
         name="video-features",
@@ -236,52 +254,60 @@ def video_features_format(stream: str) -> FeatureFormat:
     )
 
 
-_fixed(FeatureFormat(
-    name="rtfm",
-    summary="one <video>_i3d.npy [T, 10, 2048] per video (RTFM, MGFN: ResNet50-I3D ten-crop)",
-    parse_name=_suffix_parser(r"(?P<id>.+?)(_i3d)?\.npy"),
-    open=_open_stacked,
-    backbone="imported:i3d_r50",
-    publisher_backbone="i3d_r50 (RTFM)",
-    crop_order=_rtfm_order,
-    crop_note="torchvision TenCrop order (RTFM issue #33), the same as wsvad's extraction",
-    export_names=_stacked_names,
-))
-_fixed(FeatureFormat(
-    name="crops-per-file",
-    summary="<video>__<k>.npy [T, D] per crop, __0 the centre (XD-Violence, UR-DMU, Wu et al.: I3D 1024)",
-    parse_name=_suffix_parser(r"(?P<id>.+)__(?P<crop>\d+)\.npy"),
-    open=_open_per_crop,
-    backbone="imported:i3d",
-    publisher_backbone="i3d (Wu et al. / UR-DMU per-crop release)",
-    crop_order=_per_crop_order,
-    crop_note="file order __0..__k kept; __0 is the centre (XDVioDet README), corner order undocumented",
-    export_names=_per_crop_names,
-))
-_fixed(FeatureFormat(
-    name="sultani-c3d",
-    summary="Sultani et al. <video>_C.txt: 32 L2-normalised C3D fc6 segment means x 4096 values",
-    parse_name=_suffix_parser(r"(?P<id>.+?)(_C)?\.txt"),
-    open=_open_sultani,
-    backbone="imported:c3d",
-    publisher_backbone="c3d_fc6 (Sultani et al., 32 segments)",
-    snippet_len=None,
-    stride=None,
-    bagged={"rule": "sultani", "T": 32},
-))
-_fixed(FeatureFormat(
-    name="vggish",
-    summary="XD-Violence audio <video>__vggish.npy [T, 128] (also video_features' _vggish.npy)",
-    parse_name=_suffix_parser(r"(?P<id>.+?)__?vggish\.npy"),
-    open=_open_single,
-    backbone="imported:vggish",
-    publisher_backbone="vggish (XD-Violence, Wu et al.)",
-    modality="audio",
-    # XDVioDet pairs audio feature i with RGB snippet i (the audio list has one line per video).
-    snippet_len=None,
-    stride=None,
-    export_names=_single_names("__vggish.npy"),
-))
+_fixed(
+    FeatureFormat(
+        name="rtfm",
+        summary="one <video>_i3d.npy [T, 10, 2048] per video (RTFM, MGFN: ResNet50-I3D ten-crop)",
+        parse_name=_suffix_parser(r"(?P<id>.+?)(_i3d)?\.npy"),
+        open=_open_stacked,
+        backbone="imported:i3d_r50",
+        publisher_backbone="i3d_r50 (RTFM)",
+        crop_order=_rtfm_order,
+        crop_note="torchvision TenCrop order (RTFM issue #33), the same as wsvad's extraction",
+        export_names=_stacked_names,
+    )
+)
+_fixed(
+    FeatureFormat(
+        name="crops-per-file",
+        summary="<video>__<k>.npy [T, D] per crop, __0 the centre (XD-Violence, UR-DMU, Wu et al.: I3D 1024)",
+        parse_name=_suffix_parser(r"(?P<id>.+)__(?P<crop>\d+)\.npy"),
+        open=_open_per_crop,
+        backbone="imported:i3d",
+        publisher_backbone="i3d (Wu et al. / UR-DMU per-crop release)",
+        crop_order=_per_crop_order,
+        crop_note="file order __0..__k kept; __0 is the centre (XDVioDet README), corner order undocumented",
+        export_names=_per_crop_names,
+    )
+)
+_fixed(
+    FeatureFormat(
+        name="sultani-c3d",
+        summary="Sultani et al. <video>_C.txt: 32 L2-normalised C3D fc6 segment means x 4096 values",
+        parse_name=_suffix_parser(r"(?P<id>.+?)(_C)?\.txt"),
+        open=_open_sultani,
+        backbone="imported:c3d",
+        publisher_backbone="c3d_fc6 (Sultani et al., 32 segments)",
+        snippet_len=None,
+        stride=None,
+        bagged={"rule": "sultani", "T": 32},
+    )
+)
+_fixed(
+    FeatureFormat(
+        name="vggish",
+        summary="XD-Violence audio <video>__vggish.npy [T, 128] (also video_features' _vggish.npy)",
+        parse_name=_suffix_parser(r"(?P<id>.+?)__?vggish\.npy"),
+        open=_open_single,
+        backbone="imported:vggish",
+        publisher_backbone="vggish (XD-Violence, Wu et al.)",
+        modality="audio",
+        # XDVioDet pairs audio feature i with RGB snippet i (the audio list has one line per video).
+        snippet_len=None,
+        stride=None,
+        export_names=_single_names("__vggish.npy"),
+    )
+)
 register_format("video-features", video_features_format)
 
 

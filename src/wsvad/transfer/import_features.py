@@ -66,7 +66,9 @@ class ImportPlan:
     source: str | None
     fps: float | None
     video_path: Path | None = None  # the dataset's video file, for --probe-frames
-    dataset_frames: int | None = None  # frame count the dataset's own files state (SH masks, UR-DMU annotation)
+    dataset_frames: int | None = (
+        None  # frame count the dataset's own files state (SH masks, UR-DMU annotation)
+    )
 
 
 @dataclass
@@ -77,10 +79,14 @@ class ImportResult:
     imported: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # complete from an earlier run
     failed: dict[str, str] = field(default_factory=dict)  # video id -> reason
-    listed_as: dict[str, str | None] = field(default_factory=dict)  # video id -> "<list>:<line>" or file name
+    listed_as: dict[str, str | None] = field(
+        default_factory=dict
+    )  # video id -> "<list>:<line>" or file name
     unmatched: list[Unmatched] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # dataset videos without features (info only)
-    bad_entries: list[str] = field(default_factory=list)  # list lines that name no file of the format
+    bad_entries: list[str] = field(
+        default_factory=list
+    )  # list lines that name no file of the format
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -100,11 +106,15 @@ def file_fingerprint(path: Path, root: Path, checksum: str) -> dict[str, Any]:
 def _open(fmt: FeatureFormat, video: VideoFiles) -> Source:
     crops = sorted(video.files)
     if crops != list(range(len(crops))):
-        raise WsvadError(f"{video.video_id}: crop files {crops} are not numbered 0..{len(crops) - 1}")
+        raise WsvadError(
+            f"{video.video_id}: crop files {crops} are not numbered 0..{len(crops) - 1}"
+        )
     return fmt.open([video.files[k] for k in crops])
 
 
-def _collect(cfg: ImportConfig, fmt: FeatureFormat) -> tuple[dict[str, VideoFiles], list[str], set[str]]:
+def _collect(
+    cfg: ImportConfig, fmt: FeatureFormat
+) -> tuple[dict[str, VideoFiles], list[str], set[str]]:
     if not cfg.features_root.is_dir():
         raise WsvadError(f"{cfg.features_root}: features root does not exist or is not a directory")
     if not cfg.lists:
@@ -112,13 +122,19 @@ def _collect(cfg: ImportConfig, fmt: FeatureFormat) -> tuple[dict[str, VideoFile
     specs = [ListSpec(lf.path, lf.split or split_from_list_name(lf.path)) for lf in cfg.lists]
     videos, bad = group_listed(specs, cfg.features_root, fmt.parse_name)
     if not videos:
-        raise WsvadError(f"{', '.join(str(s.path) for s in specs)}: no {fmt.name} feature file is listed")
+        raise WsvadError(
+            f"{', '.join(str(s.path) for s in specs)}: no {fmt.name} feature file is listed"
+        )
     return videos, bad, {s.split for s in specs}
 
 
 def _record_for(video_id: str, by_id: dict[str, VideoRecord]) -> VideoRecord | None:
     # XD-Violence annotation names sometimes keep ".mp4" (SOURCES.md): accept either spelling.
-    return by_id.get(video_id) or by_id.get(video_id.removesuffix(".mp4")) or by_id.get(f"{video_id}.mp4")
+    return (
+        by_id.get(video_id)
+        or by_id.get(video_id.removesuffix(".mp4"))
+        or by_id.get(f"{video_id}.mp4")
+    )
 
 
 def plan_import(cfg: ImportConfig, fmt: FeatureFormat, result: ImportResult) -> list[ImportPlan]:
@@ -133,14 +149,21 @@ def plan_import(cfg: ImportConfig, fmt: FeatureFormat, result: ImportResult) -> 
         skipped = {p.video_id: p.message for p in index.errors if p.video_id}
         if not index.records:
             kinds = Counter(p.kind for p in index.errors)
-            shown = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common(3)) or "no problem reported"
+            shown = (
+                ", ".join(f"{n} {kind}" for kind, n in kinds.most_common(3))
+                or "no problem reported"
+            )
             raise WsvadError(
                 f"{cfg.root}: the {cfg.dataset} adapter found no usable video ({shown}); --root must hold the "
                 f"dataset's list and annotation files (see `wsvad check --dataset {cfg.dataset} --root {cfg.root}`)"
             )
-        result.notes += [f"dataset: {p.message}" for p in index.problems if p.kind == "video-not-on-disk"]
+        result.notes += [
+            f"dataset: {p.message}" for p in index.problems if p.kind == "video-not-on-disk"
+        ]
         for problem in index.errors:
-            if problem.video_id not in videos:  # those of listed videos are reported per video below
+            if (
+                problem.video_id not in videos
+            ):  # those of listed videos are reported per video below
                 result.notes.append(f"dataset: {problem.message}")
         by_id = index.by_id()
     plans: list[ImportPlan] = []
@@ -154,26 +177,51 @@ def plan_import(cfg: ImportConfig, fmt: FeatureFormat, result: ImportResult) -> 
             record = _record_for(video.video_id, by_id)
             if record is None:
                 why = skipped.get(video.video_id)
-                reason = f"skipped by the {cfg.dataset} adapter: {why}" if why else f"not in the {cfg.dataset} dataset"
-                result.unmatched.append(Unmatched(video.video_id, video.split, video.listed_as, reason))
+                reason = (
+                    f"skipped by the {cfg.dataset} adapter: {why}"
+                    if why
+                    else f"not in the {cfg.dataset} dataset"
+                )
+                result.unmatched.append(
+                    Unmatched(video.video_id, video.split, video.listed_as, reason)
+                )
                 continue
             matched.add(record.video_id)
             if video.split is not None and video.split != record.split:
-                result.notes.append(f"{video.video_id}: listed as {video.split}, the dataset says {record.split} (kept)")
+                result.notes.append(
+                    f"{video.video_id}: listed as {video.split}, the dataset says {record.split} (kept)"
+                )
             # Stored under the dataset's spelling of the id, so later stages match it without tricks.
-            plans.append(ImportPlan(replace(video, video_id=record.video_id), record.to_attrs(), record.rel_path, record.fps, record.path,
-                                    record.n_frames))
+            plans.append(
+                ImportPlan(
+                    replace(video, video_id=record.video_id),
+                    record.to_attrs(),
+                    record.rel_path,
+                    record.fps,
+                    record.path,
+                    record.n_frames,
+                )
+            )
             continue
         named = label_from_name(video.video_id)
         if named is None:
-            result.unmatched.append(Unmatched(video.video_id, video.split, video.listed_as, "the name carries no label; give --dataset/--root"))
+            result.unmatched.append(
+                Unmatched(
+                    video.video_id,
+                    video.split,
+                    video.listed_as,
+                    "the name carries no label; give --dataset/--root",
+                )
+            )
             continue
         label, classes = named
         attrs = {"split": video.split, "label": label, "classes": list(classes), "intervals": None}
         plans.append(ImportPlan(video, attrs, None, None))
     if by_id is not None:
         wanted = list_splits or {"train", "test"}
-        result.missing = sorted(r.video_id for r in by_id.values() if r.split in wanted and r.video_id not in matched)
+        result.missing = sorted(
+            r.video_id for r in by_id.values() if r.split in wanted and r.video_id not in matched
+        )
     return plans
 
 
@@ -188,7 +236,11 @@ def _store_attrs(cfg: ImportConfig, fmt: FeatureFormat, probe: Source) -> dict[s
             "format": fmt.name,
             "publisher_backbone": cfg.publisher_backbone or fmt.publisher_backbone,
             "features_root": str(cfg.features_root.resolve()),
-            "files": [file_fingerprint(lf.path, lf.path.parent, "sha256") | {"path": str(lf.path.resolve())} for lf in cfg.lists],
+            "files": [
+                file_fingerprint(lf.path, lf.path.parent, "sha256")
+                | {"path": str(lf.path.resolve())}
+                for lf in cfg.lists
+            ],
             "file_checksum": cfg.checksum,
             "crop_order_note": fmt.crop_note,
         },
@@ -214,7 +266,9 @@ def _store_attrs(cfg: ImportConfig, fmt: FeatureFormat, probe: Source) -> dict[s
     }
 
 
-def _import_one(store: FeatureStore, cfg: ImportConfig, fmt: FeatureFormat, plan: ImportPlan) -> None:
+def _import_one(
+    store: FeatureStore, cfg: ImportConfig, fmt: FeatureFormat, plan: ImportPlan
+) -> None:
     video = plan.video
     source = _open(fmt, video)
     expected = (store.crops, *store.feature_shape)
@@ -230,21 +284,32 @@ def _import_one(store: FeatureStore, cfg: ImportConfig, fmt: FeatureFormat, plan
     with store.writer(video.video_id) as writer:
         for start in range(0, n_snippets, DEFAULT_CHUNK_T):
             writer.append(source.read(start, min(start + DEFAULT_CHUNK_T, n_snippets)))
-        files = [file_fingerprint(video.files[k], cfg.features_root, cfg.checksum) for k in sorted(video.files)]
+        files = [
+            file_fingerprint(video.files[k], cfg.features_root, cfg.checksum)
+            for k in sorted(video.files)
+        ]
         n_frames, how = _frame_count(cfg, plan, n_snippets, snippet_len, stride)
-        writer.commit({
-            **plan.label_attrs,
-            "source": plan.source,
-            "feature_files": files,
-            "fps": plan.fps if plan.fps is not None else source.fps,
-            "n_frames": n_frames,
-            "n_frames_estimated": how == "estimate",
-            "n_frames_source": how,
-            "decoder": None,
-        })
+        writer.commit(
+            {
+                **plan.label_attrs,
+                "source": plan.source,
+                "feature_files": files,
+                "fps": plan.fps if plan.fps is not None else source.fps,
+                "n_frames": n_frames,
+                "n_frames_estimated": how == "estimate",
+                "n_frames_source": how,
+                "decoder": None,
+            }
+        )
 
 
-def _frame_count(cfg: ImportConfig, plan: ImportPlan, n_snippets: int, snippet_len: int | None, stride: int | None) -> tuple[int | None, str | None]:
+def _frame_count(
+    cfg: ImportConfig,
+    plan: ImportPlan,
+    n_snippets: int,
+    snippet_len: int | None,
+    stride: int | None,
+) -> tuple[int | None, str | None]:
     """``(n_frames, "probed" | "dataset" | "estimate")``, or ``(None, None)`` for already-bagged features.
 
     Published sets keep no frame counts. With ``probe_frames`` and the dataset's video on disk, the
@@ -280,7 +345,9 @@ def _probe(fmt: FeatureFormat, plans: list[ImportPlan], result: ImportResult) ->
         if len(seen) == _PROBES:
             break
     if not seen:
-        raise WsvadError(f"no listed video could be read (first error: {next(iter(result.failed.values()))})")
+        raise WsvadError(
+            f"no listed video could be read (first error: {next(iter(result.failed.values()))})"
+        )
     keys = [(s.shape[1:], s.dtype) for s in seen]
     return seen[max(range(len(seen)), key=lambda i: (keys.count(keys[i]), -i))]
 
@@ -298,7 +365,9 @@ def _write_report(path: Path, result: ImportResult) -> None:
     write_text_atomic(path, json.dumps(report, indent=1, sort_keys=True) + "\n")
 
 
-def run_import(cfg: ImportConfig, progress: Callable[[str, bool], None] | None = None) -> ImportResult:
+def run_import(
+    cfg: ImportConfig, progress: Callable[[str, bool], None] | None = None
+) -> ImportResult:
     """Import the published features ``cfg`` describes into the store ``cfg.out``.
 
     Args:
@@ -312,7 +381,9 @@ def run_import(cfg: ImportConfig, progress: Callable[[str, bool], None] | None =
     result = ImportResult(cfg.out)
     plans = plan_import(cfg, fmt, result)
     if not plans:
-        raise WsvadError(f"{cfg.features_root}: nothing to import ({len(result.unmatched)} unmatched, {len(result.failed)} broken)")
+        raise WsvadError(
+            f"{cfg.features_root}: nothing to import ({len(result.unmatched)} unmatched, {len(result.failed)} broken)"
+        )
     probe = _probe(fmt, plans, result)
     attrs = _store_attrs(cfg, fmt, probe)
     # Broken videos are expected too, so `wsvad info` counts them as failed rather than forgetting them.
@@ -333,7 +404,10 @@ def run_import(cfg: ImportConfig, progress: Callable[[str, bool], None] | None =
                 todo.append(plan)
         pool = ThreadPoolExecutor(max_workers=cfg.workers)
         try:
-            futures = {pool.submit(_import_one, store, cfg, fmt, plan): plan.video.video_id for plan in todo}
+            futures = {
+                pool.submit(_import_one, store, cfg, fmt, plan): plan.video.video_id
+                for plan in todo
+            }
             for future in as_completed(futures):
                 vid = futures[future]
                 try:
@@ -348,7 +422,13 @@ def run_import(cfg: ImportConfig, progress: Callable[[str, bool], None] | None =
             # On Ctrl-C: let the videos in flight finish (each commits atomically), start no new one.
             pool.shutdown(wait=True, cancel_futures=True)
         failures = {
-            vid: {"video_id": vid, "source": result.listed_as.get(vid), "exception": kinds.get(vid, "WsvadError"), "reason": reason, "decoder": None}
+            vid: {
+                "video_id": vid,
+                "source": result.listed_as.get(vid),
+                "exception": kinds.get(vid, "WsvadError"),
+                "reason": reason,
+                "decoder": None,
+            }
             for vid, reason in result.failed.items()
         }
         store.record_failures(failures, clear=result.imported + result.skipped)

@@ -75,7 +75,9 @@ def index_features_root(root: Path, accept: Callable[[str], bool]) -> dict[str, 
     return found
 
 
-def resolve_entry(entry: str, root: Path, by_name: dict[str, list[Path]]) -> tuple[Path | None, str | None]:
+def resolve_entry(
+    entry: str, root: Path, by_name: dict[str, list[Path]]
+) -> tuple[Path | None, str | None]:
     """The file an entry names under ``root``: its relative path if that exists, else its file name.
 
     Returns ``(path, None)`` or ``(None, reason)``.
@@ -117,16 +119,22 @@ def group_listed(
         for number, entry in enumerate(read_entries(spec.path), start=1):
             parsed = parse_name(posix_path(entry).name)
             if parsed is None:
-                bad.append(f"{spec.path.name}:{number}: {entry!r} is not a file name of this format")
+                bad.append(
+                    f"{spec.path.name}:{number}: {entry!r} is not a file name of this format"
+                )
                 continue
             video_id, crop = parsed
             video = videos.get(video_id)
             if video is None:
-                video = videos[video_id] = VideoFiles(video_id, spec.split, listed_as=f"{spec.path.name}:{number}")
+                video = videos[video_id] = VideoFiles(
+                    video_id, spec.split, listed_as=f"{spec.path.name}:{number}"
+                )
             elif video.split != spec.split:
                 video.problem = f"listed in both the {video.split} and the {spec.split} list"
             if crop in video.files:
-                video.problem = video.problem or f"crop {crop} listed twice ({spec.path.name}:{number})"
+                video.problem = (
+                    video.problem or f"crop {crop} listed twice ({spec.path.name}:{number})"
+                )
                 continue
             path, reason = resolve_entry(entry, root, by_name)
             if path is None:
@@ -136,10 +144,14 @@ def group_listed(
     return videos, bad
 
 
-def group_scanned(root: Path, parse_name: Callable[[str], tuple[str, int] | None]) -> dict[str, VideoFiles]:
+def group_scanned(
+    root: Path, parse_name: Callable[[str], tuple[str, int] | None]
+) -> dict[str, VideoFiles]:
     """Group every file of the format under ``root`` into videos (split unknown), sorted by id."""
     videos: dict[str, VideoFiles] = {}
-    for name, paths in sorted(index_features_root(root, lambda n: parse_name(n) is not None).items()):
+    for name, paths in sorted(
+        index_features_root(root, lambda n: parse_name(n) is not None).items()
+    ):
         video_id, crop = parse_name(name)  # type: ignore[misc]  # accepted names parse
         video = videos.setdefault(video_id, VideoFiles(video_id, None, listed_as=name))
         if len(paths) > 1:

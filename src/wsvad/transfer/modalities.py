@@ -37,9 +37,13 @@ def concat_modalities(video: np.ndarray, audio: np.ndarray) -> np.ndarray:
             raise ValueError(f"audio features have {audio.shape[1]} crops, expected 1")
         audio = audio[:, 0]
     if video.ndim != 3 or audio.ndim != 2:
-        raise ValueError(f"expected video (T, C, D) and audio (T, D), got {video.shape} and {audio.shape}")
+        raise ValueError(
+            f"expected video (T, C, D) and audio (T, D), got {video.shape} and {audio.shape}"
+        )
     t = min(len(video), len(audio))
-    tiled = np.broadcast_to(audio[:t, None, :], (t, video.shape[1], audio.shape[1]))  # (t, Da) -> (t, C, Da)
+    tiled = np.broadcast_to(
+        audio[:t, None, :], (t, video.shape[1], audio.shape[1])
+    )  # (t, Da) -> (t, C, Da)
     return np.concatenate([video[:t], tiled.astype(video.dtype, copy=False)], axis=2)
 
 
@@ -50,7 +54,9 @@ class Pairing:
     common: list[str]
     missing_audio: list[str] = field(default_factory=list)
     missing_video: list[str] = field(default_factory=list)
-    length_gaps: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (T video, T audio)
+    length_gaps: dict[str, tuple[int, int]] = field(
+        default_factory=dict
+    )  # id -> (T video, T audio)
 
     @property
     def usable(self) -> list[str]:
@@ -65,9 +71,13 @@ class Pairing:
 def pair_stores(video_store: FeatureStore, audio_store: FeatureStore) -> Pairing:
     """Check that ``audio_store`` can be concatenated with ``video_store`` video by video."""
     if audio_store.attrs.get("modality") != "audio":
-        raise WsvadError(f"{audio_store.path}: not an audio store (modality {audio_store.attrs.get('modality')!r})")
+        raise WsvadError(
+            f"{audio_store.path}: not an audio store (modality {audio_store.attrs.get('modality')!r})"
+        )
     if audio_store.crops != 1:
-        raise WsvadError(f"{audio_store.path}: an audio store holds one crop, this one has {audio_store.crops}")
+        raise WsvadError(
+            f"{audio_store.path}: an audio store holds one crop, this one has {audio_store.crops}"
+        )
     video_ids, audio_ids = set(video_store.video_ids()), set(audio_store.video_ids())
     pairing = Pairing(
         common=sorted(video_ids & audio_ids),
@@ -85,7 +95,9 @@ def pair_stores(video_store: FeatureStore, audio_store: FeatureStore) -> Pairing
 LENGTH_RULE = "equal or one snippet apart: common prefix (XDVioDet MIX2 drops the last RGB snippet); more: video left out"
 
 
-def concat_stores(video_path: Path, audio_path: Path, out: Path, *, overwrite: bool = False) -> tuple[FeatureStore, Pairing]:
+def concat_stores(
+    video_path: Path, audio_path: Path, out: Path, *, overwrite: bool = False
+) -> tuple[FeatureStore, Pairing]:
     """Write a store whose features are video and audio concatenated, for detectors that take one input.
 
     The salient self-attention detector with BiLSTM (paper 002, Sec. 4.3) reads I3D + VGGish as one
@@ -110,17 +122,41 @@ def concat_stores(video_path: Path, audio_path: Path, out: Path, *, overwrite: b
         if pairing.length_gaps:
             vid, (tv, ta) = next(iter(pairing.length_gaps.items()))
             detail = f"; {len(pairing.length_gaps)} differ by more than one snippet (e.g. {vid}: {tv} vs {ta})"
-        raise WsvadError(f"{audio_path}: no video can be paired with {video_path} ({len(pairing.common)} in both{detail})")
+        raise WsvadError(
+            f"{audio_path}: no video can be paired with {video_path} ({len(pairing.common)} in both{detail})"
+        )
     if len(video.feature_shape) != 1:
-        raise WsvadError(f"{video_path}: feature shape {list(video.feature_shape)} cannot be concatenated (expected [D])")
+        raise WsvadError(
+            f"{video_path}: feature shape {list(video.feature_shape)} cannot be concatenated (expected [D])"
+        )
     va, aa = video.attrs, audio.attrs
-    source = {"video": {"path": str(Path(video_path).resolve()), "config_hash": va.get("config_hash")},
-              "audio": {"path": str(Path(audio_path).resolve()), "config_hash": aa.get("config_hash")}}
+    source = {
+        "video": {"path": str(Path(video_path).resolve()), "config_hash": va.get("config_hash")},
+        "audio": {"path": str(Path(audio_path).resolve()), "config_hash": aa.get("config_hash")},
+    }
     kinds = {va.get("provenance", {}).get("kind"), aa.get("provenance", {}).get("kind")}
-    attrs = {k: va.get(k) for k in ("dataset", "snippet_len", "stride", "tail", "fps", "resize", "crop_size", "crop_order", "decoder")}
+    attrs = {
+        k: va.get(k)
+        for k in (
+            "dataset",
+            "snippet_len",
+            "stride",
+            "tail",
+            "fps",
+            "resize",
+            "crop_size",
+            "crop_order",
+            "decoder",
+        )
+    }
     attrs.update(
-        provenance={"kind": "imported" if "imported" in kinds else "extracted", "concatenated": source,
-                    "video": va.get("provenance"), "audio": aa.get("provenance"), "length_rule": LENGTH_RULE},
+        provenance={
+            "kind": "imported" if "imported" in kinds else "extracted",
+            "concatenated": source,
+            "video": va.get("provenance"),
+            "audio": aa.get("provenance"),
+            "length_rule": LENGTH_RULE,
+        },
         backbone=f"{va.get('backbone')}+{aa.get('backbone')}",
         feature_shape=[video.feature_shape[0] + audio.feature_shape[0]],
         dtype=video.dtype,
@@ -146,7 +182,14 @@ def run_concat(cfg: ConcatConfig) -> tuple[FeatureStore, Pairing]:
     first, second = (FeatureStore.open(p) for p in cfg.stores)
     audio_first = first.attrs.get("modality") == "audio"
     if audio_first == (second.attrs.get("modality") == "audio"):
-        kinds = ", ".join(f"{p}: {s.attrs.get('modality') or 'video'}" for p, s in zip(cfg.stores, (first, second)))
-        raise WsvadError(f"give one video store and one audio store (modality audio, e.g. `wsvad import --format vggish`); got {kinds}")
-    video_path, audio_path = (cfg.stores[1], cfg.stores[0]) if audio_first else (cfg.stores[0], cfg.stores[1])
+        kinds = ", ".join(
+            f"{p}: {s.attrs.get('modality') or 'video'}"
+            for p, s in zip(cfg.stores, (first, second))
+        )
+        raise WsvadError(
+            f"give one video store and one audio store (modality audio, e.g. `wsvad import --format vggish`); got {kinds}"
+        )
+    video_path, audio_path = (
+        (cfg.stores[1], cfg.stores[0]) if audio_first else (cfg.stores[0], cfg.stores[1])
+    )
     return concat_stores(video_path, audio_path, cfg.out, overwrite=cfg.overwrite)

@@ -70,15 +70,21 @@ class SynthConfig(BaseModel):
     def _check_classes(cls, value: list[str]) -> list[str]:
         unknown = [c for c in value if c not in EVENTS]
         if not value or unknown or len(set(value)) != len(value):
-            raise ValueError(f"must be distinct names among {', '.join(EVENTS)}; got {', '.join(value) or '(none)'}")
+            raise ValueError(
+                f"must be distinct names among {', '.join(EVENTS)}; got {', '.join(value) or '(none)'}"
+            )
         return value
 
     @model_validator(mode="after")
     def _check_durations(self) -> SynthConfig:
         if self.max_seconds < self.min_seconds:
-            raise ValueError(f"max_seconds ({self.max_seconds}) is below min_seconds ({self.min_seconds})")
+            raise ValueError(
+                f"max_seconds ({self.max_seconds}) is below min_seconds ({self.min_seconds})"
+            )
         if self.min_seconds * self.fps < 48:
-            raise ValueError(f"videos of {self.min_seconds} s at {self.fps} fps have under 48 frames: too short for events of several 16-frame snippets")
+            raise ValueError(
+                f"videos of {self.min_seconds} s at {self.fps} fps have under 48 frames: too short for events of several 16-frame snippets"
+            )
         return self
 
     @property

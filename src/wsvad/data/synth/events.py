@@ -46,10 +46,14 @@ class Rendered:
 def _centre_point(rng: np.random.Generator, scene: Scene) -> tuple[float, float]:
     """A point on the ground in the middle half of the frame, where a centre crop sees it."""
     H, W = scene.background.shape[:2]
-    return float(rng.uniform(0.35, 0.65) * W), float(rng.uniform(scene.horizon + 0.35 * (H - scene.horizon), H * 0.95))
+    return float(rng.uniform(0.35, 0.65) * W), float(
+        rng.uniform(scene.horizon + 0.35 * (H - scene.horizon), H * 0.95)
+    )
 
 
-def fighting(rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, start: int, end: int) -> Rendered:
+def fighting(
+    rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, start: int, end: int
+) -> Rendered:
     """Two or three people walk up to each other, then lunge, shove and swing erratically."""
     mx, my = _centre_point(rng, scene)
     h = float(scene.height_at(my))
@@ -67,7 +71,9 @@ def fighting(rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, 
         xs[pre] = home_x + side * speed * (start - pre)
         ys[pre] = my
         fight = np.arange(start, end)
-        wobble = np.sin(2 * np.pi * rng.uniform(2.0, 3.5) * fight / fps + rng.uniform(0, 6.3)) * 0.25 * h
+        wobble = (
+            np.sin(2 * np.pi * rng.uniform(2.0, 3.5) * fight / fps + rng.uniform(0, 6.3)) * 0.25 * h
+        )
         xs[fight] = home_x - side * np.abs(wobble) + rng.normal(0, 0.1 * h, fight.size)
         ys[fight] = my + rng.normal(0, 0.06 * h, fight.size)
         post = np.arange(end, n_frames)
@@ -81,13 +87,21 @@ def fighting(rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, 
     def paint(frame: np.ndarray, t: int) -> None:
         for k, walker in enumerate(walkers):
             dx, dy = fist_offsets[t - start, k]
-            fill_disc(frame, walker.xs[t] + dx * 0.35 * h, walker.ys[t] - (0.6 + 0.2 * dy) * h, 0.09 * h, FIST)
+            fill_disc(
+                frame,
+                walker.xs[t] + dx * 0.35 * h,
+                walker.ys[t] - (0.6 + 0.2 * dy) * h,
+                0.09 * h,
+                FIST,
+            )
 
     overlays.append(Overlay(start, end, paint))
     return Rendered(walkers, overlays, start, end)
 
 
-def running(rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, start: int, end: int) -> Rendered:
+def running(
+    rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, start: int, end: int
+) -> Rendered:
     """One person sprinting back and forth across the view at six to nine times walking speed.
 
     Faster than a real sprint (about 4x) and close to the camera, so that a 16-frame snippet shows it.
@@ -116,7 +130,9 @@ def running(rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, s
     return Rendered([Walker(xs, ys, shirt, trousers, skin, stride_rate=0.8)], [], start, end)
 
 
-def explosion(rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, start: int, end: int) -> Rendered:
+def explosion(
+    rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, start: int, end: int
+) -> Rendered:
     """A bright expanding flash, debris thrown out and falling, then fire and smoke until ``end``."""
     H, W = scene.background.shape[:2]
     cx, cy = _centre_point(rng, scene)
@@ -124,7 +140,9 @@ def explosion(rng: np.random.Generator, scene: Scene, n_frames: int, fps: float,
     n_debris = 40
     angles = rng.uniform(np.pi * 0.05, np.pi * 0.95, n_debris)
     speeds = rng.uniform(0.4, 1.4, n_debris) * H  # pixels per second
-    debris_colors = rng.choice([[40, 35, 30], [255, 200, 80], [120, 110, 100]], n_debris).astype(np.float32)
+    debris_colors = rng.choice([[40, 35, 30], [255, 200, 80], [120, 110, 100]], n_debris).astype(
+        np.float32
+    )
     flame_rng = np.random.default_rng(rng.integers(2**32))
     flicker = flame_rng.uniform(0.6, 1.0, (end - start, 4)).astype(np.float32)
 
@@ -133,23 +151,53 @@ def explosion(rng: np.random.Generator, scene: Scene, n_frames: int, fps: float,
         flash = np.exp(-s / 0.35)
         frame += 110.0 * flash  # the whole view lights up, then fades
         smoke_r = size * (0.5 + 0.35 * min(s / 2.0, 1.0))
-        fill_disc(frame, cx, cy - smoke_r * 0.8, smoke_r, np.array([70, 68, 66], np.float32), alpha=min(0.85, 0.3 + s))
+        fill_disc(
+            frame,
+            cx,
+            cy - smoke_r * 0.8,
+            smoke_r,
+            np.array([70, 68, 66], np.float32),
+            alpha=min(0.85, 0.3 + s),
+        )
         for k in range(4):  # flames at the base of the smoke
             f = flicker[t - start, k]
-            fill_disc(frame, cx + (k - 1.5) * 0.18 * size, cy - 0.1 * size * f, 0.16 * size * f, np.array([255, 120 + 100 * f, 30], np.float32))
+            fill_disc(
+                frame,
+                cx + (k - 1.5) * 0.18 * size,
+                cy - 0.1 * size * f,
+                0.16 * size * f,
+                np.array([255, 120 + 100 * f, 30], np.float32),
+            )
         if s < 0.9:
             r = size * (1.0 - np.exp(-s / 0.15))
-            fill_disc(frame, cx, cy - 0.3 * size, r, np.array([255, 245, 210], np.float32), alpha=float(min(1.0, 1.6 * flash)))
+            fill_disc(
+                frame,
+                cx,
+                cy - 0.3 * size,
+                r,
+                np.array([255, 245, 210], np.float32),
+                alpha=float(min(1.0, 1.6 * flash)),
+            )
         if s < 2.0:
             dx = np.cos(angles) * speeds * s
-            dy = -np.sin(angles) * speeds * s + 0.5 * 1.5 * H * s * s  # gravity pulls the debris down
+            dy = (
+                -np.sin(angles) * speeds * s + 0.5 * 1.5 * H * s * s
+            )  # gravity pulls the debris down
             for k in np.flatnonzero((cy + dy < H) & (np.abs(dx) < W)):
-                fill_disc(frame, cx + dx[k], cy - 0.3 * size + dy[k], max(1.0, size * 0.035), debris_colors[k])
+                fill_disc(
+                    frame,
+                    cx + dx[k],
+                    cy - 0.3 * size + dy[k],
+                    max(1.0, size * 0.035),
+                    debris_colors[k],
+                )
 
     return Rendered([], [Overlay(start, end, paint)], start, end)
 
 
-def abandoned_object(rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, start: int, end: int) -> Rendered:
+def abandoned_object(
+    rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, start: int, end: int
+) -> Rendered:
     """Someone carries a large bright bag in, leaves it at ``start`` and walks on; it stays to the end."""
     drop_x, drop_y = _centre_point(rng, scene)
     h = float(scene.height_at(drop_y))
@@ -162,7 +210,9 @@ def abandoned_object(rng: np.random.Generator, scene: Scene, n_frames: int, fps:
     xs[off] = np.nan
     shirt, trousers, skin = random_colors(rng, scene.ground)
     carrier = Walker(xs, ys, shirt, trousers, skin, stride_rate=1.0)
-    bag = np.array(rng.choice([[230, 30, 30], [240, 220, 20], [30, 200, 230], [250, 130, 0]]), np.float32)
+    bag = np.array(
+        rng.choice([[230, 30, 30], [240, 220, 20], [30, 200, 230], [250, 130, 0]]), np.float32
+    )
     bw, bh = 0.45 * h, 0.32 * h
 
     def paint(frame: np.ndarray, t: int) -> None:

@@ -81,7 +81,9 @@ def plan_videos(cfg: SynthConfig) -> list[VideoPlan]:
     return plans
 
 
-def _event_ranges(rng: np.random.Generator, cls: str, n: int, fps: float, max_events: int) -> list[tuple[int, int]]:
+def _event_ranges(
+    rng: np.random.Generator, cls: str, n: int, fps: float, max_events: int
+) -> list[tuple[int, int]]:
     """Planned ``[start, end)`` of the events of one video (the event may adjust its end)."""
     min_len = min(max(48, int(1.5 * fps)), int(0.6 * n))
     margin = max(4, int(0.08 * n))
@@ -99,7 +101,9 @@ def _event_ranges(rng: np.random.Generator, cls: str, n: int, fps: float, max_ev
     return ranges
 
 
-def render_video(cfg: SynthConfig, plan: VideoPlan, scenes: list[Scene], noise: np.ndarray) -> tuple[Callable, dict]:
+def render_video(
+    cfg: SynthConfig, plan: VideoPlan, scenes: list[Scene], noise: np.ndarray
+) -> tuple[Callable, dict]:
     """Plan one video's content; returns a frame-chunk generator factory and its metadata."""
     rng = np.random.default_rng([cfg.seed, 0 if plan.split == "train" else 1, plan.index])
     fps = float(cfg.fps)
@@ -107,7 +111,10 @@ def render_video(cfg: SynthConfig, plan: VideoPlan, scenes: list[Scene], noise: 
     camera = int(rng.integers(len(scenes)))
     scene = scenes[camera]
     gains = lighting_gains(rng, n, fps)
-    walkers: list[Walker] = [random_walker(rng, scene, n, fps, int(-rng.uniform(0, 4) * fps)) for _ in range(rng.integers(1, 3))]
+    walkers: list[Walker] = [
+        random_walker(rng, scene, n, fps, int(-rng.uniform(0, 4) * fps))
+        for _ in range(rng.integers(1, 3))
+    ]
     t = rng.exponential(2.5) * fps
     while t < n:  # pedestrians keep arriving, roughly one every 2.5 s
         walkers.append(random_walker(rng, scene, n, fps, int(t)))
@@ -136,7 +143,14 @@ def render_video(cfg: SynthConfig, plan: VideoPlan, scenes: list[Scene], noise: 
                     o.draw(chunk[k], t, scene)
             yield np.clip(chunk, 0, 255).astype(np.uint8)
 
-    meta = {"split": plan.split, "class": plan.cls, "n_frames": n, "fps": cfg.fps, "camera": camera, "events": events}
+    meta = {
+        "split": plan.split,
+        "class": plan.cls,
+        "n_frames": n,
+        "fps": cfg.fps,
+        "camera": camera,
+        "events": events,
+    }
     return frames, meta
 
 
@@ -157,7 +171,12 @@ def rgb_to_yuv420p(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     y += b * (24.966 / 255)
     y += 16.0
     # The conversion is linear, so chroma is computed from the 2x2-averaged RGB (4x less work).
-    r2, g2, b2 = (rgb[:, :, 0::2, 0::2] + rgb[:, :, 1::2, 0::2] + rgb[:, :, 0::2, 1::2] + rgb[:, :, 1::2, 1::2]) * 0.25
+    r2, g2, b2 = (
+        rgb[:, :, 0::2, 0::2]
+        + rgb[:, :, 1::2, 0::2]
+        + rgb[:, :, 0::2, 1::2]
+        + rgb[:, :, 1::2, 1::2]
+    ) * 0.25
     cb = 128.0 + (-37.797 * r2 - 74.203 * g2 + 112.0 * b2) / 255.0
     cr = 128.0 + (112.0 * r2 - 93.786 * g2 - 18.214 * b2) / 255.0
     return to_uint8(y), to_uint8(cb), to_uint8(cr)
@@ -172,7 +191,11 @@ def _video_frame(av, planes: tuple[np.ndarray, np.ndarray, np.ndarray], width: i
     frame = av.VideoFrame(width, height, "yuv420p")
     for plane, source in zip(frame.planes, planes):
         rows = plane.buffer_size // plane.line_size
-        padded = np.pad(source, ((0, rows - source.shape[0]), (0, plane.line_size - source.shape[1])), mode="edge")
+        padded = np.pad(
+            source,
+            ((0, rows - source.shape[0]), (0, plane.line_size - source.shape[1])),
+            mode="edge",
+        )
         plane.update(np.ascontiguousarray(padded))
     return frame
 
@@ -192,7 +215,12 @@ def encode(path: Path, chunks, width: int, height: int, fps: int, crf: int) -> N
             # wheel's build gave different bytes from run to run for the same frames unless the
             # width was a multiple of 64 (measured; asm=0 also cured it, at a large speed cost).
             stream.codec_context.thread_count = 1
-            stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "rc-lookahead=0:no-mbtree=1"}
+            stream.options = {
+                "crf": str(crf),
+                "preset": "veryfast",
+                "threads": "1",
+                "x264-params": "rc-lookahead=0:no-mbtree=1",
+            }
             for chunk in chunks:
                 for planes in zip(*rgb_to_yuv420p(chunk)):
                     for packet in stream.encode(_video_frame(av, planes, width, height)):
@@ -220,7 +248,13 @@ def annotation_line(video_id: str, cls: str, events: list[dict]) -> str:
     return "  ".join([f"{video_id}.mp4", cls, *map(str, numbers[:4])]) + "  "
 
 
-def generate_synthetic_dataset(out: Path | str, seed: int = 0, preset: str = "default", progress: Callable[[int, int], None] | None = None, **sizes) -> SynthSummary:
+def generate_synthetic_dataset(
+    out: Path | str,
+    seed: int = 0,
+    preset: str = "default",
+    progress: Callable[[int, int], None] | None = None,
+    **sizes,
+) -> SynthSummary:
     """Write a synthetic dataset to ``out`` in the UCF-Crime layout (see :class:`SynthConfig`).
 
     Args:
@@ -242,7 +276,9 @@ def generate_synthetic_dataset(out: Path | str, seed: int = 0, preset: str = "de
     return write_dataset(cfg, progress)
 
 
-def write_dataset(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None) -> SynthSummary:
+def write_dataset(
+    cfg: SynthConfig, progress: Callable[[int, int], None] | None = None
+) -> SynthSummary:
     """Generate the dataset described by ``cfg`` (the ``wsvad synth`` entry point)."""
     began = time.perf_counter()
     out = cfg.out
@@ -254,13 +290,25 @@ def write_dataset(cfg: SynthConfig, progress: Callable[[int, int], None] | None 
         except ValueError as exc:
             raise WsvadError(f"{meta_path}: unreadable ({exc}); choose another --out") from exc
         if previous != params:
-            raise WsvadError(f"{out}: holds a synthetic dataset made with other parameters; choose another --out")
+            raise WsvadError(
+                f"{out}: holds a synthetic dataset made with other parameters; choose another --out"
+            )
     elif out.exists() and any(out.iterdir()):
         raise WsvadError(f"{out}: exists and is not empty; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    provenance = {"generator": GENERATOR, "wsvad_version": __version__, "parameters": params, "complete": False}
-    _write_text(meta_path, json.dumps(provenance, indent=1) + "\n")  # marks the folder as ours, for resuming
-    scenes = [build_scene(np.random.default_rng([cfg.seed, 1000 + k]), cfg.width, cfg.height) for k in range(N_CAMERAS)]
+    provenance = {
+        "generator": GENERATOR,
+        "wsvad_version": __version__,
+        "parameters": params,
+        "complete": False,
+    }
+    _write_text(
+        meta_path, json.dumps(provenance, indent=1) + "\n"
+    )  # marks the folder as ours, for resuming
+    scenes = [
+        build_scene(np.random.default_rng([cfg.seed, 1000 + k]), cfg.width, cfg.height)
+        for k in range(N_CAMERAS)
+    ]
     noise = noise_bank(np.random.default_rng([cfg.seed, 2000]), cfg.width, cfg.height)
     plans = plan_videos(cfg)
     videos: dict[str, dict] = {}
@@ -275,14 +323,22 @@ def write_dataset(cfg: SynthConfig, progress: Callable[[int, int], None] | None 
         if progress is not None:
             progress(done, len(plans))
     for split, name in (("train", "Anomaly_Train.txt"), ("test", "Anomaly_Test.txt")):
-        rels = sorted(p.rel_path for p in plans if p.split == split)  # the official lists are sorted
+        rels = sorted(
+            p.rel_path for p in plans if p.split == split
+        )  # the official lists are sorted
         _write_text(out / name, "".join(f"{r}\n" for r in rels))
-    lines = [annotation_line(p.video_id, p.cls, videos[p.video_id]["events"]) for p in plans if p.split == "test"]
+    lines = [
+        annotation_line(p.video_id, p.cls, videos[p.video_id]["events"])
+        for p in plans
+        if p.split == "test"
+    ]
     _write_text(out / ANNOTATION, "".join(f"{line}\n" for line in sorted(lines)))
     provenance = {
         **provenance,
         "complete": True,
-        "classes": sorted(cfg.classes),  # the order the ucf adapter gives too, so class indices agree
+        "classes": sorted(
+            cfg.classes
+        ),  # the order the ucf adapter gives too, so class indices agree
         "interval_convention": "events are half-open [start, end) here; the UCF annotation writes start and end - 1 (inclusive), as the ucf adapter reads it",
         "videos": videos,
     }

@@ -102,17 +102,24 @@ def lighting_gains(rng: np.random.Generator, n_frames: int, fps: float) -> np.nd
     """Slow lighting drift (clouds, auto-exposure): a sum of two sinusoids around 1, per frame."""
     t = np.arange(n_frames) / fps
     gain = np.ones(n_frames)
-    for period, amp in ((rng.uniform(6, 14), rng.uniform(0.03, 0.08)), (rng.uniform(2, 5), rng.uniform(0.005, 0.02))):
+    for period, amp in (
+        (rng.uniform(6, 14), rng.uniform(0.03, 0.08)),
+        (rng.uniform(2, 5), rng.uniform(0.005, 0.02)),
+    ):
         gain += amp * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
     return gain.astype(np.float32)
 
 
 def noise_bank(rng: np.random.Generator, width: int, height: int, sigma: float = 2.5) -> np.ndarray:
     """``[NOISE_BANK, H, W, 1]`` grey sensor noise."""
-    return (rng.standard_normal((NOISE_BANK, height, width, 1), dtype=np.float32) * sigma).astype(np.float32)
+    return (rng.standard_normal((NOISE_BANK, height, width, 1), dtype=np.float32) * sigma).astype(
+        np.float32
+    )
 
 
-def _fill_ellipse(frame: np.ndarray, cx: float, cy: float, rx: float, ry: float, color: np.ndarray) -> None:
+def _fill_ellipse(
+    frame: np.ndarray, cx: float, cy: float, rx: float, ry: float, color: np.ndarray
+) -> None:
     H, W = frame.shape[:2]
     x0, x1 = max(int(cx - rx), 0), min(int(cx + rx) + 2, W)
     y0, y1 = max(int(cy - ry), 0), min(int(cy + ry) + 2, H)
@@ -123,7 +130,9 @@ def _fill_ellipse(frame: np.ndarray, cx: float, cy: float, rx: float, ry: float,
     frame[y0:y1, x0:x1][inside] = color
 
 
-def fill_disc(frame: np.ndarray, cx: float, cy: float, r: float, color: np.ndarray, alpha: float = 1.0) -> None:
+def fill_disc(
+    frame: np.ndarray, cx: float, cy: float, r: float, color: np.ndarray, alpha: float = 1.0
+) -> None:
     """Blend a disc of ``color`` into ``frame`` with opacity ``alpha`` (soft edge of one pixel)."""
     H, W = frame.shape[:2]
     x0, x1 = max(int(cx - r) - 1, 0), min(int(cx + r) + 2, W)
@@ -136,7 +145,16 @@ def fill_disc(frame: np.ndarray, cx: float, cy: float, r: float, color: np.ndarr
     window += (np.asarray(color, np.float32) - window) * cover
 
 
-def draw_person(frame: np.ndarray, x: float, y: float, h: float, shirt: np.ndarray, trousers: np.ndarray, skin: np.ndarray, phase: float) -> None:
+def draw_person(
+    frame: np.ndarray,
+    x: float,
+    y: float,
+    h: float,
+    shirt: np.ndarray,
+    trousers: np.ndarray,
+    skin: np.ndarray,
+    phase: float,
+) -> None:
     """A person-like blob standing with feet at ``(x, y)``, ``h`` pixels tall; ``phase`` swings the legs."""
     swing = 0.09 * h * np.sin(phase)
     for side in (-1.0, 1.0):
@@ -181,10 +199,21 @@ class Walker:
             steps = np.nan_to_num(np.hypot(np.diff(self.xs), np.diff(self.ys)))
             self._travelled = np.concatenate([[0.0], np.cumsum(steps)])
         h = float(scene.height_at(y)) * self.scale
-        draw_person(frame, x, y, h, self.shirt, self.trousers, self.skin, self._travelled[t] / h * 2 * np.pi * self.stride_rate)
+        draw_person(
+            frame,
+            x,
+            y,
+            h,
+            self.shirt,
+            self.trousers,
+            self.skin,
+            self._travelled[t] / h * 2 * np.pi * self.stride_rate,
+        )
 
 
-def random_colors(rng: np.random.Generator, ground: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def random_colors(
+    rng: np.random.Generator, ground: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shirt, trousers and skin colours of one person; the shirt contrasts with the ground.
 
     Everyone gets a contrasting shirt, walkers and event actors alike, so colour says nothing about
@@ -196,12 +225,19 @@ def random_colors(rng: np.random.Generator, ground: np.ndarray) -> tuple[np.ndar
             break
         shirt = rng.uniform(20, 235, 3).astype(np.float32)
     trousers = rng.uniform(15, 90, 3).astype(np.float32)
-    skin = np.array(rng.choice([[224, 172, 140], [198, 134, 66], [141, 85, 36], [255, 205, 170]]), np.float32)
+    skin = np.array(
+        rng.choice([[224, 172, 140], [198, 134, 66], [141, 85, 36], [255, 205, 170]]), np.float32
+    )
     return shirt, trousers, skin
 
 
 def walking_track(
-    rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, start: int, speed_factor: float = 1.0
+    rng: np.random.Generator,
+    scene: Scene,
+    n_frames: int,
+    fps: float,
+    start: int,
+    speed_factor: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Foot positions of someone crossing the view from one side at walking speed, from frame ``start``.
 
@@ -230,10 +266,20 @@ def walking_track(
     return xs, ys
 
 
-def random_walker(rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, start: int) -> Walker:
+def random_walker(
+    rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, start: int
+) -> Walker:
     """A pedestrian entering at frame ``start`` (negative starts mid-crossing at frame 0)."""
     xs, ys = walking_track(rng, scene, n_frames - min(start, 0), fps, max(start, 0))
     if start < 0:
         xs, ys = xs[-start:], ys[-start:]
     shirt, trousers, skin = random_colors(rng, scene.ground)
-    return Walker(xs, ys, shirt, trousers, skin, stride_rate=rng.uniform(0.9, 1.2), scale=rng.uniform(0.9, 1.1))
+    return Walker(
+        xs,
+        ys,
+        shirt,
+        trousers,
+        skin,
+        stride_rate=rng.uniform(0.9, 1.2),
+        scale=rng.uniform(0.9, 1.1),
+    )

@@ -13,7 +13,13 @@ from wsvad.extract.backbones.registry import (
     register_backbone,
 )
 
-__all__ = ["BackboneSpec", "build_backbone", "get_backbone_spec", "list_backbones", "register_backbone"]
+__all__ = [
+    "BackboneSpec",
+    "build_backbone",
+    "get_backbone_spec",
+    "list_backbones",
+    "register_backbone",
+]
 
 _INFRASTRUCTURE = {"registry", "weights", "nets"}
 for _module in pkgutil.iter_modules(__path__):

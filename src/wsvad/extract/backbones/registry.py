@@ -46,7 +46,9 @@ class BackboneSpec:
 _REGISTRY: dict[str, tuple[Callable[..., BackboneSpec], Callable[..., Any]]] = {}
 
 
-def register_backbone(name: str, spec: Callable[..., BackboneSpec]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def register_backbone(
+    name: str, spec: Callable[..., BackboneSpec]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a builder ``(device="cpu", **options) -> nn.Module`` and register it with its spec factory."""
 
     def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:

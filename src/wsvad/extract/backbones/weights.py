@@ -232,7 +232,9 @@ def check_state_dict(path: Path, state: Mapping, expected: Mapping[str, tuple[in
     return {k: state[k].float() for k in expected}
 
 
-def write_random_weights(path: Path, expected: Mapping[str, tuple[int, ...]], seed: int = 0) -> Path:
+def write_random_weights(
+    path: Path, expected: Mapping[str, tuple[int, ...]], seed: int = 0
+) -> Path:
     """Write seeded random weights with the key layout ``expected`` as a ``.safetensors`` file.
 
     For timing and tests of backbones whose real weights are not redistributable (c3d, i3d_r50):
@@ -245,10 +247,13 @@ def write_random_weights(path: Path, expected: Mapping[str, tuple[int, ...]], se
 
     path = Path(path)
     if path.suffix != ".safetensors":  # load_state_dict_file picks the reader by suffix
-        raise ValueError(f"{path}: random weights are written as safetensors; name the file *.safetensors")
+        raise ValueError(
+            f"{path}: random weights are written as safetensors; name the file *.safetensors"
+        )
     gen = torch.Generator().manual_seed(int(seed))
     state = {
-        key: torch.rand(shape, generator=gen) + 0.5 if key.endswith("running_var")
+        key: torch.rand(shape, generator=gen) + 0.5
+        if key.endswith("running_var")
         else torch.randn(shape, generator=gen) * 0.01
         for key, shape in expected.items()
     }
