@@ -40,13 +40,13 @@ def synthetic_ucf(
     seed: int = 0, total_frames: int = 1_100_000
 ) -> tuple[dict[str, VideoTruth], dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
-    kinds = [(c, i) for c, n in zip(CLASSES, PER_CLASS) for i in range(n)] + [
+    kinds = [(c, i) for c, n in zip(CLASSES, PER_CLASS, strict=True) for i in range(n)] + [
         ("Normal", i) for i in range(150)
     ]
     lengths = rng.lognormal(mean=0.0, sigma=0.8, size=len(kinds))
     lengths = np.maximum(64, (lengths / lengths.sum() * total_frames).astype(int))
     truths, scores = {}, {}
-    for (cls, i), n_frames in zip(kinds, lengths):
+    for (cls, i), n_frames in zip(kinds, lengths, strict=True):
         vid = f"{cls}{i:03d}_x264"
         n_snippets = n_frames // 16
         s = rng.beta(2, 5, n_snippets).astype(np.float32)
@@ -84,15 +84,18 @@ def main() -> None:
         evaluate_scores(load_scores(path), truths, protocol, names)
         with_load = time.perf_counter() - start
     print(
-        f"UCF-size protocol: {len(truths)} videos, {n_frames:,} frames, {len(names) - 1} classes, alignment {args.alignment}"
+        f"UCF-size protocol: {len(truths)} videos, {n_frames:,} frames, {len(names) - 1} classes, "
+        f"alignment {args.alignment}"
     )
     print(
-        f"evaluate (given scores): best {min(times):.3f} s, median {np.median(times):.3f} s of {args.repeats}  (target < 2 s)"
+        f"evaluate (given scores): best {min(times):.3f} s, median {np.median(times):.3f} s of "
+        f"{args.repeats}  (target < 2 s)"
     )
     print(f"evaluate including reading scores.npz: {with_load:.3f} s")
     print(
-        f"AUC {100 * figures['auc']:.2f}  AP {100 * figures['ap_sklearn']:.2f}  PR-AUC(trapz) {100 * figures['pr_auc_trapezoid']:.2f}  "
-        f"FAR {100 * figures['far']:.2f}  per-class AUCs {len(figures['per_class_auc'])}"
+        f"AUC {100 * figures['auc']:.2f}  AP {100 * figures['ap_sklearn']:.2f}  PR-AUC(trapz) "
+        f"{100 * figures['pr_auc_trapezoid']:.2f}  FAR {100 * figures['far']:.2f}  per-class AUCs "
+        f"{len(figures['per_class_auc'])}"
     )
 
 

@@ -1,4 +1,5 @@
-"""Extraction speed: bare backbone forward rate vs the full pipeline, on the same generated 320x240 video.
+"""Extraction speed: bare backbone forward rate vs the full pipeline, on the same generated 320x240
+video.
 
 The pipeline (decode -> resize -> crops -> snippets -> model -> zarr) should reach >= 80 % of the
 bare forward rate: decoding and cropping run in the worker's prefetch thread while the model
@@ -52,7 +53,8 @@ VARIANTS = {
 def backbone_variants(
     choice: str, tmp: Path, weights: dict[str, str | None]
 ) -> list[tuple[str, str, dict]]:
-    """The (label, backbone, options) rows to time; weightless c3d/i3d_r50 get random weights of their layout."""
+    """The (label, backbone, options) rows to time; weightless c3d/i3d_r50 get random weights of
+    their layout."""
     from wsvad.extract.backbones.weights import write_random_weights
 
     labels = list(VARIANTS) if choice == "all" else [choice]
@@ -80,16 +82,19 @@ def pick_backbone(name: str) -> str:
         import wsvad.extract.backbones.i3d  # noqa: F401
     except ImportError as exc:
         print(
-            f"i3d is not importable ({exc}); falling back to random3d, whose rates say nothing about i3d"
+            f"i3d is not importable ({exc}); falling back to random3d, whose rates say nothing "
+            "about i3d"
         )
         return "random3d"
     return "i3d"
 
 
 def bare_rate(cfg: ExtractConfig, n_clips: int) -> tuple[float, float]:
-    """Frame-crops per wall second and per CPU second of the model alone, in the pipeline's batch size."""
+    """Frame-crops per wall second and per CPU second of the model alone, in the pipeline's batch
+    size."""
     model, spec = get_model(cfg)
-    # the pipeline's batches: batch_clips // crops snippets of all crops, never more clips than the video has
+    # the pipeline's batches: batch_clips // crops snippets of all crops, never more clips than the
+    # video has
     per_batch = min(max(1, cfg.batch_clips // cfg.crops) * cfg.crops, n_clips)
     clips = np.random.default_rng(0).integers(
         0, 256, (per_batch, cfg.snippet_len, cfg.crop_size, cfg.crop_size, 3), dtype=np.uint8
@@ -166,13 +171,15 @@ class GpuSampler:
         if not self.samples:
             return "GPU utilisation: unavailable (neither pynvml nor nvidia-smi answered)"
         return (
-            f"GPU utilisation ({self.source}, {len(self.samples)} samples): mean {np.mean(self.samples):.0f} %, "
-            f"max {max(self.samples):.0f} %; peak memory {torch.cuda.max_memory_allocated(self.index) / 2**30:.2f} GiB"
+            f"GPU utilisation ({self.source}, {len(self.samples)} samples): mean "
+            f"{np.mean(self.samples):.0f} %, max {max(self.samples):.0f} %; peak memory "
+            f"{torch.cuda.max_memory_allocated(self.index) / 2**30:.2f} GiB"
         )
 
 
 def pipeline_rate(cfg: ExtractConfig) -> tuple[float, float, int]:
-    """Like :func:`bare_rate` for the whole pipeline; the CPU figure includes decoding and cropping."""
+    """Like :func:`bare_rate` for the whole pipeline; the CPU figure includes decoding and
+    cropping."""
     cpu = time.process_time()
     summary = run_extract(cfg)
     if summary.failures:
@@ -235,8 +242,8 @@ def main() -> None:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(
             f"--device {args.device}: no CUDA here (torch {torch.__version__}, CUDA build "
-            f"{torch.version.cuda or 'none'}); nothing to measure. Expected GPU times from FLOPs are "
-            "in docs/cluster.md"
+            f"{torch.version.cuda or 'none'}); nothing to measure. Expected GPU times from FLOPs "
+            "are in docs/cluster.md"
         )
     cluster = (
         {"kind": "inline"} if args.workers == 0 else {"kind": "local", "workers": args.workers}
@@ -253,16 +260,18 @@ def main() -> None:
             f"load average {os.getloadavg()[0]:.1f}"
         )
         print(
-            "fc/s = frame-crops per wall-clock second; cpu = per CPU second of this process (all threads),"
+            "fc/s = frame-crops per wall-clock second; cpu = per CPU second of this process (all "
+            "threads),"
         )
         print(
-            "which is what the ratio means on a machine shared with other jobs. bare = mean of a run before"
+            "which is what the ratio means on a machine shared with other jobs. bare = mean of a "
+            "run before"
         )
         print("and after the pipeline run.")
         width = max(len(label) for label, _, _ in variants)
         print(
-            f"{'backbone':<{width}} {'crops':>5} {'bare fc/s':>10} {'pipeline fc/s':>14} {'ratio':>6} "
-            f"{'bare cpu':>9} {'pipe cpu':>9} {'ratio':>6}"
+            f"{'backbone':<{width}} {'crops':>5} {'bare fc/s':>10} {'pipeline fc/s':>14} "
+            f"{'ratio':>6} {'bare cpu':>9} {'pipe cpu':>9} {'ratio':>6}"
         )
         for index, (label, backbone, options) in enumerate(variants):
             for crops in (int(c) for c in args.crops.split(",")):
@@ -284,7 +293,8 @@ def main() -> None:
                 )
                 row = time_config(cfg, args.frames)
                 print(f"{label:<{width}} {crops:>5} {row}", flush=True)
-            _MODELS.clear()  # one backbone in memory at a time (i3d_r50 and c3d hold ~100-300 MB each)
+            # one backbone in memory at a time (i3d_r50 and c3d hold ~100-300 MB each)
+            _MODELS.clear()
 
 
 def time_config(cfg: ExtractConfig, frames: int) -> str:

@@ -1,9 +1,11 @@
-"""I3D cost and mixed-precision effect: FLOPs per frame-crop, and bf16/fp16 autocast vs fp32 features.
+"""I3D cost and mixed-precision effect: FLOPs per frame-crop, and bf16/fp16 autocast vs fp32
+features.
 
-Counts the FLOPs of one ``[1, 3, 16, 224, 224]`` clip with ``torch.utils.flop_counter.FlopCounterMode``
-(a multiply-add counts as 2 FLOPs), then extracts the same clips of a generated surveillance video
-(wsvad synth, 320x240) with fp32 and with autocast, and reports the largest absolute difference and
-the cosine similarity of the 1024-d features. The figures in docs/cluster.md come from this script.
+Counts the FLOPs of one ``[1, 3, 16, 224, 224]`` clip with
+``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add counts as 2 FLOPs), then extracts the
+same clips of a generated surveillance video (wsvad synth, 320x240) with fp32 and with autocast, and
+reports the largest absolute difference and the cosine similarity of the 1024-d features. The
+figures in docs/cluster.md come from this script.
 
 Run: ``python benchmarks/precision.py [--clips 4] [--precisions bf16] [--device cpu]``. On CPU, fp16
 autocast runs but is slow (no fast fp16 convolutions); measure it on a GPU.
@@ -43,7 +45,8 @@ def count_flops(model: torch.nn.Module, device: str) -> int:
 
 
 def real_clips(n_clips: int, folder: Path) -> np.ndarray:
-    """``n_clips`` 16-frame centre crops ``[n, 16, 224, 224, 3]`` of a generated surveillance video."""
+    """``n_clips`` 16-frame centre crops ``[n, 16, 224, 224, 3]`` of a generated surveillance
+    video."""
     generate_synthetic_dataset(
         folder,
         seed=0,
@@ -73,7 +76,8 @@ def main() -> None:
     model, spec = build_backbone("i3d", device=args.device), get_backbone_spec("i3d")
     flops = count_flops(model, args.device)
     print(
-        f"i3d: {flops / 1e9:.1f} GFLOP per 16x224x224 clip = {flops / 16 / 1e9:.2f} GFLOP per frame-crop"
+        f"i3d: {flops / 1e9:.1f} GFLOP per 16x224x224 clip = {flops / 16 / 1e9:.2f} GFLOP per "
+        "frame-crop"
     )
     with tempfile.TemporaryDirectory() as tmp:
         clips = real_clips(args.clips, Path(tmp))
@@ -83,7 +87,8 @@ def main() -> None:
         ref = model(batch).float().cpu().numpy()
         seconds = time.perf_counter() - began
     print(
-        f"fp32 on {args.device} ({args.threads} threads): {args.clips * 16 / seconds:.1f} frame-crops/s"
+        f"fp32 on {args.device} ({args.threads} threads): {args.clips * 16 / seconds:.1f} "
+        "frame-crops/s"
     )
     for name in args.precisions.split(","):
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[name]
@@ -107,8 +112,9 @@ def main() -> None:
         rel = np.abs(out - ref).max() / np.abs(ref).max()
         print(
             f"{name} vs fp32 over {args.clips} clips: max |diff| {np.abs(out - ref).max():.4g} "
-            f"(feature max {np.abs(ref).max():.3g}, relative {rel:.2%}), mean |diff| {np.abs(out - ref).mean():.3g}, "
-            f"cosine min {cos.min():.6f} mean {cos.mean():.6f}; {args.clips * 16 / seconds:.1f} frame-crops/s"
+            f"(feature max {np.abs(ref).max():.3g}, relative {rel:.2%}), mean |diff| "
+            f"{np.abs(out - ref).mean():.3g}, cosine min {cos.min():.6f} mean {cos.mean():.6f}; "
+            f"{args.clips * 16 / seconds:.1f} frame-crops/s"
         )
 
 

@@ -3,11 +3,12 @@ I3D features (1 crop), `wsvad train` with ``configs/train/synthetic_<detector>.y
 `wsvad evaluate`. Prints frame AUC, AP and wall time per detector.
 
 Two stores are extracted (each step resumes, so a second run only trains and evaluates):
-``features`` (16-frame snippets, 1024-d) for mil, salient, rtfm, claws and sta, and ``features_time``
-(64-frame snippets, the I3D temporal axis kept, [7, 1024]) for dam and joint. On 2 CPU cores the
-extraction takes ~5 min, the trainings ~10 min in all.
+``features`` (16-frame snippets, 1024-d) for mil, salient, rtfm, claws and sta, and
+``features_time`` (64-frame snippets, the I3D temporal axis kept, [7, 1024]) for dam and joint. On 2
+CPU cores the extraction takes ~5 min, the trainings ~10 min in all.
 
-Run: ``python benchmarks/synthetic_detectors.py [--work demo_out] [--detectors dam,claws] [--seed 0]``.
+Run:
+``python benchmarks/synthetic_detectors.py [--work demo_out] [--detectors dam,claws] [--seed 0]``.
 """
 
 from __future__ import annotations

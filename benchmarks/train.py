@@ -6,7 +6,8 @@ real sampler + ``train_loop`` (logging and checkpointing included). Detectors th
 ([7, 1024]) get 1 crop (10 crops would be 15 GB); ``random_consecutive`` detectors draw 64-snippet
 windows from 1,610 x 128-snippet sequences. Target: 1,000 ``mil`` iterations in under 60 s.
 
-Run: ``python benchmarks/train.py [--detectors mil,rtfm] [--iterations 1000] [--threads 1] [--precision bf16]``.
+Run: ``python benchmarks/train.py [--detectors mil,rtfm] [--iterations 1000] [--threads 1]``
+(add ``--precision bf16`` for mixed precision).
 """
 
 from __future__ import annotations
@@ -145,8 +146,9 @@ def main() -> None:
         )
         r = rows[-1]
         print(
-            f"{r['detector']:<8} {r['sampler']:<18} F={r['F']:<8} crops={r['crops']:<3} batch={r['batch']:<4} "
-            f"{r['steps']:>5} it in {r['seconds']:7.2f} s = {r['it_s']:8.1f} it/s  ({1000 / r['it_s']:7.1f} s / 1000 it, "
+            f"{r['detector']:<8} {r['sampler']:<18} F={r['F']:<8} crops={r['crops']:<3} "
+            f"batch={r['batch']:<4} {r['steps']:>5} it in {r['seconds']:7.2f} s = "
+            f"{r['it_s']:8.1f} it/s  ({1000 / r['it_s']:7.1f} s / 1000 it, "
             f"{1000 * r['cpu'] / r['steps']:7.1f} CPU s / 1000 it)",
             flush=True,
         )
@@ -154,8 +156,9 @@ def main() -> None:
     if mil is not None:
         verdict = "PASS" if 1000 / mil["it_s"] < 60 else "FAIL"
         print(
-            f"target: 1,000 mil iterations < 60 s ({args.precision}, {args.threads} thread(s)): {1000 / mil['it_s']:.1f} s "
-            f"wall, {1000 * mil['cpu'] / mil['steps']:.1f} CPU s -> {verdict} (wall)"
+            f"target: 1,000 mil iterations < 60 s ({args.precision}, {args.threads} thread(s)): "
+            f"{1000 / mil['it_s']:.1f} s wall, {1000 * mil['cpu'] / mil['steps']:.1f} CPU s -> "
+            f"{verdict} (wall)"
         )
 
 

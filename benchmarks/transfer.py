@@ -2,7 +2,8 @@
 
 The published UCF-Crime RTFM set is ~1900 such files, tens of GB; this writes a few in a temporary
 folder and reports MB/s, so the full set's time can be estimated. Random values compress like real
-features do (barely). Run: ``python benchmarks/transfer.py [--videos 8] [--snippets 256] [--workers 2]``.
+features do (barely). Run:
+``python benchmarks/transfer.py [--videos 8] [--snippets 256] [--workers 2]``.
 """
 
 from __future__ import annotations

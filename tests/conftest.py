@@ -1,4 +1,8 @@
-"""Fixtures shared by every test package: tiny videos encoded with PyAV, paths to the real lists."""
+"""Fixtures shared by every test package: tiny videos encoded with PyAV, tiny feature stores with
+planted anomalies, the real benchmark lists, a local SLURM.
+
+Helpers are fixtures because --import-mode=importlib cannot import a conftest as a module.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ def write_video(
     seed: int = 0,
 ) -> Path:
     """Encode a small video with PyAV. ``size`` is (width, height). Frame ``i`` has value-coded
-    content (a bright bar whose position encodes ``i``) unless ``frames`` ``[N, H, W, 3]`` is given."""
+    content (a bright bar whose position encodes ``i``) unless ``frames`` ``[N, H, W, 3]`` is
+    given."""
     import av
 
     width, height = size
@@ -50,12 +55,97 @@ def write_video(
 
 @pytest.fixture
 def make_video(tmp_path):
-    """Factory: ``make_video("a.mp4", n_frames=40, size=(64, 48), codec="libx264")`` -> Path under tmp_path."""
+    """Factory: ``make_video("a.mp4", n_frames=40, size=(64, 48), codec="libx264")`` -> Path under
+    tmp_path."""
 
     def factory(name: str = "video.mp4", **kwargs) -> Path:
         return write_video(tmp_path / name, **kwargs)
 
     return factory
+
+
+PLANTED_SNIPPET = 16  # frames per snippet of a planted store
+
+
+def write_planted_store(
+    path: Path,
+    feature_shape: tuple[int, ...] = (16,),
+    crops: int = 2,
+    n_train: int = 12,
+    n_test: int = 6,
+    snippets: tuple[int, int] = (24, 48),
+    run_lengths: tuple[int, int] = (3, 8),
+    shift: float = 1.5,
+    planted_fraction: float = 0.25,
+    seed: int = 0,
+    labels_in_attrs: bool = True,
+):
+    """A tiny feature store with planted anomalies, written with FeatureStore itself.
+
+    Normal videos: N(0, 1) features, a number of snippets drawn from ``[snippets[0], snippets[1])``.
+    Abnormal videos: the same, plus a run of consecutive snippets (its length drawn from
+    ``run_lengths``, half-open too) shifted by ``shift`` on the first ``planted_fraction`` of the
+    feature's last axis, in every crop. ``n_train``/``n_test`` videos per label; test videos carry
+    the run as frame intervals. Ids: ``train_normal_03``, ``test_abnormal_01``...; classes
+    ``["Planted"]``. Shorter videos and longer runs make the anomaly easier to find.
+    """
+    from wsvad.pipeline.store import FeatureStore
+
+    rng = np.random.default_rng(seed)
+    store = FeatureStore.create(
+        path,
+        {
+            "feature_shape": list(feature_shape),
+            "dtype": "float32",
+            "crops": crops,
+            "backbone": "synthetic",
+            "config_hash": f"planted-{seed}-{feature_shape}-{crops}",
+            "dataset": "planted",
+            "snippet_len": PLANTED_SNIPPET,
+            "stride": PLANTED_SNIPPET,
+            "tail": "drop",
+        },
+    )
+    planted = max(1, int(feature_shape[-1] * planted_fraction))
+    for split, count in (("train", n_train), ("test", n_test)):
+        for label in (0, 1):
+            for i in range(count):
+                n = int(rng.integers(*snippets))
+                feats = rng.normal(size=(n, crops, *feature_shape)).astype(np.float32)
+                intervals: list[list[int]] = []
+                if label:
+                    length = int(rng.integers(*run_lengths))
+                    start = int(rng.integers(0, n - length))
+                    feats[start : start + length, ..., :planted] += shift
+                    intervals = [[start * PLANTED_SNIPPET, (start + length) * PLANTED_SNIPPET]]
+                vid = f"{split}_{'abnormal' if label else 'normal'}_{i:02d}"
+                attrs = {"n_frames": n * PLANTED_SNIPPET + 5, "fps": 25.0}
+                if labels_in_attrs:
+                    attrs.update(
+                        split=split,
+                        label=label,
+                        classes=["Planted"] if label else [],
+                        intervals=intervals if split == "test" else None,
+                    )
+                store.write_video(vid, feats, attrs)
+    return store
+
+
+@pytest.fixture
+def make_planted_store(tmp_path):
+    """Factory: ``make_planted_store("name", n_train=2, ...)`` -> FeatureStore under tmp_path
+    (arguments of :func:`write_planted_store`)."""
+
+    def factory(name: str = "store", **kwargs):
+        return write_planted_store(tmp_path / name, **kwargs)
+
+    return factory
+
+
+@pytest.fixture
+def planted_store(make_planted_store):
+    """The default planted store: 16-d features, 2 crops, 12 train + 6 test videos per label."""
+    return make_planted_store()
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +171,8 @@ def _load_local_slurm():
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory):
-    """A real single-node SLURM on localhost for the session (skips, with the reason, where it can't start)."""
+    """A real single-node SLURM on localhost for the session (skips, with the reason, where it can't
+    start)."""
     import os
 
     local_slurm = _load_local_slurm()

@@ -5,7 +5,15 @@ Used by the ``slurm_cluster`` fixture and runnable by hand::
     python tests/local_slurm.py start /tmp/slurm   # prints the SLURM_CONF to export
     python tests/local_slurm.py stop /tmp/slurm
 
-Facts this relies on are in ../shared/design/local-slurm.md (each setting below was needed there).
+Each setting below was needed on Debian 12 without systemd (slurm-wlm 22.05, munge 0.5.15):
+- munged runs as root with its key, socket, pid and seed files in a directory of ours (Debian's
+  /var/lib/munge is refused as "insecure" for root); the socket's directory is world-executable
+  and ``AuthInfo`` names the socket.
+- ``proctrack/linuxproc`` and ``task/none``: the cgroup plugins need a mounted freezer cgroup;
+  slurmd 22.05 still loads a cgroup plugin, hence ``cgroup.conf`` with ``cgroup/v1``.
+- The node is the short host name at 127.0.0.1; ``RealMemory`` is what ``slurmd -C`` reports less
+  1 GB (missing, dask-jobqueue's ``--mem`` cannot be met; too large, the node is INVAL).
+- Both ports are picked free, so a stale cluster on the default ports cannot answer our clients.
 """
 
 from __future__ import annotations
@@ -28,7 +36,10 @@ def why_unavailable() -> str | None:
     """A reason SLURM cannot be started here, or ``None`` when it can."""
     missing = [b for b in BINARIES if shutil.which(b) is None]
     if missing:
-        return f"SLURM/munge binaries not installed ({', '.join(missing)}); .ci/run installs slurm-wlm and munge"
+        return (
+            f"SLURM/munge binaries not installed ({', '.join(missing)}); .ci/run installs "
+            "slurm-wlm and munge"
+        )
     if os.geteuid() != 0:
         return "the local SLURM harness runs its daemons as root"
     return None
@@ -135,7 +146,8 @@ class LocalSlurm:
                     f"SlurmdPidFile={self.root / 'slurmd.pid'}",
                     f"SlurmctldLogFile={self.root / 'log' / 'slurmctld.log'}",
                     f"SlurmdLogFile={self.root / 'log' / 'slurmd.log'}",
-                    f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={_real_memory_mb()} State=UNKNOWN",
+                    f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} "
+                    f"RealMemory={_real_memory_mb()} State=UNKNOWN",
                     f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP",
                     "",
                 ]
@@ -163,7 +175,8 @@ class LocalSlurm:
         )
         self.stop()
         raise RuntimeError(
-            f"SLURM node did not become idle within {timeout:.0f}s (state {state!r}); slurmctld log tail:\n{log}"
+            f"SLURM node did not become idle within {timeout:.0f}s (state {state!r}); slurmctld "
+            f"log tail:\n{log}"
         )
 
     def stop(self, timeout: float = 20.0) -> None:

@@ -1,22 +1,37 @@
 """Typed configs: defaults in code < YAML file < named CLI flags < repeated ``--set key=value``.
 
-Every stage declares a pydantic model with ``extra="forbid"``; this module is the only place where the
-layers are merged, so that a typo or a wrong type fails at load time with the key and the file named.
+Every stage declares a pydantic model with ``extra="forbid"``; this module is the only place
+where the layers are merged, so that a typo or a wrong type fails at load time with the key and
+the file named. Field types that several stages share (``Device``) are defined here once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
 from wsvad.errors import WsvadError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _check_device(value: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+        # A custom error type keeps pydantic's "Value error, " prefix out of the one-line message.
+        raise PydanticCustomError("device", "expected cpu, cuda or cuda:N")
+    return value
+
+
+# A torch device string, ``cpu``, ``cuda`` or ``cuda:N``: its form is checked when the config loads,
+# not when the first tensor moves (whether CUDA is there is for the stage to check).
+Device = Annotated[str, AfterValidator(_check_device)]
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -53,7 +68,8 @@ def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def parse_sets(sets: list[str] | None) -> dict[str, Any]:
-    """Turn ``["optim.lr=3e-4", "crops=5"]`` into a nested dict; values are parsed as YAML scalars."""
+    """Turn ``["optim.lr=3e-4", "crops=5"]`` into a nested dict; values are parsed as YAML
+    scalars."""
     merged: dict[str, Any] = {}
     for item in sets or []:
         if "=" not in item:

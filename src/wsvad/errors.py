@@ -1,8 +1,10 @@
-"""User-facing errors and the exit codes documented in the README."""
+"""User-facing errors and the exit codes documented in the README.
+
+Usage errors (unknown option, missing argument) exit 2: click sets that code itself.
+"""
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a problem that stopped the command
-EXIT_USAGE = 2  # typer/click usage errors (unknown option, missing argument)
 EXIT_PARTIAL = 3  # the command finished, but some inputs failed; the summary names them
 
 

@@ -104,7 +104,8 @@ _values = st.one_of(
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(_keys, _values, max_size=4))
 def test_any_config_dict_validates_or_fails_with_one_line_per_problem(tmp_path_factory, data):
-    """Property: arbitrary YAML mappings either validate or raise WsvadError naming the file and a key."""
+    """Property: arbitrary YAML mappings either validate or raise WsvadError naming the file and a
+    key."""
     cfg_file = tmp_path_factory.mktemp("cfg") / "p.yaml"
     cfg_file.write_text(yaml.safe_dump(data))
     try:

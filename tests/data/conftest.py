@@ -37,5 +37,6 @@ def ucf_real_root(benchmark_lists, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def touch():
-    """``touch(root, rel_paths)``: empty placeholder files (importlib mode cannot import conftest)."""
+    """``touch(root, rel_paths)``: empty placeholder files (importlib mode cannot import
+    conftest)."""
     return touch_all

@@ -1,4 +1,5 @@
-"""`wsvad check` and `wsvad datasets`: problem tables, frame-count probes, exit codes; the stage gate."""
+"""`wsvad check` and `wsvad datasets`: problem tables, frame-count probes, exit codes; the stage
+gate."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def wide_console(monkeypatch):
 
 @pytest.fixture
 def tiny_ucf(make_video, tmp_path):
-    """Four real 40-frame videos in the UCF-Crime layout; returns a function writing the annotation."""
+    """Four real 40-frame videos in the UCF-Crime layout; returns a function writing the
+    annotation."""
     for rel in (
         "Abuse/Abuse001_x264.mp4",
         "Abuse/Abuse028_x264.mp4",
@@ -38,7 +40,8 @@ def tiny_ucf(make_video, tmp_path):
 
     def annotate(start: int, end: int):
         (root / ANN).write_text(
-            f"Abuse028_x264.mp4  Abuse  {start}  {end}  -1  -1  \nNormal_Videos_003_x264.mp4  Normal  -1  -1  -1  -1  \n"
+            f"Abuse028_x264.mp4  Abuse  {start}  {end}  -1  -1  \nNormal_Videos_003_x264.mp4  "
+            "Normal  -1  -1  -1  -1  \n"
         )
         return root
 
@@ -60,8 +63,8 @@ def test_check_interval_past_the_end_is_a_warning(tiny_ucf, capsys):
     out = capsys.readouterr().out
     assert "interval-past-end" in out
     assert (
-        "Abuse/Abuse028_x264.mp4: interval [30, 41) ends 1 frame(s) past the video (40 frames, header); clipped when labelling"
-        in out
+        "Abuse/Abuse028_x264.mp4: interval [30, 41) ends 1 frame(s) past the video (40 frames, "
+        "header); clipped when labelling" in out
     )
 
 
@@ -144,7 +147,10 @@ def test_probe_frame_count_and_the_stage_gate(tiny_ucf, tmp_path):
     index = load_dataset("ucf", root)
     with pytest.raises(
         WsvadError,
-        match=rf"^{root}: 1 dataset error\(s\) \(1 missing-video\); see `wsvad check --dataset ucf --root {root}`, or skip the affected videos$",
+        match=(
+            rf"^{root}: 1 dataset error\(s\) \(1 missing-video\); see `wsvad check --dataset ucf "
+            rf"--root {root}`, or skip the affected videos$"
+        ),
     ):
         usable_records(index)
     assert [r.video_id for r in usable_records(index, skip_bad=True)] == [

@@ -82,7 +82,8 @@ def test_folder_labels_csv_errors(footage):
         (
             "error",
             "bad-labels-csv",
-            "labels.csv:2: label must be 0 or 1 and split train or test, got label='2' split='test'",
+            "labels.csv:2: label must be 0 or 1 and split train or test, got label='2' "
+            "split='test'",
         ),
         (
             "error",

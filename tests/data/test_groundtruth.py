@@ -1,4 +1,5 @@
-"""Frame labels and the two snippet-to-frame alignment rules, on hand-computed cases and RTFM's gt-sh.npy."""
+"""Frame labels and the two snippet-to-frame alignment rules, on hand-computed cases and RTFM's
+gt-sh.npy."""
 
 from __future__ import annotations
 

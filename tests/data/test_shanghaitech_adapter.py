@@ -1,4 +1,5 @@
-"""ShanghaiTech (weak split): the real split lists and the 107 real frame masks over a placeholder layout."""
+"""ShanghaiTech (weak split): the real split lists and the 107 real frame masks over a placeholder
+layout."""
 
 from __future__ import annotations
 
@@ -106,12 +107,14 @@ def test_shanghaitech_errors(tmp_path):
         (
             "error",
             "missing-video",
-            f"{root}/SH_Test.txt:2: 01_0099 is listed but neither 01_0099.avi nor a frame folder 01_0099/ is under {root}",
+            f"{root}/SH_Test.txt:2: 01_0099 is listed but neither 01_0099.avi nor a frame folder "
+            f"01_0099/ is under {root}",
         ),
         (
             "error",
             "missing-video",
-            f"{root}/SH_Test.txt:3: 01_003 is listed but neither 01_003.avi nor a frame folder 01_003/ is under {root}",
+            f"{root}/SH_Test.txt:3: 01_003 is listed but neither 01_003.avi nor a frame folder "
+            f"01_003/ is under {root}",
         ),
         (
             "error",

@@ -114,7 +114,10 @@ def test_synth_resumes_and_refuses_foreign_folders(synth_root, tmp_path):
     assert victim.read_bytes() == original
     with pytest.raises(
         WsvadError,
-        match=f"^{synth_root}: holds a synthetic dataset made with other parameters; choose another --out$",
+        match=(
+            f"^{synth_root}: holds a synthetic dataset made with other parameters; choose another "
+            "--out$"
+        ),
     ):
         generate_synthetic_dataset(synth_root, seed=4, **TINY)
     (tmp_path / "busy").mkdir()
@@ -147,12 +150,15 @@ def test_synth_cli_and_parameter_errors(tmp_path, capsys):
     assert load_dataset("ucf", tmp_path / "s").problems == []
     assert run(["synth", "--out", str(tmp_path / "t"), "--size", "97x72"]) == 1
     assert (
-        "error: command line: size: Value error, width and height must be even and at least 32 (H.264 4:2:0) (got '97x72')"
-        in capsys.readouterr().err
+        "error: command line: size: Value error, width and height must be even and at least 32 "
+        "(H.264 4:2:0) (got '97x72')" in capsys.readouterr().err
     )
     with pytest.raises(
         WsvadError,
-        match="classes: Value error, must be distinct names among Fighting, Running, Explosion, AbandonedObject; got Riot",
+        match=(
+            "classes: Value error, must be distinct names among Fighting, Running, Explosion, "
+            "AbandonedObject; got Riot"
+        ),
     ):
         generate_synthetic_dataset(tmp_path / "u", classes=["Riot"])
 
@@ -178,7 +184,7 @@ def test_synthetic_adapter_without_provenance_warns_and_uses_the_listed_classes(
         "Running001_x264"
     ].intervals == ((3, 10),)
     (root / "synth.json").write_text("{}")
-    assert (
-        load_dataset("synthetic", root).problems[0].message
-        == f"{root}/synth.json: cannot read the class list ('classes'); using the classes found in the lists"
+    assert load_dataset("synthetic", root).problems[0].message == (
+        f"{root}/synth.json: cannot read the class list ('classes'); using the classes found "
+        "in the lists"
     )

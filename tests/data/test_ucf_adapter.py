@@ -1,4 +1,5 @@
-"""UCF-Crime adapter: the real official lists and their shared variants, miniature layouts, every error."""
+"""UCF-Crime adapter: the real official lists and their shared variants, miniature layouts, every
+error."""
 
 from __future__ import annotations
 
@@ -96,9 +97,13 @@ def test_ucf_finds_videos_in_part_folders_and_tolerates_format_quirks(tmp_path, 
     root = _mini(
         touch,
         tmp_path / "UCF_Crimes",
-        "Abuse/Abuse001_x264.mp4 1\r\nTraining_Normal_Videos_Anomaly/Normal_Videos001_x264.mp4  \r\n",  # label column, CRLF
-        "Abuse\\Abuse028_x264.mp4\nTesting_Normal_Videos_Anomaly/Normal_Videos_003_x264.mp4",  # no final newline
-        "Abuse028_x264.mp4  Abuse  165  240  -1  -1  \r\nNormal_Videos_003_x264.mp4  Normal  -1  -1  -1  -1  ",
+        # a label column, CRLF
+        "Abuse/Abuse001_x264.mp4 1\r\n"
+        "Training_Normal_Videos_Anomaly/Normal_Videos001_x264.mp4  \r\n",
+        # no final newline
+        "Abuse\\Abuse028_x264.mp4\nTesting_Normal_Videos_Anomaly/Normal_Videos_003_x264.mp4",
+        "Abuse028_x264.mp4  Abuse  165  240  -1  -1  \r\n"
+        "Normal_Videos_003_x264.mp4  Normal  -1  -1  -1  -1  ",
         [
             "Anomaly-Videos-Part-1/Abuse/Abuse001_x264.mp4",
             "Anomaly-Videos-Part-1/Abuse/Abuse028_x264.mp4",
@@ -125,8 +130,10 @@ def test_ucf_reports_every_inconsistency_with_its_file_and_reason(tmp_path, touc
     root = _mini(
         touch,
         tmp_path / "bad",
-        "Abuse/Abuse001_x264.mp4\nAbuse/Abuse001_x264.mp4\nArrest/Arrest001_x264.mp4\nFighting/Fighting003_x264.mp4\nfoo bar\n",
-        "Abuse/Abuse028_x264.mp4\nArson/Arson011_x264.mp4\nFighting/Fighting003_x264.mp4\nBurglary/Burglary005_x264.mp4\nweird.mp4\n",
+        "Abuse/Abuse001_x264.mp4\nAbuse/Abuse001_x264.mp4\nArrest/Arrest001_x264.mp4\n"
+        "Fighting/Fighting003_x264.mp4\nfoo bar\n",
+        "Abuse/Abuse028_x264.mp4\nArson/Arson011_x264.mp4\nFighting/Fighting003_x264.mp4\n"
+        "Burglary/Burglary005_x264.mp4\nweird.mp4\n",
         "Abuse028_x264.mp4  Abuse  165  240  -1  -1  \n"
         "Arson011_x264.mp4  Arson  150  x  -1  -1  \n"
         "Burglary005_x264.mp4  Burglary  500  100  -1  -1  \n"
@@ -159,7 +166,8 @@ def test_ucf_reports_every_inconsistency_with_its_file_and_reason(tmp_path, touc
     )
     assert (
         messages[("missing-video", "error")]
-        == f"{root}/Anomaly_Train.txt:3: Arrest001_x264 is listed but no video file or frame folder is under {root}"
+        == f"{root}/Anomaly_Train.txt:3: Arrest001_x264 is listed but no video file or frame "
+        f"folder is under {root}"
     )
     assert (
         messages[("train-test-overlap", "error")]
@@ -167,7 +175,8 @@ def test_ucf_reports_every_inconsistency_with_its_file_and_reason(tmp_path, touc
     )
     assert (
         messages[("bad-annotation-line", "error")]
-        == f"{root}/{ANN}:2: expected '<video> <Class> s1 e1 [s2 e2]', got 'Arson011_x264.mp4  Arson  150  x  -1  -1'"
+        == f"{root}/{ANN}:2: expected '<video> <Class> s1 e1 [s2 e2]', "
+        "got 'Arson011_x264.mp4  Arson  150  x  -1  -1'"
     )
     assert (
         messages[("bad-interval", "error")]
@@ -185,7 +194,8 @@ def test_ucf_reports_every_inconsistency_with_its_file_and_reason(tmp_path, touc
     ]
     bad_lines = sorted(p.message for p in index.problems if p.kind == "bad-list-line")
     assert bad_lines == [
-        f"{root}/Anomaly_Test.txt:5: cannot tell the class of 'weird.mp4' (expected <Class>/<video>.mp4)",
+        f"{root}/Anomaly_Test.txt:5: cannot tell the class of 'weird.mp4' (expected "
+        "<Class>/<video>.mp4)",
         f"{root}/Anomaly_Train.txt:5: not a video path: 'foo bar'",
     ]
     assert sorted(index.by_id()) == ["Abuse001_x264", "Abuse028_x264", "Fighting003_x264"]

@@ -1,4 +1,5 @@
-"""XD-Violence: names -> labels, the real annotation file, split from the real lists or from folders."""
+"""XD-Violence: names -> labels, the real annotation file, split from the real lists or from
+folders."""
 
 from __future__ import annotations
 
@@ -87,7 +88,8 @@ def test_xd_errors(tmp_path):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).touch()
     (root / "annotations.txt").write_text(
-        "a__#1_label_B1-0-0 10 20\nb__#1_label_G-0-0 5\nc__#1_label_A.mp4 1 9\nz__#1_label_G-0-0 3 4\nd__#1_label_B2-0-0 9 9"
+        "a__#1_label_B1-0-0 10 20\nb__#1_label_G-0-0 5\nc__#1_label_A.mp4 1 9\nz__#1_label_G-0-0 "
+        "3 4\nd__#1_label_B2-0-0 9 9"
     )
     index = load_dataset("xd", root)
     got = sorted((p.kind, p.message) for p in index.problems)
@@ -103,12 +105,14 @@ def test_xd_errors(tmp_path):
         ),
         (
             "bad-annotation-line",
-            f"{ann}:2: expected '<video> s1 e1 [s2 e2 ...]' with frame-number pairs, got 'b__#1_label_G-0-0 5'",
+            f"{ann}:2: expected '<video> s1 e1 [s2 e2 ...]' with frame-number pairs, got "
+            "'b__#1_label_G-0-0 5'",
         ),
         ("bad-interval", f"{ann}:5: d__#1_label_B2-0-0: empty or reversed interval(s) 9-9"),
         (
             "bad-name",
-            "Test/e__#1_label_Q-0-0.mp4: e__#1_label_Q-0-0: unknown label code(s) Q; known: A, B1, B2, B4, B5, B6, G",
+            "Test/e__#1_label_Q-0-0.mp4: e__#1_label_Q-0-0: unknown label code(s) Q; known: A, "
+            "B1, B2, B4, B5, B6, G",
         ),
         (
             "missing-annotation",
@@ -124,7 +128,8 @@ def test_xd_errors(tmp_path):
         ),
         (
             "unknown-split",
-            "misc/f__#1_label_A.mp4: cannot tell its split (no rgb.list/rgb_test.list and no train/test folder above it)",
+            "misc/f__#1_label_A.mp4: cannot tell its split (no rgb.list/rgb_test.list and no "
+            "train/test folder above it)",
         ),
     ]
     assert sorted(index.by_id()) == ["a__#1_label_B1-0-0"]

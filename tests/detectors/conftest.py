@@ -1,4 +1,5 @@
-"""Planted-anomaly bag features shared by the detector learning tests."""
+"""Planted-anomaly bag features shared by the detector learning tests, and the training loop that
+measures how well a detector finds them."""
 
 from __future__ import annotations
 
@@ -23,7 +24,36 @@ def _planted(n_per_class: int, T: int = 32, D: int = 64, seed: int = 0):
     return x, labels, bag_labels
 
 
+def _auc_after_training(det, optim, steps: int, per_class: int) -> float:
+    """Train ``det`` on 64 + 64 planted videos (each batch ``per_class`` normal + ``per_class``
+    abnormal, drawn with a fixed generator), then return the bag-level ROC AUC of its
+    ``score_video`` on 32 + 32 new planted videos."""
+    from sklearn.metrics import roc_auc_score
+
+    from wsvad.detectors import Batch
+
+    x, y, _ = _planted(64, seed=1)
+    x_test, _, bag_test = _planted(32, seed=2)
+    g = torch.Generator().manual_seed(0)
+    det.train()
+    for _ in range(steps):
+        idx = torch.cat(
+            [
+                torch.randint(0, 64, (per_class,), generator=g),
+                torch.randint(64, 128, (per_class,), generator=g),
+            ]
+        )
+        loss = det.loss(Batch(x[idx], y[idx], y[idx].long()))["loss"]
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    det.eval()
+    scores = torch.cat([det.score_video(v) for v in x_test])
+    return float(roc_auc_score(bag_test.reshape(-1).numpy(), scores.numpy()))
+
+
 @pytest.fixture
-def planted_bags():
-    """Factory ``planted_bags(n_per_class, T=32, D=64, seed=0) -> (x, labels, bag_labels)``."""
-    return _planted
+def auc_after_training():
+    """``auc_after_training(det, optim, steps, per_class)`` -> the bag-level AUC on new planted
+    videos."""
+    return _auc_after_training

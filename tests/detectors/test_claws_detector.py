@@ -1,5 +1,5 @@
-"""CLAWS (paper 003): 2-means, clustering distance loss, normalcy suppression, eq. 3, per-epoch
-clustering state, test windows, learning from random consecutive windows."""
+"""CLAWS (Zaheer et al., ECCV 2020): 2-means, clustering distance loss, normalcy suppression, eq. 3,
+per-epoch clustering state, test windows, learning from random consecutive windows."""
 
 import pytest
 import torch
@@ -169,7 +169,9 @@ def test_claws_learns_planted_anomalies_from_random_windows():
             det.start_epoch(videos)
         rows = torch.randint(0, 40, (8,), generator=g)
         starts = torch.randint(0, L - b + 1, (8,), generator=g)
-        feats = torch.stack([train[r][s : s + b] for r, s in zip(rows.tolist(), starts.tolist())])
+        feats = torch.stack(
+            [train[r][s : s + b] for r, s in zip(rows.tolist(), starts.tolist(), strict=True)]
+        )
         labels = videos.labels[rows]
         loss = det.loss(Batch(feats, labels, labels.long(), rows, starts))["loss"]
         opt.zero_grad()

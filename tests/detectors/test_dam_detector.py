@@ -1,4 +1,5 @@
-"""DAM (paper 001): dissimilarity measures, attention wiring, weighted ranking loss, streaming, learning."""
+"""DAM (Majhi et al., AVSS 2021): dissimilarity measures, attention wiring, weighted ranking loss,
+streaming, learning."""
 
 import numpy as np
 import pytest

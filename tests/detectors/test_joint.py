@@ -1,4 +1,5 @@
-"""Joint detection + classification detector (paper 000): attention levels, eq. (3)-(6), inference."""
+"""Joint detection + classification detector (Majhi et al., FG 2021): attention levels,
+eq. (3)-(6), inference."""
 
 from __future__ import annotations
 

@@ -34,7 +34,8 @@ def test_mil_loss_hand_computed():
     out = det.loss(Batch(feats, torch.tensor([0.0, 0, 1, 1]), torch.tensor([0, 0, 1, 1])))
     # hinge: pair 0 max(0, 1 - 0.9 + 0.4) = 0.5; pair 1 max(0, 1 - 0.3 + 0.6) = 1.3; mean 0.9
     assert float(out["hinge"]) == pytest.approx(0.9)
-    # smoothness on abnormal: (0.3-0.9)^2 + (0.9-0.5)^2 = 0.52; (0.2-0.3)^2 + (0.3-0.1)^2 = 0.05; mean 0.285
+    # smoothness on abnormal: (0.3-0.9)^2 + (0.9-0.5)^2 = 0.52; (0.2-0.3)^2 + (0.3-0.1)^2 = 0.05;
+    # mean 0.285
     assert float(out["smooth"]) == pytest.approx(0.285)
     # sparsity on abnormal: 1.7 and 0.6, mean 1.15
     assert float(out["sparse"]) == pytest.approx(1.15)

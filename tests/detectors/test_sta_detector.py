@@ -1,4 +1,5 @@
-"""STA (paper 004): criss-cross attention, mutual cosine embedding loss, eq. 6, test segments, learning."""
+"""STA (Liu et al., ICASSP 2022): criss-cross attention, mutual cosine embedding loss, eq. 6,
+test segments, learning."""
 
 import math
 
@@ -44,7 +45,8 @@ def test_criss_cross_softmax_weights_follow_the_cosines():
     with torch.no_grad():
         out = _sign_attention()(fmap)
     e = math.e
-    # position (0, 0), x = 1: row (0,0) cos 1 value 1, (0,1) cos -1 value -1; column (1,0) cos -1 value -1
+    # position (0, 0), x = 1: row (0,0) cos 1 value 1, (0,1) cos -1 value -1; column (1,0) cos -1
+    # value -1
     expected_00 = (e * 1 + (1 / e) * -1 + (1 / e) * -1) / (e + 2 / e) + 1
     assert float(out[0, 0, 0]) == pytest.approx(expected_00)
 

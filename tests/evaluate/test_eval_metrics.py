@@ -54,8 +54,8 @@ def test_metrics_undefined_with_one_class_are_nan():
 
 
 def test_mean_average_accuracy_hand_worked():
-    # Normal 1/2 right, class 1 2/2, class 2 1/2 -> mean 2/3 (equal to the overall accuracy 4/6 here;
-    # the unbalanced case below tells them apart).
+    # Normal 1/2 right, class 1 2/2, class 2 1/2 -> mean 2/3 (equal to the overall accuracy 4/6
+    # here; the unbalanced case below tells them apart).
     maa, per = M.mean_average_accuracy(np.array([0, 0, 1, 1, 2, 2]), np.array([0, 1, 1, 1, 0, 2]))
     assert maa == pytest.approx(2 / 3)
     assert per == {0: 0.5, 1: 1.0, 2: 0.5}

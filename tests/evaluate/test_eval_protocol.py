@@ -11,7 +11,7 @@ from sklearn.metrics import auc, roc_curve
 from wsvad.evaluate.protocol import Protocol, VideoTruth, align_video, compute_metrics, pool
 
 # Video A (abnormal): 40 frames, anomalous [20, 40), two snippets scored .2 and .9.
-# Video B (normal): 20 frames, two snippets .3 and .5 (its second snippet runs past the end: tail "pad").
+# Video B (normal): 20 frames, two snippets .3 and .5 (the second runs past the end: tail "pad").
 A = VideoTruth("A", 40, 1, ("Fighting",), ((20, 40),))
 B = VideoTruth("B", 20, 0)
 SCORES = {"A": np.array([0.2, 0.9]), "B": np.array([0.3, 0.5])}
@@ -23,8 +23,8 @@ def _metrics(protocol: Protocol, truths=(A, B), scores=SCORES, **kw) -> dict:
 
 
 def test_rtfm_alignment_hand_computed():
-    # RTFM: scores x16 -> A 32 frames (GT cut: ones on 20..31 = 12 positives, all .9),
-    # B 32 frames (GT padded with its last label 0). Negatives: A 16 x .2 + 4 x .9, B 16 x .3 + 16 x .5.
+    # RTFM: scores x16 -> A 32 frames (GT cut: ones on 20..31 = 12 positives, all .9), B 32 frames
+    # (GT padded with its last label 0). Negatives: A 16 x .2 + 4 x .9, B 16 x .3 + 16 x .5.
     # Positives beat 48 of 52 negatives and tie 4: AUC = (48 + 4/2) / 52.
     m = _metrics(Protocol(alignment="rtfm"))
     assert m["auc"] == pytest.approx(50 / 52)
@@ -42,15 +42,16 @@ def test_rtfm_alignment_equals_rtfm_code_path():
 
 
 def test_true_frames_alignment_hand_computed():
-    # True frame counts: A frames 0-15 -> .2, 16-39 -> .9 (20 positives at .9; negatives 16 x .2, 4 x .9);
-    # B has only 20 frames: 16 x .3, 4 x .5. AUC = (36 + 4/2) / 40.
+    # True frame counts: A frames 0-15 -> .2, 16-39 -> .9 (20 positives at .9; negatives 16 x .2, 4
+    # x .9); B has only 20 frames: 16 x .3, 4 x .5. AUC = (36 + 4/2) / 40.
     m = _metrics(Protocol(alignment="true-frames"))
     assert m["auc"] == pytest.approx(38 / 40)
     assert m["n_frames"] == 60 and m["n_anomalous_frames"] == 20
 
 
 def test_rtfm_pads_gt_with_last_label():
-    # 28 frames, anomalous to the end; T=2 -> 32 frames, the 4 padded frames copy the last label (1).
+    # 28 frames, anomalous to the end; T=2 -> 32 frames, the 4 padded frames copy the last label
+    # (1).
     v = align_video(
         np.array([0.1, 0.8]),
         VideoTruth("C", 28, 1, ("Arson",), ((20, 28),)),

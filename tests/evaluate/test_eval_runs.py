@@ -11,8 +11,8 @@ import pytest
 from wsvad.cli import run as cli
 from wsvad.pipeline.store import FeatureStore
 
-# Store videos: a 48 frames anomalous [16, 48) (Fighting); b 32 normal; c 32 anomalous [0, 16) (Arson);
-# t a training video the evaluator must ignore.
+# Store videos: a 48 frames anomalous [16, 48) (Fighting); b 32 normal; c 32 anomalous [0, 16)
+# (Arson); t a training video the evaluator must ignore.
 VIDEOS = {
     "a": dict(n_frames=48, split="test", label=1, classes=["Fighting"], intervals=[[16, 48]]),
     "b": dict(n_frames=32, split="test", label=0, classes=[], intervals=[]),
@@ -54,7 +54,8 @@ def _scores(path: Path, scores: dict) -> None:
 
 
 def make_run(root: Path, store: Path, seeds: dict[int, dict], selection="last") -> Path:
-    """A run directory laid out as `wsvad train` writes it (multi-seed: run.json lists seed-<k>/)."""
+    """A run directory laid out as `wsvad train` writes it (multi-seed: run.json lists
+    seed-<k>/)."""
     root.mkdir(parents=True)
     info = {
         "kind": "single",
@@ -216,7 +217,8 @@ def test_compare_missing_metrics_names_the_run(tmp_path, capsys):
 
 def test_mean_average_accuracy_from_class_scores(tmp_path, store):
     run = make_run(tmp_path / "run", store, {0: GOOD})
-    # a (Fighting) -> Fighting, b (Normal) -> Normal, c (Arson) -> Fighting: Normal 1, Arson 0, Fighting 1.
+    # a (Fighting) -> Fighting, b (Normal) -> Normal, c (Arson) -> Fighting: Normal 1, Arson 0,
+    # Fighting 1.
     np.savez(
         run / "class_scores.npz",
         a=np.array([0.1, 0.2, 0.7]),

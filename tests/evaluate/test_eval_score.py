@@ -1,4 +1,5 @@
-"""``wsvad score``: a new video through the run's extraction settings and detector, offline and streamed."""
+"""``wsvad score``: a new video through the run's extraction settings and detector, offline and
+streamed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from wsvad.pipeline.store import FeatureStore
 
 @pytest.fixture
 def trained_run(tmp_path, make_video, monkeypatch):
-    """A tiny store extracted by `wsvad extract` (random3d backbone, 1 crop) and a random MIL detector."""
+    """A tiny store extracted by `wsvad extract` (random3d backbone, 1 crop) and a random MIL
+    detector."""
     import torch
 
     from wsvad.detectors import build_detector
@@ -88,7 +90,8 @@ def test_score_reproduces_the_training_features_and_detector(trained_run, tmp_pa
     out = capsys.readouterr().out
     header, rows = _csv(tmp_path / "s" / "snippet_scores.csv")
     assert header == ["snippet", "start_frame", "end_frame", "score", "latency_ms"]
-    # Same decode -> resize -> crop -> backbone as `wsvad extract`, same detector: same snippet scores.
+    # Same decode -> resize -> crop -> backbone as `wsvad extract`, same detector: same snippet
+    # scores.
     assert np.array([float(r[3]) for r in rows]) == pytest.approx(expected, abs=1e-5)
     header, frames = _csv(tmp_path / "s" / "frame_scores.csv")
     assert header == ["frame", "time_s", "score"] and len(frames) == 40

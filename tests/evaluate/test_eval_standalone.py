@@ -1,4 +1,5 @@
-"""``wsvad evaluate --scores``: any model's scores against a dataset, frame counts probed from videos."""
+"""``wsvad evaluate --scores``: any model's scores against a dataset, frame counts probed from
+videos."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Sanity check on real footage: the whole extract path (decode, resize, crop, scale, I3D) recognises
-an action. The clip is 64 frames of a woman rubbing her face (tools/make_action_clip.py; source and
-licence in data/README.md); the Kinetics-400 class for that is "applying cream"."""
+"""Sanity check on real footage: the whole extract path (decode, resize, crop, scale, I3D)
+recognises an action. The clip is 64 frames of a woman rubbing her face (tools/make_action_clip.py;
+source and licence in data/README.md); the Kinetics-400 class for that is "applying cream"."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ from wsvad.extract.crops import (
 
 
 def marked_frame(height=40, width=60, size=20) -> np.ndarray:
-    """A dark frame whose corners and centre carry distinct colours, plus a left/right asymmetric dot."""
+    """A dark frame whose corners and centre carry distinct colours, plus a left/right asymmetric
+    dot."""
     frame = np.zeros((height, width, 3), np.uint8)
     frame[:3, :3] = (255, 0, 0)  # TL red
     frame[:3, -3:] = (0, 255, 0)  # TR green

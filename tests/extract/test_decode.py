@@ -1,4 +1,5 @@
-"""Decoding: exact, identical frame counts across decord and PyAV; frame folders; errors; streaming."""
+"""Decoding: exact, identical frame counts across decord and PyAV; frame folders; errors;
+streaming."""
 
 from __future__ import annotations
 

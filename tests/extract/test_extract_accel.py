@@ -1,4 +1,5 @@
-"""Accelerator options: mixed precision, torch.compile, pinned copies, one worker per GPU (CPU-visible logic)."""
+"""Accelerator options: mixed precision, torch.compile, pinned copies, one worker per GPU
+(CPU-visible logic)."""
 
 from __future__ import annotations
 

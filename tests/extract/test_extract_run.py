@@ -39,7 +39,8 @@ def dataset(tmp_path, make_video):
 
 
 def expected_features(path: Path, cfg: ExtractConfig) -> np.ndarray:
-    """The features computed the slow, obvious way: whole video in memory, one snippet per forward."""
+    """The features computed the slow, obvious way: whole video in memory, one snippet per
+    forward."""
     import torch
 
     from wsvad.extract.backbones import build_backbone, get_backbone_spec

@@ -1,4 +1,5 @@
-"""``segments``: Sultani's 32-segment feature pipeline as an extract option; temporal I3D stores end to end."""
+"""``segments``: Sultani's 32-segment feature pipeline as an extract option; temporal I3D stores end
+to end."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def stores(tmp_path_factory):
     """Two tiny videos extracted raw and with 4 Sultani segments (module scope: extracted once)."""
     import importlib.util
 
-    # the conftest writer, loaded by path: a module-scope fixture cannot use the function-scope make_video
+    # the conftest writer, loaded by path: a module-scope fixture cannot use the function-scope
+    # make_video
     spec = importlib.util.spec_from_file_location(
         "wsvad_tests_conftest", Path(__file__).parents[1] / "conftest.py"
     )
@@ -90,7 +92,8 @@ def test_store_attrs_say_the_rows_are_segments(stores):
 
 
 def test_raw_config_hash_is_unchanged_by_the_option():
-    # stores made before the option existed must still resume: unset segments adds nothing to the hash
+    # stores made before the option existed must still resume: unset segments adds nothing to the
+    # hash
     features = ExtractConfig().feature_config()
     assert "segments" not in features and "segment_rule" not in features
     assert ExtractConfig(segments=32).feature_config()["segments"] == 32

@@ -1,4 +1,5 @@
-"""Job-array shards (inline): setup, shards into one store, per-writer failures, the completeness check."""
+"""Job-array shards (inline): setup, shards into one store, per-writer failures, the completeness
+check."""
 
 from __future__ import annotations
 

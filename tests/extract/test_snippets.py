@@ -43,7 +43,8 @@ def test_tail_rules_on_a_40_frame_video():
     assert snippet_frame_indices(2, 40, 16, 16, "loop").tolist() == list(range(32, 40)) + list(
         range(8)
     )
-    # a video shorter than one snippet: loop repeats it, pad holds the last frame, drop keeps nothing
+    # a video shorter than one snippet: loop repeats it, pad holds the last frame, drop keeps
+    # nothing
     assert snippet_frame_indices(0, 5, 16, 16, "loop").tolist() == [0, 1, 2, 3, 4] * 3 + [0]
     assert snippet_frame_indices(0, 5, 16, 16, "pad").tolist() == [0, 1, 2, 3, 4] + [4] * 11
     assert n_snippets(5, 16, 16, "drop") == 0
@@ -82,7 +83,7 @@ def test_pieces_concatenate_to_the_whole_video(tail, L, stride):
         for size in (1, 2, 3):
             cuts = list(range(0, 12, size))
             joined, counts = [], []
-            for a, b in zip(cuts, cuts[1:] + [None]):
+            for a, b in zip(cuts, cuts[1:] + [None], strict=True):
                 out, stream = _stream(n, L, stride, tail, a, b)
                 assert all(a <= i and (b is None or i < b) for i, _ in out)
                 joined += out
@@ -106,5 +107,6 @@ def test_stream_holds_a_bounded_number_of_frames():
     for _, snippet in SnippetStream(frames(), 16, 8, "loop"):
         del snippet  # numpy frees by reference count: no gc pass needed
         peak = max(peak, len(alive))
-    # window (16) + the frame in flight + the kept head for loop (16), independent of the 1000 frames
+    # window (16) + the frame in flight + the kept head for loop (16), independent of the 1000
+    # frames
     assert 16 <= peak <= 16 + 16 + 2

@@ -1,4 +1,5 @@
-"""Bag rules against hand-computed examples (RTFM linspace mean, Sultani rounded linspace + L2, max)."""
+"""Bag rules against hand-computed examples (RTFM linspace mean, Sultani rounded linspace + L2,
+max)."""
 
 import numpy as np
 import pytest
@@ -45,7 +46,8 @@ def test_sultani_mean_then_l2_hand_computed():
     feats = np.array([[3, 4], [1, 0], [0, 1], [0, 2], [100, 100]], dtype=np.float32)
     bags = segment_into_bags(feats, 3, "sultani")
     h = 1 / np.sqrt(2)
-    # bag0 = [3,4]/5; bag1 = mean([1,0],[0,1]) = [.5,.5] -> unit; bag2 = [0,2] -> [0,1]; snippet 4 unused.
+    # bag0 = [3,4]/5; bag1 = mean([1,0],[0,1]) = [.5,.5] -> unit; bag2 = [0,2] -> [0,1]; snippet 4
+    # unused.
     np.testing.assert_allclose(bags, [[0.6, 0.8], [h, h], [0, 1]], rtol=1e-6)
 
 

@@ -1,4 +1,5 @@
-"""open_client: the inline loop, a local dask cluster, attaching to a scheduler, and the kind registry."""
+"""open_client: the inline loop, a local dask cluster, attaching to a scheduler, and the kind
+registry."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def square(x: int) -> int:
 
 
 def drain(runner, first: list[int]) -> dict:
-    """Submit ``first``; every result of 3 submits a follow-up task (like a video split into pieces)."""
+    """Submit ``first``; every result of 3 submits a follow-up task (like a video split into
+    pieces)."""
     handles = {runner.submit(square, x): x for x in first}
     out = {}
     for handle, result, exc in runner.results():
@@ -41,7 +43,7 @@ def test_inline_runs_in_order_and_accepts_tasks_while_iterating():
         assert runner.n_workers == 1
         order = []
         handles = {runner.submit(square, x): x for x in (1, 3, -2)}
-        for handle, result, exc in runner.results():
+        for handle, _result, _exc in runner.results():
             order.append(handles[handle])
             if handles[handle] == 3:
                 handles[runner.submit(square, 30)] = 30

@@ -1,4 +1,5 @@
-"""Extraction on a real single-node SLURM: dask-jobqueue workers, the sbatch job array, a killed job.
+"""Extraction on a real single-node SLURM: dask-jobqueue workers, the sbatch job array, a killed
+job.
 
 Every store made on SLURM must be complete and bit-identical to an inline run (one torch thread
 everywhere, so the reductions run in the same order).

@@ -1,4 +1,5 @@
-"""The feature store contract (schema wsvad.features/1): completion by rename, config guard, failures, lock."""
+"""The feature store contract (schema wsvad.features/1): completion by rename, config guard,
+failures, lock."""
 
 from __future__ import annotations
 

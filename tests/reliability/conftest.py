@@ -1,4 +1,5 @@
-"""Shared pieces of the fault-injection suite: tiny extraction settings, store snapshots, subprocesses.
+"""Shared pieces of the fault-injection suite: tiny extraction settings, store snapshots,
+subprocesses.
 
 Helpers are fixtures because --import-mode=importlib cannot import a conftest as a module.
 """
@@ -15,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# random3d on 48x48 centre crops of frames scaled to a 64-pixel short side: cheap but sensitive to every
-# pixel; one torch thread so that every process (pytest, CLI, dask worker) computes bit-identical rows
+# random3d on 48x48 centre crops of frames scaled to a 64-pixel short side: cheap but sensitive to
+# every pixel; one torch thread so that every process (pytest, CLI, dask worker) computes
+# bit-identical rows
 TINY = [
     "--backbone",
     "random3d",
@@ -35,7 +37,8 @@ TINY = [
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
-    """2 shared cores: one thread is faster here, and the same count everywhere keeps results bit-identical."""
+    """2 shared cores: one thread is faster here, and the same count everywhere keeps results
+    bit-identical."""
     import torch
 
     before = torch.get_num_threads()
@@ -46,7 +49,8 @@ def one_torch_thread():
 
 @pytest.fixture
 def tiny_args():
-    """``tiny_args(root, out, *extra)`` -> argv of a small ``wsvad extract`` (without the program name)."""
+    """``tiny_args(root, out, *extra)`` -> argv of a small ``wsvad extract`` (without the program
+    name)."""
 
     def build(root: Path, out: Path, *extra: str) -> list[str]:
         return [
@@ -79,7 +83,8 @@ def snapshot():
 
 @pytest.fixture
 def assert_same_store():
-    """``assert_same_store(a, b)``: the same complete videos, bit-identical features and equal attrs."""
+    """``assert_same_store(a, b)``: the same complete videos, bit-identical features and equal
+    attrs."""
 
     def check(a: Path, b: Path) -> None:
         left, right = _snapshot(a), _snapshot(b)

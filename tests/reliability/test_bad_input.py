@@ -1,5 +1,6 @@
-"""Bad input is refused clearly: property tests over the REAL ExtractConfig / TrainConfig, fuzzed dataset
-lists and annotation files through `wsvad check`, and video ids that try to leave the store."""
+"""Bad input is refused clearly: property tests over the REAL ExtractConfig / TrainConfig, fuzzed
+dataset lists and annotation files through `wsvad check`, and video ids that try to leave the
+store."""
 
 from __future__ import annotations
 
@@ -179,9 +180,15 @@ NASTY_LINES = [
 ]
 LAYOUTS = {
     "ucf": {
-        "Anomaly_Train.txt": b"Abuse/Abuse001_x264.mp4\nTraining_Normal_Videos_Anomaly/Normal_Videos001_x264.mp4",
-        "Anomaly_Test.txt": b"Abuse/Abuse028_x264.mp4\nTesting_Normal_Videos_Anomaly/Normal_Videos_003_x264.mp4",
-        "Temporal_Anomaly_Annotation_for_Testing_Videos.txt": b"Abuse028_x264.mp4  Abuse  165  240  -1  -1",
+        "Anomaly_Train.txt": (
+            b"Abuse/Abuse001_x264.mp4\nTraining_Normal_Videos_Anomaly/Normal_Videos001_x264.mp4"
+        ),
+        "Anomaly_Test.txt": (
+            b"Abuse/Abuse028_x264.mp4\nTesting_Normal_Videos_Anomaly/Normal_Videos_003_x264.mp4"
+        ),
+        "Temporal_Anomaly_Annotation_for_Testing_Videos.txt": (
+            b"Abuse028_x264.mp4  Abuse  165  240  -1  -1"
+        ),
     },
     "xd": {
         "annotations.txt": b"v=S-7rRLrxnVQ__#1_label_B4-0-0 0 1517 1970 3038",
@@ -313,7 +320,8 @@ def test_an_unusable_id_refuses_the_run_before_any_work(tmp_path, make_video, ti
     assert run(tiny_args(tmp_path / "videos", tmp_path / "store", "--workers", "0")) == 1
     err = capsys.readouterr().err.strip()
     assert err == (
-        f"error: {tmp_path / 'videos'}: 1 video id(s) cannot name a store array: {long_name}: invalid "
-        f"video id {'a' * 40!r}...: too long (170 characters once percent-encoded, at most 160)"
+        f"error: {tmp_path / 'videos'}: 1 video id(s) cannot name a store array: {long_name}: "
+        f"invalid video id {'a' * 40!r}...: too long (170 characters once percent-encoded, at "
+        "most 160)"
     )
     assert not (tmp_path / "store").exists()

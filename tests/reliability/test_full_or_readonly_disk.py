@@ -1,6 +1,6 @@
-"""A full disk and a read-only output directory, for real: small tmpfs mounts (root only; skipped with
-the reason elsewhere). The run stops with one line naming the path, nothing incomplete is listed as
-complete, and once space or write access is back the same command finishes the store."""
+"""A full disk and a read-only output directory, for real: small tmpfs mounts (root only; skipped
+with the reason elsewhere). The run stops with one line naming the path, nothing incomplete is
+listed as complete, and once space or write access is back the same command finishes the store."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ ROWS = {vid: -(-n // 16) for vid, n in FRAMES.items()}
 
 @pytest.fixture
 def tmpfs(tmp_path):
-    """``tmpfs(size)`` -> a fresh tmpfs mount point of ``size`` (e.g. "1m"), unmounted afterwards."""
+    """``tmpfs(size)`` -> a fresh tmpfs mount point of ``size`` (e.g. "1m"), unmounted
+    afterwards."""
     mounts: list[Path] = []
 
     def mount(size: str) -> Path:
@@ -62,7 +63,8 @@ def test_disk_full_mid_run_stops_clearly_and_resumes_once_space_is_back(
     videos, tmpfs, tmp_path, tiny_args, capsys, assert_complete_means_complete, assert_same_store
 ):
     slow = ["--workers", "0", "--set", "chunk_t=2", "--set", "batch_clips=1"]
-    # measure what a store holding only the first video takes, then leave exactly that much (+ one page) free
+    # measure what a store holding only the first video takes, then leave exactly that much (+ one
+    # page) free
     only_a = tmp_path / "only-a"
     only_a.mkdir()
     (only_a / "a.mp4").write_bytes((videos / "a.mp4").read_bytes())
@@ -116,8 +118,9 @@ def test_store_that_became_read_only_is_refused_then_resumed(
     assert run(tiny_args(videos, out, "--workers", "0")) == EXIT_ERROR
     err = capsys.readouterr().err.strip()
     assert err == (
-        f"error: {out / '.lock'}: cannot write the feature store (Read-only file system); videos already "
-        "complete are kept: free space or fix permissions, then run the same command to resume"
+        f"error: {out / '.lock'}: cannot write the feature store (Read-only file system); videos "
+        "already complete are kept: free space or fix permissions, then run the same command to "
+        "resume"
     )
     assert snapshot(out).keys() == before.keys() == {"a"}
     _remount(disk, "rw")

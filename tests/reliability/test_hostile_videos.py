@@ -1,5 +1,5 @@
-"""A batch of broken and odd videos: every good one stored, every bad one in the failure table with a
-one-line reason, exit code 3 with a summary naming them; short videos follow the tail rule."""
+"""A batch of broken and odd videos: every good one stored, every bad one in the failure table with
+a one-line reason, exit code 3 with a summary naming them; short videos follow the tail rule."""
 
 from __future__ import annotations
 
@@ -137,7 +137,8 @@ def test_every_good_video_is_stored_and_every_bad_one_is_listed(
 def test_decord_and_pyav_agree_on_narrow_tall_rotated_and_vfr_videos(
     hostile_root, tmp_path, tiny_args, snapshot
 ):
-    """decord pads narrow rows and applies rotation metadata; the decoders must still give the same features."""
+    """decord pads narrow rows and applies rotation metadata; the decoders must still give the same
+    features."""
     names = ["tiny_32x24.mp4", "tall_48x320.mp4", "rotated.mp4", "vfr.mp4", "one_frame.mp4"]
     root = tmp_path / "odd"
     root.mkdir()
@@ -168,8 +169,8 @@ def test_short_videos_fail_only_under_tail_drop(hostile_root, tmp_path, tiny_arg
     )
     err = capsys.readouterr().err
     assert (
-        "  one_frame: TooShort: one_frame.mp4: 1 frames is shorter than one 16-frame snippet (tail=drop keeps no snippet)"
-        in err
+        "  one_frame: TooShort: one_frame.mp4: 1 frames is shorter than one 16-frame snippet "
+        "(tail=drop keeps no snippet)" in err
     )
     assert (
         "  ten_frames: TooShort: ten_frames.mp4: 10 frames is shorter than one 16-frame snippet"

@@ -1,9 +1,9 @@
-"""kill -9 of a running extraction (the CLI process with its local dask cluster, or one dask worker),
-a worker that dies on one video every time, and a second extraction on the same store.
+"""kill -9 of a running extraction (the CLI process with its local dask cluster, or one dask
+worker), a worker that dies on one video every time, and a second extraction on the same store.
 
 Each test injects the fault for real (SIGKILL, os._exit in the worker) and checks the exact outcome:
-between kill and resume nothing listed complete is half-written, and the resumed store is bit-identical
-to an uninterrupted run.
+between kill and resume nothing listed complete is half-written, and the resumed store is
+bit-identical to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -205,8 +205,8 @@ def _kill_worker_mid_run(
     workers = wait_for(
         lambda: _worker_pids(proc.pid) or proc.poll() is not None, 60, "the dask worker"
     )
-    # mid-video: the worker has a half-written array (a worker dying while the cluster starts up fails
-    # the start-up instead, see docs/guarantees.md)
+    # mid-video: the worker has a half-written array (a worker dying while the cluster starts up
+    # fails the start-up instead, see docs/guarantees.md)
     wait_for(lambda: _busy(out) or proc.poll() is not None, 60, "a video in progress")
     time.sleep(rng.uniform(0.0, 0.3))
     assert proc.poll() is None, "the run ended before the kill"
@@ -285,8 +285,8 @@ def test_a_video_that_kills_its_worker_is_retried_then_failed(
     assert run(args) == EXIT_PARTIAL
     err = capsys.readouterr().err
     reason = (
-        "the worker process died while extracting this video (2 attempts; segfault, out of memory or "
-        "killed)"
+        "the worker process died while extracting this video (2 attempts; segfault, out of "
+        "memory or killed)"
     )
     assert f"  v2: KilledWorker: {reason}" in err
     store = FeatureStore.open(out)
@@ -298,7 +298,8 @@ def test_a_video_that_kills_its_worker_is_retried_then_failed(
         "reason": reason,
         "decoder": None,
     }
-    # one half-written array per attempt: the first death was retried once (allowed_failures=1), not more
+    # one half-written array per attempt: the first death was retried once (allowed_failures=1), not
+    # more
     assert sorted(p.name.split(".")[0] for p in (out / ".tmp").iterdir()) == ["v2", "v2"]
     monkeypatch.delenv("WSVAD_FAULT_EXIT_ON")
     assert run(args) == 0  # the same command redoes only v2 and clears its failure
@@ -335,9 +336,9 @@ def test_a_second_extract_on_the_same_store_is_refused(
             assert second.returncode == EXIT_ERROR
             lines = [line for line in stderr.splitlines() if line.startswith("error:")]
             assert lines == [
-                f"error: {out}: another wsvad process (pid {first.pid} on {os.uname().nodename}) is "
-                f"writing this store; wait for it to finish, or delete {out / '.lock'} if that process "
-                "is gone"
+                f"error: {out}: another wsvad process (pid {first.pid} on {os.uname().nodename}) "
+                f"is writing this store; wait for it to finish, or delete {out / '.lock'} if that "
+                "process is gone"
             ]
         assert (
             snapshot(out).keys() == before.keys()

@@ -9,55 +9,11 @@ import random
 import signal
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from wsvad.cli import run
-from wsvad.pipeline.store import FeatureStore
 
 ITERATIONS = 300
-
-
-def _write_store(path: Path) -> Path:
-    """6 train + 3 test videos per label; abnormal ones carry a shifted run of snippets."""
-    rng = np.random.default_rng(0)
-    store = FeatureStore.create(
-        path,
-        {
-            "feature_shape": [16],
-            "dtype": "float32",
-            "crops": 1,
-            "backbone": "planted",
-            "config_hash": "planted",
-            "dataset": "planted",
-            "snippet_len": 16,
-            "stride": 16,
-            "tail": "pad",
-        },
-    )
-    for split, count in (("train", 6), ("test", 3)):
-        for label in (0, 1):
-            for i in range(count):
-                n = int(rng.integers(20, 40))
-                feats = rng.normal(size=(n, 1, 16)).astype(np.float32)
-                intervals = []
-                if label:
-                    start = int(rng.integers(0, n - 6))
-                    feats[start : start + 5, :, :4] += 2.0
-                    intervals = [[start * 16, (start + 5) * 16]]
-                store.write_video(
-                    f"{split}_{label}_{i}",
-                    feats,
-                    {
-                        "n_frames": n * 16,
-                        "fps": 25.0,
-                        "split": split,
-                        "label": label,
-                        "classes": ["Planted"] if label else [],
-                        "intervals": intervals if split == "test" else None,
-                    },
-                )
-    return path
 
 
 def _args(store: Path, out: Path) -> list[str]:
@@ -101,9 +57,9 @@ def _weights(path: Path) -> dict:
     "seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]
 )
 def test_sigkilled_training_resumes_to_the_weights_of_an_uninterrupted_run(
-    seed, tmp_path, spawn, wait_for
+    seed, tmp_path, spawn, wait_for, make_planted_store
 ):
-    store = _write_store(tmp_path / "store")
+    store = make_planted_store(crops=1, n_train=6, n_test=3, shift=2.0).path
     killed = tmp_path / "killed"
     proc = spawn(_args(store, killed))
     kill_after = random.Random(seed).randrange(10, ITERATIONS // 2, 10)

@@ -1,5 +1,5 @@
-"""Weights never run code: the bundled Kinetics checkpoint is checked against its sha256 before it is
-unpickled (and then only numpy arrays may be built); user files go through safetensors or
+"""Weights never run code: the bundled Kinetics checkpoint is checked against its sha256 before it
+is unpickled (and then only numpy arrays may be built); user files go through safetensors or
 torch.load(weights_only=True); wrong keys or shapes are refused with the mismatch listed."""
 
 from __future__ import annotations
@@ -126,9 +126,10 @@ def test_user_weights_that_would_run_code_are_refused(backbone, videos, tmp_path
     )
     assert code == EXIT_ERROR
     assert _error_line(capsys) == (
-        f"error: {weights}: cannot read weights (UnpicklingError: Trying to load unsupported GLOBAL posix.mkdir whose "
-        "module posix is blocked. The file holds Python objects, not only tensors; weights are read with "
-        "torch.load(weights_only=True), which never runs code)"
+        f"error: {weights}: cannot read weights (UnpicklingError: Trying to load unsupported "
+        "GLOBAL posix.mkdir whose module posix is blocked. The file holds Python objects, not "
+        "only tensors; weights are read with torch.load(weights_only=True), which never runs "
+        "code)"
     )
     assert not marker.exists()
 

@@ -15,7 +15,8 @@ T = 4
 
 @pytest.fixture
 def bagged_store(tmp_path):
-    """Each video's raw snippets are reduced to T sultani segments, as `wsvad extract --segments` does."""
+    """Each video's raw snippets are reduced to T sultani segments, as `wsvad extract --segments`
+    does."""
     rng = np.random.default_rng(0)
     store = FeatureStore.create(
         tmp_path / "store",
@@ -110,6 +111,6 @@ def test_bagged_store_refuses_another_bag_count(bagged_store, tmp_path, capsys):
     )
     assert code == EXIT_ERROR
     assert (
-        f"the store already holds {T} sultani segments per video; train it with bags.count={T} (got 32)"
-        in capsys.readouterr().err
+        f"the store already holds {T} sultani segments per video; train it with bags.count={T} "
+        "(got 32)" in capsys.readouterr().err
     )

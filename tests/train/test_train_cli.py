@@ -14,7 +14,6 @@ from wsvad.data import DatasetIndex, VideoRecord, register_dataset
 from wsvad.data.registry import _REGISTRY
 from wsvad.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL
 
-REPO = Path(__file__).resolve().parents[2]
 FAST = [
     "--iterations",
     "60",
@@ -175,7 +174,8 @@ _ADAPTER = "planted_cli_test"
 
 
 def _planted_adapter(root: Path, **_options) -> DatasetIndex:
-    """Labels for the planted store, minus one store video, plus one video that was never extracted."""
+    """Labels for the planted store, minus one store video, plus one video that was never
+    extracted."""
     records = []
     for line in (root / "labels.txt").read_text().splitlines():
         vid, split, label = line.split()
@@ -239,23 +239,3 @@ def test_cli_labels_from_a_dataset_with_unmatched_ids(
     run_json = json.loads((out / "run.json").read_text())
     assert run_json["labels_from"] == f"dataset {_ADAPTER} at {root}" and run_json["n_train"] == 23
     assert run_json["unmatched"]["not_in_store"] == ["never_extracted"]
-
-
-@pytest.mark.parametrize(
-    "path", sorted((REPO / "configs" / "train").glob("*.yaml")), ids=lambda p: p.name
-)
-def test_every_train_config_validates_and_each_key_is_commented(path):
-    from wsvad.config import load_config
-    from wsvad.detectors import detector_class
-    from wsvad.train.config import TrainConfig
-
-    cfg = load_config(TrainConfig, path, {"store": "s", "out": "o"})
-    detector_class(cfg.detector.name)
-    for line in path.read_text().splitlines():
-        if (
-            line.strip()
-            and not line.lstrip().startswith("#")
-            and ":" in line
-            and not line.rstrip().endswith(":")
-        ):
-            assert "#" in line, f"{path.name}: key without a comment: {line!r}"

@@ -1,9 +1,9 @@
-"""End to end on real videos: synth (demo preset) -> I3D extract (1 crop) -> train every detector with
-its ``configs/train/synthetic_<name>.yaml`` -> scores and frame AUC.
+"""End to end on real videos: synth (demo preset) -> I3D extract (1 crop) -> train every detector
+with its ``configs/train/synthetic_<name>.yaml`` -> scores and frame AUC.
 
 Slow (~15 min on 2 CPU cores: two I3D extractions, then seven trainings), so skipped by default; run
-with ``pytest tests/train/test_train_e2e.py -m slow``. ``benchmarks/synthetic_detectors.py`` runs the
-same pipeline and prints the full metrics.
+with ``pytest tests/train/test_train_e2e.py -m slow``. ``benchmarks/synthetic_detectors.py`` runs
+the same pipeline and prints the full metrics.
 """
 
 import json

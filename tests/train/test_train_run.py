@@ -257,7 +257,10 @@ def test_wrong_feature_rank_is_refused(tmp_path):
     store.write_video("a", np.zeros((3, 1, 7, 8), dtype=np.float32), {"split": "train", "label": 0})
     with pytest.raises(
         WsvadError,
-        match=r"s7: detector 'mil' needs 1-D per-snippet features, the store has feature_shape \[7, 8\]",
+        match=(
+            r"s7: detector 'mil' needs 1-D per-snippet features, the store has feature_shape "
+            r"\[7, 8\]"
+        ),
     ):
         run_train(_cfg(store, tmp_path / "run", iterations=5))
 

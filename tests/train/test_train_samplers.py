@@ -103,7 +103,8 @@ def test_random_consecutive_windows_are_consecutive_and_cover_every_window(count
     sampler = build_sampler(
         "random_consecutive", videos, SamplerConfig(window=4, windows_per_step=2), seed=0
     )
-    # starts: v0 (10) -> 0, 4, 6 (tail aligned to the end); v1 (3) -> 0 (padded); v2 (8) -> 0, 4; x 2 crops
+    # starts: v0 (10) -> 0, 4, 6 (tail aligned to the end); v1 (3) -> 0 (padded); v2 (8) -> 0, 4; x
+    # 2 crops
     assert sampler.steps_per_epoch == 6
     seen = []
     for _ in range(6):

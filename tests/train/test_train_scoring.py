@@ -11,8 +11,8 @@ def test_constant_scores_are_reported_as_a_collapse():
     scores = {"a": np.full(5, 0.25, np.float32), "b": np.full(3, 0.25, np.float32)}
     message = collapse_warning(scores)
     assert message == (
-        "training collapsed: every test score is 0.25 (spread 0.0e+00 over 8 scores), so the AUC is "
-        "meaningless; lower optim.lr or check the features"
+        "training collapsed: every test score is 0.25 (spread 0.0e+00 over 8 scores), so the AUC "
+        "is meaningless; lower optim.lr or check the features"
     )
 
 

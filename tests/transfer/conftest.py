@@ -1,4 +1,5 @@
-"""Helpers for the transfer tests: slices of the real published lists and tiny fake feature files."""
+"""Helpers for the transfer tests: slices of the real published lists and tiny fake feature
+files."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 
 
 def raw_lines(path: Path) -> list[bytes]:
-    """The lines of a real list with their own endings (CRLF stays CRLF, a missing final newline stays missing)."""
+    """The lines of a real list with their own endings (CRLF stays CRLF, a missing final newline
+    stays missing)."""
     return path.read_bytes().splitlines(keepends=True)
 
 

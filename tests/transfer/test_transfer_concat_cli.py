@@ -1,5 +1,5 @@
-"""``wsvad concat`` (XD-Violence I3D + VGGish for the salient detector with BiLSTM) and ``wsvad info``
-on imported stores."""
+"""``wsvad concat`` (XD-Violence I3D + VGGish for the salient detector with BiLSTM) and ``wsvad
+info`` on imported stores."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def wide_console(monkeypatch):
 def _names(kit, listed: str, n_violent: int, n_normal: int) -> list[str]:
     ids = list(
         dict.fromkeys(
-            kit.entry_name(l).rsplit("__", 1)[0]
-            for l in kit.raw_lines(kit.lists / "xd_violence" / listed)
+            kit.entry_name(line).rsplit("__", 1)[0]
+            for line in kit.raw_lines(kit.lists / "xd_violence" / listed)
         )
     )
     return ids[:n_violent] + ids[-n_normal:]
@@ -33,7 +33,8 @@ def _names(kit, listed: str, n_violent: int, n_normal: int) -> list[str]:
 
 @pytest.fixture
 def xd(kit, tmp_path):
-    """XD lists only under ROOT; per-crop RGB [T, 5, 6] and VGGish [Ta, 4] files for 8 real video names.
+    """XD lists only under ROOT; per-crop RGB [T, 5, 6] and VGGish [Ta, 4] files for 8 real video
+    names.
 
     Audio lengths: equal, one shorter (XDVioDet's case), three shorter (misaligned) and absent."""
     root = tmp_path / "XD"
@@ -128,8 +129,8 @@ def test_concat_cli_pairs_stores_and_salient_bilstm_trains(xd, tmp_path, capsys)
     assert run(["info", str(video_store)]) == EXIT_OK
     out = capsys.readouterr().out
     assert (
-        "imported (format crops-per-file, publisher backbone i3d (Wu et al. / UR-DMU per-crop release))"
-        in out
+        "imported (format crops-per-file, publisher backbone i3d (Wu et al. / UR-DMU per-crop "
+        "release))" in out
     )
     assert run(["info", str(av)]) == EXIT_OK
     out = capsys.readouterr().out

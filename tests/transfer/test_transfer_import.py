@@ -52,17 +52,18 @@ def ucf(monkeypatch):
 
 @pytest.fixture
 def published(kit, tmp_path):
-    """Three lines of RTFM's real CRLF test list plus one stray video, with tiny [T, 10, 16] files."""
+    """Three lines of RTFM's real CRLF test list plus one stray video, with tiny [T, 10, 16]
+    files."""
     lines = kit.raw_lines(kit.lists / "ucf_crime/rtfm/ucf-i3d-test.list")
     chosen = [lines[0], b"G:\\UCF_Test_ten_crop_i3d\\Stray999_x264_i3d.npy\r\n", lines[140]]
     listed = tmp_path / "ucf-i3d-test.list"
     listed.write_bytes(b"".join(chosen))
     feats = tmp_path / "feats"
     values = {
-        kit.entry_name(l)[: -len("_i3d.npy")]: kit.save(
-            feats / kit.entry_name(l), (5 + i, 10, 16), seed=i
+        kit.entry_name(line)[: -len("_i3d.npy")]: kit.save(
+            feats / kit.entry_name(line), (5 + i, 10, 16), seed=i
         )
-        for i, l in enumerate(chosen)
+        for i, line in enumerate(chosen)
     }
     return listed, feats, values
 
@@ -194,7 +195,8 @@ def test_broken_files_fail_alone_and_finished_work_is_kept(ucf, published, tmp_p
     )
     np.save(feats / "Arrest001_x264_i3d.npy", np.ones((3, 10, 16), np.float32))
     np.save(feats / "Abuse001_x264_i3d.npy", np.ones((2, 10, 16), np.float32))
-    # The first readable file has the odd D: the majority of the probed files still defines the store.
+    # The first readable file has the odd D: the majority of the probed files still defines the
+    # store.
     np.save(feats / "Normal_Videos_003_x264_i3d.npy", np.zeros((4, 10, 8), np.float32))
     assert _import(tmp_path, listed, feats) == EXIT_PARTIAL
     assert (
@@ -297,7 +299,8 @@ def test_cli_errors_are_one_line(args, message, tmp_path, monkeypatch, capsys):
 
 
 def test_real_ucf_adapter_gives_frame_gt(kit, tmp_path):
-    """With the real ucf adapter and the real official lists: intervals come from the annotation file."""
+    """With the real ucf adapter and the real official lists: intervals come from the annotation
+    file."""
     import shutil
 
     root = tmp_path / "UCF_Crime"
@@ -308,7 +311,8 @@ def test_real_ucf_adapter_gives_frame_gt(kit, tmp_path):
         "Temporal_Anomaly_Annotation_for_Testing_Videos.txt",
     ):
         shutil.copy(kit.lists / "ucf_crime" / name, root / name)
-    # Two of the three videos are on disk; Arrest001 is not, and is imported all the same (labels from the lists).
+    # Two of the three videos are on disk; Arrest001 is not, and is imported all the same (labels
+    # from the lists).
     for rel in (
         "Abuse/Abuse028_x264.mp4",
         "Testing_Normal_Videos_Anomaly/Normal_Videos_003_x264.mp4",
@@ -360,7 +364,8 @@ def test_export_writes_rtfm_style_frame_gt(ucf, published, tmp_path):
     np.save(feats / "Arrest001_x264_i3d.npy", np.ones((6, 10, 16), np.float32))
     _import(tmp_path, listed, feats)
     result = run_export(ExportConfig(store=tmp_path / "store", format="rtfm", out=tmp_path / "exp"))
-    # test.list order: Abuse028 (T=5), Arrest001 (T=6), Normal_Videos_003 (T=7); 16 frames per snippet.
+    # test.list order: Abuse028 (T=5), Arrest001 (T=6), Normal_Videos_003 (T=7); 16 frames per
+    # snippet.
     gt = np.load(result.gt)
     assert gt.dtype == np.float64 and gt.shape == ((5 + 6 + 7) * 16,)
     expected = np.zeros_like(gt)
@@ -403,7 +408,8 @@ def test_scan_features_root_without_lists(ucf, tmp_path):
 
 
 def test_interrupt_keeps_finished_videos_and_resumes(ucf, published, tmp_path, monkeypatch):
-    """Ctrl-C reaches the main thread: the video in flight finishes and commits, queued ones never start."""
+    """Ctrl-C reaches the main thread: the video in flight finishes and commits, queued ones never
+    start."""
     import threading
 
     import wsvad.transfer.import_features as imp

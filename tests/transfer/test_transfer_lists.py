@@ -96,14 +96,15 @@ def test_parse_names_of_every_real_list(kit):
 
 
 def test_group_listed_resolves_relative_then_by_name(kit, tmp_path):
-    """UR-DMU entries are relative (dataset/<Folder>/...); a copy laid out differently is found by name."""
+    """UR-DMU entries are relative (dataset/<Folder>/...); a copy laid out differently is found by
+    name."""
     lines = kit.raw_lines(kit.lists / "ucf_crime/ur-dmu/UCF_Test.list")[
         :20
     ]  # Abuse028, Abuse030: 10 crops each
     listed = tmp_path / "UCF_Test.list"
     listed.write_bytes(b"".join(lines).rstrip(b"\n"))  # no final newline, as published
     root = tmp_path / "feats"
-    for i, line in enumerate(lines[:10]):
+    for line in lines[:10]:
         (root / line.decode().strip()).parent.mkdir(parents=True, exist_ok=True)
         (root / line.decode().strip()).write_bytes(b"x")
     for line in lines[10:]:

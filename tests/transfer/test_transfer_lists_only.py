@@ -56,9 +56,9 @@ def _rtfm_files(kit, tmp_path: Path) -> tuple[Path, Path, Path]:
     out = []
     for listed, wanted in (("ucf-i3d.list", TRAIN), ("ucf-i3d-test.list", list(TEST))):
         lines = [
-            l
-            for l in kit.raw_lines(kit.lists / "ucf_crime/rtfm" / listed)
-            if kit.entry_name(l)[: -len("_i3d.npy")] in wanted
+            line
+            for line in kit.raw_lines(kit.lists / "ucf_crime/rtfm" / listed)
+            if kit.entry_name(line)[: -len("_i3d.npy")] in wanted
         ]
         assert len(lines) == len(wanted)
         path = tmp_path / listed
@@ -89,7 +89,8 @@ def test_adapters_keep_listed_videos_without_files(kit, tmp_path):
         f"1900 listed videos are not under {root} (Abuse001_x264, Abuse002_x264, Abuse003_x264 ...)"
     )
     rec = index.by_id()["Abuse028_x264"]
-    # UR-DMU's annotation states the frame count; the path is where the official layout puts the video.
+    # UR-DMU's annotation states the frame count; the path is where the official layout puts the
+    # video.
     assert (rec.intervals, rec.n_frames, rec.rel_path, rec.path) == (
         ((165, 241),),
         1412,
@@ -292,7 +293,8 @@ def test_evaluate_imported_store_without_frame_annotation(kit, tmp_path, capsys)
         "Normal_Videos_003_x264": np.full(10, 0.5),
     }
     out = _run_dir(tmp_path / "run", store, scores)
-    # No frame annotation anywhere: every test video is listed as such (the normal one is not taken as all-normal).
+    # No frame annotation anywhere: every test video is listed as such (the normal one is not taken
+    # as all-normal).
     assert run(["evaluate", "--run", str(out), "--no-plots"]) == 1
     err = capsys.readouterr().err
     assert (

@@ -1,4 +1,5 @@
-"""An imported VGGish audio store paired with a video store, as the salient detector with BiLSTM needs."""
+"""An imported VGGish audio store paired with a video store, as the salient detector with BiLSTM
+needs."""
 
 from __future__ import annotations
 
@@ -90,7 +91,10 @@ def test_pairing_leaves_out_misaligned_and_refuses_wrong_stores(kit, tmp_path):
     assert combined.video_ids() == [NORMAL] and combined.attrs["expected_videos"] == [NORMAL]
     with pytest.raises(
         WsvadError,
-        match=r"audio: no video can be paired with .*rgb \(1 in both; 1 differ by more than one snippet \(e\.g\. Bad\.Boys.*: 6 vs 2\)\)",
+        match=(
+            r"audio: no video can be paired with .*rgb \(1 in both; 1 differ by more than one "
+            r"snippet \(e\.g\. Bad\.Boys.*: 6 vs 2\)\)"
+        ),
     ):
         _only_violent = FeatureStore.open(tmp_path / "rgb")
         _only_violent.delete_video(NORMAL)

@@ -27,8 +27,8 @@ def test_rtfm_crlf_windows_list_roundtrip_bit_exact(kit, tmp_path):
     assert listed.read_bytes().endswith(b"_i3d.npy\r\n")
     feats = tmp_path / "feats" / "UCF_Test_ten_crop_i3d"
     values = {
-        kit.entry_name(l): kit.save(feats / kit.entry_name(l), (7 + i, 10, 16), seed=i)
-        for i, l in enumerate(chosen)
+        kit.entry_name(line): kit.save(feats / kit.entry_name(line), (7 + i, 10, 16), seed=i)
+        for i, line in enumerate(chosen)
     }
 
     code = run(
@@ -131,8 +131,8 @@ def test_xd_crops_per_file_roundtrip(kit, tmp_path, dtype):
     test.write_bytes(b"".join(chosen[5:]))
     feats = tmp_path / "i3d-features"
     values = {
-        kit.entry_name(l): kit.save(feats / kit.entry_name(l), (6, 32), seed=i, dtype=dtype)
-        for i, l in enumerate(chosen)
+        kit.entry_name(line): kit.save(feats / kit.entry_name(line), (6, 32), seed=i, dtype=dtype)
+        for i, line in enumerate(chosen)
     }
     cfg = ImportConfig(
         format="crops-per-file",
@@ -160,11 +160,14 @@ def test_xd_crops_per_file_roundtrip(kit, tmp_path, dtype):
     for name in values:
         assert (tmp_path / "exp" / name).read_bytes() == (feats / name).read_bytes(), name
     listed = (tmp_path / "exp/test.list").read_text().splitlines()
-    assert [l.rsplit("/", 1)[-1] for l in listed] == [kit.entry_name(l) for l in chosen[5:]]
+    assert [entry.rsplit("/", 1)[-1] for entry in listed] == [
+        kit.entry_name(line) for line in chosen[5:]
+    ]
 
 
 def test_video_features_and_vggish_roundtrip(kit, tmp_path):
-    """video_features writes <stem>_rgb.npy plus <stem>_fps.npy; XD audio is <name>__vggish.npy [T, 128]."""
+    """video_features writes <stem>_rgb.npy plus <stem>_fps.npy; XD audio is <name>__vggish.npy
+    [T, 128]."""
     vf = tmp_path / "output" / "i3d"
     rgb = {
         v: kit.save(vf / f"{v}_rgb.npy", (4 + i, 1024), seed=i)
@@ -260,7 +263,10 @@ def test_sultani_text_import_values_and_no_lossy_export(tmp_path):
     )
     assert result.imported == ["Abuse028_x264"]
     assert result.failed == {
-        "Normal_Videos_003_x264": f"{feats / 'Normal_Videos_003_x264_C.txt'}: expected 32 rows of 4096 values, got 1 rows of [4096] values"
+        "Normal_Videos_003_x264": (
+            f"{feats / 'Normal_Videos_003_x264_C.txt'}: expected 32 rows of 4096 values, got 1 "
+            "rows of [4096] values"
+        )
     }
     store = FeatureStore.open(tmp_path / "store")
     expected = np.array([[float(f"{v:f}") for v in r] for r in rows], dtype=np.float32)
@@ -282,7 +288,8 @@ def test_sultani_text_import_values_and_no_lossy_export(tmp_path):
 
 
 def test_urdmu_ten_crop_relative_paths_roundtrip(kit, tmp_path):
-    """UR-DMU's UCF list: relative dataset/<Folder>/<video>__k.npy entries, 10 crops, no final newline."""
+    """UR-DMU's UCF list: relative dataset/<Folder>/<video>__k.npy entries, 10 crops, no final
+    newline."""
     lines = kit.raw_lines(kit.lists / "ucf_crime/ur-dmu/UCF_Test.list")[
         -10:
     ]  # Normal_Videos_944, the last video

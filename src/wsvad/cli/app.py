@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from wsvad.cli.options import DebugOpt
+
 app = typer.Typer(
     name="wsvad",
     help="Weakly-supervised video anomaly detection: extract features, train detectors, evaluate.",
@@ -44,11 +46,7 @@ def progress_bar(
 
 
 @app.callback()
-def root(
-    debug: bool = typer.Option(
-        False, "--debug", help="Show full tracebacks instead of one-line errors."
-    ),
-) -> None:
+def root(debug: DebugOpt = False) -> None:
     """Weakly-supervised video anomaly detection: extract features, train detectors, evaluate.
 
     Exit codes: 0 success; 1 an error stopped the command; 2 bad usage; 3 the command finished

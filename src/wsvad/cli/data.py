@@ -11,14 +11,109 @@ from typing import Annotated
 import typer
 
 from wsvad.cli.app import app, console, err_console, progress_bar
-from wsvad.errors import EXIT_ERROR, EXIT_OK
+from wsvad.cli.options import ConfigOpt, DebugOpt, SeedOpt, SetsOpt
+from wsvad.errors import EXIT_ERROR
 
 Opt = typer.Option
 MAX_ROWS_PER_KIND = 10  # detail rows shown per problem kind unless --all
 
+# Options of datasets, check and synth only; the shared ones are in wsvad.cli.options.
+CheckDatasetOpt = Annotated[
+    str,
+    Opt(
+        "--dataset",
+        help="Dataset adapter: ucf, shanghaitech, xd, folder, synthetic (see `wsvad datasets`). "
+        "Required.",
+    ),
+]
+CheckRootOpt = Annotated[Path, Opt("--root", help="Dataset root folder. Required.")]
+ProbeOpt = Annotated[
+    str,
+    Opt(
+        help="Frame counts read from video headers (PyAV) to check intervals: annotated (test "
+        "videos with intervals), all (also finds unreadable videos) or none. Default: annotated.",
+        show_default=False,
+    ),
+]
+TrainListOpt = Annotated[
+    Path | None,
+    Opt(
+        help="Training split list to use instead of the one found under ROOT (ucf, xd, "
+        "shanghaitech, synthetic). Default: found under ROOT."
+    ),
+]
+TestListOpt = Annotated[
+    Path | None,
+    Opt(
+        help="Test split list to use instead of the one found under ROOT (ucf, xd, "
+        "shanghaitech, synthetic). Default: found under ROOT."
+    ),
+]
+AnnotationsOpt = Annotated[
+    Path | None,
+    Opt(help="Temporal annotation file (ucf, xd, synthetic). Default: found under ROOT."),
+]
+MaskDirOpt = Annotated[
+    Path | None,
+    Opt(
+        help="Folder of <id>.npy frame masks (shanghaitech). Default: every test_frame_mask/ "
+        "under ROOT."
+    ),
+]
+LabelsOpt = Annotated[
+    Path | None, Opt(help="labels.csv to use (folder). Default: ROOT/labels.csv if present.")
+]
+ShowAllOpt = Annotated[
+    bool,
+    Opt(
+        "--all",
+        help=f"Show every problem, not the first {MAX_ROWS_PER_KIND} of each kind. Default: off.",
+    ),
+]
+SynthOutOpt = Annotated[
+    Path | None,
+    Opt(
+        "--out",
+        help="Folder to write the dataset to (created; an unfinished run with the same "
+        "parameters resumes). Required.",
+    ),
+]
+PresetOpt = Annotated[
+    str | None,
+    Opt(
+        help="Size preset: default (60+30 videos, 8-20 s, 320x240), demo (16+8 videos, 4-6 s, "
+        "160x120, 3 classes, for `make demo`) or tiny (tests). Default: default."
+    ),
+]
+NTrainOpt = Annotated[
+    int | None, Opt(help="Training videos (about half abnormal). Default: 60, or the preset's.")
+]
+NTestOpt = Annotated[
+    int | None, Opt(help="Test videos (about half abnormal). Default: 30, or the preset's.")
+]
+MinSecondsOpt = Annotated[
+    float | None, Opt(help="Shortest video in seconds. Default: 8.0, or the preset's.")
+]
+MaxSecondsOpt = Annotated[
+    float | None, Opt(help="Longest video in seconds. Default: 20.0, or the preset's.")
+]
+SizeOpt = Annotated[
+    str | None,
+    Opt(help="Frame size WIDTHxHEIGHT (even numbers). Default: 320x240, or the preset's."),
+]
+FpsOpt = Annotated[int | None, Opt(help="Frames per second. Default: 30.")]
+CrfOpt = Annotated[int | None, Opt(help="x264 quality (0 lossless .. 51 worst). Default: 23.")]
+ClassesOpt = Annotated[
+    str | None,
+    Opt(
+        help="Comma-separated anomaly classes among Fighting, Running, Explosion, "
+        "AbandonedObject. Default: all four, or the preset's."
+    ),
+]
+
 
 @app.command()
-def datasets() -> int:
+def datasets(debug: DebugOpt = False) -> None:
     """List the dataset adapters and what each expects on disk."""
     from rich.table import Table
 
@@ -31,61 +126,23 @@ def datasets() -> int:
     for adapter in list_datasets():
         table.add_row(adapter.name, adapter.summary, adapter.layout)
     console.print(table)
-    return EXIT_OK
 
 
 @app.command()
 def check(
-    dataset: Annotated[
-        str,
-        Opt(
-            help="Dataset adapter: ucf, shanghaitech, xd, folder, synthetic (see `wsvad datasets`). Required."
-        ),
-    ],
-    root: Annotated[Path, Opt(help="Dataset root folder. Required.")],
-    probe: Annotated[
-        str,
-        Opt(
-            help="Frame counts read from video headers (PyAV) to check intervals: annotated (test videos with intervals), all (also finds unreadable videos) or none. Default: annotated."
-        ),
-    ] = "annotated",
-    train_list: Annotated[
-        Path | None,
-        Opt(
-            help="Training split list to use instead of the one found under ROOT (ucf, xd, shanghaitech, synthetic). Default: found under ROOT."
-        ),
-    ] = None,
-    test_list: Annotated[
-        Path | None,
-        Opt(
-            help="Test split list to use instead of the one found under ROOT (ucf, xd, shanghaitech, synthetic). Default: found under ROOT."
-        ),
-    ] = None,
-    annotations: Annotated[
-        Path | None,
-        Opt(help="Temporal annotation file (ucf, xd, synthetic). Default: found under ROOT."),
-    ] = None,
-    mask_dir: Annotated[
-        Path | None,
-        Opt(
-            help="Folder of <id>.npy frame masks (shanghaitech). Default: every test_frame_mask/ under ROOT."
-        ),
-    ] = None,
-    labels: Annotated[
-        Path | None, Opt(help="labels.csv to use (folder). Default: ROOT/labels.csv if present.")
-    ] = None,
-    show_all: Annotated[
-        bool,
-        Opt(
-            "--all",
-            help=f"Show every problem, not the first {MAX_ROWS_PER_KIND} of each kind. Default: off.",
-        ),
-    ] = False,
-) -> int:
+    dataset: CheckDatasetOpt,
+    root: CheckRootOpt,
+    probe: ProbeOpt = "annotated",
+    train_list: TrainListOpt = None,
+    test_list: TestListOpt = None,
+    annotations: AnnotationsOpt = None,
+    mask_dir: MaskDirOpt = None,
+    labels: LabelsOpt = None,
+    show_all: ShowAllOpt = False,
+    debug: DebugOpt = False,
+) -> None:
     """Parse a dataset layout and report its problems as tables; exit 1 when there are errors."""
-    from rich.table import Table
-
-    from wsvad.data.check import check_frames, load_with_options, summarize
+    from wsvad.data.check import check_frames, load_with_options
     from wsvad.errors import WsvadError
 
     if probe not in ("annotated", "all", "none"):
@@ -100,112 +157,37 @@ def check(
     index = load_with_options(dataset, root, **options)
     with _progress(f"probing frame counts ({probe})") as on_progress:
         problems = index.problems + check_frames(index.records, probe, on_progress)
-
-    counts = Counter((r.split, r.label) for r in index.records)
-    overview = Table(title=f"{dataset} at {root}")
-    for column in ("split", "videos", "normal", "abnormal", "unlabelled"):
-        overview.add_column(column, justify="right" if column != "split" else "left")
-    for split in ("train", "test"):
-        n = sum(v for (s, _), v in counts.items() if s == split)
-        overview.add_row(
-            split,
-            str(n),
-            str(counts[(split, 0)]),
-            str(counts[(split, 1)]),
-            str(counts[(split, -1)]),
-        )
-    console.print(overview)
-    console.print(f"classes: {', '.join(index.class_names)}")
-
+    _print_overview(index, f"{dataset} at {root}")
     if not problems:
         console.print("no problems found")
-        return EXIT_OK
-    summary = Table(title="problems")
-    for column in ("severity", "kind", "count", "example"):
-        summary.add_column(column, overflow="fold")
-    for severity, kind, count, example in summarize(problems):
-        summary.add_row(_severity(severity), kind, str(count), example)
-    console.print(summary)
-
-    details = Table(
-        title="details"
-        if show_all
-        else f"details (first {MAX_ROWS_PER_KIND} of each kind; --all for every one)"
-    )
-    for column in ("severity", "kind", "video", "message"):
-        details.add_column(column, overflow="fold")
-    shown: Counter = Counter()
-    for p in sorted(problems, key=lambda p: (p.severity != "error", p.kind)):
-        shown[p.kind] += 1
-        if show_all or shown[p.kind] <= MAX_ROWS_PER_KIND:
-            details.add_row(_severity(p.severity), p.kind, p.video_id or "", p.message)
-    console.print(details)
+        return
+    _print_problems(problems, show_all)
     n_errors = sum(p.severity == "error" for p in problems)
     if n_errors:
         err_console.print(
-            f"{n_errors} error(s), {len(problems) - n_errors} warning(s): extraction and training refuse this layout unless told to skip the affected videos"
+            f"{n_errors} error(s), {len(problems) - n_errors} warning(s): extraction and training "
+            "refuse this layout unless told to skip the affected videos"
         )
-        return EXIT_ERROR
-    return EXIT_OK
+        raise typer.Exit(EXIT_ERROR)
 
 
 @app.command()
 def synth(
-    out: Annotated[
-        Path | None,
-        Opt(
-            help="Folder to write the dataset to (created; an unfinished run with the same parameters resumes). Required."
-        ),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        Opt(help="Random seed; the same seed and sizes give the same videos. Default: 0."),
-    ] = None,
-    preset: Annotated[
-        str | None,
-        Opt(
-            help="Size preset: default (60+30 videos, 8-20 s, 320x240), demo (16+8 videos, 4-6 s, 160x120, 3 classes, for `make demo`) or tiny (tests). Default: default."
-        ),
-    ] = None,
-    n_train: Annotated[
-        int | None, Opt(help="Training videos (about half abnormal). Default: 60, or the preset's.")
-    ] = None,
-    n_test: Annotated[
-        int | None, Opt(help="Test videos (about half abnormal). Default: 30, or the preset's.")
-    ] = None,
-    min_seconds: Annotated[
-        float | None, Opt(help="Shortest video in seconds. Default: 8.0, or the preset's.")
-    ] = None,
-    max_seconds: Annotated[
-        float | None, Opt(help="Longest video in seconds. Default: 20.0, or the preset's.")
-    ] = None,
-    size: Annotated[
-        str | None,
-        Opt(help="Frame size WIDTHxHEIGHT (even numbers). Default: 320x240, or the preset's."),
-    ] = None,
-    fps: Annotated[int | None, Opt(help="Frames per second. Default: 30.")] = None,
-    crf: Annotated[
-        int | None, Opt(help="x264 quality (0 lossless .. 51 worst). Default: 23.")
-    ] = None,
-    classes: Annotated[
-        str | None,
-        Opt(
-            help="Comma-separated anomaly classes among Fighting, Running, Explosion, AbandonedObject. Default: all four, or the preset's."
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        Opt(
-            "--config",
-            "-c",
-            help="YAML config (configs/synth/); named options override it. Default: none.",
-        ),
-    ] = None,
-    sets: Annotated[
-        list[str] | None,
-        Opt("--set", help="Override any config key: key=value (repeatable). Default: none."),
-    ] = None,
-) -> int:
+    out: SynthOutOpt = None,
+    seed: SeedOpt = None,
+    preset: PresetOpt = None,
+    n_train: NTrainOpt = None,
+    n_test: NTestOpt = None,
+    min_seconds: MinSecondsOpt = None,
+    max_seconds: MaxSecondsOpt = None,
+    size: SizeOpt = None,
+    fps: FpsOpt = None,
+    crf: CrfOpt = None,
+    classes: ClassesOpt = None,
+    config: ConfigOpt = None,
+    sets: SetsOpt = None,
+    debug: DebugOpt = False,
+) -> None:
     """Generate a synthetic fixed-camera surveillance dataset in the UCF-Crime layout."""
     from wsvad.config import load_config
     from wsvad.data.synth import SynthConfig, write_dataset
@@ -221,20 +203,64 @@ def synth(
         "size": size,
         "fps": fps,
         "crf": crf,
-        "classes": [c.strip() for c in classes.split(",") if c.strip()]
-        if classes is not None
-        else None,
+        "classes": None
+        if classes is None
+        else [c.strip() for c in classes.split(",") if c.strip()],
     }
     cfg = load_config(SynthConfig, config, flags, sets)
     with _progress("synth") as on_progress:
         summary = write_dataset(cfg, on_progress)
     console.print(
-        f"{summary.out}: {summary.n_videos} videos ({summary.n_generated} written now), {summary.n_frames} frames, "
-        f"{summary.seconds:.1f} s; read it with --dataset ucf --root {summary.out}",
+        f"{summary.out}: {summary.n_videos} videos ({summary.n_generated} written now), "
+        f"{summary.n_frames} frames, {summary.seconds:.1f} s; read it with --dataset ucf "
+        f"--root {summary.out}",
         markup=False,
         soft_wrap=True,
     )
-    return EXIT_OK
+
+
+def _print_overview(index, title: str) -> None:
+    """Videos per split and label, then the class names."""
+    from rich.table import Table
+
+    counts = Counter((r.split, r.label) for r in index.records)
+    overview = Table(title=title)
+    for column in ("split", "videos", "normal", "abnormal", "unlabelled"):
+        overview.add_column(column, justify="right" if column != "split" else "left")
+    for split in ("train", "test"):
+        n = sum(v for (s, _), v in counts.items() if s == split)
+        by_label = (str(counts[(split, label)]) for label in (0, 1, -1))
+        overview.add_row(split, str(n), *by_label)
+    console.print(overview)
+    console.print(f"classes: {', '.join(index.class_names)}")
+
+
+def _print_problems(problems, show_all: bool) -> None:
+    """A summary table (one row per kind), then the problems themselves (errors first)."""
+    from rich.table import Table
+
+    from wsvad.data.check import summarize
+
+    summary = Table(title="problems")
+    for column in ("severity", "kind", "count", "example"):
+        summary.add_column(column, overflow="fold")
+    for severity, kind, count, example in summarize(problems):
+        summary.add_row(_severity(severity), kind, str(count), example)
+    console.print(summary)
+    title = (
+        "details"
+        if show_all
+        else f"details (first {MAX_ROWS_PER_KIND} of each kind; --all for every one)"
+    )
+    details = Table(title=title)
+    for column in ("severity", "kind", "video", "message"):
+        details.add_column(column, overflow="fold")
+    shown: Counter = Counter()
+    for p in sorted(problems, key=lambda p: (p.severity != "error", p.kind)):
+        shown[p.kind] += 1
+        if show_all or shown[p.kind] <= MAX_ROWS_PER_KIND:
+            details.add_row(_severity(p.severity), p.kind, p.video_id or "", p.message)
+    console.print(details)
 
 
 def _severity(severity: str) -> str:
@@ -243,7 +269,8 @@ def _severity(severity: str) -> str:
 
 @contextmanager
 def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr fed by a ``(done, total)`` callback; shows nothing until called."""
+    """A rich progress bar on stderr fed by a ``(done, total)`` callback; shows nothing until the
+    first call."""
     bar = progress_bar(label, elapsed=True)
     tasks: list = []
 

@@ -9,83 +9,138 @@ import typer
 from rich.table import Table
 
 from wsvad.cli.app import app, console, err_console
-from wsvad.errors import WsvadError
+from wsvad.cli.options import ConfigOpt, DebugOpt, DecoderOpt, DeviceOpt, SetsOpt
+from wsvad.errors import EXIT_OK, WsvadError
 
-ConfigOpt = Annotated[
+Opt = typer.Option
+_SHOWN = 50  # problem rows printed; metrics.json lists them all
+
+# Options of evaluate, compare and score only; the shared ones are in wsvad.cli.options.
+EvalRunOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="YAML config (configs/evaluate/); named options override it. Default: none.",
+    Opt(
+        "--run",
+        help="Run directory of `wsvad train` (reads run.json, scores.npz or seed-<k>/). "
+        "Default: none.",
     ),
 ]
-SetsOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set", help="Override any config key, key.path=value (repeatable). Default: none."
+ScoresOpt = Annotated[
+    Path | None,
+    Opt(
+        help="Standalone: snippet scores of any model, .npz (one array per video id) or .csv "
+        "(video,snippet,score). Default: none."
     ),
+]
+GroundTruthDatasetOpt = Annotated[
+    str | None,
+    Opt(
+        "--dataset",
+        help="Dataset adapter for the ground truth (see `wsvad datasets`). Default: the run's.",
+    ),
+]
+GroundTruthRootOpt = Annotated[
+    Path | None, Opt("--root", help="Dataset root folder. Default: the run's.")
+]
+FrameCountStoreOpt = Annotated[
+    Path | None,
+    Opt(
+        "--store",
+        help="Feature store giving true frame counts (else probed from the videos). "
+        "Default: the run's store.",
+    ),
+]
+EvalOutOpt = Annotated[
+    Path | None,
+    Opt(
+        "--out",
+        help="Output folder for metrics.json and plots. Default: RUN/eval (required with "
+        "--scores).",
+    ),
+]
+AlignmentOpt = Annotated[
+    str | None,
+    Opt(
+        help="Frame alignment: true-frames (GT of the true frame count) or rtfm (scores x16, GT "
+        "cut/padded to Tx16). Default: true-frames."
+    ),
+]
+StrideOpt = Annotated[
+    int | None, Opt(help="Frames between snippet starts. Default: from the run/store, else 16.")
+]
+SnippetLenOpt = Annotated[
+    int | None, Opt(help="Frames per snippet. Default: from the run/store, else 16.")
+]
+FalseAlarmThresholdOpt = Annotated[
+    float | None,
+    Opt("--threshold", help="Score threshold of the false-alarm rate. Default: 0.5."),
+]
+NoPlotsOpt = Annotated[
+    bool, Opt("--no-plots", help="Skip the ROC/PR/timeline PNGs. Default: plots are written.")
+]
+RunsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Run directories (or eval folders, or metrics.json files) to put side by side."
+    ),
+]
+VideoArg = Annotated[
+    str, typer.Argument(help="Video file, folder of frames, or stream URL (rtsp://, http://).")
+]
+ScoreRunOpt = Annotated[
+    Path | None,
+    Opt(
+        "--run",
+        help="Run directory of `wsvad train`; its store gives the extraction settings, a "
+        "multi-seed run uses seed 0's model. Required.",
+    ),
+]
+IntervalThresholdOpt = Annotated[
+    float | None,
+    Opt(
+        "--threshold",
+        help="Frames scored >= threshold are reported as anomalous intervals. Default: 0.5.",
+    ),
+]
+StreamOpt = Annotated[
+    bool,
+    Opt(
+        "--stream",
+        help="Print each snippet's score as soon as it is decoded, with its latency. "
+        "Default: off (offline).",
+    ),
+]
+WindowOpt = Annotated[
+    int | None, Opt(help="--stream: snippets of context the detector sees. Default: 32.")
+]
+ScoreOutOpt = Annotated[
+    Path | None,
+    Opt(
+        "--out",
+        help="Output folder (CSV, timeline PNG, score.json). Default: RUN/score/<video stem>/.",
+    ),
+]
+ScoreCropsOpt = Annotated[
+    int | None,
+    Opt("--crops", help="1, 5 or 10 crops. Default: the crops of the run's store."),
 ]
 
 
 @app.command()
 def evaluate(
-    run: Annotated[
-        Path | None,
-        typer.Option(
-            help="Run directory of `wsvad train` (reads run.json, scores.npz or seed-<k>/). Default: none."
-        ),
-    ] = None,
-    scores: Annotated[
-        Path | None,
-        typer.Option(
-            help="Standalone: snippet scores of any model, .npz (one array per video id) or .csv (video,snippet,score). Default: none."
-        ),
-    ] = None,
-    dataset: Annotated[
-        str | None,
-        typer.Option(
-            help="Dataset adapter for the ground truth (ucf, shanghaitech, xd, ...). Default: the run's."
-        ),
-    ] = None,
-    root: Annotated[
-        Path | None, typer.Option(help="Dataset root folder. Default: the run's.")
-    ] = None,
-    store: Annotated[
-        Path | None,
-        typer.Option(
-            help="Feature store giving true frame counts (else probed from the videos). Default: the run's store."
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            help="Output folder for metrics.json and plots. Default: RUN/eval (required with --scores)."
-        ),
-    ] = None,
-    alignment: Annotated[
-        str | None,
-        typer.Option(
-            help="Frame alignment: true-frames (GT of the true frame count) or rtfm (scores x16, GT cut/padded to Tx16). Default: true-frames."
-        ),
-    ] = None,
-    stride: Annotated[
-        int | None,
-        typer.Option(help="Frames between snippet starts. Default: from the run/store, else 16."),
-    ] = None,
-    snippet_len: Annotated[
-        int | None, typer.Option(help="Frames per snippet. Default: from the run/store, else 16.")
-    ] = None,
-    threshold: Annotated[
-        float | None, typer.Option(help="Score threshold of the false-alarm rate. Default: 0.5.")
-    ] = None,
-    no_plots: Annotated[
-        bool,
-        typer.Option(
-            "--no-plots", help="Skip the ROC/PR/timeline PNGs. Default: plots are written."
-        ),
-    ] = False,
+    run: EvalRunOpt = None,
+    scores: ScoresOpt = None,
+    dataset: GroundTruthDatasetOpt = None,
+    root: GroundTruthRootOpt = None,
+    store: FrameCountStoreOpt = None,
+    out: EvalOutOpt = None,
+    alignment: AlignmentOpt = None,
+    stride: StrideOpt = None,
+    snippet_len: SnippetLenOpt = None,
+    threshold: FalseAlarmThresholdOpt = None,
+    no_plots: NoPlotsOpt = False,
     config: ConfigOpt = None,
     sets: SetsOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Frame-level AUC, AP (both definitions), FAR, per-class AUC; metrics.json and plots."""
     from wsvad.config import load_config
@@ -111,25 +166,21 @@ def evaluate(
         _print_problems(outcome.problems)
     if outcome.report is None:
         raise WsvadError(
-            f"{cfg.run or cfg.scores}: no scored video matches a test video of the dataset ({len(outcome.problems)} problems listed above)"
+            f"{cfg.run or cfg.scores}: no scored video matches a test video of the dataset "
+            f"({len(outcome.problems)} problems listed above)"
         )
     _print_report(outcome.report, outcome.out_dir)
     if outcome.problems:
         err_console.print(
-            f"evaluated {outcome.n_matched} of {outcome.n_test_videos} test videos; the figures are NOT the full-protocol figures (exit 3)"
+            f"evaluated {outcome.n_matched} of {outcome.n_test_videos} test videos; the figures "
+            "are NOT the full-protocol figures (exit 3)"
         )
-    raise typer.Exit(outcome.exit_code)
+    if outcome.exit_code != EXIT_OK:
+        raise typer.Exit(outcome.exit_code)
 
 
 @app.command()
-def compare(
-    runs: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Run directories (or eval folders, or metrics.json files) to put side by side."
-        ),
-    ],
-) -> None:
+def compare(runs: RunsArg, debug: DebugOpt = False) -> None:
     """Print the metrics of several evaluated runs side by side."""
     from wsvad.evaluate.report import compare_table, read_report
 
@@ -142,56 +193,27 @@ def compare(
     protocols = {r["protocol"].get("description") for r in reports}
     if len(protocols) > 1:
         err_console.print(
-            "warning: the runs were evaluated under different protocols; their figures are not comparable:"
+            "warning: the runs were evaluated under different protocols; their figures are not "
+            "comparable:"
         )
-        for path, report in zip(runs, reports):
+        for path, report in zip(runs, reports, strict=True):
             err_console.print(f"  {path}: {report['protocol'].get('description')}", markup=False)
 
 
 @app.command()
 def score(
-    video: Annotated[
-        str, typer.Argument(help="Video file, folder of frames, or stream URL (rtsp://, http://).")
-    ],
-    run: Annotated[
-        Path | None,
-        typer.Option(
-            help="Run directory of `wsvad train`; its store gives the extraction settings, a multi-seed run uses seed 0's model. Required."
-        ),
-    ] = None,
-    threshold: Annotated[
-        float | None,
-        typer.Option(
-            help="Frames scored >= threshold are reported as anomalous intervals. Default: 0.5."
-        ),
-    ] = None,
-    stream: Annotated[
-        bool,
-        typer.Option(
-            "--stream",
-            help="Print each snippet's score as soon as it is decoded, with its latency. Default: off (offline).",
-        ),
-    ] = False,
-    window: Annotated[
-        int | None,
-        typer.Option(help="--stream: snippets of context the detector sees. Default: 32."),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            help="Output folder (CSV, timeline PNG, score.json). Default: RUN/score/<video stem>/."
-        ),
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N. Default: cpu.")] = None,
-    decoder: Annotated[
-        str | None,
-        typer.Option(help="auto (decord, PyAV if decord fails), decord or av. Default: auto."),
-    ] = None,
-    crops: Annotated[
-        int | None, typer.Option(help="1, 5 or 10 crops. Default: the crops of the run's store.")
-    ] = None,
+    video: VideoArg,
+    run: ScoreRunOpt = None,
+    threshold: IntervalThresholdOpt = None,
+    stream: StreamOpt = False,
+    window: WindowOpt = None,
+    out: ScoreOutOpt = None,
+    device: DeviceOpt = None,
+    decoder: DecoderOpt = None,
+    crops: ScoreCropsOpt = None,
     config: ConfigOpt = None,
     sets: SetsOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Score a new video end to end: decode, crops, backbone, the run's detector."""
     from wsvad.config import load_config
@@ -210,13 +232,6 @@ def score(
         "crops": crops,
     }
     cfg = load_config(ScoreConfig, config, flags=flags, sets=sets)
-
-    def show(s) -> None:
-        console.print(
-            f"snippet {s.index:5d}  frames {s.start}-{s.end - 1}  score {s.score:.3f}  latency {1000 * s.latency:.0f} ms",
-            markup=False,
-        )
-
     result = score_video(
         cfg.video,
         cfg.run,
@@ -227,7 +242,7 @@ def score(
         cfg.device,
         cfg.decoder,
         cfg.crops,
-        on_snippet=show if cfg.stream else None,
+        on_snippet=_print_snippet if cfg.stream else None,
     )
     n = len(result.intervals)
     console.print(
@@ -241,16 +256,26 @@ def score(
         console.print(f"wrote {path}", markup=False)
 
 
+def _print_snippet(s) -> None:
+    """``score --stream``: one line per snippet as soon as it is scored."""
+    console.print(
+        f"snippet {s.index:5d}  frames {s.start}-{s.end - 1}  score {s.score:.3f}  "
+        f"latency {1000 * s.latency:.0f} ms",
+        markup=False,
+    )
+
+
 def _print_problems(problems) -> None:
     table = Table(
         "video", "problem", "detail", title=f"{len(problems)} videos not evaluated as given"
     )
-    for p in problems[:50]:
+    for p in problems[:_SHOWN]:
         table.add_row(p.video_id, p.kind, p.detail)
     err_console.print(table)
-    if len(problems) > 50:
+    if len(problems) > _SHOWN:
         err_console.print(
-            f"... and {len(problems) - 50} more (all listed in metrics.json under coverage.problems)"
+            f"... and {len(problems) - _SHOWN} more (all listed in metrics.json under "
+            "coverage.problems)"
         )
 
 

@@ -9,136 +9,192 @@ import typer
 from rich.table import Table
 
 from wsvad.cli.app import app, console, err_console, progress_bar
-from wsvad.errors import EXIT_OK, EXIT_PARTIAL
+from wsvad.cli.options import (
+    ConfigOpt,
+    DebugOpt,
+    OverwriteStoreOpt,
+    SetsOpt,
+    StoreOpt,
+    StoreOutOpt,
+)
+from wsvad.errors import EXIT_PARTIAL
 
-ConfigOpt = Annotated[
+Opt = typer.Option
+_SHOWN = 50  # rows printed per table; the reports written next to the store list them all
+
+# Options of import, export and concat only; the shared ones are in wsvad.cli.options.
+ImportFormatOpt = Annotated[
+    str | None,
+    Opt(
+        "--format",
+        help="Published layout: rtfm, crops-per-file, sultani-c3d, video-features, vggish. "
+        "Required.",
+    ),
+]
+ListsOpt = Annotated[
+    list[Path] | None,
+    Opt(
+        "--list",
+        help="Published feature list (repeatable); a name containing 'test' holds test videos, "
+        "else train. Default: none (scan --features-root).",
+    ),
+]
+TrainListsOpt = Annotated[
+    list[Path] | None,
+    Opt(
+        "--train-list",
+        help="Feature list of training videos, whatever its name (repeatable). Default: none.",
+    ),
+]
+TestListsOpt = Annotated[
+    list[Path] | None,
+    Opt(
+        "--test-list",
+        help="Feature list of test videos, whatever its name (repeatable). Default: none.",
+    ),
+]
+FeaturesRootOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="YAML config (configs/import/ or configs/export/); named options override it. Default: none.",
+    Opt(
+        help="Folder holding the published files; list entries are looked up here by file name. "
+        "Required."
     ),
 ]
-SetsOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set", help="Override any config key, key.path=value (repeatable). Default: none."
+LabelsDatasetOpt = Annotated[
+    str | None,
+    Opt(
+        "--dataset",
+        help="Dataset adapter giving labels, splits and frame GT (see `wsvad datasets`). "
+        "Default: none (labels from the names).",
     ),
 ]
-_SHOWN = 50
+LabelsRootOpt = Annotated[
+    Path | None,
+    Opt(
+        "--root",
+        help="The dataset's root folder, as for `wsvad check` (lists, annotations and videos). "
+        "Default: none.",
+    ),
+]
+ImportStreamOpt = Annotated[
+    str | None,
+    Opt(
+        "--stream",
+        help="video-features: the output key of <video>_<key>.npy (rgb, flow, vggish, r21d...). "
+        "Default: rgb.",
+    ),
+]
+PublisherBackboneOpt = Annotated[
+    str | None,
+    Opt(
+        help="What the publisher extracted with, for provenance. Default: the format's (e.g. "
+        "'i3d_r50 (RTFM)')."
+    ),
+]
+SnippetLenOpt = Annotated[
+    int | None,
+    Opt(help="Frames per published snippet. Default: the format's (16; video-features i3d 64)."),
+]
+StrideOpt = Annotated[
+    int | None,
+    Opt(help="Frames between snippet starts. Default: the format's (16; video-features i3d 64)."),
+]
+ProbeFramesOpt = Annotated[
+    bool,
+    Opt(
+        "--probe-frames",
+        help="Count the frames of the dataset's videos for n_frames. Default: off (n_frames "
+        "estimated as T x stride, RTFM's convention).",
+    ),
+]
+ChecksumOpt = Annotated[
+    str | None,
+    Opt(
+        help="Per-file fingerprint: sha256 (content) or stat (size + mtime, no hashing). "
+        "Default: sha256."
+    ),
+]
+WorkersOpt = Annotated[int | None, Opt(help="Videos imported at once (threads). Default: 2.")]
+ExportFormatOpt = Annotated[
+    str | None,
+    Opt(
+        "--format",
+        help="Layout to write: rtfm, crops-per-file, video-features, vggish. Required.",
+    ),
+]
+ExportOutOpt = Annotated[
+    Path | None,
+    Opt(
+        "--out",
+        help="Folder for the feature files, <split>.list files and export.json. Required.",
+    ),
+]
+ExportStreamOpt = Annotated[
+    str | None,
+    Opt("--stream", help="video-features: the key written as <video>_<key>.npy. Default: rgb."),
+]
+PathPrefixOpt = Annotated[
+    str | None,
+    Opt(
+        help="Folder written in the list files instead of the absolute --out path. "
+        "Default: the absolute --out path."
+    ),
+]
+SplitOpt = Annotated[
+    str | None, Opt(help="Export only the train or the test videos. Default: all.")
+]
+ConcatStoresOpt = Annotated[
+    list[Path] | None,
+    Opt(
+        "--store",
+        help="A video store and an audio store (modality audio, from `wsvad import --format "
+        "vggish`), in any order; give --store twice. Required.",
+    ),
+]
+ConcatOutOpt = Annotated[
+    Path | None,
+    Opt(
+        "--out",
+        help="The concatenated store to write [T, crops, Dv + Da] (resumed if it exists with the "
+        "same inputs). Required.",
+    ),
+]
+ConcatOverwriteOpt = Annotated[
+    bool,
+    Opt("--overwrite", help="Replace a store built from other inputs. Default: off."),
+]
 
 
 @app.command("import")
 def import_(
-    format: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="Published layout: rtfm, crops-per-file, sultani-c3d, video-features, vggish. Default: none (required).",
-        ),
-    ] = None,
-    lists: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--list",
-            help="Published feature list (repeatable); a name containing 'test' holds test videos, else train. Default: none (scan --features-root).",
-        ),
-    ] = None,
-    train_lists: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--train-list",
-            help="Feature list of training videos, whatever its name (repeatable). Default: none.",
-        ),
-    ] = None,
-    test_lists: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--test-list",
-            help="Feature list of test videos, whatever its name (repeatable). Default: none.",
-        ),
-    ] = None,
-    features_root: Annotated[
-        Path | None,
-        typer.Option(
-            help="Folder holding the published files; list entries are looked up here by file name. Default: none (required)."
-        ),
-    ] = None,
-    dataset: Annotated[
-        str | None,
-        typer.Option(
-            help="Dataset adapter giving labels, splits and frame GT (ucf, shanghaitech, xd, ...). Default: none (labels from the names)."
-        ),
-    ] = None,
-    root: Annotated[
-        Path | None,
-        typer.Option(
-            help="The dataset's root folder, as for `wsvad check` (lists, annotations and videos). Default: none."
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            help="The feature store to write (resumed if it exists with the same config). Default: none (required)."
-        ),
-    ] = None,
-    stream: Annotated[
-        str | None,
-        typer.Option(
-            help="video-features: the output key of <video>_<key>.npy (rgb, flow, vggish, r21d...). Default: rgb."
-        ),
-    ] = None,
-    publisher_backbone: Annotated[
-        str | None,
-        typer.Option(
-            help="What the publisher extracted with, for provenance. Default: the format's (e.g. 'i3d_r50 (RTFM)')."
-        ),
-    ] = None,
-    snippet_len: Annotated[
-        int | None,
-        typer.Option(
-            help="Frames per published snippet. Default: the format's (16; video-features i3d 64)."
-        ),
-    ] = None,
-    stride: Annotated[
-        int | None,
-        typer.Option(
-            help="Frames between snippet starts. Default: the format's (16; video-features i3d 64)."
-        ),
-    ] = None,
-    probe_frames: Annotated[
-        bool,
-        typer.Option(
-            "--probe-frames",
-            help="Count the frames of the dataset's videos for n_frames. Default: off (n_frames estimated as T x stride, RTFM's convention).",
-        ),
-    ] = False,
-    checksum: Annotated[
-        str | None,
-        typer.Option(
-            help="Per-file fingerprint: sha256 (content) or stat (size + mtime, no hashing). Default: sha256."
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None, typer.Option(help="Videos imported at once (threads). Default: 2.")
-    ] = None,
-    overwrite: Annotated[
-        bool,
-        typer.Option(
-            "--overwrite", help="Replace a store made with a different config. Default: off."
-        ),
-    ] = False,
+    format: ImportFormatOpt = None,
+    lists: ListsOpt = None,
+    train_lists: TrainListsOpt = None,
+    test_lists: TestListsOpt = None,
+    features_root: FeaturesRootOpt = None,
+    dataset: LabelsDatasetOpt = None,
+    root: LabelsRootOpt = None,
+    out: StoreOutOpt = None,
+    stream: ImportStreamOpt = None,
+    publisher_backbone: PublisherBackboneOpt = None,
+    snippet_len: SnippetLenOpt = None,
+    stride: StrideOpt = None,
+    probe_frames: ProbeFramesOpt = False,
+    checksum: ChecksumOpt = None,
+    workers: WorkersOpt = None,
+    overwrite: OverwriteStoreOpt = False,
     config: ConfigOpt = None,
     sets: SetsOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
-    """Import published features (RTFM, XD/UR-DMU per-crop, Sultani C3D, video_features, VGGish) into a store."""
+    """Import published features (RTFM, XD/UR-DMU per-crop, Sultani C3D, video_features,
+    VGGish) into a store."""
     from wsvad.config import load_config
     from wsvad.transfer.config import ImportConfig
     from wsvad.transfer.import_features import run_import
 
-    given = [{"path": p} for p in lists or []] + [
-        {"path": p, "split": "train"} for p in train_lists or []
-    ]
+    given = [{"path": p} for p in lists or []]
+    given += [{"path": p, "split": "train"} for p in train_lists or []]
     given += [{"path": p, "split": "test"} for p in test_lists or []]
     flags = {
         "format": format,
@@ -160,6 +216,18 @@ def import_(
     with progress_bar("import") as bar:
         task = bar.add_task("import", total=None)
         result = run_import(cfg, progress=lambda _vid, _ok: bar.advance(task))
+    _print_import_problems(result, cfg.out)
+    console.print(
+        f"{cfg.out}: imported {len(result.imported)}, already complete {len(result.skipped)}, "
+        f"failed {len(result.failed)}, unmatched {len(result.unmatched)}",
+        markup=False,
+    )
+    if result.partial:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _print_import_problems(result, out: Path) -> None:
+    """Notes, unmatched and failed videos, skipped list entries and missing videos, on stderr."""
     for note in result.notes[:_SHOWN]:
         err_console.print(f"note: {note}", markup=False)
     if result.unmatched:
@@ -177,7 +245,7 @@ def import_(
         table = Table(
             "video id",
             "reason",
-            title=f"{len(result.failed)} videos failed (recorded in {cfg.out}/failures.json)",
+            title=f"{len(result.failed)} videos failed (recorded in {out}/failures.json)",
         )
         for vid, reason in sorted(result.failed.items())[:_SHOWN]:
             table.add_row(vid, reason)
@@ -187,54 +255,27 @@ def import_(
     if result.missing:
         shown = ", ".join(result.missing[:5])
         err_console.print(
-            f"{len(result.missing)} dataset videos have no features (e.g. {shown}); they are not in the store",
+            f"{len(result.missing)} dataset videos have no features (e.g. {shown}); they are not "
+            "in the store",
             markup=False,
         )
     if max(len(result.unmatched), len(result.failed), len(result.bad_entries)) > _SHOWN:
         err_console.print(
-            f"the first {_SHOWN} of each are shown; all are in {cfg.out}/import-report.json"
+            f"the first {_SHOWN} of each are shown; all are in {out}/import-report.json"
         )
-    console.print(
-        f"{cfg.out}: imported {len(result.imported)}, already complete {len(result.skipped)}, "
-        f"failed {len(result.failed)}, unmatched {len(result.unmatched)}",
-        markup=False,
-    )
-    raise typer.Exit(EXIT_PARTIAL if result.partial else EXIT_OK)
 
 
 @app.command("export")
 def export(
-    store: Annotated[
-        Path | None, typer.Option(help="The feature store to export. Default: none (required).")
-    ] = None,
-    format: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="Layout to write: rtfm, crops-per-file, video-features, vggish. Default: none (required).",
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            help="Folder for the feature files, <split>.list files and export.json. Default: none (required)."
-        ),
-    ] = None,
-    stream: Annotated[
-        str | None,
-        typer.Option(help="video-features: the key written as <video>_<key>.npy. Default: rgb."),
-    ] = None,
-    path_prefix: Annotated[
-        str | None,
-        typer.Option(
-            help="Folder written in the list files instead of the absolute --out path. Default: the absolute --out path."
-        ),
-    ] = None,
-    split: Annotated[
-        str | None, typer.Option(help="Export only the train or the test videos. Default: all.")
-    ] = None,
+    store: StoreOpt = None,
+    format: ExportFormatOpt = None,
+    out: ExportOutOpt = None,
+    stream: ExportStreamOpt = None,
+    path_prefix: PathPrefixOpt = None,
+    split: SplitOpt = None,
     config: ConfigOpt = None,
     sets: SetsOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Write a store in a published layout (one file per video or per crop, plus list files)."""
     from wsvad.config import load_config
@@ -266,57 +307,48 @@ def export(
 
 @app.command("concat")
 def concat(
-    stores: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--store",
-            help="A video store and an audio store (modality audio, from `wsvad import --format vggish`), in any order; give --store twice. Default: none (required).",
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            help="The concatenated store to write [T, crops, Dv + Da] (resumed if it exists with the same inputs). Default: none (required)."
-        ),
-    ] = None,
-    overwrite: Annotated[
-        bool,
-        typer.Option("--overwrite", help="Replace a store built from other inputs. Default: off."),
-    ] = False,
+    stores: ConcatStoresOpt = None,
+    out: ConcatOutOpt = None,
+    overwrite: ConcatOverwriteOpt = False,
     config: ConfigOpt = None,
     sets: SetsOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
-    """Concatenate video and audio features per snippet (XD-Violence I3D + VGGish, for salient with BiLSTM)."""
+    """Concatenate video and audio features per snippet (XD-Violence I3D + VGGish, for salient
+    with BiLSTM)."""
     from wsvad.config import load_config
     from wsvad.transfer.config import ConcatConfig
     from wsvad.transfer.modalities import LENGTH_RULE, run_concat
 
-    cfg = load_config(
-        ConcatConfig,
-        config,
-        flags={"stores": stores or None, "out": out, "overwrite": overwrite or None},
-        sets=sets,
-    )
+    flags = {"stores": stores or None, "out": out, "overwrite": overwrite or None}
+    cfg = load_config(ConcatConfig, config, flags=flags, sets=sets)
     combined, pairing = run_concat(cfg)
+    _print_left_out(pairing, cfg.out)
+    console.print(
+        f"{cfg.out}: {len(pairing.usable)} videos, feature shape "
+        f"[T, {combined.crops}, {combined.feature_shape[0]}]; length rule: {LENGTH_RULE}",
+        markup=False,
+        soft_wrap=True,
+    )
+    if pairing.partial:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _print_left_out(pairing, out: Path) -> None:
+    """The videos concat left out (one modality only, or lengths too far apart), on stderr."""
     rows = [(vid, "video only (no audio features)") for vid in pairing.missing_audio]
     rows += [(vid, "audio only (no video features)") for vid in pairing.missing_video]
     rows += [
         (vid, f"lengths differ by more than one snippet: video T={tv}, audio T={ta}")
         for vid, (tv, ta) in sorted(pairing.length_gaps.items())
     ]
-    if rows:
-        table = Table("video id", "left out because", title=f"{len(rows)} videos not in {cfg.out}")
-        for vid, why in rows[:_SHOWN]:
-            table.add_row(vid, why)
-        err_console.print(table)
-        if len(rows) > _SHOWN:
-            err_console.print(
-                f"the first {_SHOWN} are shown; {cfg.out} attr expected_videos lists the videos it holds"
-            )
-    console.print(
-        f"{cfg.out}: {len(pairing.usable)} videos, feature shape [T, {combined.crops}, {combined.feature_shape[0]}]; "
-        f"length rule: {LENGTH_RULE}",
-        markup=False,
-        soft_wrap=True,
-    )
-    raise typer.Exit(EXIT_PARTIAL if pairing.partial else EXIT_OK)
+    if not rows:
+        return
+    table = Table("video id", "left out because", title=f"{len(rows)} videos not in {out}")
+    for vid, why in rows[:_SHOWN]:
+        table.add_row(vid, why)
+    err_console.print(table)
+    if len(rows) > _SHOWN:
+        err_console.print(
+            f"the first {_SHOWN} are shown; {out} attr expected_videos lists the videos it holds"
+        )

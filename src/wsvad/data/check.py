@@ -1,11 +1,12 @@
 """Validation of a parsed dataset (``wsvad check``) and the gate later stages pass through.
 
-Parsing already reports what the files alone reveal (missing videos, duplicates, annotated videos not
-in the test split, unreadable lists). What needs the videos themselves, whether each annotated
+Parsing already reports what the files alone reveal (missing videos, duplicates, annotated videos
+not in the test split, unreadable lists). What needs the videos themselves, whether each annotated
 interval lies inside its video, is checked here from frame counts: exact for frame folders (images
-counted), and from the container header for video files (PyAV, no decoding). Header counts are what
-the file claims; a decoder may deliver a frame or two fewer, so an interval ending just past the
-count is a warning (``frame_labels`` clips it), one starting past it an error.
+counted), and from the container header for video files (PyAV, no decoding). Header counts are
+what the file claims; a decoder may deliver a frame or two fewer, so an interval ending just past
+the count is a warning (``frame_labels`` clips it), one starting past it an error. The exact count
+that evaluation needs is :func:`wsvad.data.framecount.probe_frame_count`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from wsvad.data.listfiles import count_images
-from wsvad.data.records import DatasetIndex, Problem, VideoRecord
+from wsvad.data.records import DatasetIndex, Problem, ProblemKind, Severity, VideoRecord
 from wsvad.data.registry import get_dataset, load_dataset
 from wsvad.errors import WsvadError
 
@@ -35,22 +36,26 @@ def load_with_options(name: str, root: Path | str, **options) -> DatasetIndex:
     unknown = sorted(set(given) - set(accepted))
     if unknown:
         raise WsvadError(
-            f"dataset {name!r} does not take option(s) {', '.join(unknown)}; it takes {', '.join(accepted) or 'none'}"
+            f"dataset {name!r} does not take option(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(accepted) or 'none'}"
         )
     return load_dataset(name, root, **given)
 
 
 def load_labels_only(name: str, root: Path | str, **options) -> DatasetIndex:
-    """The dataset's index for features without their videos (imported stores): ``require_videos=False``
-    unless ``options`` say otherwise and the adapter takes it, so the list and annotation files alone
-    give labels, splits and frame GT."""
+    """The dataset's index for features without their videos (imported stores).
+
+    ``require_videos=False`` unless ``options`` say otherwise and the adapter takes it, so the list
+    and annotation files alone give labels, splits and frame GT.
+    """
     if "require_videos" in inspect.signature(get_dataset(name).load).parameters:
         options.setdefault("require_videos", False)
     return load_dataset(name, root, **options)
 
 
 def probe_frame_count(path: Path) -> tuple[int | None, str]:
-    """``(frame count, how it was obtained)``; ``(None, reason)`` when the video cannot be opened."""
+    """``(frame count, how it was obtained)`` from the container header (or the images of a frame
+    folder); ``(None, reason)`` when the video cannot be opened."""
     path = Path(path)
     if path.is_dir():
         return count_images(path), "images"
@@ -112,7 +117,8 @@ def check_frames(
                         Problem(
                             "error",
                             "interval-outside-video",
-                            f"{rec.rel_path}: interval [{start}, {end}) starts after the last frame ({n} frames, {how})",
+                            f"{rec.rel_path}: interval [{start}, {end}) starts after the last "
+                            f"frame ({n} frames, {how})",
                             rec.video_id,
                             rec.rel_path,
                         )
@@ -122,7 +128,8 @@ def check_frames(
                         Problem(
                             "warning",
                             "interval-past-end",
-                            f"{rec.rel_path}: interval [{start}, {end}) ends {end - n} frame(s) past the video ({n} frames, {how}); clipped when labelling",
+                            f"{rec.rel_path}: interval [{start}, {end}) ends {end - n} frame(s) "
+                            f"past the video ({n} frames, {how}); clipped when labelling",
                             rec.video_id,
                             rec.rel_path,
                         )
@@ -132,10 +139,10 @@ def check_frames(
     return problems
 
 
-def summarize(problems: list[Problem]) -> list[tuple[str, str, int, str]]:
+def summarize(problems: list[Problem]) -> list[tuple[Severity, ProblemKind, int, str]]:
     """``(severity, kind, count, first message)`` per kind, errors first."""
     counts = Counter((p.severity, p.kind) for p in problems)
-    first: dict[tuple[str, str], str] = {}
+    first: dict[tuple[Severity, ProblemKind], str] = {}
     for p in problems:
         first.setdefault((p.severity, p.kind), p.message)
     order = sorted(counts, key=lambda k: (k[0] != "error", k[1]))
@@ -145,17 +152,19 @@ def summarize(problems: list[Problem]) -> list[tuple[str, str, int, str]]:
 def usable_records(index: DatasetIndex, skip_bad: bool = False) -> list[VideoRecord]:
     """The records a stage may process; refuses a layout with errors unless ``skip_bad``.
 
-    Videos with errors are never in ``index.records`` (the adapters leave them out), so skipping means
-    going on without them; errors that name no video (a missing list file) are logged.
+    Videos with errors are never in ``index.records`` (the adapters leave them out), so skipping
+    means going on without them; errors that name no video (a missing list file) are logged.
 
     Raises:
-        WsvadError: the layout has errors and ``skip_bad`` is false; the message counts them by kind.
+        WsvadError: the layout has errors and ``skip_bad`` is false; the message counts them by
+            kind.
     """
     errors = index.errors
     if errors and not skip_bad:
         kinds = ", ".join(f"{count} {kind}" for _, kind, count, _ in summarize(errors))
         raise WsvadError(
-            f"{index.root}: {len(errors)} dataset error(s) ({kinds}); see `wsvad check --dataset {index.name} --root {index.root}`, "
+            f"{index.root}: {len(errors)} dataset error(s) ({kinds}); "
+            f"see `wsvad check --dataset {index.name} --root {index.root}`, "
             "or skip the affected videos"
         )
     for p in errors:

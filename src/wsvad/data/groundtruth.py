@@ -2,14 +2,15 @@
 
 A detector scores snippets; frame-level AUC needs one score per frame. Two alignment rules exist:
 
-* ``"true-frames"`` (the wsvad default, :data:`DEFAULT_ALIGNMENT`): every frame of the video gets the
-  score of the snippet it starts in (frame ``f`` -> snippet ``min(f // stride, N - 1)``); frames past
-  the last snippet (the tail that did not fill a snippet) take the last score. Scores and ground truth
-  both have the video's true frame count, so no frame is invented or dropped.
-* ``"rtfm"``: the common protocol of RTFM / UR-DMU / MGFN: each snippet score is repeated ``stride``
-  (16) times, giving ``N * 16`` frame scores, and the ground truth is cut to that length or padded with
-  its last value (RTFM's ``make_gt_sh.py``) when the video is shorter. Use it to compare with
-  published numbers; it drops the tail frames of every video that does not fill a snippet.
+* ``"true-frames"`` (the wsvad default, :data:`DEFAULT_ALIGNMENT`): every frame of the video gets
+  the score of the snippet it starts in (frame ``f`` -> snippet ``min(f // stride, N - 1)``);
+  frames past the last snippet (the tail that did not fill a snippet) take the last score. Scores
+  and ground truth both have the video's true frame count, so no frame is invented or dropped.
+* ``"rtfm"``: the common protocol of RTFM / UR-DMU / MGFN: each snippet score is repeated
+  ``stride`` (16) times, giving ``N * 16`` frame scores, and the ground truth is cut to that length
+  or padded with its last value (RTFM's ``make_gt_sh.py``) when the video is shorter. Use it to
+  compare with published numbers; it drops the tail frames of every video that does not fill a
+  snippet.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def frame_labels(
     name = video_id or "video"
     if intervals is None:
         raise ValueError(
-            f"{name}: no frame-level annotation (training videos and unlabelled folder videos have none)"
+            f"{name}: no frame-level annotation "
+            "(training videos and unlabelled folder videos have none)"
         )
     if n_frames < 0:
         raise ValueError(f"{name}: n_frames must be >= 0, got {n_frames}")
@@ -80,17 +82,19 @@ def snippet_scores_to_frames(
     """Frame scores from snippet scores, and the ground truth they are to be compared with.
 
     Args:
-        scores: ``[N]`` snippet scores; snippet ``i`` covers frames ``[i*stride, i*stride + snippet_len)``.
+        scores: ``[N]`` snippet scores; snippet ``i`` covers frames
+            ``[i*stride, i*stride + snippet_len)``.
         n_frames: the video's true frame count.
         snippet_len: frames per snippet (16 for I3D).
         stride: frames between snippet starts.
         rule: ``"true-frames"`` or ``"rtfm"`` (see the module docstring).
-        gt: optional ``[n_frames]`` frame labels (from :func:`frame_labels`); required for ``"rtfm"``.
+        gt: optional ``[n_frames]`` frame labels (from :func:`frame_labels`); required for
+            ``"rtfm"``.
 
     Returns:
-        ``(frame_scores, frame_gt)``: float32 ``[n_frames]`` and ``gt`` unchanged for ``"true-frames"``;
-        float32 ``[N * stride]`` and ``gt`` cut or padded with its last value to ``N * stride`` for
-        ``"rtfm"``.
+        ``(frame_scores, frame_gt)``: float32 ``[n_frames]`` and ``gt`` unchanged for
+        ``"true-frames"``; float32 ``[N * stride]`` and ``gt`` cut or padded with its last value to
+        ``N * stride`` for ``"rtfm"``.
 
     >>> snippet_scores_to_frames(np.array([0.25, 0.75]), 5, snippet_len=2, stride=2)[0].tolist()
     [0.25, 0.25, 0.75, 0.75, 0.75]
@@ -128,4 +132,5 @@ def intervals_from_mask(mask: np.ndarray) -> tuple[tuple[int, int], ...]:
     """
     flags = np.concatenate([[0], (np.asarray(mask).ravel() != 0).astype(np.int8), [0]])
     edges = np.flatnonzero(np.diff(flags))
-    return tuple((int(s), int(e)) for s, e in zip(edges[::2], edges[1::2]))
+    # The padding zeros close every run, so rises and falls pair up.
+    return tuple((int(s), int(e)) for s, e in zip(edges[::2], edges[1::2], strict=True))

@@ -1,10 +1,11 @@
 """Reading the list and annotation files of shared dataset copies, and finding videos on disk.
 
-Shared copies of the benchmarks differ in small ways that must not matter (all seen in the real files
-under shared/data/benchmark-lists, see its SOURCES.md): CRLF line endings (RTFM lists, salva-u
-copies), no final newline (ShanghaiTech and UR-DMU lists), trailing spaces (the UCF temporal
-annotation ends every line with two), Windows paths (``G:\\UCF_Test_ten_crop_i3d\\x_i3d.npy``), and
-per-crop feature lists (``<name>__<crop>.npy``, ``<name>_i3d.npy``) that name the same videos.
+Shared copies of the benchmarks differ in small ways that must not matter (all seen in the real
+files under shared/data/benchmark-lists, see its SOURCES.md): CRLF line endings (RTFM lists,
+salva-u copies), no final newline (ShanghaiTech and UR-DMU lists), trailing spaces (the UCF
+temporal annotation ends every line with two), Windows paths
+(``G:\\UCF_Test_ten_crop_i3d\\x_i3d.npy``), and per-crop feature lists (``<name>__<crop>.npy``,
+``<name>_i3d.npy``) that name the same videos.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from wsvad.data.records import Problem
+from wsvad.data.records import Problem, ProblemKind
 
 VIDEO_EXTS = frozenset(
     {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
@@ -22,6 +23,7 @@ VIDEO_EXTS = frozenset(
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 
 _CROP_SUFFIX = re.compile(r"__\d+$")
+_INTEGER = re.compile(r"-?\d+$")
 _FEATURE_SUFFIX = re.compile(r"_(i3d|c3d|x3d|clip|rgb)$", re.IGNORECASE)
 
 
@@ -34,12 +36,13 @@ class Line:
 
 
 def read_lines(
-    path: Path, problems: list[Problem], kind: str = "unreadable-list"
+    path: Path, problems: list[Problem], kind: ProblemKind = "unreadable-list"
 ) -> list[Line] | None:
-    """Non-blank, stripped lines of ``path`` whatever its line endings; ``None`` if it cannot be read.
+    """Non-blank, stripped lines of ``path`` whatever its line endings; ``None`` if it cannot be
+    read.
 
-    A file that cannot be read or decoded adds an error to ``problems`` instead of raising, so one bad
-    file does not hide the other problems of a layout.
+    A file that cannot be read or decoded adds an error of ``kind`` to ``problems`` instead of
+    raising, so one bad file does not hide the other problems of a layout.
     """
     try:
         raw = Path(path).read_bytes()
@@ -57,6 +60,61 @@ def read_lines(
         return None
     # splitlines() accepts \n, \r\n and a lone \r, and ignores a missing final newline.
     return [Line(i, s.strip()) for i, s in enumerate(text.splitlines(), start=1) if s.strip()]
+
+
+def absent_videos_warning(absent: list[str], root: Path) -> Problem:
+    """One warning for every listed video kept without its file (``require_videos=False``)."""
+    shown = ", ".join(absent[:3]) + (" ..." if len(absent) > 3 else "")
+    return Problem(
+        "warning",
+        "video-not-on-disk",
+        f"{len(absent)} listed videos are not under {root} ({shown}); "
+        "kept with labels from the lists (require_videos=False)",
+        None,
+        str(root),
+    )
+
+
+def read_split_list(path: Path, problems: list[Problem]) -> list[tuple[str, str, int]]:
+    """``(video_id, entry, line number)`` for each video of a split list.
+
+    The lines of one video's crops in a per-crop feature list collapse to one.
+    """
+    out: list[tuple[str, str, int]] = []
+    seen: dict[str, int] = {}
+    previous = None
+    for line in read_lines(path, problems) or []:
+        tokens = line.text.split()
+        if len(tokens) > 1 and all(_INTEGER.match(t) for t in tokens[1:]):
+            line = Line(line.number, tokens[0])  # some copies add a numeric label column
+        vid = video_stem(line.text)
+        if not vid or " " in line.text:
+            problems.append(
+                Problem(
+                    "error",
+                    "bad-list-line",
+                    f"{path}:{line.number}: not a video path: {line.text!r}",
+                    path=str(path),
+                )
+            )
+            continue
+        if vid == previous and line.text.lower().endswith(".npy"):
+            continue  # the next crop of the same video in a per-crop feature list
+        previous = vid
+        if vid in seen:
+            problems.append(
+                Problem(
+                    "warning",
+                    "duplicate",
+                    f"{path}:{line.number}: {vid} listed again (first on line {seen[vid]})",
+                    vid,
+                    str(path),
+                )
+            )
+            continue
+        seen[vid] = line.number
+        out.append((vid, line.text, line.number))
+    return out
 
 
 def posix_path(entry: str) -> PurePosixPath:
@@ -87,7 +145,8 @@ def video_stem(entry: str) -> str:
 
 
 def find_file(root: Path, names: tuple[str, ...], max_depth: int = 3) -> Path | None:
-    """The first file under ``root`` (breadth first, shallowest wins) whose name is one of ``names``.
+    """The first file under ``root`` (breadth first, shallowest wins) whose name is one of
+    ``names``.
 
     Matching ignores case, because shared copies spell ``Anomaly_Test.txt`` several ways.
     """
@@ -121,7 +180,8 @@ class MediaIndex:
     by_stem: dict[str, list[Path]]
 
     def find(self, stem: str, prefer_parent: str | None = None) -> tuple[Path | None, list[Path]]:
-        """The path for ``stem`` (``None`` if absent) and all candidates, preferring a parent folder."""
+        """The path for ``stem`` (``None`` if absent) and all candidates, preferring a parent
+        folder."""
         candidates = self.by_stem.get(stem, [])
         if not candidates:
             return None, []
@@ -135,7 +195,8 @@ class MediaIndex:
 def index_media(root: Path) -> MediaIndex:
     """Walk ``root`` once: video files by stem, and leaf folders of images (frame folders) by name.
 
-    Hidden entries are skipped. Candidates are sorted so the result does not depend on the file system.
+    Hidden entries are skipped. Candidates are sorted so the result does not depend on the file
+    system.
     """
     by_stem: dict[str, list[Path]] = {}
     for dirpath, dirnames, filenames in os.walk(root):

@@ -1,4 +1,5 @@
-"""Dataset adapter registry: ``--dataset NAME`` -> a function ``(root, **options) -> DatasetIndex``."""
+"""Dataset adapter registry: ``--dataset NAME`` -> a function
+``(root, **options) -> DatasetIndex``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The synthetic surveillance dataset (``wsvad synth``): the UCF-Crime adapter on a synth root.
 
-The generator writes the UCF-Crime layout, lists and annotation format, so this adapter is the ``ucf``
-parser with the synth's own class list (from ``synth.json``; else the classes found in the lists).
+The generator writes the UCF-Crime layout, lists and annotation format, so this adapter is the
+``ucf`` parser with the synth's own class list (from ``synth.json``; else the classes found in the
+lists).
 ``--dataset ucf`` reads the same root too, with identical records.
 """
 
@@ -12,15 +13,19 @@ from pathlib import Path
 
 from wsvad.data.records import DatasetIndex, Problem
 from wsvad.data.registry import register_dataset
+from wsvad.data.synth.generate import PROVENANCE
 from wsvad.data.ucf import load_ucf_layout
-
-PROVENANCE = "synth.json"
 
 
 @register_dataset(
     "synthetic",
-    summary="Synthetic fixed-camera surveillance videos written by `wsvad synth` (UCF-Crime layout)",
-    layout="ROOT as written by `wsvad synth --out ROOT`: the UCF-Crime layout plus synth.json (seed and parameters)",
+    summary=(
+        "Synthetic fixed-camera surveillance videos written by `wsvad synth` (UCF-Crime layout)"
+    ),
+    layout=(
+        "ROOT as written by `wsvad synth --out ROOT`: "
+        "the UCF-Crime layout plus synth.json (seed and parameters)"
+    ),
 )
 def load_synthetic(
     root: Path,
@@ -41,7 +46,8 @@ def load_synthetic(
                 Problem(
                     "warning",
                     "bad-provenance",
-                    f"{meta_path}: cannot read the class list ({exc}); using the classes found in the lists",
+                    f"{meta_path}: cannot read the class list ({exc}); "
+                    "using the classes found in the lists",
                     path=str(meta_path),
                 )
             )

@@ -2,32 +2,44 @@
 
 Checked against the real files in shared/data/benchmark-lists (see its SOURCES.md):
 
-* Names: ``<movie or v=YouTubeId>__#<range or 1>_label_<L1>-<L2>-<L3>``; ``label_A`` is normal, otherwise
-  up to three of B1 fighting, B2 shooting, B4 riot, B5 abuse, B6 car accident, G explosion, padded
-  with ``0`` (``label_B1-0-0``). Classes are kept as these codes (``("G", "B2", "B6")``).
-* ``annotations.txt`` (VadCLIP copy of the official file): ``<name> s1 e1 [s2 e2 ...]``, exactly the 500
-  violent test videos; 14 names end in ``.mp4``, which is stripped. UR-DMU's ``XD_Annotation.txt`` (no
-  ``.mp4``) is accepted too. Interval convention: half-open ``[s, e)``, as the authors' own
-  ``list/make_gt.py`` (Roc-Ng/XDVioDet) sets ``gt_vec[s:e] = 1`` (VadCLIP's ``make_gt_xd.py`` does the same).
-* The authors' feature lists ``rgb.list`` / ``rgb_test.list`` (5 crops per video, ``<name>__<k>.npy``)
-  and UR-DMU's ``XD_Train.list`` / ``XD_Test.list`` define the split when present.
+* Names: ``<movie or v=YouTubeId>__#<range or 1>_label_<L1>-<L2>-<L3>``; ``label_A`` is normal,
+  otherwise up to three of B1 fighting, B2 shooting, B4 riot, B5 abuse, B6 car accident,
+  G explosion, padded with ``0`` (``label_B1-0-0``). Classes are kept as these codes
+  (``("G", "B2", "B6")``).
+* ``annotations.txt`` (VadCLIP copy of the official file): ``<name> s1 e1 [s2 e2 ...]``, exactly
+  the 500 violent test videos; 14 names end in ``.mp4``, which is stripped. UR-DMU's
+  ``XD_Annotation.txt`` (no ``.mp4``) is accepted too. Interval convention: half-open ``[s, e)``,
+  as the authors' own ``list/make_gt.py`` (Roc-Ng/XDVioDet) sets ``gt_vec[s:e] = 1`` (VadCLIP's
+  ``make_gt_xd.py`` does the same).
+* The authors' feature lists ``rgb.list`` / ``rgb_test.list`` (5 crops per video,
+  ``<name>__<k>.npy``) and UR-DMU's ``XD_Train.list`` / ``XD_Test.list`` define the split when
+  present.
 
 How the videos sit on disk: the official download is a set of training archives (``1-1004``,
 ``1005-2004``, ...) and one test archive, which users unpack into a training and a test folder
-(``Train/``, ``Test/``, ``TestClips/Videos`` in the authors' ``make_gt.py``). The split of a video is
-taken, in order, from the split lists if any is found, else from the nearest enclosing folder whose
-name contains ``train`` or ``test``; a video that is annotated is a test video either way.
+(``Train/``, ``Test/``, ``TestClips/Videos`` in the authors' ``make_gt.py``). The split of a video
+is taken, in order, from the split lists if any is found, else from the nearest enclosing folder
+whose name contains ``train`` or ``test``; a video that is annotated is a test video either way.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from wsvad.data.listfiles import find_file, index_media, read_lines, rel_posix, video_stem
+from wsvad.data.listfiles import (
+    MediaIndex,
+    absent_videos_warning,
+    find_file,
+    index_media,
+    read_lines,
+    read_split_list,
+    rel_posix,
+    video_stem,
+)
 from wsvad.data.records import DatasetIndex, Interval, Problem, VideoRecord
 from wsvad.data.registry import register_dataset
-from wsvad.data.ucf import absent_videos_warning, read_split_list
 
 XD_CLASSES = {
     "B1": "Fighting",
@@ -60,7 +72,8 @@ def parse_xd_label(name: str) -> tuple[int, tuple[str, ...]]:
     unknown = [c for c in codes if c not in XD_CLASSES]
     if not codes or unknown:
         raise ValueError(
-            f"{name}: unknown label code(s) {', '.join(unknown) or '(none)'}; known: A, {', '.join(XD_CLASSES)}"
+            f"{name}: unknown label code(s) {', '.join(unknown) or '(none)'}; "
+            f"known: A, {', '.join(XD_CLASSES)}"
         )
     return 1, tuple(codes)
 
@@ -79,14 +92,15 @@ def parse_xd_annotation(
                 Problem(
                     "error",
                     "bad-annotation-line",
-                    f"{where}: expected '<video> s1 e1 [s2 e2 ...]' with frame-number pairs, got {line.text!r}",
+                    f"{where}: expected '<video> s1 e1 [s2 e2 ...]' with frame-number pairs, "
+                    f"got {line.text!r}",
                     path=str(path),
                 )
             )
             continue
         vid = video_stem(tokens[0])
         values = [int(t) for t in nums]
-        pairs = tuple(zip(values[::2], values[1::2]))
+        pairs = tuple(zip(values[::2], values[1::2], strict=True))  # whole pairs, checked
         bad = [f"{s}-{e}" for s, e in pairs if e <= s]
         if bad:
             problems.append(
@@ -136,9 +150,40 @@ def load_xd_layout(
     ``ROOT/<split>/<name>.mp4``), for imported features: labels, splits and frame GT from the lists.
     """
     problems: list[Problem] = []
-    absent: list[str] = []
+    ann_path, annotated = _read_annotation(root, annotations, problems)
+    listed = _read_split_lists(root, {"train": train_list, "test": test_list}, problems)
+    media = index_media(root)
+    layout = _Layout(root, ann_path, annotated, listed, media, require_videos, problems)
+    records: list[VideoRecord] = []
+    for vid in sorted(set(media.by_stem) | set(listed)):
+        record = _video_record(layout, vid)
+        if record is not None:
+            records.append(record)
+    _check_annotated_are_tested(layout, records)
+    if layout.absent:
+        problems.append(absent_videos_warning(layout.absent, root))
+    return DatasetIndex("xd", root, records, problems, ["Normal", *XD_CLASSES])
+
+
+@dataclass
+class _Layout:
+    """An XD-Violence layout being parsed: what each video is checked against, where problems go."""
+
+    root: Path
+    ann_path: Path | None  # None when the annotation file is missing
+    annotated: dict[str, tuple[tuple[Interval, ...], int]]
+    listed: dict[str, str]  # video id -> split, from the split lists (empty without lists)
+    media: MediaIndex
+    require_videos: bool
+    problems: list[Problem]
+    absent: list[str] = field(default_factory=list)  # listed videos kept without their file
+
+
+def _read_annotation(
+    root: Path, annotations: Path | str | None, problems: list[Problem]
+) -> tuple[Path | None, dict[str, tuple[tuple[Interval, ...], int]]]:
+    """The annotation file (as given, else found under ``root``) and what it annotates."""
     ann_path = Path(annotations) if annotations is not None else find_file(root, ANNOTATIONS)
-    annotated: dict[str, tuple[tuple[Interval, ...], int]] = {}
     if ann_path is None or not ann_path.is_file():
         shown = ann_path if ann_path is not None else root / ANNOTATIONS[0]
         problems.append(
@@ -149,16 +194,25 @@ def load_xd_layout(
                 path=str(shown),
             )
         )
-        ann_path = None
-    else:
-        annotated = parse_xd_annotation(ann_path, problems)
+        return None, {}
+    return ann_path, parse_xd_annotation(ann_path, problems)
+
+
+def _read_split_lists(
+    root: Path, given: dict[str, Path | str | None], problems: list[Problem]
+) -> dict[str, str]:
+    """``{video id: split}`` from the split lists (as given, else found); empty without lists."""
     listed: dict[str, str] = {}
-    for split, given in (("train", train_list), ("test", test_list)):
-        path = Path(given) if given is not None else find_file(root, LISTS[split])
-        if given is not None and not Path(given).is_file():
+    for split in ("train", "test"):
+        explicit = given[split]
+        path = Path(explicit) if explicit is not None else find_file(root, LISTS[split])
+        if explicit is not None and not Path(explicit).is_file():
             problems.append(
                 Problem(
-                    "error", "missing-file", f"{given}: {split} list not found", path=str(given)
+                    "error",
+                    "missing-file",
+                    f"{explicit}: {split} list not found",
+                    path=str(explicit),
                 )
             )
             continue
@@ -175,124 +229,157 @@ def load_xd_layout(
                 )
                 continue
             listed[vid] = split
-    media = index_media(root)
-    names = sorted(set(media.by_stem) | set(listed))
-    records: list[VideoRecord] = []
-    for vid in names:
-        found, candidates = media.find(vid)
-        if found is None and not require_videos:
-            absent.append(vid)
-            found = root / listed[vid] / f"{vid}.mp4"
-        elif found is None:
-            problems.append(
-                Problem(
-                    "error",
-                    "missing-video",
-                    f"{vid}: listed in the {listed[vid]} list but not found under {root}",
-                    vid,
-                    None,
-                )
+    return listed
+
+
+def _video_record(layout: _Layout, vid: str) -> VideoRecord | None:
+    """The record of one video (on disk or listed), or ``None`` (with a problem) when unusable."""
+    found = _video_path(layout, vid)
+    if found is None:
+        return None
+    rel = rel_posix(found, layout.root)
+    try:
+        label, classes = parse_xd_label(vid)
+    except ValueError as exc:
+        layout.problems.append(Problem("error", "bad-name", f"{rel}: {exc}", vid, rel))
+        return None
+    split = _split_of(layout, vid, rel)
+    if split is None:
+        return None
+    intervals: tuple[Interval, ...] | None = None
+    if split == "test":
+        intervals = _test_intervals(layout, vid, rel, label)
+        if intervals is None:
+            return None
+    return VideoRecord(vid, found.resolve(), rel, split, label, classes, intervals)
+
+
+def _video_path(layout: _Layout, vid: str) -> Path | None:
+    """The video's file or frame folder, where it would be when it may be absent, or ``None``
+    (with an error) when it must be on disk and is not."""
+    found, candidates = layout.media.find(vid)
+    if found is None and not layout.require_videos:
+        layout.absent.append(vid)
+        found = layout.root / layout.listed[vid] / f"{vid}.mp4"
+    elif found is None:
+        layout.problems.append(
+            Problem(
+                "error",
+                "missing-video",
+                f"{vid}: listed in the {layout.listed[vid]} list but not found under {layout.root}",
+                vid,
+                None,
             )
-            continue
-        rel = rel_posix(found, root)
-        if len(candidates) > 1:
-            others = ", ".join(rel_posix(c, root) for c in candidates[1:])
-            problems.append(
+        )
+        return None
+    if len(candidates) > 1:
+        rel = rel_posix(found, layout.root)
+        others = ", ".join(rel_posix(c, layout.root) for c in candidates[1:])
+        layout.problems.append(
+            Problem(
+                "warning",
+                "duplicate-file",
+                f"{vid}: using {rel}; also found {others}",
+                vid,
+                rel,
+            )
+        )
+    return found
+
+
+def _split_of(layout: _Layout, vid: str, rel: str) -> str | None:
+    """The video's split: from the lists when there are any, else from its folders (an annotated
+    video is a test video); ``None`` (with a problem) when unlisted or unknown."""
+    if layout.listed:
+        split = layout.listed.get(vid)
+        if split is None:
+            layout.problems.append(
                 Problem(
                     "warning",
-                    "duplicate-file",
-                    f"{vid}: using {rel}; also found {others}",
+                    "unlisted-video",
+                    f"{rel}: in neither split list; ignored",
                     vid,
                     rel,
                 )
             )
-        try:
-            label, classes = parse_xd_label(vid)
-        except ValueError as exc:
-            problems.append(Problem("error", "bad-name", f"{rel}: {exc}", vid, rel))
-            continue
-        if listed:
-            split = listed.get(vid)
-            if split is None:
-                problems.append(
-                    Problem(
-                        "warning",
-                        "unlisted-video",
-                        f"{rel}: in neither split list; ignored",
-                        vid,
-                        rel,
-                    )
+        return split
+    split = _split_from_folders(rel) or ("test" if vid in layout.annotated else None)
+    if split is None:
+        layout.problems.append(
+            Problem(
+                "error",
+                "unknown-split",
+                f"{rel}: cannot tell its split "
+                "(no rgb.list/rgb_test.list and no train/test folder above it)",
+                vid,
+                rel,
+            )
+        )
+    return split
+
+
+def _test_intervals(layout: _Layout, vid: str, rel: str, label: int) -> tuple[Interval, ...] | None:
+    """A test video's annotated intervals (``()`` for a normal one without a line), or ``None``
+    (with an error) when the annotation contradicts the name's label."""
+    ann_path = layout.ann_path
+    if vid in layout.annotated:
+        intervals, line = layout.annotated[vid]
+        if label == 0:
+            layout.problems.append(
+                Problem(
+                    "error",
+                    "normal-with-intervals",
+                    f"{ann_path.name}:{line}: normal video {vid} has anomalous intervals",
+                    vid,
+                    rel,
                 )
-                continue
-        else:
-            split = _split_from_folders(rel) or ("test" if vid in annotated else None)
-            if split is None:
-                problems.append(
-                    Problem(
-                        "error",
-                        "unknown-split",
-                        f"{rel}: cannot tell its split (no rgb.list/rgb_test.list and no train/test folder above it)",
-                        vid,
-                        rel,
-                    )
-                )
-                continue
-        intervals: tuple[Interval, ...] | None = None
-        if split == "test":
-            if vid in annotated:
-                intervals, line = annotated[vid]
-                if label == 0:
-                    problems.append(
-                        Problem(
-                            "error",
-                            "normal-with-intervals",
-                            f"{ann_path.name}:{line}: normal video {vid} has anomalous intervals",
-                            vid,
-                            rel,
-                        )
-                    )
-                    continue
-            elif label == 1 and ann_path is not None:
-                problems.append(
-                    Problem(
-                        "error",
-                        "missing-annotation",
-                        f"{rel}: violent test video has no line in {ann_path.name}",
-                        vid,
-                        rel,
-                    )
-                )
-                continue
-            else:
-                intervals = ()
-        records.append(VideoRecord(vid, found.resolve(), rel, split, label, classes, intervals))
+            )
+            return None
+        return intervals
+    if label == 1 and ann_path is not None:
+        layout.problems.append(
+            Problem(
+                "error",
+                "missing-annotation",
+                f"{rel}: violent test video has no line in {ann_path.name}",
+                vid,
+                rel,
+            )
+        )
+        return None
+    return ()
+
+
+def _check_annotated_are_tested(layout: _Layout, records: list[VideoRecord]) -> None:
+    """An error for every annotated video that is not a test video (and has no error already)."""
     splits = {r.video_id: r.split for r in records}
-    rejected = {p.video_id for p in problems if p.severity == "error"}
-    for vid, (_, line) in annotated.items():
+    rejected = {p.video_id for p in layout.problems if p.severity == "error"}
+    for vid, (_, line) in layout.annotated.items():
         if splits.get(vid) != "test" and vid not in rejected:
             state = (
                 "a training video" if splits.get(vid) == "train" else "not found among the videos"
             )
-            problems.append(
+            layout.problems.append(
                 Problem(
                     "error",
                     "annotated-not-in-test",
-                    f"{ann_path.name}:{line}: {vid} is annotated but {state}",
+                    f"{layout.ann_path.name}:{line}: {vid} is annotated but {state}",
                     vid,
                     None,
                 )
             )
-    if absent:
-        problems.append(absent_videos_warning(absent, root))
-    return DatasetIndex("xd", root, records, problems, ["Normal", *XD_CLASSES])
 
 
 @register_dataset(
     "xd",
-    summary="XD-Violence: 3954 train / 800 test videos, labels in the names, test frame annotations",
+    summary=(
+        "XD-Violence: 3954 train / 800 test videos, labels in the names, test frame annotations"
+    ),
     layout=(
-        "ROOT/<train folder>/*.mp4 and ROOT/<test folder>/*.mp4 (folder names containing 'train'/'test'), "
-        "or rgb.list + rgb_test.list to define the split; annotations.txt (anywhere up to 3 levels below ROOT)"
+        "ROOT/<train folder>/*.mp4 and ROOT/<test folder>/*.mp4 "
+        "(folder names containing 'train'/'test'), "
+        "or rgb.list + rgb_test.list to define the split; "
+        "annotations.txt (anywhere up to 3 levels below ROOT)"
     ),
 )
 def load_xd(

@@ -1,11 +1,16 @@
-"""Detectors, shared by train and evaluate. Every module in this package that defines a detector
-registers it on import; importing the package imports them all."""
+"""Detectors, shared by train and evaluate.
+
+Each detector module registers its class with ``@register_detector`` when it is imported; the
+import line marked below is the full list of detectors, so adding a detector means one new module
+and its name on that line. The other modules are infrastructure: ``base`` (the ``Detector``
+contract), ``registry``, ``layers`` and ``losses`` (shared tensor code) and ``checkpoint`` (weights
+on disk, the one module of this package that reads and writes files).
+"""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+# The detectors, imported for their @register_detector side effect (one name per module).
+from wsvad.detectors import claws, dam, joint, mil, rtfm, salient, sta  # noqa: F401
 from wsvad.detectors.base import Batch, Detector
 from wsvad.detectors.registry import (
     build_detector,
@@ -24,8 +29,3 @@ __all__ = [
     "list_detectors",
     "register_detector",
 ]
-
-_INFRASTRUCTURE = {"base", "registry", "losses", "layers"}
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_module.name}")

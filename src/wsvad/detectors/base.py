@@ -58,9 +58,9 @@ class Detector(nn.Module, abc.ABC):
     """Base class. Subclasses set ``sampler`` and implement ``forward`` and ``loss``.
 
     Contract (checked for every registered detector by tests/detectors/test_all_detectors.py):
-    ``forward`` maps ``(B, T, *F)`` to ``(B, T)`` scores in ``[0, 1]``; ``loss`` returns a dict with a
-    scalar ``"loss"`` (other keys are logged); ``score_video`` maps all ``N`` snippets of one crop of a
-    test video ``(N, *F)`` to ``(N,)`` snippet scores.
+    ``forward`` maps ``(B, T, *F)`` to ``(B, T)`` scores in ``[0, 1]``; ``loss`` returns a dict with
+    a scalar ``"loss"`` (other keys are logged); ``score_video`` maps all ``N`` snippets of one crop
+    of a test video ``(N, *F)`` to ``(N,)`` snippet scores.
 
     Class attributes a detector may override:
         sampler: the train sampler it needs (``balanced`` or ``random_consecutive``).
@@ -69,7 +69,8 @@ class Detector(nn.Module, abc.ABC):
         example_feature_shape: a small ``F`` the contract test builds the detector with.
         example_params: params overrides for the contract test (e.g. smaller layers).
         train_defaults: the paper's training settings, used where the train config leaves a key
-            unset, e.g. ``{"optim": {"name": "adagrad", "lr": 1e-3}, "sampler": {"batch_per_class": 30}}``.
+            unset, e.g.
+            ``{"optim": {"name": "adagrad", "lr": 1e-3}, "sampler": {"batch_per_class": 30}}``.
     """
 
     sampler: ClassVar[str] = "balanced"

@@ -1,9 +1,12 @@
 """Detector weights on disk: ``<stem>.safetensors`` (tensors only) + ``<stem>.json`` (plain JSON).
 
 The JSON names the detector, its params, feature shape and class count, so :func:`load_detector`
-rebuilds the module through the registry before loading the weights (no pickle anywhere). The JSON is
-written last and records the weights' sha256: it is the completion marker, and a pair that does not
-belong together is refused instead of silently loading other weights.
+rebuilds the module through the registry before loading the weights (no pickle anywhere). The JSON
+is written last and records the weights' sha256: it is the completion marker, and a pair that does
+not belong together is refused instead of silently loading other weights.
+
+This is the one module of ``wsvad.detectors`` that reads and writes files: train saves detectors
+and evaluate (``wsvad evaluate``, ``wsvad score``) loads them, and evaluate may not import train.
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ def read_pair(stem: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     expected = meta.get("weights_sha256")
     if expected is not None and expected != sha256_file(weights_path):
         raise WsvadError(
-            f"{weights_path}: does not match {meta_path.name} (sha256 differs; was one of them replaced?)"
+            f"{weights_path}: does not match {meta_path.name} "
+            "(sha256 differs; was one of them replaced?)"
         )
     return load_file(str(weights_path)), meta
 
@@ -72,12 +76,14 @@ def read_pair(stem: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
 def save_detector(
     path_stem: Path | str, detector: Detector, meta: dict[str, Any] | None = None
 ) -> None:
-    """Save weights to ``<stem>.safetensors`` and ``{detector, params, feature_shape, n_classes, **meta}``
-    to ``<stem>.json``. ``detector`` must come from :func:`wsvad.detectors.build_detector`."""
+    """Save weights to ``<stem>.safetensors`` and
+    ``{detector, params, feature_shape, n_classes, **meta}`` to ``<stem>.json``. ``detector`` must
+    come from :func:`wsvad.detectors.build_detector`."""
     spec = getattr(detector, "build_spec", None)
     if spec is None:
         raise ValueError(
-            f"{type(detector).__name__} was not built by build_detector; cannot record how to rebuild it"
+            f"{type(detector).__name__} was not built by build_detector; "
+            "cannot record how to rebuild it"
         )
     stem = Path(path_stem)
     digest = save_tensors(stem.with_name(stem.name + ".safetensors"), detector.state_dict())
@@ -98,8 +104,10 @@ def load_detector(path_stem: Path | str, device: str = "cpu") -> tuple[Detector,
             meta.get("params"),
             int(meta.get("n_classes", 1)),
         )
-    except KeyError as exc:
+    except KeyError as exc:  # a key missing from the JSON
         raise WsvadError(f"{stem}.json: {exc.args[0] if exc.args else exc}") from exc
+    except WsvadError as exc:  # a detector name the registry does not know
+        raise WsvadError(f"{stem}.json: {exc}") from exc
     missing, unexpected = detector.load_state_dict(tensors, strict=False)
     if missing or unexpected:
         raise WsvadError(

@@ -1,5 +1,5 @@
 """CLAWS Net: clustering-assisted weakly supervised learning with normalcy suppression
-(Zaheer, Mahmood, Astrid, Lee, ECCV 2020; paper 003). No public code: this is a reference
+(Zaheer, Mahmood, Astrid, Lee, ECCV 2020). No public code: this is a reference
 implementation, equation by equation.
 
 - sec. 3.1: training inputs are batches of ``b`` consecutive feature vectors of one video drawn at
@@ -12,10 +12,10 @@ implementation, equation by equation.
   result multiplies the module's FC output elementwise.
 - sec. 3.4, eq. 1-2: two-cluster k-means on the FC-1 x NSM-1 representation;
   ``d = ||c1 - c2||_2 / m``; ``L_c = min(alpha, d)`` for normal, ``1 / d`` for abnormal.
-- sec. 3.5, eq. 3: ``L = l1 * L_pred + (1 - l1) * L_c + l2 * (L_s + L_ts)``, with ``L_pred`` the mean
-  squared error against the video label, ``L_ts`` and ``L_s`` sums over the batch.
-- sec. 4.3: l1 = 0.9, l2 = 8e-5, alpha = 1, b = 64, widths 512 and 32; RMSProp, lr 1e-4 divided by 10
-  after 80k of 100k iterations (in configs/train/*_claws.yaml).
+- sec. 3.5, eq. 3: ``L = l1 * L_pred + (1 - l1) * L_c + l2 * (L_s + L_ts)``, with ``L_pred`` the
+  mean squared error against the video label, ``L_ts`` and ``L_s`` sums over the batch.
+- sec. 4.3: l1 = 0.9, l2 = 8e-5, alpha = 1, b = 64, widths 512 and 32; RMSProp, lr 1e-4 divided by
+  10 after 80k of 100k iterations (in configs/train/*_claws.yaml).
 
 Choices where the paper is vague (each a ``ClawsParams`` option or stated here):
 
@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 
 class ClawsParams(BaseModel):
-    """CLAWS hyper-parameters; defaults are the paper's (sec. 4.3) unless the module docstring says."""
+    """CLAWS hyper-parameters: the paper's (sec. 4.3) unless the module docstring says otherwise."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -99,8 +99,9 @@ def kmeans2(x: Tensor, iters: int = 20) -> Tensor:
 
 
 def cluster_distance(x: Tensor, assign: Tensor, m: int | None = None) -> Tensor:
-    """Eq. 1: ``||c1 - c2||_2 / m`` for ``(M, Z)`` points and their ``(M,)`` 0/1 labels (differentiable
-    in ``x``); ``m`` defaults to M. One empty cluster means the centres coincide: distance 0."""
+    """Eq. 1: ``||c1 - c2||_2 / m`` for ``(M, Z)`` points and their ``(M,)`` 0/1 labels
+    (differentiable in ``x``); ``m`` defaults to M. One empty cluster means the centres coincide:
+    distance 0."""
     ones = assign.bool()
     if ones.all() or not ones.any():
         return x.sum() * 0.0
@@ -154,7 +155,8 @@ class Claws(Detector):
         super().__init__()
         if len(feature_shape) != 1:
             raise ValueError(
-                f"claws needs one feature vector per snippet, (D,); got feature_shape {tuple(feature_shape)}"
+                "claws needs one feature vector per snippet, (D,); "
+                f"got feature_shape {tuple(feature_shape)}"
             )
         self.params = params
         z1, z2 = params.hidden
@@ -180,7 +182,7 @@ class Claws(Detector):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def representation(self, features: Tensor) -> Tensor:
-        """FC module 1 output times NSM-1, before dropout: ``(B, b, D) -> (B, b, z1)`` (clustered)."""
+        """FC-1 output times NSM-1, before dropout (clustered): ``(B, b, D) -> (B, b, z1)``."""
         return torch.relu(self.fc1(features)) * self.nsm1(features)
 
     def _scores(self, features: Tensor) -> tuple[Tensor, Tensor]:
@@ -192,7 +194,7 @@ class Claws(Detector):
         return torch.sigmoid(self.fc3(x)).squeeze(-1), h1  # (B, b)
 
     def forward(self, features: Tensor) -> Tensor:
-        """``(B, b, D) -> (B, b)`` anomaly scores in [0, 1]; the NSM softmax runs over each row's b."""
+        """``(B, b, D) -> (B, b)`` scores in [0, 1]; the NSM softmax runs over each row's b."""
         return self._scores(features)[0]
 
     @torch.no_grad()
@@ -225,7 +227,7 @@ class Claws(Detector):
         return torch.where((self.epoch_counts > 0).all(dim=1), d, torch.zeros_like(d))
 
     def _tiled_representation(self, features: Tensor) -> Tensor:
-        """``(N, D) -> (N, z1)`` through consecutive windows of ``window`` (the later window wins)."""
+        """``(N, D) -> (N, z1)`` over consecutive windows of ``window`` (the later window wins)."""
         out = features.new_zeros(features.shape[0], self.params.hidden[0])
         for start, end in window_ranges(features.shape[0], self.params.window):
             out[start:end] = self.representation(features[start:end].unsqueeze(0))[0]
@@ -258,7 +260,9 @@ class Claws(Detector):
         videos = (
             [None] * len(h1) if batch.video_index is None else [int(v) for v in batch.video_index]
         )
-        distances = torch.stack([self._row_distance(h, v) for h, v in zip(h1, videos)])  # (B,)
+        distances = torch.stack(
+            [self._row_distance(h, v) for h, v in zip(h1, videos, strict=True)]
+        )  # (B,)
         cluster = clustering_loss(distances, labels, p.alpha, p.min_distance).mean()
         smooth, sparse = temporal_smoothness(scores), sparsity(scores)
         total = (
@@ -289,7 +293,7 @@ class Claws(Detector):
         n = features.shape[0]
         total = features.new_zeros(n)
         count = features.new_zeros(n)
-        for (s, e), row in zip(ranges, window_scores):
+        for (s, e), row in zip(ranges, window_scores, strict=True):
             total[s:e] += row
             count[s:e] += 1
         return total / count

@@ -1,7 +1,8 @@
-"""DAM: Dissimilarity Attention Module (Majhi, Das, Bremond, AVSS 2021; paper 001).
+"""DAM: Dissimilarity Attention Module (Majhi, Das, Bremond, AVSS 2021).
 
-Each video is ``C = 16`` clips; a clip is an I3D map with its temporal axis kept, ``(t, n) = (7, 1024)``
-(max over the 64-frame snippets of the clip, done by the bag rule before the detector). Per clip:
+Each video is ``C = 16`` clips; a clip is an I3D map with its temporal axis kept,
+``(t, n) = (7, 1024)`` (max over the 64-frame snippets of the clip, done by the bag rule before the
+detector). Per clip:
 
 - sec. 3.3 "LSTM": a many-to-one LSTM with ``n_h`` units over the ``t`` rows gives ``F'`` (its last
   hidden state, already tanh-squashed by the LSTM's output gate).
@@ -58,7 +59,7 @@ from wsvad.detectors.registry import register_detector
 
 
 class DamParams(BaseModel):
-    """DAM hyper-parameters; defaults are the paper's (sec. 4.1) or documented in the module docstring."""
+    """DAM hyper-parameters: the paper's (sec. 4.1) or documented in the module docstring."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -75,7 +76,8 @@ class DamParams(BaseModel):
 
 
 class DamOutputs(NamedTuple):
-    """Per-clip outputs, each ``(B, T)``: ``detection`` D, ``clip_attention`` Clip_A, ``weighted`` wD."""
+    """Per-clip outputs, each ``(B, T)``: ``detection`` D, ``clip_attention`` Clip_A, ``weighted``
+    wD."""
 
     detection: Tensor
     clip_attention: Tensor
@@ -147,8 +149,8 @@ class Dam(Detector):
         super().__init__()
         if len(feature_shape) != 2:
             raise ValueError(
-                f"dam needs per-clip features (t, n) with the I3D temporal axis kept, e.g. (7, 1024); "
-                f"got feature_shape {tuple(feature_shape)}"
+                "dam needs per-clip features (t, n) with the I3D temporal axis kept, "
+                f"e.g. (7, 1024); got feature_shape {tuple(feature_shape)}"
             )
         self.params = params
         self.feature_shape = tuple(feature_shape)
@@ -188,7 +190,7 @@ class Dam(Detector):
         return out.weighted / 2.0 if self.params.score == "weighted" else out.detection
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
-        """Weighted ranking loss, eq. 7, on a balanced batch (normal videos first, then abnormal)."""
+        """Weighted ranking loss (eq. 7) on a balanced batch: normal videos first, then abnormal."""
         labels = batch.labels
         P = labels.shape[0] // 2
         if labels.shape[0] % 2 or bool((labels[:P] != 0).any()) or bool((labels[P:] != 1).any()):
@@ -266,10 +268,11 @@ def benchmark_stream(
     feature_shape: tuple[int, int] = (7, 1024),
     seed: int = 0,
 ) -> float:
-    """Clips per second of ``DamStream`` on random clips (a full-size detector by default, CPU, eval mode).
+    """Clips per second of ``DamStream`` on random clips (a full-size detector by default, CPU,
+    eval mode).
 
-    Uses torch's current thread setting; detector time only (no I3D). Multiply by the frames per clip
-    (64 per snippet in the paper) to compare with the paper's 282 FPS.
+    Uses torch's current thread setting; detector time only (no I3D). Multiply by the frames per
+    clip (64 per snippet in the paper) to compare with the paper's 282 FPS.
     """
     torch.manual_seed(seed)
     detector = Dam(feature_shape, params or DamParams()).eval()

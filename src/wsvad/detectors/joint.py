@@ -1,5 +1,5 @@
 """Joint anomaly detection and classification (Majhi, Das, Bremond, Dash, Sa: "Weakly-supervised
-Joint Anomaly Detection and Classification", paper 000).
+Joint Anomaly Detection and Classification", FG 2021).
 
 Model (Sec. III, Fig. 1-3), for a video of T segment features ``F_t`` (n-dim; Sec. IV-A uses I3D
 with time kept and max-pooled inside segments, 7 x 1024 = 7168, flattened here):

@@ -1,7 +1,7 @@
 """Small tensor helpers shared by detectors: flattening snippet features and mapping the scores of
 snippet ranges (bags, windows, segments) back onto the snippets they cover.
 
-Excluded from detector auto-import (see ``detectors/__init__.py``); torch only, no I/O.
+Not a detector (``detectors/__init__.py`` lists those); torch only, no I/O.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def linspace_ranges(n: int, segments: int) -> list[tuple[int, int]]:
         raise ValueError(f"linspace_ranges needs n, segments >= 1, got n={n}, segments={segments}")
     bounds = torch.linspace(0, n, segments + 1, dtype=torch.float64).floor().long().tolist()
     ranges = []
-    for start, end in zip(bounds[:-1], bounds[1:]):
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
         if end <= start:
             start = min(start, n - 1)
             end = start + 1
@@ -72,7 +72,7 @@ def spread_range_scores(n: int, ranges: list[tuple[int, int]], scores: Tensor) -
     """
     total = torch.zeros(n, dtype=scores.dtype, device=scores.device)
     count = torch.zeros(n, dtype=scores.dtype, device=scores.device)
-    for (start, end), score in zip(ranges, scores):
+    for (start, end), score in zip(ranges, scores, strict=True):
         total[start:end] += score
         count[start:end] += 1
     if bool((count == 0).any()):

@@ -21,7 +21,8 @@ def mil_ranking_hinge(
 
 
 def temporal_smoothness(scores: Tensor) -> Tensor:
-    """Mean over videos of ``sum_t (s_t - s_{t+1})^2`` (Sultani et al., eq. 6 first term); ``(P, T) -> ()``."""
+    """Mean over videos of ``sum_t (s_t - s_{t+1})^2`` (Sultani et al., eq. 6 first term):
+    ``(P, T) -> ()``."""
     return ((scores[:, :-1] - scores[:, 1:]) ** 2).sum(dim=1).mean()
 
 

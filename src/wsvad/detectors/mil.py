@@ -1,4 +1,5 @@
-"""MIL ranking: Sultani, Chen and Shah, "Real-world Anomaly Detection in Surveillance Videos", CVPR 2018.
+"""MIL ranking: Sultani, Chen and Shah, "Real-world Anomaly Detection in Surveillance Videos", CVPR
+2018.
 
 Model (sec. 3.2 and 4.1): a 3-layer MLP scores every bag (segment) of a video: FC 512 + ReLU,
 dropout 0.6, FC 32, dropout 0.6, FC 1 + sigmoid. As in the authors' released Keras code the 32-unit
@@ -13,9 +14,9 @@ arXiv:1801.04264 — no copy of the paper is in shared/papers, so they are quote
                   + lambda_2 * sum_i f(V_a^i)                            eq. 6: sparsity
 
 with ``lambda_1 = lambda_2 = 8e-5``; the final objective (eq. 7) adds a weight penalty ``||W||_F``,
-which we realise as the optimizer's weight decay. Smoothness and sparsity act on the abnormal video only.
-The terms are averaged over the pairs of a batch (the Keras code averages the hinge but sums the two
-constraints over the batch; with lambda = 8e-5 that only rescales tiny terms).
+which we realise as the optimizer's weight decay. Smoothness and sparsity act on the abnormal video
+only. The terms are averaged over the pairs of a batch (the Keras code averages the hinge but sums
+the two constraints over the batch; with lambda = 8e-5 that only rescales tiny terms).
 
 Training settings (``train_defaults``): 32 bags cut by the Sultani rule (rounded linspace, mean, L2;
 see wsvad.pipeline.bags), test videos scored on the same 32 bags with each bag's score given to its

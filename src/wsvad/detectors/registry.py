@@ -1,4 +1,5 @@
-"""Detector registry: a dict filled by the ``@register_detector`` decorator (one import line per file)."""
+"""Detector registry: a dict filled by the ``@register_detector`` decorator when
+``wsvad.detectors`` imports each detector module (one import line per module)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from wsvad.detectors.base import Detector
+from wsvad.errors import WsvadError
 
 _REGISTRY: dict[str, tuple[type[Detector], type[BaseModel]]] = {}
 
@@ -41,7 +43,8 @@ def detector_class(name: str) -> type[Detector]:
 
 def _lookup(name: str) -> tuple[type[Detector], type[BaseModel]]:
     if name not in _REGISTRY:
-        raise KeyError(f"unknown detector {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        # A detector name comes from the user (config, --detector, model.json): a one-line error.
+        raise WsvadError(f"unknown detector {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
 
 
@@ -54,7 +57,7 @@ def build_detector(
     """Build detector ``name`` for per-snippet features of ``feature_shape``.
 
     Args:
-        name: registry key.
+        name: registry key (an unknown one raises ``WsvadError`` naming the known keys).
         feature_shape: ``F`` of the store (``(1024,)`` for I3D, ``(7, 1024)`` for temporal I3D).
         params: the detector's params (dict validated against its model, or the model itself).
         n_classes: number of classes including Normal (for detectors with a classification head).

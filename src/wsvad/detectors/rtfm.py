@@ -17,8 +17,8 @@ features' l2 norms are the feature magnitudes. Top-k (k = 3) magnitude snippets 
 selected; BCE on the mean score of those k snippets against the video label; a magnitude margin loss
 (margin 100, weight 1e-4) between the abnormal and the paired normal video; temporal smoothness and
 sparsity on abnormal scores. With D = 2048 (the paper's I3D features) the model has 24,718,849
-parameters, the figure paper 002 (Table 6) quotes for RTFM; with wsvad's 1024-d I3D it has
-12,658,177.
+parameters, the figure Watanabe et al. (ICIP 2022, Table 6) quote for RTFM; with wsvad's 1024-d I3D
+it has 12,658,177.
 
 Differences between paper and public code (the code produced the published numbers, so the defaults
 follow the code; each difference is a ``RtfmParams`` field):

@@ -1,5 +1,5 @@
 """Salient self-attention (Watanabe, Okabe, Harada, Kashima: "Real-world Video Anomaly Detection by
-Extracting Salient Features in Videos", paper 002).
+Extracting Salient Features in Videos", ICIP 2022).
 
 Model (Sec. 3, Fig. 1): Atten-MLP1 maps each of the T segment features ``F_{i,j}`` (D-dim) to
 ``d_a`` units with tanh (``A_1``, d_a x T); Atten-MLP2 maps those to ``r`` units, softmax over time

@@ -1,8 +1,8 @@
 """STA: spatial-temporal attention augmented MIL ranking (Liu, Liu, Zhu, Wei, Huang, Song,
-ICASSP 2022; paper 004). No public code: this is a reference implementation, equation by equation.
+ICASSP 2022). No public code: this is a reference implementation, equation by equation.
 
-- sec. 2.2: the ``N`` clip features of a video form an ``N x C`` map ``F`` (one input channel).
-  1x1 convolutions give queries and keys with ``D = 10`` channels (sec. 3.1). Eq. 1: the attention of
+- sec. 2.2: the ``N`` clip features of a video form an ``N x C`` map ``F`` (one input channel). 1x1
+  convolutions give queries and keys with ``D = 10`` channels (sec. 3.1). Eq. 1: the attention of
   position ``(i, j)`` over the positions in its row ``i`` and column ``j`` is the cosine similarity
   of ``q_(i,j)`` and ``k_(m,n)``. Eq. 2: softmax over those positions. Eq. 3:
   ``F~_(i,j) = sum M^{i,j} * F + F_(i,j)``. The operation is applied twice (``F -> F~ -> F^``).
@@ -10,15 +10,17 @@ ICASSP 2022; paper 004). No public code: this is a reference implementation, equ
   units, ReLU, sigmoid output.
 - eq. 4: mutual cosine embedding loss on the boosted features of a normal and an abnormal video:
   ``1 - Avg_{i<j} cos(f^n_i, f^n_j) + Avg_{i<j} min(cos(f^p_i, f^p_j), xi)``, xi = 0.4.
-- eq. 5-6: ``L = lambda_MCE * L_MCE + hinge + lambda_1 * smoothness + lambda_2 * sparsity`` (the last
-  two on the abnormal video), lambda_MCE = 2e-2, lambda_1 = 2e-4, lambda_2 = 4e-5; Adam, lr 1e-4.
+- eq. 5-6: ``L = lambda_MCE * L_MCE + hinge + lambda_1 * smoothness + lambda_2 * sparsity``
+  (the last two on the abnormal video), lambda_MCE = 2e-2, lambda_1 = 2e-4, lambda_2 = 4e-5;
+  Adam, lr 1e-4.
 
 Choices where the paper is vague (each a ``StaParams`` option or stated here):
 
 - Softmax support: eq. 2 is read as in CCNet (the paper's reference [15]): over the ``N + C - 1``
   criss-cross positions only (the zeros of eq. 1 outside the cross are not positions), with the
   centre ``(i, j)`` counted once.
-- Values: eq. 3 aggregates ``F`` itself (no value convolution, no learnt residual scale, unlike CCNet).
+- Values: eq. 3 aggregates ``F`` itself (no value convolution, no learnt residual scale, unlike
+  CCNet).
 - ``share_weights``: the two passes reuse the same query/key convolutions ("applied recurrently", as
   CCNet's recurrent criss-cross attention); ``False`` gives each pass its own.
 - bd-RNN: "two hidden layers with 64 units" = a 2-layer bidirectional Elman RNN with ReLU, 64 units
@@ -52,7 +54,7 @@ from wsvad.detectors.registry import register_detector
 
 
 class StaParams(BaseModel):
-    """STA hyper-parameters; defaults are the paper's (sec. 3.1) unless the module docstring says."""
+    """STA hyper-parameters: the paper's (sec. 3.1) unless the module docstring says otherwise."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -124,7 +126,7 @@ class Sta(Detector):
     feature_ndim: ClassVar[int] = 1
     example_feature_shape: ClassVar[tuple[int, ...]] = (32,)
     example_params: ClassVar[dict] = {"rnn_hidden": 8}
-    # sec. 3.1: Adam, lr 1e-4; the batch follows Sultani et al. (30 + 30), which STA says it follows.
+    # sec. 3.1: Adam, lr 1e-4; the batch is Sultani et al.'s (30 + 30), which STA says it follows.
     train_defaults: ClassVar[dict] = {
         "optim": {"name": "adam", "lr": 1.0e-4},
         "sampler": {"batch_per_class": 30},
@@ -136,7 +138,8 @@ class Sta(Detector):
         super().__init__()
         if len(feature_shape) != 1:
             raise ValueError(
-                f"sta needs one feature vector per snippet, (C,); got feature_shape {tuple(feature_shape)}"
+                "sta needs one feature vector per snippet, (C,); "
+                f"got feature_shape {tuple(feature_shape)}"
             )
         self.params = params
         n_modules = 1 if params.share_weights else params.passes
@@ -207,7 +210,8 @@ class Sta(Detector):
 
     @torch.no_grad()
     def score_video(self, features: Tensor) -> Tensor:
-        """``(N, C) -> (N,)``: mean-pooled into ``test_segments`` segments when longer (see docstring)."""
+        """``(N, C) -> (N,)``: mean-pooled into ``test_segments`` segments when longer (see the
+        module docstring)."""
         k = self.params.test_segments
         N = features.shape[0]
         if k == 0 or N <= k:

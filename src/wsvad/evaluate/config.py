@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from wsvad.config import Device
+
 
 class EvaluateConfig(BaseModel):
     """What to evaluate and under which protocol.
@@ -36,7 +38,8 @@ class EvaluateConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> EvaluateConfig:
-        # "Neither given" is checked by run_evaluate, so that a YAML holding only protocol keys validates.
+        # "Neither given" is checked by run_evaluate, so that a YAML holding only protocol keys
+        # validates.
         if self.run is not None and self.scores is not None:
             raise ValueError("give either --run or --scores, not both")
         if self.scores is not None and (self.dataset is None or self.root is None):
@@ -53,16 +56,14 @@ class ScoreConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    video: (
-        str  # a video file, a folder of frames, or a stream URL (rtsp://, http://; read with PyAV)
-    )
+    # a video file, a folder of frames, or a stream URL (rtsp://, http://; read with PyAV)
+    video: str
     run: Path  # run directory of `wsvad train`
     out: Path | None = None  # None: RUN/score/<video stem>/
-    threshold: float = Field(
-        0.5, ge=0.0, le=1.0
-    )  # frames scored >= threshold form the printed intervals
+    # frames scored >= threshold form the printed intervals
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
     stream: bool = False  # score each snippet as soon as it is decoded (causal, sliding window)
     window: int = Field(32, ge=1)  # stream mode: snippets of context the detector sees
-    device: str = "cpu"  # cpu | cuda | cuda:N
+    device: Device = "cpu"  # cpu | cuda | cuda:N
     decoder: Literal["auto", "decord", "av"] = "auto"  # auto: decord, PyAV when decord fails
     crops: Literal[1, 5, 10] | None = None  # None: the crops of the run's store

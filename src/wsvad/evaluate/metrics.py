@@ -138,9 +138,10 @@ def pr_points(
 def mean_average_accuracy(
     true_class: np.ndarray, pred_class: np.ndarray
 ) -> tuple[float, dict[int, float]]:
-    """Mean over classes of the per-class accuracy of video classification (mAA, paper 000 §IV).
+    """Mean over classes of the per-class accuracy of video classification (mAA; Majhi et al.,
+    FG 2021, "joint detection and classification", §IV).
 
-    Paper 000 "obtains the average accuracy for each class and reports the mean of all average
+    That paper "obtains the average accuracy for each class and reports the mean of all average
     accuracies". Per class ``c`` that is the share of the test videos of class ``c`` predicted as
     ``c``; the mean runs over every class present among the test videos, Normal included (the
     classifier has C+1 outputs). It equals sklearn's ``balanced_accuracy_score``.
@@ -159,7 +160,8 @@ def mean_average_accuracy(
     pred_class = np.asarray(pred_class, dtype=np.int64)
     if true_class.shape != pred_class.shape or true_class.ndim != 1:
         raise ValueError(
-            f"true {true_class.shape} and predicted {pred_class.shape} classes must be equal 1-D shapes"
+            f"true {true_class.shape} and predicted {pred_class.shape} classes "
+            "must be equal 1-D shapes"
         )
     if true_class.size == 0:
         return float("nan"), {}

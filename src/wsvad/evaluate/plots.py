@@ -79,7 +79,8 @@ def gt_runs(gt: np.ndarray) -> list[tuple[int, int]]:
     """
     padded = np.concatenate(([0], np.asarray(gt, dtype=np.int8), [0]))
     edges = np.flatnonzero(np.diff(padded))
-    return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2])]
+    # Starts and ends alternate (the padding closes every run), so the two halves pair up.
+    return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def plot_timeline(
@@ -91,7 +92,7 @@ def plot_timeline(
     fps: float | None = None,
     shade_label: str = "ground truth",
 ) -> Path:
-    """Frame scores of one video (one line per series, e.g. per seed) with the runs of ``gt`` shaded."""
+    """Frame scores of one video (one line per series, e.g. per seed), the runs of ``gt`` shaded."""
     plt, fig, ax = _figure(8.0, 2.6)
     scale = 1.0 / fps if fps else 1.0
     for i, (start, end) in enumerate(gt_runs(gt)):

@@ -6,7 +6,8 @@ frame count, ground truth of the true frame count) or ``rtfm`` (each snippet sco
 ``stride`` = 16 times, ground truth cut to ``T*16`` frames or padded with its last label -- what
 RTFM's ``test_10crop.py`` with the ``gt-*.npy`` of its ``list/make_gt_*.py`` scripts computes).
 
-Pooled metrics concatenate the frames of all test videos (the order does not matter for any of them).
+Pooled metrics concatenate the frames of all test videos (the order does not matter for any of
+them).
 Per-class AUC for class ``c`` uses the frames of the videos of class ``c`` plus, by default, the
 frames of every normal test video (``class_negatives="all_normal"``), so that each class AUC
 measures the same thing as the overall AUC restricted to one anomaly type; ``"class_only"`` uses
@@ -49,17 +50,29 @@ class Protocol:
     def describe(self) -> str:
         """One line stating the protocol, printed and saved with the figures."""
         if self.alignment == "true-frames":
-            rule = f"frame f scored by snippet min(f // {self.stride}, T-1) over the true frame count; GT of the true frame count"
+            rule = (
+                f"frame f scored by snippet min(f // {self.stride}, T-1) over the true frame "
+                "count; GT of the true frame count"
+            )
         else:
-            rule = f"RTFM: each snippet score repeated {self.stride}x; GT cut/padded to T x {self.stride} frames"
+            rule = (
+                f"RTFM: each snippet score repeated {self.stride}x; "
+                f"GT cut/padded to T x {self.stride} frames"
+            )
         negatives = (
             "its videos + all normal test videos"
             if self.class_negatives == "all_normal"
             else "its videos only"
         )
-        text = f"alignment={self.alignment} ({rule}); FAR at score >= {self.threshold:g} on normal videos; per-class AUC on {negatives}"
+        text = (
+            f"alignment={self.alignment} ({rule}); "
+            f"FAR at score >= {self.threshold:g} on normal videos; per-class AUC on {negatives}"
+        )
         if self.estimated_frame_counts:
-            text += f"; frame count of {self.estimated_frame_counts} test videos estimated as T x {self.stride} (no video to count)"
+            text += (
+                f"; frame count of {self.estimated_frame_counts} test videos estimated as "
+                f"T x {self.stride} (no video to count)"
+            )
         return text
 
     def to_json(self) -> dict:
@@ -85,7 +98,8 @@ class AlignedVideo(NamedTuple):
 
 
 def align_video(scores: np.ndarray, truth: VideoTruth, protocol: Protocol) -> AlignedVideo:
-    """Frame scores and frame labels of one video under ``protocol`` (rules of wsvad.data.groundtruth)."""
+    """Frame scores and frame labels of one video under ``protocol`` (the rules of
+    wsvad.data.groundtruth)."""
     gt = frame_labels(truth.intervals, truth.n_frames, truth.video_id)
     frame_scores, frame_gt = snippet_scores_to_frames(
         np.asarray(scores).reshape(-1),
@@ -139,14 +153,7 @@ def compute_metrics(
     labels = np.array([v.label for v in videos], dtype=np.int64)
     # Each video compressed once; subsets are concatenations of these runs.
     runs = [M.compress_runs(v.gt, v.scores) for v in videos]
-
-    def subset(keep: np.ndarray) -> M.Weighted:
-        chosen = [r for r, k in zip(runs, keep) if k]
-        if not chosen:
-            return M.Weighted(np.zeros(0, np.uint8), np.zeros(0), np.zeros(0))
-        return M.Weighted(*(np.concatenate(arrays) for arrays in zip(*chosen)))
-
-    everything = subset(np.ones(len(videos), dtype=bool))
+    everything = _subset(runs, np.ones(len(videos), dtype=bool))
     normal = labels == 0
     normal_scores = (
         np.concatenate([v.scores for v in videos if v.label == 0]) if normal.any() else np.zeros(0)
@@ -156,39 +163,66 @@ def compute_metrics(
         "ap_sklearn": _nan_to_none(M.average_precision(everything)),
         "pr_auc_trapezoid": _nan_to_none(M.pr_auc_trapezoid(everything)),
         "far": _nan_to_none(M.false_alarm_rate(normal_scores, protocol.threshold)),
-        "auc_abnormal_only": _nan_to_none(M.frame_roc_auc(subset(~normal))),
+        "auc_abnormal_only": _nan_to_none(M.frame_roc_auc(_subset(runs, ~normal))),
         "n_videos": len(videos),
         "n_abnormal_videos": int((~normal).sum()),
         "n_frames": int(pooled.offsets[-1]),
         "n_anomalous_frames": int(pooled.gt.sum()),
     }
     if class_names is not None and len(class_names) > 1:
-        per_class = {}
-        for name in class_names[1:]:
-            of_class = np.array([name in v.classes for v in videos])
-            if not of_class.any():
-                continue
-            keep = of_class | normal if protocol.class_negatives == "all_normal" else of_class
-            per_class[name] = _nan_to_none(M.frame_roc_auc(subset(keep)))
-        out["per_class_auc"] = per_class
+        out["per_class_auc"] = _per_class_auc(videos, runs, class_names, protocol.class_negatives)
     if predicted_class:
-        names = class_names or ["Normal"]
-        index = {n: i for i, n in enumerate(names)}
-        true_idx, pred_idx = [], []
-        for v in videos:
-            if v.video_id not in predicted_class:
-                continue
-            pred = int(predicted_class[v.video_id])
-            options = [index[c] for c in v.classes if c in index] or [0]
-            # A multi-label video is right when the prediction is any of its classes.
-            true_idx.append(pred if pred in options else options[0])
-            pred_idx.append(pred)
-        maa, per = M.mean_average_accuracy(np.array(true_idx), np.array(pred_idx))
-        out["mAA"] = _nan_to_none(maa)
-        out["per_class_accuracy"] = {
-            names[c] if c < len(names) else str(c): a for c, a in per.items()
-        }
+        out.update(_classification_accuracy(videos, predicted_class, class_names))
     return out
+
+
+def _subset(runs: list[M.Weighted], keep: np.ndarray) -> M.Weighted:
+    """The frames of the videos ``keep`` selects, from each video's compressed runs."""
+    chosen = [r for r, k in zip(runs, keep, strict=True) if k]
+    if not chosen:
+        return M.Weighted(np.zeros(0, np.uint8), np.zeros(0), np.zeros(0))
+    return M.Weighted(*(np.concatenate(arrays) for arrays in zip(*chosen, strict=True)))
+
+
+def _per_class_auc(
+    videos: list[AlignedVideo],
+    runs: list[M.Weighted],
+    class_names: list[str],
+    class_negatives: ClassNegatives,
+) -> dict[str, float | None]:
+    """Frame AUC of each anomaly class present among the videos (see the module docstring for
+    the negatives)."""
+    normal = np.array([v.label == 0 for v in videos], dtype=bool)
+    per_class = {}
+    for name in class_names[1:]:
+        of_class = np.array([name in v.classes for v in videos])
+        if not of_class.any():
+            continue
+        keep = of_class | normal if class_negatives == "all_normal" else of_class
+        per_class[name] = _nan_to_none(M.frame_roc_auc(_subset(runs, keep)))
+    return per_class
+
+
+def _classification_accuracy(
+    videos: list[AlignedVideo], predicted_class: dict[str, int], class_names: list[str] | None
+) -> dict:
+    """``mAA`` and ``per_class_accuracy`` of the predicted video classes."""
+    names = class_names or ["Normal"]
+    index = {n: i for i, n in enumerate(names)}
+    true_idx, pred_idx = [], []
+    for v in videos:
+        if v.video_id not in predicted_class:
+            continue
+        pred = int(predicted_class[v.video_id])
+        options = [index[c] for c in v.classes if c in index] or [0]
+        # A multi-label video is right when the prediction is any of its classes.
+        true_idx.append(pred if pred in options else options[0])
+        pred_idx.append(pred)
+    maa, per = M.mean_average_accuracy(np.array(true_idx), np.array(pred_idx))
+    return {
+        "mAA": _nan_to_none(maa),
+        "per_class_accuracy": {names[c] if c < len(names) else str(c): a for c, a in per.items()},
+    }
 
 
 def per_video_table(pooled: Pooled) -> list[dict]:

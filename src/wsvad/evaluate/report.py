@@ -1,4 +1,5 @@
-"""metrics.json, multi-seed summaries and the rows of the tables ``wsvad evaluate``/``compare`` print.
+"""metrics.json, multi-seed summaries and the rows of the tables that ``wsvad evaluate`` and
+``wsvad compare`` print.
 
 Figures are stored as fractions in [0, 1] (``None`` when undefined) and shown as percentages.
 """
@@ -13,10 +14,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from wsvad import __version__
 from wsvad.errors import WsvadError
+from wsvad.runs import mean_std
 
 SCHEMA = "wsvad.metrics/1"
 METRICS_FILE = "metrics.json"
@@ -40,24 +40,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def summarise_seeds(per_seed: dict[str, dict]) -> dict[str, dict]:
-    """Mean and sample standard deviation (ddof=1; 0 for one seed) of every scalar figure."""
+    """Mean and sample standard deviation (:func:`wsvad.runs.mean_std`) of every scalar figure."""
     keys = [k for k, _ in HEADLINE] + sorted(
         {k for m in per_seed.values() for k in m.get("per_class_auc", {})}
     )
     out = {}
     for key in keys:
-        values = []
-        for m in per_seed.values():
-            value = m.get(key, m.get("per_class_auc", {}).get(key))
-            if value is not None:
-                values.append(float(value))
-        if values:
-            arr = np.array(values)
-            out[key] = {
-                "mean": float(arr.mean()),
-                "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
-                "n": len(arr),
-            }
+        values = [m.get(key, m.get("per_class_auc", {}).get(key)) for m in per_seed.values()]
+        summary = mean_std(values)
+        if summary["n"]:
+            out[key] = summary
     return out
 
 

@@ -1,10 +1,10 @@
 """``run_evaluate(cfg)``: the evaluate stage's one entry (used by ``wsvad evaluate`` and tests).
 
-Run mode reads ``RUN/run.json`` (store, dataset, root, snippet geometry, seeds, model selection),
-``RUN/scores.npz`` or ``RUN/seed-<k>/scores.npz``, and the ground truth from the store's per-video
-attrs; it writes into ``RUN/eval/``. Standalone mode takes any scores file plus a dataset. Both
-write ``metrics.json``, ``per_video.csv`` and the plots, and report every video that could not be
-evaluated (the mismatch table) instead of failing on it.
+Three steps: resolve what to evaluate (a run directory or a scores file plus a dataset:
+:mod:`wsvad.evaluate.inputs`), match each seed's scores to the ground truth and compute its
+figures (:mod:`wsvad.evaluate.protocol`), then write the plots, ``per_video.csv`` and
+``metrics.json`` (into ``RUN/eval/`` by default). Every video that cannot be evaluated is reported
+(the mismatch table) instead of failing the evaluation.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from wsvad.errors import EXIT_OK, EXIT_PARTIAL, WsvadError
 from wsvad.evaluate import metrics as M
 from wsvad.evaluate import plots, sources
 from wsvad.evaluate.config import EvaluateConfig
+from wsvad.evaluate.inputs import Inputs, resolve
 from wsvad.evaluate.protocol import (
     Pooled,
     Protocol,
@@ -48,9 +49,8 @@ _PATH_KEYS = {
     "timelines",
     "sample_seed",
 }
-CLASS_SCORES = (
-    "class_scores.npz"  # optional, next to scores.npz: (n_classes,) probabilities per video
-)
+# Optional, next to scores.npz: (n_classes,) class probabilities per video.
+CLASS_SCORES = "class_scores.npz"
 
 
 @dataclass
@@ -66,19 +66,6 @@ class EvalOutcome:
     @property
     def exit_code(self) -> int:
         return EXIT_PARTIAL if self.problems else EXIT_OK
-
-
-@dataclass
-class _Inputs:
-    seed_scores: dict[str, Path]  # seed label ("" for a single run) -> scores file
-    truths: dict[str, VideoTruth]
-    problems: list[MatchProblem]
-    class_names: list[str] | None
-    protocol: Protocol
-    out_dir: Path
-    source: dict
-    seeds: list[int] | None
-    model_selection: object
 
 
 def evaluate_scores(
@@ -101,7 +88,29 @@ def run_evaluate(cfg: EvaluateConfig) -> EvalOutcome:
     snippet counts) become ``outcome.problems``; when no video matches, nothing is written and
     ``outcome.report`` is None.
     """
-    inputs = _resolve(cfg)
+    inputs = resolve(cfg)
+    per_seed, pooled_by_seed, problems, n_matched = _evaluate_seeds(cfg, inputs)
+    outcome = EvalOutcome(
+        inputs.out_dir,
+        None,
+        problems,
+        len(inputs.truths) + _count(problems, "no frame count"),
+        n_matched,
+    )
+    if per_seed:
+        outcome.report = _write_results(cfg, inputs, per_seed, pooled_by_seed, outcome)
+    return outcome
+
+
+def _evaluate_seeds(
+    cfg: EvaluateConfig, inputs: Inputs
+) -> tuple[dict[str, dict], dict[str, Pooled], list[MatchProblem], int]:
+    """Match each seed's scores to the ground truth and compute its figures.
+
+    Returns:
+        (figures per seed label, aligned videos per seed label, every problem, the largest number
+        of matched videos of a seed); seeds without a single matched video are left out.
+    """
     per_seed: dict[str, dict] = {}
     pooled_by_seed: dict[str, Pooled] = {}
     problems = list(inputs.problems)
@@ -109,17 +118,7 @@ def run_evaluate(cfg: EvaluateConfig) -> EvalOutcome:
     # Videos already listed as unusable (no ground truth) are known ids whose scores are set aside.
     unusable = {p.video_id for p in problems if p.kind == "no ground truth"}
     for label, path in inputs.seed_scores.items():
-        raw = sources.load_scores(path)
-        matched, seed_problems = sources.match_scores(raw, set(inputs.truths) | unusable)
-        for vid in unusable:
-            matched.pop(vid, None)
-        bad = sources.check_snippet_counts(matched, inputs.truths, inputs.protocol.stride)
-        for p in bad:
-            matched.pop(p.video_id)
-        unscored = set(inputs.truths) - set(matched) - {p.video_id for p in bad}
-        seed_problems += bad + [
-            MatchProblem(vid, "no scores", "test video without scores") for vid in sorted(unscored)
-        ]
+        matched, seed_problems = _match_seed(path, inputs, unusable)
         problems += [
             p._replace(detail=f"{label}: {p.detail}") if label else p for p in seed_problems
         ]
@@ -136,21 +135,43 @@ def run_evaluate(cfg: EvaluateConfig) -> EvalOutcome:
         )
         per_seed[label] = figures
         pooled_by_seed[label] = pooled
-    outcome = EvalOutcome(
-        inputs.out_dir,
-        None,
-        problems,
-        len(inputs.truths) + _count(problems, "no frame count"),
-        n_matched,
-    )
-    if not per_seed:
-        return outcome
+    return per_seed, pooled_by_seed, problems, n_matched
+
+
+def _match_seed(
+    path: Path, inputs: Inputs, unusable: set[str]
+) -> tuple[dict[str, np.ndarray], list[MatchProblem]]:
+    """The scores of one seed that can be evaluated, and the problems of the others: unknown ids,
+    impossible snippet counts, test videos without scores."""
+    raw = sources.load_scores(path)
+    matched, problems = sources.match_scores(raw, set(inputs.truths) | unusable)
+    for vid in unusable:
+        matched.pop(vid, None)
+    bad = sources.check_snippet_counts(matched, inputs.truths, inputs.protocol.stride)
+    for p in bad:
+        matched.pop(p.video_id)
+    unscored = set(inputs.truths) - set(matched) - {p.video_id for p in bad}
+    problems += bad + [
+        MatchProblem(vid, "no scores", "test video without scores") for vid in sorted(unscored)
+    ]
+    return matched, problems
+
+
+def _write_results(
+    cfg: EvaluateConfig,
+    inputs: Inputs,
+    per_seed: dict[str, dict],
+    pooled_by_seed: dict[str, Pooled],
+    outcome: EvalOutcome,
+) -> dict:
+    """Write the plots, per_video.csv and metrics.json into ``inputs.out_dir``; returns the
+    report (the content of metrics.json)."""
     inputs.out_dir.mkdir(parents=True, exist_ok=True)
     plot_files = _plots(cfg, inputs, pooled_by_seed) if cfg.plots else []
     _write_per_video(inputs.out_dir / "per_video.csv", pooled_by_seed)
     multi = len(inputs.seed_scores) > 1
     cfg_json = config_to_json(cfg)
-    outcome.report = build_report(
+    report = build_report(
         metrics=None if multi else per_seed[next(iter(per_seed))],
         per_seed=per_seed if multi else None,
         protocol=inputs.protocol.to_json(),
@@ -161,185 +182,25 @@ def run_evaluate(cfg: EvaluateConfig) -> EvalOutcome:
         model_selection=inputs.model_selection,
         coverage={
             "test_videos": outcome.n_test_videos,
-            "matched": n_matched,
-            "problems": [p._asdict() for p in problems],
+            "matched": outcome.n_matched,
+            "problems": [p._asdict() for p in outcome.problems],
         },
         plots=[str(p.relative_to(inputs.out_dir)) for p in plot_files],
     )
-    write_json_atomic(inputs.out_dir / METRICS_FILE, outcome.report)
-    return outcome
+    write_json_atomic(inputs.out_dir / METRICS_FILE, report)
+    return report
 
 
 def _count(problems: list[MatchProblem], kind: str) -> int:
     return sum(1 for p in problems if p.kind == kind)
 
 
-# ---------------------------------------------------------------------------- inputs
-def _read_run_json(run: Path) -> dict:
-    path = run / "run.json"
-    if not path.is_file():
-        raise WsvadError(
-            f"{run}: not a run directory (no run.json; was it written by `wsvad train`?)"
-        )
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise WsvadError(f"{path}: not valid JSON ({exc.msg})") from exc
-
-
-def _seed_dirs(run: Path) -> dict[str, Path]:
-    found = {}
-    for child in sorted(run.glob("seed-*")):
-        if (child / "scores.npz").is_file():
-            found[child.name] = child / "scores.npz"
-    return dict(
-        sorted(
-            found.items(),
-            key=lambda kv: int(kv[0].split("-", 1)[1]) if kv[0].split("-", 1)[1].isdigit() else 0,
-        )
-    )
-
-
-def _resolve(cfg: EvaluateConfig) -> _Inputs:
-    if cfg.run is None and cfg.scores is None:
-        raise WsvadError(
-            "nothing to evaluate: give --run RUN or --scores FILE (with --dataset, --root and --out)"
-        )
-    store_attrs: dict = {}
-    problems: list[MatchProblem] = []
-    run_json: dict = {}
-    if cfg.run is not None:
-        run = Path(cfg.run)
-        run_json = _read_run_json(run)
-        seed_scores = _seed_dirs(run) or (
-            {"": run / "scores.npz"} if (run / "scores.npz").is_file() else {}
-        )
-        if not seed_scores:
-            raise WsvadError(
-                f"{run}: no scores.npz (and no seed-<k>/scores.npz); did training finish?"
-            )
-        first_dir = next(iter(seed_scores.values())).parent
-        if first_dir != run and (first_dir / "run.json").is_file():
-            # A multi-seed run.json lists the seeds; store, dataset and geometry are in each seed's.
-            run_json = _read_run_json(first_dir) | {
-                k: v for k, v in run_json.items() if v is not None
-            }
-        run_json.setdefault("config_hash", _run_config_hash(run))
-        out_dir = Path(cfg.out) if cfg.out is not None else run / "eval"
-        store = cfg.store or run_json.get("store")
-        dataset, root = cfg.dataset or run_json.get("dataset"), cfg.root or run_json.get("root")
-    else:
-        seed_scores = {"": Path(cfg.scores)}
-        out_dir, store, dataset, root = Path(cfg.out), cfg.store, cfg.dataset, cfg.root
-    class_names = run_json.get("class_names")
-    estimated: list[str] = []
-    if cfg.run is not None and store is not None and Path(store).is_dir():
-        from wsvad.pipeline.store import FeatureStore
-
-        attrs = FeatureStore.open(Path(store)).attrs
-        geometry = _geometry(cfg, run_json, attrs)
-        truths, store_attrs, problems, estimated = sources.truths_from_store(
-            Path(store), dataset, root, geometry[1]
-        )
-    else:
-        if dataset is None or root is None:
-            raise WsvadError(
-                f"{cfg.run}: the run's store {store} is gone and run.json names no dataset/root; pass --dataset and --root"
-            )
-        if store is not None:
-            from wsvad.pipeline.store import FeatureStore
-
-            store_attrs = FeatureStore.open(Path(store)).attrs
-        # An imported store's dataset root may hold only the lists: no video is needed for the labels.
-        imported = (store_attrs.get("provenance") or {}).get("kind") == "imported"
-        records, dataset_classes = sources.dataset_test_records(
-            dataset, Path(root), labels_only=imported
-        )
-        class_names = class_names or dataset_classes
-        if store is not None:
-            counts = sources.frame_counts_from_store(Path(store))
-            # Frame counts the dataset's own files state (SH masks, UR-DMU) fill the store's unknown ones.
-            counts |= {
-                r.video_id: r.n_frames
-                for r in records
-                if counts.get(r.video_id) is None and r.n_frames is not None
-            }
-        else:
-            counts = sources.probe_frame_counts(records, cfg.frame_cache)
-        truths, problems = sources.truths_from_records(records, counts)
-    if class_names is None:
-        class_names = ["Normal", *sorted({c for t in truths.values() for c in t.classes})]
-    snippet_len, stride = _geometry(cfg, run_json, store_attrs)
-    protocol = Protocol(
-        cfg.alignment, snippet_len, stride, cfg.threshold, cfg.class_negatives, len(estimated)
-    )
-    seeds = run_json.get("seeds") or ([run_json["seed"]] if "seed" in run_json else None)
-    source = {
-        "run": _str(cfg.run),
-        "scores": {k or "run": str(v) for k, v in seed_scores.items()},
-        "store": _str(store),
-        "dataset": dataset,
-        "root": _str(root),
-        "run_config_hash": run_json.get("config_hash"),
-        "detector": run_json.get("detector"),
-        "training_collapse": _collapse_note(run_json),
-    }
-    return _Inputs(
-        seed_scores,
-        truths,
-        problems,
-        class_names,
-        protocol,
-        out_dir,
-        source,
-        seeds,
-        run_json.get("model_selection", "external scores" if cfg.run is None else None),
-    )
-
-
-def _collapse_note(run_json: dict) -> str | None:
-    """The train stage's collapse message(s): a single run's, or those of a multi-seed run's seeds."""
-    if run_json.get("collapse"):
-        return run_json["collapse"]
-    notes = [
-        f"seed {r.get('seed')}: {r['collapse']}"
-        for r in run_json.get("runs", [])
-        if r.get("collapse")
-    ]
-    return "; ".join(notes) or None
-
-
-def _geometry(cfg: EvaluateConfig, run_json: dict, store_attrs: dict) -> tuple[int, int]:
-    """``(snippet_len, stride)``: the command line, else the run, else the store, else 16."""
-    snippet_len = (
-        cfg.snippet_len or run_json.get("snippet_len") or store_attrs.get("snippet_len") or 16
-    )
-    stride = cfg.stride or run_json.get("stride") or store_attrs.get("stride") or snippet_len
-    return int(snippet_len), int(stride)
-
-
-def _run_config_hash(run: Path) -> str | None:
-    """Hash of the run's resolved training config (RUN/config.yaml), the same hash for the same config."""
-    import yaml
-
-    path = run / "config.yaml"
-    if not path.is_file():
-        return None
-    try:
-        return config_hash(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except yaml.YAMLError:
-        return None
-
-
-def _str(value) -> str | None:
-    return None if value is None else str(value)
-
-
 def _predicted_classes(
     scores_path: Path, store: str | None, video_ids: list[str]
 ) -> dict[str, int] | None:
     """Predicted class of each video for mAA: from ``class_scores.npz`` next to the scores, else by
-    running the run's detector when it has a classification head (``classify_video``) on the store."""
+    running the run's detector on the store when it has a classification head
+    (``classify_video``)."""
     folder = Path(scores_path).parent
     if (folder / CLASS_SCORES).is_file():
         with np.load(folder / CLASS_SCORES, allow_pickle=False) as data:
@@ -352,7 +213,7 @@ def _predicted_classes(
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     try:
         cls = detector_class(meta.get("detector", ""))
-    except KeyError:
+    except WsvadError:  # a detector this version does not know: no mAA
         return None
     if not hasattr(cls, "classify_video") or int(meta.get("n_classes", 1)) < 2:
         return None
@@ -421,7 +282,7 @@ def _pick_timelines(rows: list[dict], n: int, seed: int) -> list[tuple[str, dict
     return picks
 
 
-def _plots(cfg: EvaluateConfig, inputs: _Inputs, pooled_by_seed: dict[str, Pooled]) -> list[Path]:
+def _plots(cfg: EvaluateConfig, inputs: Inputs, pooled_by_seed: dict[str, Pooled]) -> list[Path]:
     out = inputs.out_dir
     roc_curves, pr_curves = [], []
     for label, pooled in pooled_by_seed.items():

@@ -1,12 +1,13 @@
-"""``wsvad score VIDEO --run RUN``: one new video through the whole chain, decode -> crops -> backbone
--> the run's trained detector, with exactly the extraction settings of the store the run was trained on
-(backbone and its options, resize, crop size, crops, snippet length, stride, tail rule, fps).
+"""``wsvad score VIDEO --run RUN``: one new video through the whole chain, decode -> crops ->
+backbone -> the run's trained detector, with exactly the extraction settings of the store the run
+was trained on (backbone and its options, resize, crop size, crops, snippet length, stride, tail
+rule, fps).
 
-Offline mode scores all snippets at once, crop by crop with ``Detector.score_video``, and averages the
-crops (the protocol of the test scores). Stream mode scores snippet ``i`` as soon as its frames are
-decoded, from the last ``window`` snippets only (causal: detectors that look at the whole video, such as
-the bag-based ones, see a sliding window), and reports the latency from the snippet's last decoded
-frame to its score.
+Offline mode scores all snippets at once, crop by crop with ``Detector.score_video``, and averages
+the crops (the protocol of the test scores). Stream mode scores snippet ``i`` as soon as its frames
+are decoded, from the last ``window`` snippets only (causal: detectors that look at the whole video,
+such as the bag-based ones, see a sliding window), and reports the latency from the snippet's last
+decoded frame to its score.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -78,12 +79,14 @@ def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Pat
     store = info.get("store")
     if not store or not Path(store).is_dir():
         raise WsvadError(
-            f"{run}: the run's feature store {store} is gone; its attrs hold the extraction settings `wsvad score` must repeat"
+            f"{run}: the run's feature store {store} is gone; its attrs hold the extraction "
+            "settings `wsvad score` must repeat"
         )
     attrs = FeatureStore.open(Path(store)).attrs
     if (attrs.get("provenance") or {}).get("kind") == "imported":
         raise WsvadError(
-            f"{store}: features imported from published files; wsvad cannot recompute them for a new video"
+            f"{store}: features imported from published files; wsvad cannot recompute them for a "
+            "new video"
         )
     options = (
         attrs.get("backbone_options") or (attrs.get("config") or {}).get("backbone_options") or {}
@@ -103,7 +106,7 @@ def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Pat
 
 
 def _frames(source: str, decoder: str) -> tuple[Iterator[np.ndarray], float | None]:
-    """RGB frames of a file, frame folder (via the extract stage's readers) or a stream URL (PyAV)."""
+    """RGB frames of a file, a frame folder (the extract stage's readers) or a stream URL (PyAV)."""
     from wsvad.extract.decode import decode_errors, iter_frames, probe
 
     if "://" in source and not Path(source).exists():
@@ -138,9 +141,8 @@ def _crops(frames: Iterator[np.ndarray], setup: ScoreSetup) -> Iterator[np.ndarr
         window = list(islice(frames, _RESIZE_WINDOW))
         if not window:
             return
-        yield from resize_and_crop(
-            np.stack(window), setup.resize, setup.crop_size, setup.crops
-        )  # (C, S, S, 3) each
+        # one (C, S, S, 3) array per frame
+        yield from resize_and_crop(np.stack(window), setup.resize, setup.crop_size, setup.crops)
 
 
 def score_video(
@@ -156,106 +158,128 @@ def score_video(
     on_snippet: Callable[[SnippetScore], None] | None = None,
 ) -> ScoreResult:
     """Score one video; writes ``frame_scores.csv``, ``snippet_scores.csv``, ``timeline.png`` and
-    ``score.json`` to ``out`` (default ``RUN/score/<video stem>/``)."""
-    import torch
+    ``score.json`` to ``out`` (default ``RUN/score/<video stem>/``).
 
+    Steps: the run's extraction settings and models, the frames at the store's frame rate, the
+    snippet scores (stream or offline), the frame scores and intervals, the output files.
+    """
     from wsvad.data.groundtruth import snippet_scores_to_frames
-    from wsvad.detectors.checkpoint import load_detector
-    from wsvad.extract.backbones import build_backbone, get_backbone_spec
-    from wsvad.extract.decode import fps_ratio, resample
+    from wsvad.evaluate.plots import gt_runs
     from wsvad.extract.snippets import SnippetStream
 
     setup, stem = setup_from_run(run, crops)
+    chain = _load_chain(setup, stem, device)
+    frames, fps = _frames_at_run_fps(str(source), decoder, setup)
+    snippets = SnippetStream(_crops(frames, setup), setup.snippet_len, setup.stride, setup.tail)
+    results = _score_snippets(snippets, setup, chain, stream, window, on_snippet)
+    if not results:
+        raise WsvadError(
+            f"{source}: no complete {setup.snippet_len}-frame snippet (tail rule {setup.tail})"
+        )
+    frame_scores, _ = snippet_scores_to_frames(
+        np.array([r.score for r in results]),
+        int(snippets.n_frames or 0),
+        setup.snippet_len,
+        setup.stride,
+    )
+    scored = ScoreResult(results, frame_scores, fps, gt_runs(frame_scores >= threshold), {})
+    out_dir = Path(out) if out is not None else Path(run) / "score" / Path(str(source)).stem
+    mode = _Mode(threshold, stream, window)
+    return scored._replace(files=_write_outputs(out_dir, source, scored, mode, setup, chain.meta))
+
+
+class _Chain(NamedTuple):
+    """The run's models on one device: the backbone of its store and its trained detector."""
+
+    backbone: Any  # torch module: prepared clips (C, 3, L, S, S) -> features (C, *F)
+    spec: Any  # the backbone's BackboneSpec (its input preparation)
+    detector: Any
+    meta: dict[str, Any]  # the detector's model.json
+    device: str
+
+    def features(self, snippet: np.ndarray) -> np.ndarray:
+        """``(L, C, S, S, 3)`` uint8 snippet -> ``(C, *F)`` float32 features."""
+        import torch
+
+        clip = self.spec.prepare(np.ascontiguousarray(snippet.transpose(1, 0, 2, 3, 4)))
+        return self.backbone(torch.from_numpy(clip).to(self.device)).float().cpu().numpy()
+
+    def detect(self, features: list[np.ndarray]) -> np.ndarray:
+        """Snippet scores of consecutive features, scored crop by crop and averaged: ``(N,)``."""
+        import torch
+
+        x = np.stack(features)  # (N, C, *F)
+        crops = [
+            torch.from_numpy(np.ascontiguousarray(x[:, c])).to(self.device)
+            for c in range(x.shape[1])
+        ]
+        per_crop = [self.detector.score_video(xc).cpu().numpy() for xc in crops]
+        return np.mean(per_crop, axis=0)  # (C, N) -> (N,)
+
+
+def _load_chain(setup: ScoreSetup, stem: Path, device: str) -> _Chain:
+    from wsvad.detectors.checkpoint import load_detector
+    from wsvad.extract.backbones import build_backbone, get_backbone_spec
+
     detector, meta = load_detector(stem, device=device)
     backbone = build_backbone(setup.backbone, device=device, **setup.backbone_options)
     spec = get_backbone_spec(setup.backbone, **setup.backbone_options)
-    frames, source_fps = _frames(str(source), decoder)
-    fps = source_fps
-    if setup.fps and source_fps:
-        frames = resample(frames, fps_ratio(source_fps, setup.fps), 0, 0)
-        fps = setup.fps
-    snippets = SnippetStream(_crops(frames, setup), setup.snippet_len, setup.stride, setup.tail)
+    return _Chain(backbone, spec, detector, meta, device)
 
-    def detect(feats: list[np.ndarray]) -> np.ndarray:
-        x = np.stack(feats)  # (N, C, *F)
-        crops_x = [
-            torch.from_numpy(np.ascontiguousarray(x[:, c])).to(device) for c in range(x.shape[1])
-        ]
-        per_crop = [detector.score_video(xc).cpu().numpy() for xc in crops_x]
-        return np.mean(per_crop, axis=0)  # (C, N) -> (N,)
+
+def _frames_at_run_fps(
+    source: str, decoder: str, setup: ScoreSetup
+) -> tuple[Iterator[np.ndarray], float | None]:
+    """The video's frames, resampled to the store's frame rate when it had one; and their fps."""
+    from wsvad.extract.decode import fps_ratio, resample
+
+    frames, source_fps = _frames(source, decoder)
+    if setup.fps and source_fps:
+        return resample(frames, fps_ratio(source_fps, setup.fps), 0, 0), setup.fps
+    return frames, source_fps
+
+
+def _score_snippets(
+    snippets: Iterable[tuple[int, np.ndarray]],
+    setup: ScoreSetup,
+    chain: _Chain,
+    stream: bool,
+    window: int,
+    on_snippet: Callable[[SnippetScore], None] | None,
+) -> list[SnippetScore]:
+    """Score every snippet: in stream mode each one as soon as it is decoded, from the last
+    ``window`` snippets (and passed to ``on_snippet``); offline, all at once at the end."""
+    import torch
 
     features: list[np.ndarray] = []
     results: list[SnippetScore] = []
     with torch.inference_mode():
         for index, snippet in snippets:  # snippet: (L, C, S, S, 3)
             ready = time.perf_counter()
-            clip = spec.prepare(
-                np.ascontiguousarray(snippet.transpose(1, 0, 2, 3, 4))
-            )  # (C, 3, L, S, S)
-            features.append(
-                backbone(torch.from_numpy(clip).to(device)).float().cpu().numpy()
-            )  # (C, *F)
+            features.append(chain.features(snippet))  # (C, *F)
+            score = float(chain.detect(features[-window:])[-1]) if stream else float("nan")
             start = index * setup.stride
-            if stream:
-                score = float(detect(features[-window:])[-1])
-                results.append(
-                    SnippetScore(
-                        index, start, start + setup.snippet_len, score, time.perf_counter() - ready
-                    )
-                )
-                if on_snippet is not None:
-                    on_snippet(results[-1])
-            else:
-                results.append(
-                    SnippetScore(
-                        index,
-                        start,
-                        start + setup.snippet_len,
-                        float("nan"),
-                        time.perf_counter() - ready,
-                    )
-                )
-        if not features:
-            raise WsvadError(
-                f"{source}: no complete {setup.snippet_len}-frame snippet (tail rule {setup.tail})"
-            )
-        if not stream:
-            offline = detect(features)
-            results = [r._replace(score=float(s)) for r, s in zip(results, offline)]
-    n_frames = int(snippets.n_frames or 0)
-    frame_scores, _ = snippet_scores_to_frames(
-        np.array([r.score for r in results]), n_frames, setup.snippet_len, setup.stride
-    )
-    from wsvad.evaluate.plots import gt_runs
+            latency = time.perf_counter() - ready
+            results.append(SnippetScore(index, start, start + setup.snippet_len, score, latency))
+            if stream and on_snippet is not None:
+                on_snippet(results[-1])
+        if features and not stream:
+            offline = chain.detect(features)
+            results = [r._replace(score=float(s)) for r, s in zip(results, offline, strict=True)]
+    return results
 
-    intervals = gt_runs(frame_scores >= threshold)
-    out_dir = Path(out) if out is not None else Path(run) / "score" / Path(str(source)).stem
-    files = _write_outputs(
-        out_dir,
-        source,
-        results,
-        frame_scores,
-        fps,
-        intervals,
-        threshold,
-        stream,
-        window,
-        setup,
-        meta,
-    )
-    return ScoreResult(results, frame_scores, fps, intervals, files)
+
+class _Mode(NamedTuple):
+    threshold: float
+    stream: bool
+    window: int
 
 
 def _write_outputs(
     out_dir: Path,
     source,
-    results: list[SnippetScore],
-    frame_scores: np.ndarray,
-    fps: float | None,
-    intervals: list[tuple[int, int]],
-    threshold: float,
-    stream: bool,
-    window: int,
+    scored: ScoreResult,
+    mode: _Mode,
     setup: ScoreSetup,
     meta: dict[str, Any],
 ) -> dict[str, Path]:
@@ -269,50 +293,65 @@ def _write_outputs(
         "timeline": out_dir / "timeline.png",
         "summary": out_dir / "score.json",
     }
-    seconds = (lambda f: f"{f / fps:.3f}") if fps else (lambda f: "")
-    _write_text(
-        files["frames"],
-        ["frame,time_s,score"] + [f"{i},{seconds(i)},{s:.6f}" for i, s in enumerate(frame_scores)],
-    )
-    _write_text(
-        files["snippets"],
-        ["snippet,start_frame,end_frame,score,latency_ms"]
-        + [f"{r.index},{r.start},{r.end},{r.score:.6f},{1000 * r.latency:.1f}" for r in results],
-    )
+    _write_csvs(files["frames"], files["snippets"], scored)
+    threshold = mode.threshold
     plot_timeline(
         files["timeline"],
-        (frame_scores >= threshold).astype(np.uint8),
-        {"score": frame_scores},
-        title=f"{Path(str(source)).name} ({'stream' if stream else 'offline'})",
+        (scored.frame_scores >= threshold).astype(np.uint8),
+        {"score": scored.frame_scores},
+        title=f"{Path(str(source)).name} ({'stream' if mode.stream else 'offline'})",
         threshold=threshold,
         shade_label=f"score >= {threshold:g}",
     )
-    write_json_atomic(
-        files["summary"],
-        {
-            "source": str(source),
-            "mode": "stream" if stream else "offline",
-            "window": window if stream else None,
-            "threshold": threshold,
-            "fps": fps,
-            "n_frames": len(frame_scores),
-            "n_snippets": len(results),
-            "intervals": [
-                {
-                    "start": s,
-                    "end": e,
-                    "start_s": s / fps if fps else None,
-                    "end_s": e / fps if fps else None,
-                }
-                for s, e in intervals
-            ],
-            "setup": setup._asdict(),
-            "detector": meta.get("detector"),
-            "model_seed": meta.get("seed"),
-            "mean_latency_ms": 1000 * float(np.mean([r.latency for r in results])),
-        },
-    )
+    write_json_atomic(files["summary"], _summary(source, scored, mode, setup, meta))
     return files
+
+
+def _write_csvs(frames_csv: Path, snippets_csv: Path, scored: ScoreResult) -> None:
+    fps = scored.fps
+    seconds = (lambda f: f"{f / fps:.3f}") if fps else (lambda f: "")
+    _write_text(
+        frames_csv,
+        ["frame,time_s,score"]
+        + [f"{i},{seconds(i)},{s:.6f}" for i, s in enumerate(scored.frame_scores)],
+    )
+    _write_text(
+        snippets_csv,
+        ["snippet,start_frame,end_frame,score,latency_ms"]
+        + [
+            f"{r.index},{r.start},{r.end},{r.score:.6f},{1000 * r.latency:.1f}"
+            for r in scored.snippets
+        ],
+    )
+
+
+def _summary(
+    source, scored: ScoreResult, mode: _Mode, setup: ScoreSetup, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """The content of ``score.json``."""
+    fps = scored.fps
+    return {
+        "source": str(source),
+        "mode": "stream" if mode.stream else "offline",
+        "window": mode.window if mode.stream else None,
+        "threshold": mode.threshold,
+        "fps": fps,
+        "n_frames": len(scored.frame_scores),
+        "n_snippets": len(scored.snippets),
+        "intervals": [
+            {
+                "start": s,
+                "end": e,
+                "start_s": s / fps if fps else None,
+                "end_s": e / fps if fps else None,
+            }
+            for s, e in scored.intervals
+        ],
+        "setup": setup._asdict(),
+        "detector": meta.get("detector"),
+        "model_seed": meta.get("seed"),
+        "mean_latency_ms": 1000 * float(np.mean([r.latency for r in scored.snippets])),
+    }
 
 
 def _write_text(path: Path, lines: list[str]) -> None:

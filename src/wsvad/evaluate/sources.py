@@ -20,13 +20,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from wsvad.data.framecount import probe_frame_count
 from wsvad.errors import WsvadError
 from wsvad.evaluate.protocol import VideoTruth
 
 log = logging.getLogger(__name__)
 
 _SCORE_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".npy")
-_IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 
 class MatchProblem(NamedTuple):
@@ -48,7 +48,8 @@ def load_scores(path: Path) -> dict[str, np.ndarray]:
     if suffix == ".csv":
         return _load_csv(path)
     raise WsvadError(
-        f"{path}: unknown scores format {suffix!r}; use .npz (one array per video) or .csv (video,snippet,score)"
+        f"{path}: unknown scores format {suffix!r}; "
+        "use .npz (one array per video) or .csv (video,snippet,score)"
     )
 
 
@@ -57,7 +58,8 @@ def _check_scores(path: Path, video_id: str, values: np.ndarray) -> np.ndarray:
         values = values.mean(axis=1)  # (N, crops) -> (N,): the common protocol averages crop scores
     if values.ndim != 1 or values.size == 0:
         raise WsvadError(
-            f"{path}: video {video_id!r}: expected a non-empty 1-D array of snippet scores, got shape {values.shape}"
+            f"{path}: video {video_id!r}: expected a non-empty 1-D array of snippet scores, "
+            f"got shape {values.shape}"
         )
     if not np.issubdtype(values.dtype, np.number) or not np.all(np.isfinite(values)):
         raise WsvadError(f"{path}: video {video_id!r}: scores must be finite numbers")
@@ -82,7 +84,8 @@ def _load_csv(path: Path) -> dict[str, np.ndarray]:
         needed = {"video", "snippet", "score"}
         if reader.fieldnames is None or not needed <= {f.strip() for f in reader.fieldnames}:
             raise WsvadError(
-                f"{path}: a scores CSV needs the header video,snippet,score (got {reader.fieldnames})"
+                f"{path}: a scores CSV needs the header video,snippet,score "
+                f"(got {reader.fieldnames})"
             )
         for line, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
@@ -106,7 +109,8 @@ def _load_csv(path: Path) -> dict[str, np.ndarray]:
         if set(per_video) != set(range(n)):
             missing = sorted(set(range(max(per_video) + 1)) - set(per_video))[:5]
             raise WsvadError(
-                f"{path}: video {video_id!r}: snippets must run 0..N-1 without gaps (missing {missing})"
+                f"{path}: video {video_id!r}: snippets must run 0..N-1 without gaps "
+                f"(missing {missing})"
             )
         out[video_id] = _check_scores(path, video_id, np.array([per_video[i] for i in range(n)]))
     return out
@@ -115,8 +119,10 @@ def _load_csv(path: Path) -> dict[str, np.ndarray]:
 def normalise_id(key: str) -> str:
     """A score key as a video id: no folders, no video/feature extension, no ``_i3d`` suffix.
 
-    >>> normalise_id("Abuse/Abuse028_x264.mp4"), normalise_id("G:\\\\feats\\\\Abuse028_x264_i3d.npy")
-    ('Abuse028_x264', 'Abuse028_x264')
+    >>> normalise_id("Abuse/Abuse028_x264.mp4")
+    'Abuse028_x264'
+    >>> normalise_id("G:\\\\feats\\\\Abuse028_x264_i3d.npy")
+    'Abuse028_x264'
     """
     name = key.replace("\\", "/").rsplit("/", 1)[-1]
     for ext in _SCORE_EXTENSIONS:
@@ -170,7 +176,8 @@ def check_snippet_counts(
                 MatchProblem(
                     vid,
                     "snippet count",
-                    f"{len(values)} snippets for {truth.n_frames} frames (expected about {expected} at stride {stride})",
+                    f"{len(values)} snippets for {truth.n_frames} frames "
+                    f"(expected about {expected} at stride {stride})",
                 )
             )
     return problems
@@ -206,46 +213,15 @@ def truths_from_store(
         if (a := store.video_attrs(vid)).get("split", "test") == "test"
     }
     records = None
-    if (
-        dataset is not None
-        and root is not None
-        and any(a.get("intervals") is None for a in tests.values())
-    ):
-        records = _dataset_records(store, dataset, Path(root))
+    if dataset is not None and root is not None:
+        if any(a.get("intervals") is None for a in tests.values()):
+            records = _dataset_records(store, dataset, Path(root))
     truths, problems, estimated = {}, [], []
     for vid, attrs in tests.items():
         rec = records.get(vid) if records is not None else None
-        if (
-            attrs.get("intervals") is None
-            and rec is not None
-            and rec.split == "test"
-            and rec.intervals is not None
-        ):
-            attrs = attrs | {
-                "label": rec.label,
-                "classes": list(rec.classes),
-                "intervals": [list(iv) for iv in rec.intervals],
-            }
-            if attrs.get("n_frames") is None and rec.n_frames is not None:
-                attrs |= {"n_frames": rec.n_frames, "n_frames_estimated": False}
-        if attrs.get("label") not in (0, 1):
-            problems.append(
-                MatchProblem(
-                    vid,
-                    "no ground truth",
-                    f"{store_path}: the store has no label or frame annotation for it",
-                )
-            )
-            continue
-        if attrs.get("intervals") is None:
-            if records is not None:
-                why = (
-                    f"not a test video of the {dataset} dataset at {root}"
-                    if rec is None or rec.split != "test"
-                    else f"the {dataset} dataset has no frame annotation for it"
-                )
-            else:
-                why = f"{store_path} holds no frame annotation for it (imported without --dataset?); pass --dataset and --root to take it from the dataset's lists"
+        attrs = _with_dataset_annotation(attrs, rec)
+        why = _why_no_ground_truth(attrs, rec, records is not None, store_path, dataset, root)
+        if why is not None:
             problems.append(MatchProblem(vid, "no ground truth", why))
             continue
         if attrs.get("n_frames") is None:
@@ -258,13 +234,49 @@ def truths_from_store(
     return StoreTruths(truths, store.attrs, problems, estimated)
 
 
+def _with_dataset_annotation(attrs: dict, rec) -> dict:
+    """A store video's attrs; one stored without intervals takes the label, classes and intervals
+    of its test record in the dataset (and the record's frame count when the store has none)."""
+    if attrs.get("intervals") is not None or rec is None:
+        return attrs
+    if rec.split != "test" or rec.intervals is None:
+        return attrs
+    attrs = attrs | {
+        "label": rec.label,
+        "classes": list(rec.classes),
+        "intervals": [list(iv) for iv in rec.intervals],
+    }
+    if attrs.get("n_frames") is None and rec.n_frames is not None:
+        attrs |= {"n_frames": rec.n_frames, "n_frames_estimated": False}
+    return attrs
+
+
+def _why_no_ground_truth(
+    attrs: dict, rec, asked_dataset: bool, store_path: Path, dataset: str | None, root
+) -> str | None:
+    """Why a store video cannot be evaluated (no label or no frame intervals), or ``None``."""
+    if attrs.get("label") not in (0, 1):
+        return f"{store_path}: the store has no label or frame annotation for it"
+    if attrs.get("intervals") is not None:
+        return None
+    if not asked_dataset:
+        return (
+            f"{store_path} holds no frame annotation for it (imported without --dataset?); "
+            "pass --dataset and --root to take it from the dataset's lists"
+        )
+    if rec is None or rec.split != "test":
+        return f"not a test video of the {dataset} dataset at {root}"
+    return f"the {dataset} dataset has no frame annotation for it"
+
+
 def _dataset_records(store, dataset: str, root: Path) -> dict:
     from wsvad.data import load_dataset
     from wsvad.data.check import load_labels_only
 
     if not root.is_dir():
         raise WsvadError(
-            f"{root}: dataset root does not exist or is not a directory (needed for the frame annotation of {store.path})"
+            f"{root}: dataset root does not exist or is not a directory "
+            f"(needed for the frame annotation of {store.path})"
         )
     imported = (store.attrs.get("provenance") or {}).get("kind") == "imported"
     index = load_labels_only(dataset, root) if imported else load_dataset(dataset, root)
@@ -292,7 +304,8 @@ def _truth_from_attrs(vid: str, attrs: dict) -> VideoTruth:
 
 
 def dataset_test_records(dataset: str, root: Path, labels_only: bool = False):
-    """The dataset's test records and class names (``labels_only``: from the lists, videos not needed)."""
+    """The dataset's test records and class names (``labels_only``: from the lists alone, without
+    the videos)."""
     from wsvad.data import load_dataset
     from wsvad.data.check import load_labels_only
 
@@ -364,26 +377,3 @@ def probe_frame_counts(records, cache_path: Path | None = None) -> dict[str, int
         except OSError as exc:  # a read-only home must not stop an evaluation
             log.warning("%s: cannot write the frame-count cache (%s)", cache_path, exc)
     return counts
-
-
-def probe_frame_count(path: Path) -> int | None:
-    """Number of frames of a video file or frame folder; ``None`` when it cannot be read."""
-    path = Path(path)
-    if path.is_dir():
-        return sum(1 for p in path.iterdir() if p.suffix.lower() in _IMAGE_EXTENSIONS) or None
-    try:
-        import decord
-
-        return len(decord.VideoReader(str(path), num_threads=1))
-    except Exception as exc:  # noqa: BLE001 - decord raises its own error types; PyAV gets a try
-        log.debug("%s: decord could not count frames (%s); trying PyAV", path, exc)
-    try:
-        import av
-
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            # Counting demuxed packets is exact for the codecs of the benchmarks and needs no decoding.
-            return sum(1 for packet in container.demux(stream) if packet.size > 0) or None
-    except Exception as exc:  # noqa: BLE001 - any container error means "unreadable"
-        log.warning("%s: cannot count frames (%s)", path, exc)
-        return None

@@ -1,7 +1,8 @@
-"""Accelerator settings of the extraction model: device, mixed precision, torch.compile, pinned copies.
+"""Accelerator settings of the extraction model: device, mixed precision, torch.compile, pinned
+copies.
 
-Everything here is a no-op on the default CPU/fp32 path, so CPU features do not change. The numerical
-effect of ``bf16``/``fp16`` on I3D features is measured in docs/cluster.md.
+Everything here is a no-op on the default CPU/fp32 path, so CPU features do not change. The
+numerical effect of ``bf16``/``fp16`` on I3D features is measured in docs/cluster.md.
 """
 
 from __future__ import annotations

@@ -8,8 +8,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from wsvad.config import Device
 from wsvad.errors import WsvadError
 from wsvad.extract.crops import check_resize
+from wsvad.extract.decode import DecoderChoice
+from wsvad.extract.snippets import Tail
+from wsvad.pipeline.bags import BagRule
 from wsvad.pipeline.cluster import ClusterConfig
 
 # Keys that change the numbers in the store; the rest (paths, decoder, device, parallelism) do not,
@@ -38,45 +42,34 @@ class ExtractConfig(BaseModel):
     root: Path | None = None  # dataset root folder
     out: Path | None = None  # the feature store to write
     split: Literal["train", "test", "all"] = "all"  # which videos of the dataset
-    skip_invalid: bool = (
-        False  # skip videos the dataset check reports as errors instead of refusing
-    )
+    # skip videos the dataset check reports as errors instead of refusing
+    skip_invalid: bool = False
     backbone: str = "i3d"  # backbone registry key (wsvad backbones lists them)
     backbone_options: dict[str, Any] = Field(default_factory=dict)  # passed to the backbone builder
-    device: str = "cpu"  # cpu | cuda | cuda:N
-    decoder: Literal["auto", "decord", "av"] = "auto"  # auto: decord, PyAV when decord fails
+    device: Device = "cpu"  # cpu | cuda | cuda:N
+    decoder: DecoderChoice = "auto"  # auto: decord, PyAV when decord fails
     fps: float | None = Field(None, gt=0)  # resample to this frame rate; None: native
     snippet_len: int | None = Field(None, ge=1)  # frames per snippet; None: backbone default (16)
     stride: int | None = Field(None, ge=1)  # frames between snippet starts; None: snippet_len
-    tail: Literal["drop", "pad", "loop"] = "pad"  # the last, incomplete snippet: drop | pad | loop
+    tail: Tail = "pad"  # the last, incomplete snippet: drop | pad | loop
     resize: str | None = None  # short<N> or <W>x<H>; None: backbone default (short256 for i3d)
     crop_size: int | None = Field(None, ge=8)  # square crop side; None: backbone default (224)
     crops: Literal[1, 5, 10] = 10  # 1 centre, 5 corners+centre, 10 = 5 + flipped
     dtype: Literal["float32", "float16"] = "float32"  # stored feature dtype
-    segments: int | None = Field(
-        None, ge=1
-    )  # reduce each video to this many segments (Sultani: 32); None: keep snippets
-    segment_rule: Literal["sultani", "rtfm"] = (
-        "sultani"  # segment boundaries (wsvad.pipeline.bags); sultani also L2-normalises
-    )
+    # reduce each video to this many segments (Sultani: 32); None: keep snippets
+    segments: int | None = Field(None, ge=1)
+    # segment boundaries (wsvad.pipeline.bags); sultani also L2-normalises
+    segment_rule: BagRule = "sultani"
     overwrite: bool = False  # replace a store made with a different config
     batch_clips: int = Field(10, ge=1)  # clips (snippet x crop) per forward pass
     prefetch: int = Field(2, ge=1)  # batches decoded ahead of the model
     chunk_t: int = Field(64, ge=1)  # snippets per zarr chunk
     piece_snippets: int = Field(512, ge=0)  # split videos longer than this across workers; 0: never
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)  # where the work runs
-    precision: Literal["fp32", "bf16", "fp16"] = (
-        "fp32"  # model compute dtype (autocast); see docs/cluster.md
-    )
+    # model compute dtype (autocast); see docs/cluster.md
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: bool = False  # torch.compile the backbone (pays off on long GPU runs)
     shard: str | None = None  # "K/N": only shard K (0..N-1) of the sorted video ids (job arrays)
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
-            raise ValueError(f"device must be cpu, cuda or cuda:N, got {value!r}")
-        return value
 
     @field_validator("shard")
     @classmethod
@@ -140,29 +133,29 @@ class ExtractConfig(BaseModel):
         features["backbone_options"] = {
             k: v for k, v in data["backbone_options"].items() if k != "weights"
         }
-        if (
-            self.precision != "fp32"
-        ):  # reduced precision changes the numbers; fp32 keeps older hashes valid
+        # reduced precision changes the numbers; fp32 keeps older hashes valid
+        if self.precision != "fp32":
             features["precision"] = self.precision
-        if (
-            self.segments is not None
-        ):  # hashed only when set, so stores of raw snippets keep their hashes
+        # hashed only when set, so stores of raw snippets keep their hashes
+        if self.segments is not None:
             features.update(segments=self.segments, segment_rule=self.segment_rule)
         return features
 
 
 def resolve_config(cfg: ExtractConfig) -> ExtractConfig:
-    """Fill the backbone defaults (snippet length, stride, resize, crop size) so every value is explicit."""
+    """Fill the backbone defaults (snippet length, stride, resize, crop size) so every value is
+    explicit."""
     from wsvad.extract.backbones import get_backbone_spec
 
     spec = get_backbone_spec(cfg.backbone, **cfg.backbone_options)
     if spec.snippet_len_fixed and cfg.snippet_len not in (None, spec.snippet_len):
-        # e.g. temporal I3D: another length would give another number of time steps than feature_shape says
+        # e.g. temporal I3D: another length would give another number of time steps than
+        # feature_shape says
         options = ", ".join(f"{k}={v}" for k, v in spec.options.items())
         raise WsvadError(
-            f"backbone {cfg.backbone} ({options}) needs {spec.snippet_len}-frame snippets (features "
-            f"{list(spec.feature_shape)} per snippet), got snippet_len {cfg.snippet_len}; "
-            f"leave it unset or use {spec.snippet_len}"
+            f"backbone {cfg.backbone} ({options}) needs {spec.snippet_len}-frame snippets "
+            f"(features {list(spec.feature_shape)} per snippet), got snippet_len "
+            f"{cfg.snippet_len}; leave it unset or use {spec.snippet_len}"
         )
     snippet_len = cfg.snippet_len or spec.snippet_len
     values = cfg.model_dump()

@@ -32,7 +32,8 @@ def crop_order(n_crops: int) -> list[str]:
 
 
 def check_resize(resize: str) -> str:
-    """Validate a resize spec: ``short<N>`` (short side to N, aspect kept) or ``<W>x<H>`` (fixed)."""
+    """Validate a resize spec: ``short<N>`` (short side to N, aspect kept) or ``<W>x<H>``
+    (fixed)."""
     if not (_SHORT.fullmatch(resize) or _FIXED.fullmatch(resize)):
         raise ValueError(
             f"resize {resize!r}: expected 'short<N>' (e.g. short256) or '<W>x<H>' (e.g. 340x256)"
@@ -74,9 +75,8 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     if frames.shape[1:3] == tuple(size):
         return frames
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(
-        0, 3, 1, 2
-    )  # (N, 3, H, W), channels-last memory
+    # (N, 3, H, W), channels-last memory
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
     x = torch.nn.functional.interpolate(
         x, size=size, mode="bilinear", align_corners=False, antialias=True
     )
@@ -84,7 +84,8 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def crop_positions(height: int, width: int, size: int) -> list[tuple[int, int]]:
-    """``(top, left)`` of TL, TR, BL, BR, C; the centre rounds like torchvision's ``center_crop``."""
+    """``(top, left)`` of TL, TR, BL, BR, C; the centre rounds like torchvision's
+    ``center_crop``."""
     if height < size or width < size:
         raise ValueError(f"frame {width}x{height} is smaller than the {size}x{size} crop")
     bottom, right = height - size, width - size
@@ -100,10 +101,10 @@ def make_crops(frames: np.ndarray, size: int, n_crops: int) -> np.ndarray:
         positions = positions[4:]
     elif n_crops not in (5, 10):
         raise ValueError(f"crops must be 1, 5 or 10, got {n_crops}")
-    views = [frames[:, t : t + size, l : l + size] for t, l in positions]
+    views = [frames[:, top : top + size, left : left + size] for top, left in positions]
     if n_crops == 10:
         flipped = frames[:, :, ::-1]
-        views += [flipped[:, t : t + size, l : l + size] for t, l in positions]
+        views += [flipped[:, top : top + size, left : left + size] for top, left in positions]
     return np.ascontiguousarray(np.stack(views, axis=1))  # (N, C, S, S, 3)
 
 

@@ -14,12 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-DECODERS = ("auto", "decord", "av")
+Decoder = Literal["decord", "av", "frames"]  # the readers ("frames": a folder of images)
+DecoderChoice = Literal["auto", "decord", "av"]  # the config's choice; auto: decord, then PyAV
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
@@ -33,9 +35,10 @@ class DecodeError(Exception):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a reader knows before decoding: ``n_frames_hint`` is a header estimate (may be wrong)."""
+    """What a reader knows before decoding: ``n_frames_hint`` is a header estimate (may be
+    wrong)."""
 
-    decoder: str  # "decord", "av" or "frames"
+    decoder: Decoder
     fps: float | None
     n_frames_hint: int
     width: int
@@ -78,7 +81,7 @@ def list_frame_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
-def probe(path: Path, decoder: str, fps_hint: float | None = None) -> VideoInfo:
+def probe(path: Path, decoder: Decoder, fps_hint: float | None = None) -> VideoInfo:
     """Open ``path`` with ``decoder`` (``decord`` or ``av``; folders always use ``frames``)."""
     path = Path(path)
     if is_frame_folder(path):
@@ -118,7 +121,7 @@ def probe(path: Path, decoder: str, fps_hint: float | None = None) -> VideoInfo:
     raise ValueError(f"decoder must be 'decord' or 'av', got {decoder!r}")
 
 
-def iter_frames(path: Path, decoder: str, start: int = 0) -> Iterator[np.ndarray]:
+def iter_frames(path: Path, decoder: Decoder, start: int = 0) -> Iterator[np.ndarray]:
     """Yield RGB frames ``[H, W, 3]`` uint8 from frame ``start`` to the end, one at a time."""
     path = Path(path)
     if is_frame_folder(path):
@@ -150,8 +153,9 @@ def _iter_decord(path: Path, start: int) -> Iterator[np.ndarray]:
 
 
 def _unpad(frame: np.ndarray) -> np.ndarray:
-    """Undo a decord bug: for some widths (e.g. 32, 48, 96) it returns padded rows as extra channels,
-    ``[H, W, linesize / W]``; the pixels are the first ``3 W`` bytes of each row (checked against PyAV)."""
+    """Undo a decord bug: for some widths (e.g. 32, 48, 96) it returns padded rows as extra
+    channels, ``[H, W, linesize / W]``; the pixels are the first ``3 W`` bytes of each row (checked
+    against PyAV)."""
     if frame.ndim == 3 and frame.shape[2] != 3:
         height, width = frame.shape[:2]
         return np.ascontiguousarray(
@@ -171,8 +175,9 @@ def _iter_av(path: Path, start: int) -> Iterator[np.ndarray]:
         # frames before ``start`` are decoded but not converted: exact, and cheap next to the model
         for index, frame in enumerate(container.decode(stream)):
             if index >= start:
-                # decord applies the rotation metadata (as players do); so must PyAV, or the two decoders
-                # (and the pieces of one split video) would disagree on rotated phone videos
+                # decord applies the rotation metadata (as players do); so must PyAV, or the two
+                # decoders (and the pieces of one split video) would disagree on rotated phone
+                # videos
                 turns = round(getattr(frame, "rotation", 0) / 90) % 4
                 array = frame.to_ndarray(format="rgb24")
                 yield np.ascontiguousarray(np.rot90(array, turns)) if turns else array

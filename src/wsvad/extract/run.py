@@ -19,6 +19,7 @@ from wsvad.data.records import VideoRecord
 from wsvad.errors import WsvadError
 from wsvad.extract.config import ExtractConfig, resolve_config
 from wsvad.extract.crops import crop_order
+from wsvad.extract.forward import PROGRESS_TOPIC
 from wsvad.extract.segments import segment_attrs
 from wsvad.extract.shards import (
     initialise_store,
@@ -27,15 +28,24 @@ from wsvad.extract.shards import (
     shard_records,
     shard_writer,
 )
-from wsvad.extract.worker import PROGRESS_TOPIC, Task, VideoResult, one_line, remove_parts, run_task
-from wsvad.pipeline.cluster import open_client
-from wsvad.pipeline.store import FeatureStore, node_name, store_write_error
+from wsvad.extract.worker import (
+    Task,
+    VideoOutcome,
+    VideoResult,
+    one_line,
+    remove_parts,
+    run_task,
+)
+from wsvad.pipeline.cluster import THIS_MACHINE_KINDS, Runner, open_client
+from wsvad.pipeline.nodes import node_name
+from wsvad.pipeline.store import FeatureStore, store_write_error
 
 log = logging.getLogger(__name__)
 
 
 class ProgressEvent(NamedTuple):
-    """Sent to the progress callback at the start, after every forward pass and every finished video.
+    """Sent to the progress callback at the start, after every forward pass and every finished
+    video.
 
     With dask the callback runs on the client's event-loop thread; calls never overlap.
     """
@@ -45,7 +55,7 @@ class ProgressEvent(NamedTuple):
     failed: int
     frame_crops: int  # cumulative frames x crops through the model in this run
     video_id: str | None = None
-    status: str | None = None  # "done" | "failed"
+    status: VideoOutcome | None = None
 
 
 class ExtractSummary(NamedTuple):
@@ -59,7 +69,8 @@ class ExtractSummary(NamedTuple):
 
 
 def select_records(cfg: ExtractConfig) -> list[VideoRecord]:
-    """The dataset's videos for ``cfg.split``; dataset errors refuse the run unless ``skip_invalid``."""
+    """The dataset's videos for ``cfg.split``; dataset errors refuse the run unless
+    ``skip_invalid``."""
     from wsvad.data import load_dataset
 
     index = load_dataset(cfg.dataset, cfg.root)
@@ -92,7 +103,8 @@ def select_records(cfg: ExtractConfig) -> list[VideoRecord]:
             unusable.append(f"{record.rel_path}: {exc}")
     if unusable:
         raise WsvadError(
-            f"{cfg.root}: {len(unusable)} video id(s) cannot name a store array: {'; '.join(unusable[:3])}"
+            f"{cfg.root}: {len(unusable)} video id(s) cannot name a store array: "
+            f"{'; '.join(unusable[:3])}"
         )
     return records
 
@@ -119,7 +131,9 @@ def store_attrs(cfg: ExtractConfig) -> dict[str, Any]:
         "crop_size": cfg.crop_size,
         "crops": cfg.crops,
         "crop_order": crop_order(cfg.crops),
-        "crop_order_note": "flip-X = crop X of the horizontally flipped frame (torchvision ten_crop order)",
+        "crop_order_note": (
+            "flip-X = crop X of the horizontally flipped frame (torchvision ten_crop order)"
+        ),
         "decoder": cfg.decoder,
         **segment_attrs(cfg),
         "config": cfg.model_dump(mode="json"),
@@ -151,7 +165,7 @@ def run_extract(
     if cfg.root is None:
         raise WsvadError("no dataset root given (--root DIR)")
     cfg = resolve_config(cfg)
-    if cfg.device.startswith("cuda") and cfg.cluster.kind in ("inline", "local"):
+    if cfg.device.startswith("cuda") and cfg.cluster.kind in THIS_MACHINE_KINDS:
         import torch
 
         if not torch.cuda.is_available():
@@ -161,7 +175,8 @@ def run_extract(
             )
     records = select_records(cfg)
     if cfg.shard is not None:
-        # a job-array shard: the setup step made the store and owns its root metadata and .tmp cleanup
+        # a job-array shard: the setup step made the store and owns its root metadata and .tmp
+        # cleanup
         records = shard_records(records, cfg.shard)
         store = open_for_shard(cfg, store_attrs(cfg)["config_hash"])
     else:
@@ -174,9 +189,8 @@ def run_extract(
         failures, frame_crops = _execute(cfg, store, todo, progress)
         done_now = [r.video_id for r in todo if r.video_id not in failures]
         store.record_failures({}, clear=done_now, writer=shard_writer(cfg))
-    except (
-        OSError
-    ) as exc:  # the client's own writes (config.yaml, attrs, failures.json): full or read-only
+    # the client's own writes (config.yaml, attrs, failures.json) on a full or read-only disk
+    except OSError as exc:
         raise store_write_error(store.path, exc) from exc
     finally:
         store.release_lock(lock_name(cfg))
@@ -197,73 +211,128 @@ def _execute(
     todo: list[VideoRecord],
     progress: Callable[[ProgressEvent], None] | None,
 ) -> tuple[dict[str, dict], int]:
+    """Run every video of ``todo`` on the cluster; returns the failures and the frame-crops."""
     failures: dict[str, dict[str, Any]] = {}
-    frame_crops = finished = 0
-    live = {"frame_crops": 0}  # updated from worker progress messages, between finished videos too
-    guard = threading.Lock()
-    report = progress or (lambda event: None)
-    report(ProgressEvent(len(todo), 0, 0, 0))
+    events = _ProgressEvents(len(todo), progress, failures)
+    events.start()
     if not todo:
         return failures, 0
-
-    def on_batch(count: int) -> None:
-        with guard:
-            live["frame_crops"] += int(count)
-            report(ProgressEvent(len(todo), finished, len(failures), live["frame_crops"]))
-
     with open_client(cfg.cluster) as runner:
-        runner.subscribe(PROGRESS_TOPIC, on_batch)
+        runner.subscribe(PROGRESS_TOPIC, events.on_batch)
         may_split = runner.n_workers > 1 and cfg.piece_snippets > 0
         tasks: dict[Any, Task] = {}
         for record in todo:
             task = Task("video", record, str(store.path), may_split=may_split)
             tasks[runner.submit(run_task, task, cfg)] = task
-        pieces: dict[str, dict[int, VideoResult]] = {}  # video id -> finished parts by start
-        expected_pieces: dict[str, int] = {}
-        for handle, result, exc in runner.results():
-            task = tasks.pop(handle)
-            vid = task.record.video_id
-            if isinstance(exc, WsvadError):
-                raise exc  # an unusable environment (weights, device), not a bad video: stop now
-            if exc is not None:
-                result = _crash_result(task, exc)
-            frame_crops += result.frame_crops
-            if vid in failures:  # a sibling piece failed earlier: discard this one's work
-                remove_parts([result.part] if result.part else [])
-                continue
-            if result.status == "split":
-                expected_pieces[vid] = len(result.pieces)
-                pieces[vid] = {}
-                for start, stop in result.pieces:
-                    piece = task._replace(kind="piece", start=start, stop=stop)
-                    tasks[runner.submit(run_task, piece, cfg)] = piece
-                log.info("%s: split into %d pieces", vid, len(result.pieces))
-                continue
-            if result.status == "part":
-                pieces[vid][result.start] = result
-                if len(pieces[vid]) == expected_pieces[vid]:
-                    assemble = _assemble_task(task, pieces.pop(vid))
-                    tasks[runner.submit(run_task, assemble, cfg)] = assemble
-                continue
-            if result.status == "failed":
-                failures[vid] = {
-                    "video_id": vid,
-                    "source": task.record.rel_path,
-                    "exception": result.exception,
-                    "reason": result.reason,
-                    "decoder": result.decoders_tried,
-                }
-                store.record_failures({vid: failures[vid]}, writer=shard_writer(cfg))
-                remove_parts([p.part for p in pieces.pop(vid, {}).values() if p.part])
-                log.warning("%s: %s: %s", task.record.rel_path, result.exception, result.reason)
-            with guard:
-                finished += 1
-                report(
-                    ProgressEvent(
-                        len(todo), finished, len(failures), live["frame_crops"], vid, result.status
-                    )
-                )
+        frame_crops = _collect(runner, tasks, cfg, store, failures, events)
     return failures, frame_crops
+
+
+def _collect(
+    runner: Runner,
+    tasks: dict[Any, Task],
+    cfg: ExtractConfig,
+    store: FeatureStore,
+    failures: dict[str, dict[str, Any]],
+    events: _ProgressEvents,
+) -> int:
+    """Handle results as tasks finish: a split video's pieces are submitted, then its assembly once
+    every piece is back; failures are recorded. Returns the frame-crops of every task."""
+    frame_crops = 0
+    pieces: dict[str, dict[int, VideoResult]] = {}  # video id -> finished parts by start
+    expected_pieces: dict[str, int] = {}
+    for handle, result, exc in runner.results():
+        task = tasks.pop(handle)
+        vid = task.record.video_id
+        if isinstance(exc, WsvadError):
+            raise exc  # an unusable environment (weights, device), not a bad video: stop now
+        if exc is not None:
+            result = _crash_result(task, exc)
+        frame_crops += result.frame_crops
+        if vid in failures:  # a sibling piece failed earlier: discard this one's work
+            remove_parts([result.part] if result.part else [])
+            continue
+        if result.status == "split":
+            expected_pieces[vid] = len(result.pieces)
+            pieces[vid] = {}
+            for start, stop in result.pieces:
+                piece = task._replace(kind="piece", start=start, stop=stop)
+                tasks[runner.submit(run_task, piece, cfg)] = piece
+            log.info("%s: split into %d pieces", vid, len(result.pieces))
+            continue
+        if result.status == "part":
+            pieces[vid][result.start] = result
+            if len(pieces[vid]) == expected_pieces[vid]:
+                assemble = _assemble_task(task, pieces.pop(vid))
+                tasks[runner.submit(run_task, assemble, cfg)] = assemble
+            continue
+        if result.status == "failed":
+            _record_failure(store, cfg, failures, task, result)
+            remove_parts([p.part for p in pieces.pop(vid, {}).values() if p.part])
+            log.warning("%s: %s: %s", task.record.rel_path, result.exception, result.reason)
+        events.video_finished(vid, result.status)
+    return frame_crops
+
+
+def _record_failure(
+    store: FeatureStore,
+    cfg: ExtractConfig,
+    failures: dict[str, dict[str, Any]],
+    task: Task,
+    result: VideoResult,
+) -> None:
+    """Add a failed video to ``failures`` and to the store's failure table."""
+    vid = task.record.video_id
+    failures[vid] = {
+        "video_id": vid,
+        "source": task.record.rel_path,
+        "exception": result.exception,
+        "reason": result.reason,
+        "decoder": result.decoders_tried,
+    }
+    store.record_failures({vid: failures[vid]}, writer=shard_writer(cfg))
+
+
+class _ProgressEvents:
+    """The run's progress events. Worker progress messages may arrive on another thread (dask's
+    event loop) while results are handled, hence the lock."""
+
+    def __init__(
+        self,
+        total: int,
+        callback: Callable[[ProgressEvent], None] | None,
+        failures: dict[str, dict[str, Any]],
+    ) -> None:
+        self.total = total
+        self.callback = callback or (lambda event: None)
+        self.failures = failures  # the run's failure table, counted in every event
+        self.finished = 0
+        self.frame_crops = 0  # from worker messages, updated between finished videos too
+        self.guard = threading.Lock()
+
+    def start(self) -> None:
+        self.callback(ProgressEvent(self.total, 0, 0, 0))
+
+    def on_batch(self, count: int) -> None:
+        with self.guard:
+            self.frame_crops += int(count)
+            self.callback(
+                ProgressEvent(self.total, self.finished, len(self.failures), self.frame_crops)
+            )
+
+    def video_finished(self, video_id: str, status: VideoOutcome) -> None:
+        with self.guard:
+            self.finished += 1
+            self.callback(
+                ProgressEvent(
+                    self.total,
+                    self.finished,
+                    len(self.failures),
+                    self.frame_crops,
+                    video_id,
+                    status,
+                )
+            )
 
 
 def _crash_result(task: Task, exc: BaseException) -> VideoResult:
@@ -271,7 +340,10 @@ def _crash_result(task: Task, exc: BaseException) -> VideoResult:
     reason = one_line(exc)
     if type(exc).__name__ == "KilledWorker":  # dask gave up after cluster.allowed_failures restarts
         tries = getattr(exc, "allowed_failures", 0) + 1
-        reason = f"the worker process died while extracting this video ({tries} attempts; segfault, out of memory or killed)"
+        reason = (
+            f"the worker process died while extracting this video ({tries} attempts; segfault, "
+            "out of memory or killed)"
+        )
     return VideoResult(
         task.record.video_id,
         "failed",

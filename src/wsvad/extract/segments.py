@@ -22,8 +22,8 @@ from wsvad.pipeline.store import FeatureStore, VideoWriter
 def segment_attrs(cfg: ExtractConfig) -> dict[str, Any]:
     """Store-level attrs saying whether rows are snippets or segments.
 
-    ``bagged`` has the meaning the importer gives it for Sultani's published files: ``{"rule", "T"}``
-    when each row is already a bag, ``None`` for snippet rows.
+    ``bagged`` has the meaning the importer gives it for Sultani's published files:
+    ``{"rule", "T"}`` when each row is already a bag, ``None`` for snippet rows.
     """
     if cfg.segments is None:
         return {"segments": None, "segment_rule": None, "bagged": None}
@@ -37,7 +37,8 @@ def segment_attrs(cfg: ExtractConfig) -> dict[str, Any]:
 def publish(
     store: FeatureStore, writer: VideoWriter, attrs: dict[str, Any], cfg: ExtractConfig
 ) -> None:
-    """Commit the video in ``writer``; with ``cfg.segments`` its raw snippet rows are first replaced by segments.
+    """Commit the video in ``writer``; with ``cfg.segments`` its raw snippet rows are first
+    replaced by segments.
 
     Per-video attrs keep the true ``n_frames`` and add ``n_snippets_raw`` (N before segmenting);
     ``n_snippets`` is the stored row count T, as for every store.
@@ -47,20 +48,19 @@ def publish(
         return
     import zarr
 
-    raw = zarr.open_array(
-        str(writer.tmp_dir), mode="r"
-    )  # (N, C, *F), the not yet published snippet rows
+    # (N, C, *F), the not yet published snippet rows
+    raw = zarr.open_array(str(writer.tmp_dir), mode="r")
     try:
-        # one crop at a time bounds memory for hour-long 10-crop videos; the rule acts on each crop alone
-        bags = np.stack(
-            [
-                segment_into_bags(raw[:, c], cfg.segments, cfg.segment_rule)
-                for c in range(raw.shape[1])
-            ],
-            axis=1,
-        )  # (N, *F) per crop -> (T, C, *F)
+        # one crop at a time bounds memory for hour-long 10-crop videos; the rule acts on each crop
+        # alone: (N, *F) per crop -> (T, C, *F)
+        per_crop = [
+            segment_into_bags(raw[:, crop], cfg.segments, cfg.segment_rule)
+            for crop in range(raw.shape[1])
+        ]
+        bags = np.stack(per_crop, axis=1)
         with store.writer(writer.video_id, chunk_t=cfg.chunk_t) as segmented:
             segmented.append(bags)
             segmented.commit({**attrs, "n_snippets_raw": int(raw.shape[0])})
     finally:
-        writer.abort()  # the raw rows: published work is never lost, a crash leaves only .tmp debris
+        # the raw rows: published work is never lost, a crash leaves only .tmp debris
+        writer.abort()

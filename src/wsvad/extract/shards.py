@@ -43,7 +43,8 @@ def shard_records(records: list[VideoRecord], shard: str) -> list[VideoRecord]:
 
 
 def shard_writer(cfg: ExtractConfig) -> str | None:
-    """The name under which a shard writes its failures (``None``: the client's own failures.json)."""
+    """The name under which a shard writes its failures (``None``: the client's own
+    failures.json)."""
     if cfg.shard is None:
         return None
     k, n = parse_shard(cfg.shard)
@@ -56,7 +57,8 @@ def lock_name(cfg: ExtractConfig) -> str:
 
 
 def open_for_shard(cfg: ExtractConfig, expected_hash: str) -> FeatureStore:
-    """Open the store a shard writes into; it must exist (made by the setup step) with these settings."""
+    """Open the store a shard writes into; it must exist (made by the setup step) with these
+    settings."""
     if cfg.out is None:
         raise WsvadError("no output store given (--out STORE)")
     if cfg.overwrite:
@@ -67,19 +69,21 @@ def open_for_shard(cfg: ExtractConfig, expected_hash: str) -> FeatureStore:
     if not FeatureStore.is_store(cfg.out):
         raise WsvadError(
             f"{cfg.out}: no feature store yet; create it first with the same options and "
-            "--prepare-only (the setup step of `wsvad slurm-script`), so shards never race to create it"
+            "--prepare-only (the setup step of `wsvad slurm-script`), so shards never race to "
+            "create it"
         )
     store = FeatureStore.open(cfg.out)
     if store.attrs.get("config_hash") != expected_hash:
         raise WsvadError(
-            f"{cfg.out}: the store was made with different feature settings than shard {cfg.shard}; "
-            "run every shard with the options of the setup step"
+            f"{cfg.out}: the store was made with different feature settings than shard "
+            f"{cfg.shard}; run every shard with the options of the setup step"
         )
     return store
 
 
 def prepare_store(cfg: ExtractConfig) -> tuple[FeatureStore, int]:
-    """The setup step: create (or reopen) the store, delete ``.tmp`` debris, record the expected videos.
+    """The setup step: create (or reopen) the store, delete ``.tmp`` debris, record the expected
+    videos.
 
     Returns the store and the number of videos selected. Runs while no shard is running.
     """
@@ -102,7 +106,8 @@ def prepare_store(cfg: ExtractConfig) -> tuple[FeatureStore, int]:
 
 def initialise_store(store: FeatureStore, cfg: ExtractConfig, records: list[VideoRecord]) -> None:
     """What only a sole writer may do before videos are written: delete ``.tmp`` debris of killed
-    runs, save the resolved config and record the expected videos (for ``info`` / ``--check-only``)."""
+    runs, save the resolved config and record the expected videos (for ``info`` /
+    ``--check-only``)."""
     removed = store.clean_tmp()
     if removed:
         log.info("%s: removed %d half-written array(s) of an interrupted run", store.path, removed)
@@ -120,9 +125,8 @@ class StoreCheck(NamedTuple):
     done: int
     failed: dict[str, dict]  # video id -> failure record (from every writer)
     missing: list[str]  # neither complete nor failed: a shard that never ran, or was killed
-    debris: (
-        int  # half-written arrays in .tmp (killed writers), deleted by the next run or setup step
-    )
+    # half-written arrays in .tmp (killed writers), deleted by the next run or setup step
+    debris: int
 
     @property
     def complete(self) -> bool:

@@ -6,7 +6,8 @@ Tail rules for the last, incomplete window (all three are published conventions)
 * ``pad``:  ceil; missing frames repeat the last frame.
 * ``loop``: ceil; missing frames wrap around to the start of the video (RTFM features).
 
-The assembler is streaming: it holds at most ``L + stride`` frames plus, for ``loop``, the first ``L``.
+The assembler is streaming: it holds at most ``L + stride`` frames plus, for ``loop``, the first
+``L``.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 Tail = Literal["drop", "pad", "loop"]
-TAILS = ("drop", "pad", "loop")
+TAILS: tuple[Tail, ...] = get_args(Tail)
 
 
 def n_snippets(n_frames: int, snippet_len: int, stride: int, tail: Tail) -> int:
@@ -38,7 +39,8 @@ def n_snippets(n_frames: int, snippet_len: int, stride: int, tail: Tail) -> int:
         return 0
     if tail == "drop":
         return 0 if n_frames < snippet_len else (n_frames - snippet_len) // stride + 1
-    # a window is kept if it starts inside the video and the previous one did not already reach the end
+    # a window is kept if it starts inside the video and the previous one did not already reach
+    # the end
     return min(math.ceil(n_frames / stride), 1 + math.ceil(max(0, n_frames - snippet_len) / stride))
 
 

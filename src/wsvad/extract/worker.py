@@ -1,8 +1,8 @@
-"""What runs on a worker: decode -> resize/crop -> snippets -> backbone -> the worker's own store writes.
+"""What runs on a worker: decode -> resize/crop -> snippets -> backbone -> the worker's own store
+writes.
 
-Tasks return a small :class:`VideoResult`; features never travel through the scheduler. Decoding,
-resizing and cropping run in a prefetch thread that fills a bounded queue while the model computes
-(torch and the decoders release the GIL, so the two overlap on separate cores).
+Tasks return a small :class:`VideoResult`; features never travel through the scheduler. The model
+loop (a prefetch thread decodes while the model computes) is in forward.py.
 """
 
 from __future__ import annotations
@@ -10,25 +10,27 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import re
 import shutil
 import threading
 import time
 from collections.abc import Iterator
-from itertools import islice
+from fractions import Fraction
+from itertools import islice, pairwise
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from wsvad.data.records import VideoRecord
 from wsvad.errors import WsvadError
-from wsvad.extract.accel import autocast, check_device, host_batch, prepare_model, to_device
+from wsvad.extract.accel import check_device, prepare_model
 from wsvad.extract.config import ExtractConfig
 from wsvad.extract.crops import resize_and_crop
 from wsvad.extract.decode import (
     DecodeError,
+    Decoder,
+    VideoInfo,
     decode_errors,
     fps_ratio,
     is_frame_folder,
@@ -38,18 +40,25 @@ from wsvad.extract.decode import (
     resampled_count,
     source_index,
 )
+from wsvad.extract.forward import ChunkSink, run_model
 from wsvad.extract.segments import publish
 from wsvad.extract.snippets import SnippetStream, n_snippets
-from wsvad.pipeline.cluster import report_progress
-from wsvad.pipeline.store import FeatureStore, VideoWriter
+from wsvad.pipeline.store import FeatureStore
 
 log = logging.getLogger(__name__)
 
 _MODELS: dict[tuple, Any] = {}
 _MODELS_LOCK = threading.Lock()
 _RESIZE_WINDOW = 16  # frames resized per torch call: amortises call overhead, bounds memory
-PROGRESS_TOPIC = "wsvad-extract-frame-crops"  # workers report frame-crops after every forward pass
-FAULT_ENV = "WSVAD_FAULT_EXIT_ON"  # tests only, see _fault_point
+
+# A task extracts a whole video, one piece (a snippet range) of a long video, or assembles the
+# pieces of a video into its final array.
+TaskKind = Literal["video", "piece", "assemble"]
+# How a video ends; ProgressEvent.status and the summary report these.
+VideoOutcome = Literal["done", "failed"]
+# What a task reports: a finished video, a finished piece ("part"), the pieces a long video is to be
+# cut into ("split"), or a failure.
+TaskStatus = Literal[VideoOutcome, "part", "split"]
 
 
 class TooShort(DecodeError):
@@ -59,7 +68,7 @@ class TooShort(DecodeError):
 class Task(NamedTuple):
     """One unit of work: a whole video, one piece of a long video, or the assembly of its pieces."""
 
-    kind: str  # "video" | "piece" | "assemble"
+    kind: TaskKind
     record: VideoRecord
     store: str
     start: int = 0  # snippet range of a piece
@@ -73,7 +82,7 @@ class VideoResult(NamedTuple):
     """The small record a task sends back (no features)."""
 
     video_id: str
-    status: str  # "done" | "part" | "split" | "failed"
+    status: TaskStatus
     start: int = 0
     n_snippets: int = 0
     frame_crops: int = 0  # snippets x L x crops that went through the model
@@ -149,7 +158,7 @@ def one_line(exc: BaseException) -> str:
     return (text or type(exc).__name__)[:300]
 
 
-def _decoders(cfg: ExtractConfig, path: Path) -> list[str]:
+def _decoders(cfg: ExtractConfig, path: Path) -> list[Decoder]:
     if is_frame_folder(path):
         return ["frames"]
     return ["decord", "av"] if cfg.decoder == "auto" else [cfg.decoder]
@@ -176,79 +185,97 @@ def _extract(task: Task, cfg: ExtractConfig, tried: list[str]) -> VideoResult:
     raise AssertionError("unreachable: the decoder chain is never empty")
 
 
-def _extract_with(task: Task, cfg: ExtractConfig, decoder: str) -> VideoResult:
+def _extract_with(task: Task, cfg: ExtractConfig, decoder: Decoder) -> VideoResult:
+    """Extract ``task`` (a whole video or one piece) with ``decoder``, or plan its pieces."""
     record = task.record
     info = probe(record.path, decoder, fps_hint=record.fps)
     ratio = fps_ratio(info.fps, cfg.fps) if cfg.fps else None
     store = FeatureStore.open(task.store)
-    if task.kind == "video" and task.may_split and cfg.piece_snippets:
-        hint = resampled_count(info.n_frames_hint, ratio) if ratio else info.n_frames_hint
-        estimate = n_snippets(hint, cfg.snippet_len, cfg.stride, cfg.tail)
-        if estimate > cfg.piece_snippets * 3 // 2:
-            step = cfg.piece_snippets
-            cuts = list(range(0, estimate - step // 2, step))
-            pieces = tuple((a, b) for a, b in zip(cuts, cuts[1:])) + ((cuts[-1], None),)
-            return VideoResult(record.video_id, "split", decoder=info.decoder, pieces=pieces)
+    pieces = _plan_pieces(task, cfg, info, ratio)
+    if pieces:
+        return VideoResult(record.video_id, "split", decoder=info.decoder, pieces=pieces)
     start, stop = (task.start, task.stop) if task.kind == "piece" else (0, None)
     model, spec = get_model(cfg)
     counter = _Counter()
+    stream = _snippet_stream(record, info.decoder, ratio, cfg, counter, start, stop)
+    writer = store.writer(record.video_id, chunk_t=cfg.chunk_t)
+    try:
+        rows = run_model(stream, model, spec, cfg, writer)
+        n_source = counter.first + counter.n if stream.eof else None
+        measured = _measured(info, cfg, rows, stream, n_source)
+        if task.kind == "piece":
+            part = str(writer.tmp_dir)
+            return VideoResult(
+                record.video_id, "part", start=start, eof=stream.eof, part=part, **measured
+            )
+        expected = n_snippets(stream.n_frames, cfg.snippet_len, cfg.stride, cfg.tail)
+        _check_rows(record, rows, expected, stream.n_frames, cfg)
+        attrs = video_attrs(record, cfg, stream.n_frames, n_source, info.fps, info.decoder)
+        publish(store, writer, attrs, cfg)
+        return VideoResult(record.video_id, "done", eof=True, **measured)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _plan_pieces(
+    task: Task, cfg: ExtractConfig, info: VideoInfo, ratio: Fraction | None
+) -> tuple[tuple[int, int | None], ...]:
+    """The snippet ranges a long video is cut into, one task each; ``()``: one task does it all.
+
+    The length is the header's estimate, so the last piece is open-ended (``stop=None``).
+    """
+    if not (task.kind == "video" and task.may_split and cfg.piece_snippets):
+        return ()
+    hint = resampled_count(info.n_frames_hint, ratio) if ratio else info.n_frames_hint
+    estimate = n_snippets(hint, cfg.snippet_len, cfg.stride, cfg.tail)
+    if estimate <= cfg.piece_snippets * 3 // 2:
+        return ()
+    step = cfg.piece_snippets
+    cuts = list(range(0, estimate - step // 2, step))
+    return (*pairwise(cuts), (cuts[-1], None))
+
+
+def _snippet_stream(
+    record: VideoRecord,
+    decoder: Decoder,
+    ratio: Fraction | None,
+    cfg: ExtractConfig,
+    counter: _Counter,
+    start: int,
+    stop: int | None,
+) -> SnippetStream:
+    """Snippets ``start`` to ``stop`` of the video, resampled to ``cfg.fps`` when ``ratio`` is set;
+    ``counter`` counts the decoded source frames."""
 
     def frames(first_output: int) -> Iterator[np.ndarray]:
         first_source = source_index(first_output, ratio) if ratio else first_output
         counter.first = first_source
-        decoded = counter.count(iter_frames(record.path, info.decoder, start=first_source))
+        decoded = counter.count(iter_frames(record.path, decoder, start=first_source))
         timeline = resample(decoded, ratio, first_source, first_output) if ratio else decoded
         return _crops(timeline, cfg)
 
     def head() -> list[np.ndarray]:
-        source = iter_frames(record.path, info.decoder)
+        source = iter_frames(record.path, decoder)
         timeline = resample(source, ratio, 0, 0) if ratio else source
         return list(islice(_crops(timeline, cfg), cfg.snippet_len))
 
-    stream = SnippetStream(
-        frames(start * cfg.stride), cfg.snippet_len, cfg.stride, cfg.tail, start, stop, head
-    )
-    writer = store.writer(record.video_id, chunk_t=cfg.chunk_t)
-    try:
-        rows = _run_model(stream, model, spec, cfg, writer)
-        n_source = counter.first + counter.n if stream.eof else None
-        if task.kind == "piece":
-            part = str(writer.tmp_dir)
-            return VideoResult(
-                record.video_id,
-                "part",
-                start=start,
-                n_snippets=rows,
-                decoder=info.decoder,
-                frame_crops=rows * cfg.snippet_len * cfg.crops,
-                eof=stream.eof,
-                n_frames=stream.n_frames,
-                n_source_frames=n_source,
-                source_fps=info.fps,
-                part=part,
-            )
-        expected = n_snippets(stream.n_frames, cfg.snippet_len, cfg.stride, cfg.tail)
-        _check_rows(record, rows, expected, stream.n_frames, cfg)
-        publish(
-            store,
-            writer,
-            video_attrs(record, cfg, stream.n_frames, n_source, info.fps, info.decoder),
-            cfg,
-        )
-        return VideoResult(
-            record.video_id,
-            "done",
-            n_snippets=rows,
-            decoder=info.decoder,
-            eof=True,
-            frame_crops=rows * cfg.snippet_len * cfg.crops,
-            n_frames=stream.n_frames,
-            n_source_frames=n_source,
-            source_fps=info.fps,
-        )
-    except BaseException:
-        writer.abort()
-        raise
+    first = frames(start * cfg.stride)
+    return SnippetStream(first, cfg.snippet_len, cfg.stride, cfg.tail, start, stop, head)
+
+
+def _measured(
+    info: VideoInfo, cfg: ExtractConfig, rows: int, stream: SnippetStream, n_source: int | None
+) -> dict[str, Any]:
+    """The result fields of a video or piece that went through the model."""
+    return {
+        "n_snippets": rows,
+        "decoder": info.decoder,
+        "frame_crops": rows * cfg.snippet_len * cfg.crops,
+        "n_frames": stream.n_frames,
+        "n_source_frames": n_source,
+        "source_fps": info.fps,
+    }
 
 
 def _check_rows(
@@ -282,7 +309,8 @@ class _Counter:
 
 
 def _crops(frames: Iterator[np.ndarray], cfg: ExtractConfig) -> Iterator[np.ndarray]:
-    """Per-frame crops ``[C, S, S, 3]``; frames are resized in small windows to amortise torch calls."""
+    """Per-frame crops ``[C, S, S, 3]``; frames are resized in small windows to amortise torch
+    calls."""
     while True:
         window = list(islice(frames, _RESIZE_WINDOW))
         if not window:
@@ -292,99 +320,6 @@ def _crops(frames: Iterator[np.ndarray], cfg: ExtractConfig) -> Iterator[np.ndar
         except ValueError as exc:
             raise DecodeError(f"frame size changes inside the video ({exc})", "any") from exc
         yield from resize_and_crop(stacked, cfg.resize, cfg.crop_size, cfg.crops)
-
-
-def _run_model(stream: SnippetStream, model, spec, cfg: ExtractConfig, writer: VideoWriter) -> int:
-    """Drive the prefetch thread and the model; returns the number of snippets written."""
-    import torch
-
-    per_batch = max(1, cfg.batch_clips // cfg.crops)
-    batches: queue.Queue = queue.Queue(maxsize=max(1, cfg.prefetch))
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            pending: list[np.ndarray] = []
-            for _, snippet in stream:  # snippet: (L, C, S, S, 3)
-                if stop.is_set():  # the consumer failed: stop decoding
-                    return
-                pending.append(snippet.transpose(1, 0, 2, 3, 4))  # -> (C, L, S, S, 3)
-                if len(pending) == per_batch:
-                    _put(
-                        batches, stop, host_batch(spec.prepare(np.concatenate(pending)), cfg.device)
-                    )
-                    pending = []
-            if pending:
-                _put(
-                    batches, stop, host_batch(spec.prepare(np.concatenate(pending)), cfg.device)
-                )  # (b*C, 3, L, S, S)
-            _put(batches, stop, None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            _put(batches, stop, exc)
-
-    thread = threading.Thread(target=produce, name="wsvad-prefetch", daemon=True)
-    thread.start()
-    sink = _ChunkSink(writer, cfg.chunk_t)
-    try:
-        while True:
-            item = batches.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            with torch.inference_mode(), autocast(cfg):
-                out = model(to_device(item, cfg.device))  # (b*C, *F)
-            out = out.float().cpu().numpy()
-            report_progress(PROGRESS_TOPIC, len(out) * cfg.snippet_len)
-            sink.add(out.reshape(-1, cfg.crops, *out.shape[1:]))  # -> (b, C, *F)
-            _fault_point(writer.video_id)
-        sink.flush()
-    finally:
-        stop.set()
-        thread.join()
-    return sink.rows
-
-
-def _fault_point(video_id: str) -> None:
-    """Fault injection for tests/reliability: ``WSVAD_FAULT_EXIT_ON=id1,id2`` makes the process extracting
-    one of these videos die after a forward pass, as a segfault would (no cleanup, no exception)."""
-    targets = os.environ.get(FAULT_ENV)
-    if targets and video_id in targets.split(","):
-        os._exit(70)
-
-
-def _put(target: queue.Queue, stop: threading.Event, item: Any) -> None:
-    while not stop.is_set():
-        try:
-            target.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
-
-
-class _ChunkSink:
-    """Buffers rows so every zarr chunk is written once (appending single rows rewrites chunks)."""
-
-    def __init__(self, writer: VideoWriter, chunk_t: int):
-        self.writer, self.chunk_t = writer, chunk_t
-        self.buffer: list[np.ndarray] = []
-        self.buffered = 0
-        self.rows = 0
-
-    def add(self, rows: np.ndarray) -> None:
-        self.buffer.append(rows)
-        self.buffered += len(rows)
-        self.rows += len(rows)
-        if self.buffered >= self.chunk_t:
-            joined = np.concatenate(self.buffer)
-            full = len(joined) // self.chunk_t * self.chunk_t
-            self.writer.append(joined[:full])
-            self.buffer, self.buffered = [joined[full:]], len(joined) - full
-
-    def flush(self) -> None:
-        if self.buffered:
-            self.writer.append(np.concatenate(self.buffer))
-        self.buffer, self.buffered = [], 0
 
 
 def video_attrs(
@@ -425,7 +360,7 @@ def _assemble(task: Task, cfg: ExtractConfig) -> VideoResult:
     n_frames = int(facts["n_frames"])
     expected = n_snippets(n_frames, cfg.snippet_len, cfg.stride, cfg.tail)
     with store.writer(record.video_id, chunk_t=cfg.chunk_t) as writer:
-        sink = _ChunkSink(writer, cfg.chunk_t)
+        sink = ChunkSink(writer, cfg.chunk_t)
         for part in task.parts:
             array = zarr.open_array(part, mode="r")
             for begin in range(0, array.shape[0], cfg.chunk_t):

@@ -4,15 +4,15 @@ Two boundary rules are in use in the literature:
 
 ``rtfm``
     RTFM's ``process_feat``: boundaries ``np.linspace(0, N, T + 1, dtype=int)``; bag ``i`` pools
-    snippets ``[b_i, b_{i+1})``, and when that range is empty (``N < T``) it takes the single snippet
-    ``b_i``. Every snippet is used.
+    snippets ``[b_i, b_{i+1})``, and when that range is empty (``N < T``) it takes the single
+    snippet ``b_i``. Every snippet is used.
 ``sultani``
     Sultani et al.'s public MATLAB script (``Save_C3DFeatures_32Segments.m``): boundaries
-    ``round(linspace(1, N, T + 1))`` (1-based, MATLAB rounding, i.e. half away from zero); bag ``i``
-    pools ``[b_i, b_{i+1} - 1]`` inclusive, a single snippet when that is empty, and each bag is then
-    L2-normalised. As in that script, the last snippet of a video belongs to no bag (its guard for
-    the last segment never fires). The paper (sec. 4) instead L2-normalises each clip *before*
-    averaging; we follow the released code, which produced the published features.
+    ``round(linspace(1, N, T + 1))`` (1-based, MATLAB rounding, i.e. half away from zero); bag
+    ``i`` pools ``[b_i, b_{i+1} - 1]`` inclusive, a single snippet when that is empty, and each bag
+    is then L2-normalised. As in that script, the last snippet of a video belongs to no bag (its
+    guard for the last segment never fires). The paper (sec. 4) instead L2-normalises each clip
+    *before* averaging; we follow the released code, which produced the published features.
 
 ``pool`` is ``mean`` (both papers) or ``max`` (the joint detection/classification paper max-pools
 inside segments). Bags keep any trailing dimensions: ``[N, *rest] -> [T, *rest]``; the Sultani
@@ -21,14 +21,14 @@ L2 norm is taken over the last axis (the feature dimension D).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 BagRule = Literal["rtfm", "sultani"]
 BagPool = Literal["mean", "max"]
-BAG_RULES: tuple[str, ...] = ("rtfm", "sultani")
-BAG_POOLS: tuple[str, ...] = ("mean", "max")
+BAG_RULES: tuple[BagRule, ...] = get_args(BagRule)
+BAG_POOLS: tuple[BagPool, ...] = get_args(BagPool)
 
 
 def bag_ranges(n_snippets: int, n_bags: int, rule: BagRule = "rtfm") -> np.ndarray:
@@ -54,14 +54,14 @@ def bag_ranges(n_snippets: int, n_bags: int, rule: BagRule = "rtfm") -> np.ndarr
     if rule == "rtfm":
         bounds = np.linspace(0, n_snippets, n_bags + 1, dtype=int)
     elif rule == "sultani":
-        # 0-based form of MATLAB round(linspace(1, N, T+1)); floor(x + 0.5) is MATLAB's rounding for x >= 0.
+        # 0-based form of MATLAB round(linspace(1, N, T+1)); floor(x + 0.5) is MATLAB's rounding
+        # for x >= 0.
         bounds = np.floor(np.linspace(0, n_snippets - 1, n_bags + 1) + 0.5).astype(int)
     else:
         raise ValueError(f"unknown bag rule {rule!r}; known: {', '.join(BAG_RULES)}")
     starts = bounds[:-1].astype(np.int64)
-    ends = np.maximum(bounds[1:], starts + 1).astype(
-        np.int64
-    )  # an empty range takes snippet b_i alone
+    # an empty range takes snippet b_i alone
+    ends = np.maximum(bounds[1:], starts + 1).astype(np.int64)
     return np.stack([starts, ends], axis=1)
 
 
@@ -81,9 +81,8 @@ def segment_into_bags(
     feats = np.asarray(features, dtype=np.float32)
     ranges = bag_ranges(len(feats), n_bags, rule)
     reduce = np.mean if pool == "mean" else np.max
-    bags = np.stack([reduce(feats[s:e], axis=0) for s, e in ranges]).astype(
-        np.float32
-    )  # (T, *rest)
+    # (T, *rest)
+    bags = np.stack([reduce(feats[s:e], axis=0) for s, e in ranges]).astype(np.float32)
     if rule == "sultani":
         norm = np.linalg.norm(bags, axis=-1, keepdims=True)
         # The MATLAB script stops on an all-zero bag; a zero bag is kept as zeros here.
@@ -115,9 +114,10 @@ def bag_scores_to_snippets(
     ranges = bag_ranges(n_snippets, len(scores), rule)
     total = np.zeros(n_snippets)
     count = np.zeros(n_snippets)
-    # A loop over the T bags, not difference arrays + cumsum: a running sum leaves rounding residue
-    # (a snippet after a bag scored 1.0 came out at -6e-33), and a score must stay exactly in [0, 1].
-    for (start, end), score in zip(ranges, scores):
+    # A loop over the T bags, not difference arrays + cumsum: a running sum leaves rounding
+    # residue (a snippet after a bag scored 1.0 came out at -6e-33), and a score must stay exactly
+    # in [0, 1].
+    for (start, end), score in zip(ranges, scores, strict=True):  # one range per bag score
         total[start:end] += score
         count[start:end] += 1
     covered = count > 0.5

@@ -14,7 +14,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,31 +22,35 @@ from wsvad.errors import WsvadError
 
 log = logging.getLogger(__name__)
 
+# The kinds wsvad registers (an extension may register more with register_cluster).
+ClusterKind = Literal["inline", "local", "scheduler", "slurm", "pbs"]
+# Batch systems through dask-jobqueue (pipeline/jobqueue.py): workers run in batch jobs.
+BatchKind = Literal["slurm", "pbs"]
+BATCH_KINDS: tuple[BatchKind, ...] = get_args(BatchKind)
+# Kinds whose workers run on this machine (so its devices are the workers' devices).
+THIS_MACHINE_KINDS: tuple[ClusterKind, ...] = ("inline", "local")
+
 
 class ClusterConfig(BaseModel):
     """How tasks are executed (the ``cluster:`` section of a stage config)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: str = "local"  # inline | local | scheduler (| any kind registered with register_cluster)
+    # a ClusterKind, or a kind an extension registered (open_client refuses unknown kinds)
+    kind: str = "local"
     workers: int = Field(1, ge=1)  # local: worker processes
-    threads_per_worker: int | None = Field(
-        None, ge=1
-    )  # compute threads per worker; None: cores / workers
+    # compute threads per worker; None: cores / workers
+    threads_per_worker: int | None = Field(None, ge=1)
     scheduler: str | None = None  # kind=scheduler: address such as tcp://10.0.0.5:8786
     connect_timeout: float = Field(20.0, gt=0)  # kind=scheduler: seconds to wait for the scheduler
-    memory_limit: str = (
-        "auto"  # local: per-worker memory limit passed to dask ("auto", "4GiB", ...)
-    )
-    gpus_per_node: int = Field(
-        0, ge=0
-    )  # local: one worker per GPU, worker i sees only GPU i; 0: off
-    allowed_failures: int = Field(
-        2, ge=0
-    )  # local: retries of a task whose worker process died, then it fails
-    options: dict[str, Any] = Field(
-        default_factory=dict
-    )  # settings of extension kinds (slurm/pbs: JobQueueConfig)
+    # local: per-worker memory limit passed to dask ("auto", "4GiB", ...)
+    memory_limit: str = "auto"
+    # local: one worker per GPU, worker i sees only GPU i; 0: off
+    gpus_per_node: int = Field(0, ge=0)
+    # local: retries of a task whose worker process died, then it fails
+    allowed_failures: int = Field(2, ge=0)
+    # settings of extension kinds (slurm/pbs: JobQueueConfig)
+    options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _scheduler_needs_address(self) -> ClusterConfig:
@@ -59,10 +63,7 @@ class ClusterConfig(BaseModel):
         """Threads each worker gives its model (the cores of this machine shared by the workers)."""
         if self.threads_per_worker:
             return self.threads_per_worker
-        if self.kind in (
-            "slurm",
-            "pbs",
-        ):  # a batch job's cores, not the cores of the submitting machine
+        if self.kind in BATCH_KINDS:  # a batch job's cores, not the cores of the submitting machine
             from wsvad.pipeline.jobqueue import JobQueueConfig
 
             return int(self.options.get("cores", JobQueueConfig.model_fields["cores"].default))
@@ -82,12 +83,13 @@ class Runner(Protocol):
     def submit(self, fn: Callable[..., Any], *args: Any) -> Handle: ...
 
     def subscribe(self, topic: str, callback: Callable[[Any], None]) -> None:
-        """Call ``callback(value)`` for every :func:`report_progress` ``(topic, value)`` of a task."""
+        """Call ``callback(value)`` for every :func:`report_progress` ``(topic, value)`` of a
+        task."""
         ...
 
     def results(self) -> Iterator[tuple[Handle, Any, BaseException | None]]:
-        """Yield ``(handle, result, None)`` or ``(handle, None, exception)`` for every task, including
-        tasks submitted while iterating; ends when nothing is left."""
+        """Yield ``(handle, result, None)`` or ``(handle, None, exception)`` for every task,
+        including tasks submitted while iterating; ends when nothing is left."""
         ...
 
 
@@ -115,7 +117,7 @@ def report_progress(topic: str, value: Any) -> None:
     worker.log_event(topic, value)
 
 
-def register_cluster(kind: str) -> Callable:
+def register_cluster(kind: ClusterKind | str) -> Callable:
     """Register a context manager factory ``(ClusterConfig) -> Runner`` under ``kind``."""
 
     def wrap(factory: Callable[[ClusterConfig], AbstractContextManager[Runner]]):
@@ -139,7 +141,8 @@ def open_client(cfg: ClusterConfig) -> AbstractContextManager[Runner]:
 
 
 class InlineRunner:
-    """Runs each task in this process, in submission order, when results are requested (tests, pdb)."""
+    """Runs each task in this process, in submission order, when results are requested (tests,
+    pdb)."""
 
     n_workers = 1
 
@@ -185,9 +188,8 @@ class DaskRunner:
         self._topics: list[str] = []
 
     def subscribe(self, topic: str, callback: Callable[[Any], None]) -> None:
-        self.client.subscribe_topic(
-            topic, lambda event: callback(event[1])
-        )  # event = (time, value)
+        # an event is (time, value)
+        self.client.subscribe_topic(topic, lambda event: callback(event[1]))
         self._topics.append(topic)
 
     def close(self) -> None:
@@ -204,7 +206,7 @@ class DaskRunner:
         for future in self._completed:
             try:
                 result = future.result()
-            except Exception as exc:  # noqa: BLE001 - a task error or a dead worker: the stage records it
+            except Exception as exc:  # noqa: BLE001 - a task error or a dead worker: recorded
                 yield future, None, exc
             else:
                 yield future, result, None
@@ -227,9 +229,9 @@ def _local(cfg: ClusterConfig) -> Iterator[Runner]:
     import dask
     from distributed import Client, LocalCluster
 
-    # The scheduler runs in this process and reads these when it starts. Saturation 1.0 sends a worker
-    # only the task it runs: a worker that dies then counts against that task's retries alone, not
-    # against innocent queued ones (dask blames every task assigned to a dead worker).
+    # The scheduler runs in this process and reads these when it starts. Saturation 1.0 sends a
+    # worker only the task it runs: a worker that dies then counts against that task's retries
+    # alone, not against innocent queued ones (dask blames every task assigned to a dead worker).
     with dask.config.set(
         {
             "distributed.scheduler.allowed-failures": cfg.allowed_failures,
@@ -240,8 +242,8 @@ def _local(cfg: ClusterConfig) -> Iterator[Runner]:
             with _gpu_cluster(cfg) as cluster, Client(cluster) as client:
                 yield from dask_runner(client)
             return
-        # one task at a time per worker process: the task's own prefetch thread overlaps decoding with
-        # compute, and compute_threads cores go to the model
+        # one task at a time per worker process: the task's own prefetch thread overlaps decoding
+        # with compute, and compute_threads cores go to the model
         with LocalCluster(
             n_workers=cfg.workers,
             threads_per_worker=1,
@@ -314,4 +316,5 @@ def dask_runner(client: Any) -> Iterator[Runner]:
         runner.close()
 
 
-from wsvad.pipeline import jobqueue as _jobqueue  # noqa: E402,F401 - registers the slurm and pbs kinds
+# last, because jobqueue imports this module: registers the slurm and pbs kinds
+from wsvad.pipeline import jobqueue as _jobqueue  # noqa: E402,F401

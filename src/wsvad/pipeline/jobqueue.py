@@ -2,8 +2,9 @@
 
 Workers that die or reach their walltime lose nothing: tasks are per video, results are written by
 the worker straight into the store with an atomic rename, and the scheduler reschedules whatever a
-lost worker had not finished. ``adapt(minimum_jobs=jobs, maximum_jobs=jobs)`` replaces dead jobs, and
-workers retire themselves shortly before the walltime (``--lifetime``) so no video is cut mid-write.
+lost worker had not finished. ``adapt(minimum_jobs=jobs, maximum_jobs=jobs)`` replaces dead jobs,
+and workers retire themselves shortly before the walltime (``--lifetime``) so no video is cut
+mid-write.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wsvad.errors import WsvadError
-from wsvad.pipeline.cluster import ClusterConfig, DaskRunner, Runner, register_cluster
+from wsvad.pipeline.cluster import BatchKind, ClusterConfig, DaskRunner, Runner, register_cluster
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,10 @@ class JobQueueConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["slurm", "pbs"] = "slurm"
+    kind: BatchKind = "slurm"
     jobs: int = Field(1, ge=1, description="batch jobs to keep running (one dask worker each)")
-    cores: int = Field(2, ge=1, description="CPU cores per job")
-    memory: str = Field("8GB", description="memory per job, e.g. 8GB")
+    cores: int = Field(4, ge=1, description="CPU cores per job")
+    memory: str = Field("16GB", description="memory per job, e.g. 16GB")
     gpus: int = Field(0, ge=0, description="GPUs per job (adds --gres=gpu:N on SLURM)")
     queue: str | None = Field(None, description="partition (SLURM) or queue (PBS)")
     account: str | None = None
@@ -89,7 +90,8 @@ def _lifetime_args(walltime: str) -> list[str]:
 
 
 def cluster_kwargs(cfg: JobQueueConfig) -> dict[str, Any]:
-    """The dask-jobqueue constructor arguments for ``cfg`` (separate so it is testable without a cluster)."""
+    """The dask-jobqueue constructor arguments for ``cfg`` (separate so it is testable without a
+    cluster)."""
     extra = list(cfg.job_extra)
     if cfg.gpus:
         if cfg.kind == "slurm":
@@ -164,7 +166,7 @@ class _CaptureErrors(logging.Handler):
         self.messages.append(record.getMessage().strip().replace("\n", " ")[:300])
 
 
-def _queue_status(kind: str) -> str:
+def _queue_status(kind: BatchKind) -> str:
     command = ["squeue", "-h", "-o", "%i %T %r"] if kind == "slurm" else ["qstat"]
     try:
         out = subprocess.run(command, capture_output=True, text=True, timeout=10)
@@ -173,8 +175,9 @@ def _queue_status(kind: str) -> str:
     return " | ".join(out.stdout.strip().splitlines()[:5]) or out.stderr.strip()[:200]
 
 
-def jobqueue_config(kind: str, options: dict[str, Any]) -> JobQueueConfig:
-    """``cluster.options`` of a ``slurm``/``pbs`` cluster config, validated (unknown keys are refused)."""
+def jobqueue_config(kind: BatchKind, options: dict[str, Any]) -> JobQueueConfig:
+    """``cluster.options`` of a ``slurm``/``pbs`` cluster config, validated (unknown keys are
+    refused)."""
     try:
         return JobQueueConfig.model_validate({**options, "kind": kind})
     except ValidationError as exc:
@@ -186,9 +189,11 @@ def jobqueue_config(kind: str, options: dict[str, Any]) -> JobQueueConfig:
 
 
 @contextmanager
-def _batch_runner(kind: str, cfg: ClusterConfig) -> Iterator[Runner]:
+def _batch_runner(kind: BatchKind, cfg: ClusterConfig) -> Iterator[Runner]:
+    # distributed is imported for its config defaults: dask.config.set() below restores only what
+    # it changed, so they must be loaded before it
     import dask
-    import distributed  # noqa: F401 - loads its config defaults first; set() restores only what it changed
+    import distributed  # noqa: F401
 
     jq = jobqueue_config(kind, cfg.options)
     if jq.gpus > 1:

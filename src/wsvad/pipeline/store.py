@@ -9,8 +9,9 @@ Layout (schema ``wsvad.features/1``, zarr v3, see docs/architecture.md)::
     STORE/bags/...             derived caches (train stage)
 
 Completion is the directory rename: a reader can never see a half-written video, and a killed job
-leaves only ``.tmp`` debris, which the next run deletes and redoes. One writer per video group and no
-shared mutable metadata written by workers, so many processes (or SLURM tasks) can write at once.
+leaves only ``.tmp`` debris, which the next run deletes and redoes. One writer per video group and
+no shared mutable metadata written by workers, so many processes (or SLURM tasks) can write at
+once. Video ids name their arrays as nodes.py says.
 This module imports no torch, so a store opens in a notebook without it.
 """
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import time
@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
 
 import numpy as np
 import zarr
@@ -34,6 +33,7 @@ from zarr.codecs import BloscCodec
 
 from wsvad import __version__
 from wsvad.errors import WsvadError
+from wsvad.pipeline.nodes import node_name, video_id_of
 
 SCHEMA = "wsvad.features/1"
 VIDEOS = "videos"
@@ -43,41 +43,6 @@ FAILURES_DIR = "failures.d"  # one failures file per concurrent writer (job-arra
 LOCK = ".lock"
 # ~64 snippets per chunk: 2.6 MB for 10 crops x 1024 float32, small enough to read one bag range.
 DEFAULT_CHUNK_T = 64
-
-_SAFE = "._=@#+-"
-MAX_NODE = 160
-_SAFE_RE = re.compile(r"[A-Za-z0-9._=@#+\-%]+")
-
-
-def node_name(video_id: str) -> str:
-    """Filesystem-safe, reversible name of a video's array inside the store.
-
-    Anything outside ``[A-Za-z0-9._=@#+-]`` is percent-encoded (so ``/`` cannot make a path),
-    and ids that could escape the store (empty, ``.``/``..``, leading dot) are refused.
-
-    >>> node_name("v=U6MC8JJJZSY__#1_label_G-0-0")
-    'v=U6MC8JJJZSY__#1_label_G-0-0'
-    >>> node_name("a b/c")
-    'a%20b%2Fc'
-    """
-    if not isinstance(video_id, str) or not video_id.strip():
-        raise WsvadError(f"invalid video id {video_id!r}: empty")
-    if video_id in (".", "..") or video_id.startswith(".") or video_id.startswith("__"):
-        raise WsvadError(f"invalid video id {video_id!r}: must not start with '.' or '__'")
-    if "\x00" in video_id:
-        raise WsvadError(f"invalid video id {video_id!r}: contains a NUL byte")
-    node = quote(video_id, safe=_SAFE)
-    if len(node) > MAX_NODE:  # + the .tmp suffix (host, pid, tag) must fit a 255-byte file name
-        raise WsvadError(
-            f"invalid video id {video_id[:40]!r}...: too long ({len(node)} characters once "
-            f"percent-encoded, at most {MAX_NODE})"
-        )
-    return node
-
-
-def video_id_of(node: str) -> str:
-    """Inverse of :func:`node_name`."""
-    return unquote(node)
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
@@ -90,7 +55,8 @@ def _write_json_atomic(path: Path, data: Any) -> None:
 
 
 def _json_safe(value: Any) -> Any:
-    """Round-trip through JSON so zarr attrs only ever hold plain JSON (numpy scalars, tuples, Paths)."""
+    """Round-trip through JSON so zarr attrs only ever hold plain JSON (numpy scalars, tuples,
+    Paths)."""
 
     def default(obj: Any) -> Any:
         if isinstance(obj, np.generic):
@@ -107,8 +73,8 @@ def _json_safe(value: Any) -> Any:
 class StoreWriteError(WsvadError):
     """The store's filesystem refused a write (disk full, read-only, no permission).
 
-    A subclass of WsvadError, not OSError: decoders raise OSError for bad videos, and a full disk must
-    stop the run (exit 1) instead of marking every remaining video as failed.
+    A subclass of WsvadError, not OSError: decoders raise OSError for bad videos, and a full disk
+    must stop the run (exit 1) instead of marking every remaining video as failed.
     """
 
 
@@ -167,9 +133,8 @@ class VideoWriter:
         rows = np.asarray(rows)
         expected = self._array.shape[1:]
         if rows.ndim != len(expected) + 1 or tuple(rows.shape[1:]) != tuple(expected):
-            raise ValueError(
-                f"{self.video_id}: rows of shape {rows.shape} do not fit [n, {', '.join(map(str, expected))}]"
-            )
+            shape = ", ".join(map(str, expected))
+            raise ValueError(f"{self.video_id}: rows of shape {rows.shape} do not fit [n, {shape}]")
         if len(rows) == 0:
             return
         start = self.n_rows
@@ -181,14 +146,16 @@ class VideoWriter:
         self.n_rows += len(rows)
 
     def commit(self, attrs: dict[str, Any]) -> None:
-        """Write the per-video attrs, then publish the array (the rename is the completion marker)."""
+        """Write the per-video attrs, then publish the array (the rename is the completion
+        marker)."""
         full = dict(attrs)
         full.update(video_id=self.video_id, n_snippets=self.n_rows, status="complete")
         final = self.store.path / VIDEOS / self.node
         try:
             self._array.attrs.update(_json_safe(full))
             if final.exists():
-                # Another writer finished the same video first (or --overwrite of one video): replace it.
+                # Another writer finished the same video first (or --overwrite of one video):
+                # replace it.
                 shutil.rmtree(final)
             os.rename(self.tmp_dir, final)
         except OSError as exc:
@@ -394,7 +361,8 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ failures
     def failures(self) -> dict[str, dict[str, Any]]:
-        """Failed videos that are not complete: ``failures.json`` merged with ``failures.d/<writer>.json``."""
+        """Failed videos that are not complete: ``failures.json`` merged with
+        ``failures.d/<writer>.json``."""
         merged: dict[str, dict[str, Any]] = {}
         files = [self.path / FAILURES]
         if (self.path / FAILURES_DIR).is_dir():
@@ -414,8 +382,9 @@ class FeatureStore:
     ) -> None:
         """Merge new failures and drop ``clear`` ids (videos that now succeeded).
 
-        ``writer=None``: the client's ``failures.json``. Concurrent writers (job-array shards) each pass
-        their own name and only ever rewrite ``failures.d/<writer>.json``, so no file has two writers.
+        ``writer=None``: the client's ``failures.json``. Concurrent writers (job-array shards) each
+        pass their own name and only ever rewrite ``failures.d/<writer>.json``, so no file has two
+        writers.
         """
         if writer is None:
             path = self.path / FAILURES
@@ -430,7 +399,8 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ locking
     def acquire_lock(self, name: str = LOCK) -> None:
-        """Refuse a second writer process on the same store (a stale lock of a dead pid is taken over).
+        """Refuse a second writer process on the same store (a stale lock of a dead pid is taken
+        over).
 
         Job-array shards pass their own ``name`` (one lock per shard): they write disjoint videos.
         """
@@ -447,8 +417,9 @@ class FeatureStore:
                 lock.unlink(missing_ok=True)
                 return self.acquire_lock(name)
             raise WsvadError(
-                f"{self.path}: another wsvad process (pid {holder.get('pid')} on {holder.get('host')}) is writing "
-                f"this store; wait for it to finish, or delete {lock} if that process is gone"
+                f"{self.path}: another wsvad process (pid {holder.get('pid')} on "
+                f"{holder.get('host')}) is writing this store; wait for it to finish, or delete "
+                f"{lock} if that process is gone"
             ) from None
         except OSError as exc:  # read-only or full filesystem, no permission
             raise store_write_error(lock, exc) from exc
@@ -469,7 +440,8 @@ class FeatureStore:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
     def summary(self, expected: list[str] | None = None) -> dict[str, Any]:
-        """Counts for ``wsvad info``: done / failed / pending (pending needs the expected id list)."""
+        """Counts for ``wsvad info``: done / failed / pending (pending needs the expected id
+        list)."""
         done = self.video_ids()
         failed = sorted(set(self.failures()) - set(done))
         expected_ids = expected if expected is not None else self._attrs.get("expected_videos")

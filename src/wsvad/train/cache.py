@@ -86,8 +86,8 @@ def ensure_bag_cache(
     if bagged and int(bagged["T"]) != count:
         # Re-pooling segment means into another number of bags would mix segments unevenly.
         raise WsvadError(
-            f"{store.path}: the store already holds {bagged['T']} {bagged['rule']} segments per video; "
-            f"train it with bags.count={bagged['T']} (got {count})"
+            f"{store.path}: the store already holds {bagged['T']} {bagged['rule']} segments per "
+            f"video; train it with bags.count={bagged['T']} (got {count})"
         )
     fingerprint = store_fingerprint(store)
     name = cache_name(rule, pool, count, dtype)
@@ -160,9 +160,9 @@ def _build(store, path, video_ids, rule, pool, count, dtype, fingerprint, progre
 def load_bags(cache: Path, video_ids: list[str], crop_mode: str) -> np.ndarray:
     """Load the cached bags of ``video_ids`` into memory, ``(V, T, K, *F)``.
 
-    ``K`` is the number of crops for ``crop_mode="separate"`` and 1 for ``"mean"`` (averaged video by
-    video, so the 10-crop array is never held whole). The cache's dtype is kept (float16 stays float16;
-    batches are converted to float32 when they are drawn).
+    ``K`` is the number of crops for ``crop_mode="separate"`` and 1 for ``"mean"`` (averaged video
+    by video, so the 10-crop array is never held whole). The cache's dtype is kept (float16 stays
+    float16; batches are converted to float32 when they are drawn).
     """
     group = zarr.open_group(str(cache), mode="r", use_consolidated=False)
     index = {vid: i for i, vid in enumerate(group.attrs["video_ids"])}

@@ -1,8 +1,8 @@
 """TrainConfig: everything ``wsvad train`` needs, validated once (defaults < YAML < flags < --set).
 
-Keys left ``None`` (optimizer, sampler and bag settings, iterations) are filled by :func:`resolve` from the
-detector's ``train_defaults`` (the paper's settings), then from the generic defaults here; the
-resolved config is what ``RUN/config.yaml`` records.
+Keys left ``None`` (optimizer, sampler and bag settings, iterations) are filled by
+:func:`resolve` from the detector's ``train_defaults`` (the paper's settings), then from the
+generic defaults here; the resolved config is what ``RUN/config.yaml`` records.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-OPTIMIZERS = ("adam", "adagrad", "rmsprop", "radam", "sgd")
+from wsvad.config import Device
 
 
 class DetectorConfig(BaseModel):
@@ -25,9 +25,8 @@ class DetectorConfig(BaseModel):
 class BagConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rule: Literal["rtfm", "sultani"] | None = (
-        None  # boundary rule (wsvad.pipeline.bags); default rtfm
-    )
+    # boundary rule (wsvad.pipeline.bags); default rtfm
+    rule: Literal["rtfm", "sultani"] | None = None
     pool: Literal["mean", "max"] | None = None  # pooling inside a bag; default mean
     count: int = Field(32, ge=1)  # T bags per video
     dtype: Literal["float32", "float16"] = "float32"  # of the bag cache (float16 halves its memory)
@@ -37,9 +36,8 @@ class SamplerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     batch_per_class: int | None = Field(None, ge=1)  # balanced: n normal + n abnormal per step
-    window: int | None = Field(
-        None, ge=1
-    )  # random_consecutive: b consecutive snippets per row; default 64
+    # random_consecutive: b consecutive snippets per row; default 64
+    window: int | None = Field(None, ge=1)
     windows_per_step: int | None = Field(None, ge=1)  # random_consecutive: rows per step; default 1
 
 
@@ -50,9 +48,8 @@ class OptimConfig(BaseModel):
     lr: float | None = Field(None, gt=0.0)
     weight_decay: float | None = Field(None, ge=0.0)
     momentum: float | None = Field(None, ge=0.0)  # sgd and rmsprop only; default 0
-    lr_milestones: list[int] | None = (
-        None  # steps at which lr is multiplied by lr_gamma; default none
-    )
+    # steps at which lr is multiplied by lr_gamma; default none
+    lr_milestones: list[int] | None = None
     lr_gamma: float | None = Field(None, gt=0.0)  # default 0.1
 
 
@@ -75,12 +72,10 @@ class TrainConfig(BaseModel):
     root: Path | None = None  # dataset root for the adapter
     detector: DetectorConfig = DetectorConfig()
     bags: BagConfig = BagConfig()
-    crop_mode: Literal["separate", "mean"] | None = (
-        None  # each crop a sample, or their mean; default separate
-    )
-    score_on: Literal["snippets", "bags"] | None = (
-        None  # score test videos' raw snippets or T bags; default snippets
-    )
+    # each crop a sample, or their mean; default separate
+    crop_mode: Literal["separate", "mean"] | None = None
+    # score test videos' raw snippets or their T bags; default snippets
+    score_on: Literal["snippets", "bags"] | None = None
     sampler: SamplerConfig = SamplerConfig()
     optim: OptimConfig = OptimConfig()
     iterations: int | None = Field(None, ge=1)  # optimizer steps (exclusive with epochs)
@@ -90,10 +85,9 @@ class TrainConfig(BaseModel):
     selection: SelectionConfig = SelectionConfig()
     log_every: int = Field(10, ge=1)  # steps between log.jsonl lines
     checkpoint_every: int = Field(200, ge=1)  # steps between checkpoints/last.*
-    device: str = "cpu"
-    precision: Literal["fp32", "bf16"] = (
-        "fp32"  # bf16: autocast of forward+loss (faster on CPUs with bf16 units)
-    )
+    device: Device = "cpu"  # cpu | cuda | cuda:N
+    # bf16: autocast of forward+loss (faster on CPUs with bf16 units)
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

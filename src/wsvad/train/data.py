@@ -1,5 +1,6 @@
-"""Training data: video labels (from the store or a dataset adapter), the validation carve-out, and
-the two views samplers draw from (cached bags in memory, raw snippets read lazily from the store)."""
+"""Training data: video labels (from the store or a dataset adapter), the validation carve-out,
+and the two views samplers draw from (cached bags in memory, raw snippets read lazily from the
+store)."""
 
 from __future__ import annotations
 
@@ -68,68 +69,85 @@ def load_video_infos(
     """
     ids = store.video_ids()
     attrs = {vid: store.video_attrs(vid) for vid in ids}
-    infos: list[VideoInfo] = []
     if dataset is not None:
-        from wsvad.data import load_dataset
-        from wsvad.data.check import load_labels_only
-
-        # Published features come without their videos: the lists and annotations are the labels.
-        imported = (store.attrs.get("provenance") or {}).get("kind") == "imported"
-        index = load_labels_only(dataset, root) if imported else load_dataset(dataset, root)
-        class_names = list(index.class_names)
-        records = index.by_id()
-        report = LabelReport(source=f"dataset {dataset} at {root}")
-        report.not_in_dataset = [vid for vid in ids if vid not in records]
-        report.not_in_store = sorted(set(records) - set(ids))
-        for vid in ids:
-            rec = records.get(vid)
-            if rec is None:
-                continue
-            intervals = None if rec.intervals is None else tuple(tuple(iv) for iv in rec.intervals)
-            ci = _class_index(rec.classes, rec.label, class_names, f"{dataset} video {vid}")
-            infos.append(
-                VideoInfo(
-                    vid,
-                    rec.split,
-                    int(rec.label),
-                    ci,
-                    intervals,
-                    int(attrs[vid]["n_snippets"]),
-                    attrs[vid].get("n_frames"),
-                )
-            )
+        infos, class_names, report = _labels_from_dataset(store, attrs, dataset, root)
     else:
-        report = LabelReport(source="store attrs")
-        found = sorted({c for a in attrs.values() for c in (a.get("classes") or [])})
-        class_names = ["Normal", *[c for c in found if c != "Normal"]]
-        for vid in ids:
-            a = attrs[vid]
-            if a.get("split") not in ("train", "test") or a.get("label") not in (0, 1):
-                report.unlabelled.append(vid)
-                continue
-            ci = _class_index(
-                a.get("classes") or [], a["label"], class_names, f"{store.path} video {vid}"
-            )
-            raw = a.get("intervals")
-            intervals = None if raw is None else tuple((int(s), int(e)) for s, e in raw)
-            infos.append(
-                VideoInfo(
-                    vid,
-                    a["split"],
-                    int(a["label"]),
-                    ci,
-                    intervals,
-                    int(a["n_snippets"]),
-                    a.get("n_frames"),
-                )
-            )
+        infos, class_names, report = _labels_from_store(store, attrs)
     if not report.clean:
         log.warning(
-            "label matching (%s): %d store videos not in the dataset, %d dataset videos not in the store, %d unlabelled",
+            "label matching (%s): %d store videos not in the dataset, "
+            "%d dataset videos not in the store, %d unlabelled",
             report.source,
             len(report.not_in_dataset),
             len(report.not_in_store),
             len(report.unlabelled),
+        )
+    return infos, class_names, report
+
+
+def _labels_from_dataset(
+    store: FeatureStore, attrs: dict[str, dict], dataset: str, root: Path | None
+) -> tuple[list[VideoInfo], list[str], LabelReport]:
+    """Labels of the store's videos (``attrs``: id -> video attrs) from a dataset adapter."""
+    from wsvad.data import load_dataset
+    from wsvad.data.check import load_labels_only
+
+    # Published features come without their videos: the lists and annotations are the labels.
+    imported = (store.attrs.get("provenance") or {}).get("kind") == "imported"
+    index = load_labels_only(dataset, root) if imported else load_dataset(dataset, root)
+    class_names = list(index.class_names)
+    records = index.by_id()
+    report = LabelReport(source=f"dataset {dataset} at {root}")
+    report.not_in_dataset = [vid for vid in attrs if vid not in records]
+    report.not_in_store = sorted(set(records) - set(attrs))
+    infos = []
+    for vid, a in attrs.items():
+        rec = records.get(vid)
+        if rec is None:
+            continue
+        intervals = None if rec.intervals is None else tuple(tuple(iv) for iv in rec.intervals)
+        ci = _class_index(rec.classes, rec.label, class_names, f"{dataset} video {vid}")
+        infos.append(
+            VideoInfo(
+                vid,
+                rec.split,
+                int(rec.label),
+                ci,
+                intervals,
+                int(a["n_snippets"]),
+                a.get("n_frames"),
+            )
+        )
+    return infos, class_names, report
+
+
+def _labels_from_store(
+    store: FeatureStore, attrs: dict[str, dict]
+) -> tuple[list[VideoInfo], list[str], LabelReport]:
+    """Labels of the store's videos (``attrs``: id -> video attrs) from those attrs."""
+    report = LabelReport(source="store attrs")
+    found = sorted({c for a in attrs.values() for c in (a.get("classes") or [])})
+    class_names = ["Normal", *[c for c in found if c != "Normal"]]
+    infos = []
+    for vid, a in attrs.items():
+        if a.get("split") not in ("train", "test") or a.get("label") not in (0, 1):
+            report.unlabelled.append(vid)
+            continue
+        ci = _class_index(
+            a.get("classes") or [], a["label"], class_names, f"{store.path} video {vid}"
+        )
+        raw = a.get("intervals")
+        intervals = None if raw is None else tuple((int(s), int(e)) for s, e in raw)
+        infos.append(
+            VideoInfo(
+                vid,
+                a["split"],
+                int(a["label"]),
+                ci,
+                intervals,
+                int(a["n_snippets"]),
+                a.get("n_frames"),
+            )
         )
     return infos, class_names, report
 
@@ -154,9 +172,8 @@ def carve_validation(
 ) -> tuple[list[VideoInfo], list[VideoInfo]]:
     """Hold out ``fraction`` of the training videos per label (stratified, at least one of each
     label that has two or more videos). Returns (train, val), both sorted by id."""
-    rng = np.random.default_rng(
-        [seed, 7919]
-    )  # a stream of its own: changing it never moves the sampler
+    # A stream of its own: changing it never moves the sampler.
+    rng = np.random.default_rng([seed, 7919])
     held: set[str] = set()
     for label in (0, 1):
         ids = sorted(v.video_id for v in train if v.label == label)
@@ -168,7 +185,7 @@ def carve_validation(
 
 
 class BagVideos:
-    """Cached bags in memory: ``array`` is ``(V, T, K, *F)``; implements detectors.base.TrainVideos."""
+    """Cached bags in memory, ``array`` ``(V, T, K, *F)``; a ``detectors.base.TrainVideos``."""
 
     def __init__(self, array: np.ndarray, infos: list[VideoInfo]):
         import torch
@@ -186,9 +203,10 @@ class BagVideos:
     def __getitem__(self, index: int):
         import torch
 
+        # (T, K, *F) -> (K, T, *F)
         return torch.from_numpy(
             np.ascontiguousarray(np.moveaxis(self.array[index], 1, 0), dtype=np.float32)
-        )  # (T, K, *F) -> (K, T, *F)
+        )
 
     def window(self, index: int, crop: int, start: int, length: int) -> np.ndarray:
         return self.array[index, start : start + length, crop].astype(np.float32)
@@ -228,7 +246,6 @@ class SnippetVideos:
     def window(self, index: int, crop: int, start: int, length: int) -> np.ndarray:
         arr = self._array(index)
         if self.crop_mode == "mean":
-            return np.asarray(arr[start : start + length], dtype=np.float32).mean(
-                axis=1
-            )  # (b, C, *F) -> (b, *F)
+            # (b, C, *F) -> (b, *F)
+            return np.asarray(arr[start : start + length], dtype=np.float32).mean(axis=1)
         return np.asarray(arr[start : start + length, crop], dtype=np.float32)

@@ -4,7 +4,9 @@
 (``optim.<param>.<key>``) and torch's RNG state; ``last.json`` holds everything else (step,
 sampler position, python/numpy RNG states, optimizer scalars, best-so-far) plus the sha256 of the
 tensors file, and is written last (the completion marker). A run killed at any point resumes from
-its last checkpoint and ends with the same weights as an uninterrupted run (tests/train/test_resume*).
+its last checkpoint and ends with the same weights as an uninterrupted run
+(tests/train/test_train_run.py::test_resumed_run_equals_uninterrupted_run, and
+tests/reliability/test_killed_training.py for a SIGKILL).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ Progress = Callable[[int, int, dict[str, float]], None]
 
 
 def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """The optimizer named in ``cfg`` (names as in the papers: adam, adagrad, rmsprop, radam, sgd)."""
+    """The optimizer named in ``cfg`` (names as in the papers: adam, adagrad, rmsprop, radam,
+    sgd)."""
     wd = cfg.weight_decay or 0.0
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
@@ -47,7 +50,8 @@ def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
 
 
 def lr_at(cfg: OptimConfig, step: int) -> float:
-    """Step-decay schedule (CLAWS: x0.1 after 80k); a pure function of the step, so nothing to save."""
+    """Step-decay schedule (CLAWS: x0.1 after 80k); a pure function of the step, so nothing to
+    save."""
     return float(cfg.lr) * cfg.lr_gamma ** sum(1 for m in cfg.lr_milestones if step >= m)
 
 
@@ -136,6 +140,15 @@ class LoopResult:
     seconds: float  # wall time of this session's steps
 
 
+@dataclass
+class _Position:
+    """Where training stands; saved in every checkpoint, restored on resume."""
+
+    step: int = 0
+    best_step: int | None = None
+    best_score: float | None = None
+
+
 def train_loop(
     detector: Detector,
     sampler,
@@ -147,7 +160,7 @@ def train_loop(
     progress: Progress | None = None,
     stop_after: int | None = None,
 ) -> LoopResult:
-    """Train ``detector`` for ``total_steps`` steps, resuming from ``run_dir/checkpoints/last`` if any.
+    """Train ``detector`` for ``total_steps`` steps, resuming from ``checkpoints/last`` if any.
 
     Args:
         evaluate: model selection score (higher is better), called every ``cfg.selection.every``
@@ -158,89 +171,125 @@ def train_loop(
     """
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    last, best = ckpt_dir / "last", ckpt_dir / "best"
     opt = build_optimizer(detector.parameters(), cfg.optim)
-    step, best_step, best_score = 0, None, None
-    if (ckpt_dir / "last.json").is_file():
-        meta = load_checkpoint(last, detector, opt, sampler)
-        step, best_step, best_score = meta["step"], meta.get("best_step"), meta.get("best_score")
-        log.info("resumed %s at step %d", run_dir, step)
+    at = _resume(ckpt_dir / "last", detector, opt, sampler, run_dir)
+    loss_log = _LossLog(run_dir / "log.jsonl")
 
     def checkpoint() -> None:
-        save_checkpoint(
-            last,
-            detector,
-            opt,
-            sampler,
-            step,
-            {"total_steps": total_steps, "best_step": best_step, "best_score": best_score},
-        )
+        extra = {"total_steps": total_steps, "best_step": at.best_step, "best_score": at.best_score}
+        save_checkpoint(ckpt_dir / "last", detector, opt, sampler, at.step, extra)
 
-    def maybe_select() -> None:
-        nonlocal best_step, best_score
-        detector.eval()
-        score = float(evaluate(detector))
-        detector.train()
-        with open(run_dir / "log.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(
-                json.dumps({"step": step, "selection": cfg.selection.mode, "score": score}) + "\n"
-            )
-        if best_score is None or score > best_score:
-            best_step, best_score = step, score
-            save_detector(best, detector, {**model_meta, "step": step, "selection_score": score})
+    def result(finished: bool) -> LoopResult:
+        return LoopResult(at.step, finished, at.best_step, at.best_score, time.perf_counter() - t0)
 
     detector.train()
-    sums: dict[str, float] = {}
-    count, logged = 0, {}
-    session_steps, t0, t_log = 0, time.perf_counter(), time.perf_counter()
+    logged: dict[str, float] = {}
+    first_step, t0 = at.step, time.perf_counter()  # this session's
     try:
-        while step < total_steps:
-            if stop_after is not None and session_steps >= stop_after:
+        while at.step < total_steps:
+            if stop_after is not None and at.step - first_step >= stop_after:
                 checkpoint()
-                return LoopResult(step, False, best_step, best_score, time.perf_counter() - t0)
-            if sampler.at_epoch_start:
-                detector.start_epoch(sampler.videos)
-            for group in opt.param_groups:
-                group["lr"] = lr_at(cfg.optim, step)
-            batch = sampler.next_batch()
-            if cfg.device != "cpu":
-                batch = type(batch)(*(None if t is None else t.to(cfg.device) for t in batch))
-            with torch.autocast(
-                device_type=torch.device(cfg.device).type,
-                dtype=torch.bfloat16,
-                enabled=cfg.precision == "bf16",
-            ):
-                losses = detector.loss(batch)
-            opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            opt.step()
-            step += 1
-            session_steps += 1
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach())
-            count += 1
-            if step % cfg.log_every == 0 or step == total_steps:
-                now = time.perf_counter()
-                logged = {k: v / count for k, v in sums.items()}
-                logged["it_s"] = count / max(now - t_log, 1e-9)
-                with open(run_dir / "log.jsonl", "a", encoding="utf-8") as fh:
-                    fh.write(
-                        json.dumps({"step": step, "lr": lr_at(cfg.optim, step - 1), **logged})
-                        + "\n"
-                    )
-                sums, count, t_log = {}, 0, now
+                return result(finished=False)
+            losses = _optimizer_step(detector, opt, sampler, cfg, at.step)
+            at.step += 1
+            loss_log.add(losses)
+            last_step = at.step == total_steps
+            if at.step % cfg.log_every == 0 or last_step:
+                logged = loss_log.write(at.step, lr_at(cfg.optim, at.step - 1))
                 if not np.isfinite(logged["loss"]):
                     checkpoint()
-                    raise FloatingPointError(
-                        f"{run_dir}: loss became {logged['loss']} at step {step}; checkpoint kept"
-                    )
-            if evaluate is not None and (step % cfg.selection.every == 0 or step == total_steps):
-                maybe_select()
-            if step % cfg.checkpoint_every == 0 or step == total_steps:
+                    raise _diverged(run_dir, logged["loss"], at.step)
+            if evaluate is not None and (at.step % cfg.selection.every == 0 or last_step):
+                _select(detector, evaluate, at, ckpt_dir / "best", loss_log.path, cfg, model_meta)
+            if at.step % cfg.checkpoint_every == 0 or last_step:
                 checkpoint()
             if progress is not None:
-                progress(step, total_steps, logged)
+                progress(at.step, total_steps, logged)
     except KeyboardInterrupt:
         checkpoint()  # never lose finished steps; the same command resumes
         raise
-    return LoopResult(step, True, best_step, best_score, time.perf_counter() - t0)
+    return result(finished=True)
+
+
+def _resume(last: Path, detector: Detector, opt, sampler, run_dir: Path) -> _Position:
+    """The position of the last checkpoint (model, optimizer, sampler and RNGs restored from it),
+    or step 0 when there is none."""
+    if not last.with_name(last.name + ".json").is_file():
+        return _Position()
+    meta = load_checkpoint(last, detector, opt, sampler)
+    log.info("resumed %s at step %d", run_dir, meta["step"])
+    return _Position(meta["step"], meta.get("best_step"), meta.get("best_score"))
+
+
+def _diverged(run_dir: Path, loss: float, step: int) -> FloatingPointError:
+    return FloatingPointError(f"{run_dir}: loss became {loss} at step {step}; checkpoint kept")
+
+
+def _optimizer_step(detector: Detector, opt, sampler, cfg: TrainConfig, step: int):
+    """One optimizer step on the sampler's next batch; returns the detector's loss terms."""
+    if sampler.at_epoch_start:
+        detector.start_epoch(sampler.videos)
+    for group in opt.param_groups:
+        group["lr"] = lr_at(cfg.optim, step)
+    batch = sampler.next_batch()
+    if cfg.device != "cpu":
+        batch = type(batch)(*(None if t is None else t.to(cfg.device) for t in batch))
+    with torch.autocast(
+        device_type=torch.device(cfg.device).type,
+        dtype=torch.bfloat16,
+        enabled=cfg.precision == "bf16",
+    ):
+        losses = detector.loss(batch)
+    opt.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    opt.step()
+    return losses
+
+
+class _LossLog:
+    """``log.jsonl``: the mean of each loss term since the previous line, and the steps per
+    second."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.since = time.perf_counter()
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
+        for key, value in losses.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value.detach())
+        self.count += 1
+
+    def write(self, step: int, lr: float) -> dict[str, float]:
+        """Append one line for ``step`` and start a new window; returns the values logged."""
+        now = time.perf_counter()
+        logged = {k: v / self.count for k, v in self.sums.items()}
+        logged["it_s"] = self.count / max(now - self.since, 1e-9)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"step": step, "lr": lr, **logged}) + "\n")
+        self.sums, self.count, self.since = {}, 0, now
+        return logged
+
+
+def _select(
+    detector: Detector,
+    evaluate: Callable[[Detector], float],
+    at: _Position,
+    best: Path,
+    log_path: Path,
+    cfg: TrainConfig,
+    model_meta: dict[str, Any],
+) -> None:
+    """Score the current weights for model selection, log the score, and keep the weights in
+    ``best`` when they beat the best so far."""
+    detector.eval()
+    score = float(evaluate(detector))
+    detector.train()
+    with open(log_path, "a", encoding="utf-8") as fh:
+        fh.write(
+            json.dumps({"step": at.step, "selection": cfg.selection.mode, "score": score}) + "\n"
+        )
+    if at.best_score is None or score > at.best_score:
+        at.best_step, at.best_score = at.step, score
+        save_detector(best, detector, {**model_meta, "step": at.step, "selection_score": score})

@@ -1,9 +1,9 @@
 """Train samplers, chosen by the detector's ``sampler`` class attribute (a registry by name).
 
 A sampler draws :class:`~wsvad.detectors.base.Batch` es from a video set (``BagVideos`` or
-``SnippetVideos`` of wsvad.train.data). Its only state is ``(epoch, position)``; every epoch's random
-order comes from ``default_rng([seed, epoch])``, so a resumed run draws exactly the batches an
-uninterrupted run would have drawn.
+``SnippetVideos`` of wsvad.train.data). Its only state is ``(epoch, position)``; every epoch's
+random order comes from ``default_rng([seed, epoch])``, so a resumed run draws exactly the batches
+an uninterrupted run would have drawn.
 
 ``balanced`` (Sultani et al.; RTFM; most MIL papers)
     Each step draws ``n`` normal and ``n`` abnormal samples (a sample is a video, or one crop of a
@@ -17,8 +17,8 @@ uninterrupted run would have drawn.
     set; a step takes ``windows_per_step`` of them as rows of ``(B, b, *F)`` (the paper: one window
     per weight update). Choices where the paper is silent: a video's last partial window is aligned
     to the video's end (so it overlaps the previous one) rather than dropped; a video shorter than
-    ``b`` is padded by repeating its last snippet. ``Batch.video_index`` and ``Batch.start`` say where
-    each row came from (CLAWS looks up its per-video clustering distance by video).
+    ``b`` is padded by repeating its last snippet. ``Batch.video_index`` and ``Batch.start`` say
+    where each row came from (CLAWS looks up its per-video clustering distance by video).
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ _SAMPLERS: dict[str, tuple[str, Callable[..., Any]]] = {}
 
 
 def register_sampler(name: str, needs: str) -> Callable:
-    """Register a sampler class; ``needs`` is ``"bags"`` or ``"snippets"`` (the video set it draws from)."""
+    """Register a sampler class; ``needs`` is the video set it draws from: ``"bags"`` or
+    ``"snippets"``."""
 
     def wrap(cls):
         if name in _SAMPLERS:

@@ -1,5 +1,5 @@
-"""Scoring inside the train stage: the test split (-> scores.npz), the quick frame AUC printed at the
-end of training, and the validation score used for model selection. The full evaluation (AP,
+"""Scoring inside the train stage: the test split (-> scores.npz), the quick frame AUC printed at
+the end of training, and the validation score used for model selection. The full evaluation (AP,
 per-class, plots, published alignment rules) is ``wsvad evaluate``; this is the minimum."""
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def collapse_warning(scores: dict[str, np.ndarray], spread: float = COLLAPSE_SPR
         return None
     return (
         f"training collapsed: every test score is {float(values.mean()):.4g} "
-        f"(spread {float(values.max() - values.min()):.1e} over {values.size} scores), so the AUC is "
-        "meaningless; lower optim.lr or check the features"
+        f"(spread {float(values.max() - values.min()):.1e} over {values.size} scores), "
+        "so the AUC is meaningless; lower optim.lr or check the features"
     )
 
 

@@ -1,5 +1,6 @@
-"""Import and export of published feature sets (RTFM, per-crop XD/UR-DMU, Sultani C3D, video_features,
-XD VGGish audio). No torch here: an import runs where only numpy and zarr are installed."""
+"""Import and export of published feature sets (RTFM, per-crop XD/UR-DMU, Sultani C3D,
+video_features, XD VGGish audio). No torch here: an import runs where only numpy and zarr are
+installed."""
 
 from wsvad.transfer.config import ConcatConfig, ExportConfig, ImportConfig, ListFile
 from wsvad.transfer.export_features import ExportResult, run_export

@@ -11,7 +11,8 @@ Format = Literal["crops-per-file", "rtfm", "sultani-c3d", "video-features", "vgg
 
 
 class ListFile(BaseModel):
-    """A published feature list; ``split`` None means "from the file name" (``test`` in it -> test)."""
+    """A published feature list; ``split`` None means "from the file name" (``test`` in it ->
+    test)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -27,26 +28,18 @@ class ImportConfig(BaseModel):
     format: Format
     features_root: Path  # folder holding the published files (searched recursively by file name)
     out: Path  # the store to write
-    lists: list[
-        ListFile
-    ] = []  # published lists; empty = every file of the format under features_root
+    lists: list[ListFile] = []  # published lists; empty = every file of the format under the root
     dataset: str | None = None  # adapter giving labels, splits and frame GT (wsvad.data)
     root: Path | None = None  # the dataset's root (videos or list/annotation files)
     dataset_options: dict[str, Any] = {}  # extra keyword options of the dataset adapter
-    stream: str = (
-        "rgb"  # video-features: the output key in <video>_<key>.npy (rgb, flow, vggish, r21d...)
-    )
+    # video-features: the output key in <video>_<key>.npy (rgb, flow, vggish, r21d...)
+    stream: str = "rgb"
     publisher_backbone: str | None = None  # overrides the format's default provenance text
-    snippet_len: int | None = Field(
-        None, ge=1
-    )  # frames per published snippet; default from the format
-    stride: int | None = Field(None, ge=1)  # frames between snippet starts; default from the format
-    probe_frames: bool = (
-        False  # count the frames of the dataset's videos (else n_frames is estimated from T)
-    )
-    checksum: Literal["sha256", "stat"] = (
-        "sha256"  # per-file fingerprint: content hash or size+mtime
-    )
+    snippet_len: int | None = Field(None, ge=1)  # frames per published snippet; format default
+    stride: int | None = Field(None, ge=1)  # frames between snippet starts; format default
+    # Count the frames of the dataset's videos (else n_frames is estimated from T).
+    probe_frames: bool = False
+    checksum: Literal["sha256", "stat"] = "sha256"  # file fingerprint: content hash or size+mtime
     workers: int = Field(2, ge=1)  # threads importing videos at once
     overwrite: bool = False  # replace a store made with a different import config
 
@@ -58,7 +51,8 @@ class ImportConfig(BaseModel):
             raise ValueError("--root is only used with --dataset")
         if not self.lists and self.dataset is None:
             raise ValueError(
-                "give --list files (their names give the split) or --dataset/--root (splits from the dataset)"
+                "give --list files (their names give the split) "
+                "or --dataset/--root (splits from the dataset)"
             )
         return self
 
@@ -72,9 +66,7 @@ class ExportConfig(BaseModel):
     format: Literal["crops-per-file", "rtfm", "video-features", "vggish"]
     out: Path  # folder for the feature files and list files
     stream: str = "rgb"  # video-features: the output key written as <video>_<key>.npy
-    path_prefix: str | None = (
-        None  # prefix written in list files instead of the absolute --out path
-    )
+    path_prefix: str | None = None  # prefix written in list files instead of the absolute --out
     split: Literal["train", "test"] | None = None  # export only one split (default: all videos)
 
 
@@ -83,9 +75,8 @@ class ConcatConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    stores: list[
-        Path
-    ]  # exactly two, any order: the one with attr modality "audio" is the audio store
+    # Exactly two, any order: the one with attr modality "audio" is the audio store.
+    stores: list[Path]
     out: Path  # the concatenated store to write (resumed if it exists with the same inputs)
     overwrite: bool = False  # replace a store built from other inputs
 
@@ -93,6 +84,7 @@ class ConcatConfig(BaseModel):
     def _two(self) -> ConcatConfig:
         if len(self.stores) != 2:
             raise ValueError(
-                f"give exactly two --store (a video store and an audio store), got {len(self.stores)}"
+                "give exactly two --store (a video store and an audio store), "
+                f"got {len(self.stores)}"
             )
         return self

@@ -74,7 +74,8 @@ def _order(store: FeatureStore, ids: list[str]) -> dict[str, list[str]]:
         split, label = attrs.get("split"), attrs.get("label")
         if split not in ("train", "test") or label not in (0, 1):
             raise WsvadError(
-                f"{store.path}: video {vid!r} has no split/label attrs (split={split!r}, label={label!r})"
+                f"{store.path}: video {vid!r} has no split/label attrs "
+                f"(split={split!r}, label={label!r})"
             )
         by_split.setdefault(split, []).append((-int(label), vid))
     return {split: [vid for _, vid in sorted(items)] for split, items in sorted(by_split.items())}
@@ -84,12 +85,16 @@ def _write_gt(store: FeatureStore, vids: list[str], out: Path, result: ExportRes
     """``gt-test.npy``: frame labels of the test list's videos, concatenated in list order.
 
     RTFM's ``gt-ucf.npy``/``gt-sh.npy`` convention: each video contributes ``T * 16`` frames (its
-    snippets times the stride), labels cut to that length, float64 0/1. Written only when every test
-    video has intervals and the snippets do not overlap, so the file cannot be silently incomplete.
+    snippets times the stride), labels cut to that length, float64 0/1. Written only when every
+    test video has intervals and the snippets do not overlap, so the file cannot be silently
+    incomplete.
     """
     snippet_len, stride = store.attrs.get("snippet_len"), store.attrs.get("stride")
     if snippet_len is None or snippet_len != stride:
-        result.gt_note = f"no gt-test.npy: snippets are not contiguous frame blocks (snippet_len {snippet_len}, stride {stride})"
+        result.gt_note = (
+            "no gt-test.npy: snippets are not contiguous frame blocks "
+            f"(snippet_len {snippet_len}, stride {stride})"
+        )
         return
     parts = []
     for vid in vids:
@@ -101,9 +106,8 @@ def _write_gt(store: FeatureStore, vids: list[str], out: Path, result: ExportRes
             return
         gt = np.zeros(int(attrs["n_snippets"]) * int(stride), dtype=np.float64)
         for start, end in attrs["intervals"]:
-            gt[int(start) : int(end)] = (
-                1.0  # intervals are half-open; slicing cuts them to T * stride
-            )
+            # Intervals are half-open; slicing cuts them to T * stride.
+            gt[int(start) : int(end)] = 1.0
         parts.append(gt)
     path = out / "gt-test.npy"
     tmp = _tmp_name(path)

@@ -5,14 +5,16 @@ lazily read ``[T, C, *D]`` source (``np.load(mmap_mode="r")``: a 40 GB set is ne
 when the layout can hold a store's values exactly, how to write one video back.
 
 Crop orders (recorded in the store's ``crop_order`` attr, because they differ between publishers):
-- ``rtfm``: the RTFM author used "the Pytorch official 10-crop function" (tianyu0207/RTFM issue #33),
-  i.e. torchvision ``TenCrop``: TL, TR, BL, BR, C, then the same five of the flipped frame. That is
-  wsvad's own extraction order, so the names come from :func:`wsvad.extract.crops.crop_order`.
-- ``crops-per-file`` (XD-Violence, UR-DMU, Wu et al.): ``__0`` is the centre crop (XDVioDet README),
-  unlike wsvad's order where the centre is crop 4; the order of the corners ``__1..__4`` (and of
-  ``__5..__9``) is not documented, so they are recorded as ``corner-k``/``flip-...`` names that claim
-  nothing more. wsvad keeps the file order (no reordering), so export gives back the publisher's
-  files unchanged; code that wants the centre crop looks up ``crop_order.index("C")``.
+- ``rtfm``: the RTFM author used "the Pytorch official 10-crop function" (tianyu0207/RTFM issue
+  #33), i.e. torchvision ``TenCrop``: TL, TR, BL, BR, C, then the same five of the flipped frame.
+  That is wsvad's own extraction order, so the names come from
+  :func:`wsvad.extract.crops.crop_order`.
+- ``crops-per-file`` (XD-Violence, UR-DMU, Wu et al.): ``__0`` is the centre crop (XDVioDet
+  README), unlike wsvad's order where the centre is crop 4; the order of the corners ``__1..__4``
+  (and of ``__5..__9``) is not documented, so they are recorded as ``corner-k``/``flip-...`` names
+  that claim nothing more. wsvad keeps the file order (no reordering), so export gives back the
+  publisher's files unchanged; code that wants the centre crop looks up
+  ``crop_order.index("C")``.
 """
 
 from __future__ import annotations
@@ -98,7 +100,8 @@ def register_format(name: str, factory: Callable[[str], FeatureFormat]) -> None:
 
 
 def get_format(name: str, stream: str = "rgb") -> FeatureFormat:
-    """The format ``name``; ``stream`` picks the video_features output key (``rgb``, ``vggish``...)."""
+    """The format ``name``; ``stream`` picks the video_features output key (``rgb``,
+    ``vggish``...)."""
     if name not in _FORMATS:
         raise WsvadError(f"unknown feature format {name!r}; known: {', '.join(sorted(_FORMATS))}")
     return _FORMATS[name](stream)
@@ -128,7 +131,7 @@ def _open_stacked(paths: list[Path]) -> Source:
 def _open_per_crop(paths: list[Path]) -> Source:
     """One ``[T, D]`` file per crop, stacked along a new crop axis."""
     arrays = [_load_npy(p) for p in paths]
-    for path, arr in zip(paths, arrays):
+    for path, arr in zip(paths, arrays, strict=True):  # one array per path
         if arr.ndim != 2:
             raise WsvadError(f"{path}: expected [T, D], got shape {list(arr.shape)}")
         if arr.shape != arrays[0].shape or arr.dtype != arrays[0].dtype:
@@ -230,7 +233,8 @@ def _rtfm_order(n: int) -> list[str]:
 def video_features_format(stream: str) -> FeatureFormat:
     """The video_features tool's layout for one output key: ``<video>_<stream>.npy``, ``[T, D]``.
 
-    The tool saves ``<output_path>/<feature_type>/<video stem>_<key>.npy`` with keys ``rgb``/``flow``
+    The tool saves ``<output_path>/<feature_type>/<video stem>_<key>.npy`` with keys
+    ``rgb``/``flow``
     for i3d and the feature type for the others (``vggish``, ``r21d``, ``s3d``, ``clip``...), plus
     ``_fps.npy`` and ``_timestamps_ms.npy`` side files. Its i3d default is 64-frame stacks every 64
     frames (``stack_size``/``step_size``), not 16.
@@ -270,20 +274,28 @@ _fixed(
 _fixed(
     FeatureFormat(
         name="crops-per-file",
-        summary="<video>__<k>.npy [T, D] per crop, __0 the centre (XD-Violence, UR-DMU, Wu et al.: I3D 1024)",
+        summary=(
+            "<video>__<k>.npy [T, D] per crop, __0 the centre "
+            "(XD-Violence, UR-DMU, Wu et al.: I3D 1024)"
+        ),
         parse_name=_suffix_parser(r"(?P<id>.+)__(?P<crop>\d+)\.npy"),
         open=_open_per_crop,
         backbone="imported:i3d",
         publisher_backbone="i3d (Wu et al. / UR-DMU per-crop release)",
         crop_order=_per_crop_order,
-        crop_note="file order __0..__k kept; __0 is the centre (XDVioDet README), corner order undocumented",
+        crop_note=(
+            "file order __0..__k kept; __0 is the centre (XDVioDet README), "
+            "corner order undocumented"
+        ),
         export_names=_per_crop_names,
     )
 )
 _fixed(
     FeatureFormat(
         name="sultani-c3d",
-        summary="Sultani et al. <video>_C.txt: 32 L2-normalised C3D fc6 segment means x 4096 values",
+        summary=(
+            "Sultani et al. <video>_C.txt: 32 L2-normalised C3D fc6 segment means x 4096 values"
+        ),
         parse_name=_suffix_parser(r"(?P<id>.+?)(_C)?\.txt"),
         open=_open_sultani,
         backbone="imported:c3d",

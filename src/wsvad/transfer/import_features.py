@@ -24,6 +24,7 @@ from typing import Any
 
 from wsvad.checksums import sha256_file
 from wsvad.config import config_hash, config_to_json
+from wsvad.data.framecount import probe_frame_count
 from wsvad.data.records import VideoRecord
 from wsvad.errors import WsvadError
 from wsvad.pipeline.store import DEFAULT_CHUNK_T, FeatureStore
@@ -59,16 +60,15 @@ class Unmatched:
 
 @dataclass
 class ImportPlan:
-    """One video to import: its files and the per-video attrs that come from the dataset or names."""
+    """One video to import: its files, and the per-video attrs from the dataset or the name."""
 
     video: VideoFiles
     label_attrs: dict[str, Any]
     source: str | None
     fps: float | None
     video_path: Path | None = None  # the dataset's video file, for --probe-frames
-    dataset_frames: int | None = (
-        None  # frame count the dataset's own files state (SH masks, UR-DMU annotation)
-    )
+    # The frame count the dataset's own files state (SH masks, UR-DMU annotation).
+    dataset_frames: int | None = None
 
 
 @dataclass
@@ -79,14 +79,11 @@ class ImportResult:
     imported: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # complete from an earlier run
     failed: dict[str, str] = field(default_factory=dict)  # video id -> reason
-    listed_as: dict[str, str | None] = field(
-        default_factory=dict
-    )  # video id -> "<list>:<line>" or file name
+    # video id -> "<list>:<line>" or file name
+    listed_as: dict[str, str | None] = field(default_factory=dict)
     unmatched: list[Unmatched] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # dataset videos without features (info only)
-    bad_entries: list[str] = field(
-        default_factory=list
-    )  # list lines that name no file of the format
+    bad_entries: list[str] = field(default_factory=list)  # list lines naming no file of the format
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -143,86 +140,111 @@ def plan_import(cfg: ImportConfig, fmt: FeatureFormat, result: ImportResult) -> 
     by_id: dict[str, VideoRecord] | None = None
     skipped: dict[str, str] = {}  # video id -> why the adapter left it out
     if cfg.dataset is not None:
-        from wsvad.data.check import load_labels_only
-
-        index = load_labels_only(cfg.dataset, cfg.root, **cfg.dataset_options)
-        skipped = {p.video_id: p.message for p in index.errors if p.video_id}
-        if not index.records:
-            kinds = Counter(p.kind for p in index.errors)
-            shown = (
-                ", ".join(f"{n} {kind}" for kind, n in kinds.most_common(3))
-                or "no problem reported"
-            )
-            raise WsvadError(
-                f"{cfg.root}: the {cfg.dataset} adapter found no usable video ({shown}); --root must hold the "
-                f"dataset's list and annotation files (see `wsvad check --dataset {cfg.dataset} --root {cfg.root}`)"
-            )
-        result.notes += [
-            f"dataset: {p.message}" for p in index.problems if p.kind == "video-not-on-disk"
-        ]
-        for problem in index.errors:
-            if (
-                problem.video_id not in videos
-            ):  # those of listed videos are reported per video below
-                result.notes.append(f"dataset: {problem.message}")
-        by_id = index.by_id()
+        by_id, skipped = _dataset_records(cfg, videos, result)
     plans: list[ImportPlan] = []
-    matched: set[str] = set()
     for video in videos.values():
         result.listed_as[video.video_id] = video.listed_as
         if video.problem:
             result.failed[video.video_id] = video.problem
             continue
         if by_id is not None:
-            record = _record_for(video.video_id, by_id)
-            if record is None:
-                why = skipped.get(video.video_id)
-                reason = (
-                    f"skipped by the {cfg.dataset} adapter: {why}"
-                    if why
-                    else f"not in the {cfg.dataset} dataset"
-                )
-                result.unmatched.append(
-                    Unmatched(video.video_id, video.split, video.listed_as, reason)
-                )
-                continue
-            matched.add(record.video_id)
-            if video.split is not None and video.split != record.split:
-                result.notes.append(
-                    f"{video.video_id}: listed as {video.split}, the dataset says {record.split} (kept)"
-                )
-            # Stored under the dataset's spelling of the id, so later stages match it without tricks.
-            plans.append(
-                ImportPlan(
-                    replace(video, video_id=record.video_id),
-                    record.to_attrs(),
-                    record.rel_path,
-                    record.fps,
-                    record.path,
-                    record.n_frames,
-                )
-            )
-            continue
-        named = label_from_name(video.video_id)
-        if named is None:
-            result.unmatched.append(
-                Unmatched(
-                    video.video_id,
-                    video.split,
-                    video.listed_as,
-                    "the name carries no label; give --dataset/--root",
-                )
-            )
-            continue
-        label, classes = named
-        attrs = {"split": video.split, "label": label, "classes": list(classes), "intervals": None}
-        plans.append(ImportPlan(video, attrs, None, None))
+            plan = _plan_from_dataset(cfg, video, by_id, skipped, result)
+        else:
+            plan = _plan_from_name(video, result)
+        if plan is not None:
+            plans.append(plan)
     if by_id is not None:
         wanted = list_splits or {"train", "test"}
+        matched = {plan.video.video_id for plan in plans}
         result.missing = sorted(
             r.video_id for r in by_id.values() if r.split in wanted and r.video_id not in matched
         )
     return plans
+
+
+def _dataset_records(
+    cfg: ImportConfig, videos: dict[str, VideoFiles], result: ImportResult
+) -> tuple[dict[str, VideoRecord], dict[str, str]]:
+    """The dataset's records by id, and why the adapter left out each video it rejected; the
+    adapter's problems that concern no published video become notes of ``result``.
+
+    Raises:
+        WsvadError: the adapter found no usable video at all (``--root`` is not the dataset's).
+    """
+    from wsvad.data.check import load_labels_only
+
+    index = load_labels_only(cfg.dataset, cfg.root, **cfg.dataset_options)
+    skipped = {p.video_id: p.message for p in index.errors if p.video_id}
+    if not index.records:
+        kinds = Counter(p.kind for p in index.errors)
+        shown = (
+            ", ".join(f"{n} {kind}" for kind, n in kinds.most_common(3)) or "no problem reported"
+        )
+        raise WsvadError(
+            f"{cfg.root}: the {cfg.dataset} adapter found no usable video ({shown}); "
+            "--root must hold the dataset's list and annotation files "
+            f"(see `wsvad check --dataset {cfg.dataset} --root {cfg.root}`)"
+        )
+    result.notes += [
+        f"dataset: {p.message}" for p in index.problems if p.kind == "video-not-on-disk"
+    ]
+    for problem in index.errors:
+        if problem.video_id not in videos:  # those of listed videos are reported per video
+            result.notes.append(f"dataset: {problem.message}")
+    return index.by_id(), skipped
+
+
+def _plan_from_dataset(
+    cfg: ImportConfig,
+    video: VideoFiles,
+    by_id: dict[str, VideoRecord],
+    skipped: dict[str, str],
+    result: ImportResult,
+) -> ImportPlan | None:
+    """The plan of a video the dataset labels, or ``None`` (recorded as unmatched) if it does
+    not."""
+    record = _record_for(video.video_id, by_id)
+    if record is None:
+        why = skipped.get(video.video_id)
+        reason = (
+            f"skipped by the {cfg.dataset} adapter: {why}"
+            if why
+            else f"not in the {cfg.dataset} dataset"
+        )
+        result.unmatched.append(Unmatched(video.video_id, video.split, video.listed_as, reason))
+        return None
+    if video.split is not None and video.split != record.split:
+        result.notes.append(
+            f"{video.video_id}: listed as {video.split}, the dataset says {record.split} (kept)"
+        )
+    # Stored under the dataset's spelling of the id, so later stages match it without tricks.
+    return ImportPlan(
+        replace(video, video_id=record.video_id),
+        record.to_attrs(),
+        record.rel_path,
+        record.fps,
+        record.path,
+        record.n_frames,
+    )
+
+
+def _plan_from_name(video: VideoFiles, result: ImportResult) -> ImportPlan | None:
+    """The plan of a video whose name carries its label (no dataset given), or ``None`` (recorded
+    as unmatched) when the name says nothing."""
+    named = label_from_name(video.video_id)
+    if named is None:
+        result.unmatched.append(
+            Unmatched(
+                video.video_id,
+                video.split,
+                video.listed_as,
+                "the name carries no label; give --dataset/--root",
+            )
+        )
+        return None
+    label, classes = named
+    attrs = {"split": video.split, "label": label, "classes": list(classes), "intervals": None}
+    return ImportPlan(video, attrs, None, None)
 
 
 def _store_attrs(cfg: ImportConfig, fmt: FeatureFormat, probe: Source) -> dict[str, Any]:
@@ -259,7 +281,8 @@ def _store_attrs(cfg: ImportConfig, fmt: FeatureFormat, probe: Source) -> dict[s
         "crop_size": None,
         "decoder": None,
         "weights_sha256": None,
-        # Sultani's files hold 32 segment means, already bagged: a bag cache of T=32 is the identity.
+        # Sultani's files hold 32 segment means, already bagged: a bag cache of T=32 is the
+        # identity.
         "bagged": fmt.bagged,
         "config": config,
         "config_hash": config_hash(hashed),
@@ -274,7 +297,8 @@ def _import_one(
     expected = (store.crops, *store.feature_shape)
     if tuple(source.shape[1:]) != expected or source.dtype != store.dtype:
         raise WsvadError(
-            f"shape [T, {', '.join(map(str, source.shape[1:]))}] {source.dtype} differs from the store's "
+            f"shape [T, {', '.join(map(str, source.shape[1:]))}] {source.dtype} "
+            "differs from the store's "
             f"[T, {', '.join(map(str, expected))}] {store.dtype}"
         )
     n_snippets = source.shape[0]
@@ -310,7 +334,8 @@ def _frame_count(
     snippet_len: int | None,
     stride: int | None,
 ) -> tuple[int | None, str | None]:
-    """``(n_frames, "probed" | "dataset" | "estimate")``, or ``(None, None)`` for already-bagged features.
+    """``(n_frames, "probed" | "dataset" | "estimate")``, or ``(None, None)`` for already-bagged
+    features.
 
     Published sets keep no frame counts. With ``probe_frames`` and the dataset's video on disk, the
     true count is read from the video; else the count the dataset's own files state (a ShanghaiTech
@@ -318,8 +343,6 @@ def _frame_count(
     (``T * 16`` for RTFM), the frame count RTFM's own GT files (gt-ucf.npy) assume.
     """
     if cfg.probe_frames and plan.video_path is not None and Path(plan.video_path).exists():
-        from wsvad.evaluate.sources import probe_frame_count
-
         probed = probe_frame_count(Path(plan.video_path))
         if probed is not None:
             return probed, "probed"
@@ -382,45 +405,20 @@ def run_import(
     plans = plan_import(cfg, fmt, result)
     if not plans:
         raise WsvadError(
-            f"{cfg.features_root}: nothing to import ({len(result.unmatched)} unmatched, {len(result.failed)} broken)"
+            f"{cfg.features_root}: nothing to import "
+            f"({len(result.unmatched)} unmatched, {len(result.failed)} broken)"
         )
     probe = _probe(fmt, plans, result)
     attrs = _store_attrs(cfg, fmt, probe)
-    # Broken videos are expected too, so `wsvad info` counts them as failed rather than forgetting them.
+    # Broken videos are expected too, so `wsvad info` counts them as failed, not forgotten.
     attrs["expected_videos"] = sorted({p.video.video_id for p in plans} | set(result.failed))
     store = FeatureStore.create(cfg.out, attrs, overwrite=cfg.overwrite)
     store.acquire_lock()
-    kinds: dict[str, str] = {}  # exception class per failed video; list problems are WsvadErrors
     try:
         if store.clean_tmp():
             log.info("%s: removed half-written videos of an interrupted run", cfg.out)
-        todo = []
-        for plan in plans:
-            if plan.video.video_id in result.failed:
-                continue
-            if store.has_video(plan.video.video_id):
-                result.skipped.append(plan.video.video_id)
-            else:
-                todo.append(plan)
-        pool = ThreadPoolExecutor(max_workers=cfg.workers)
-        try:
-            futures = {
-                pool.submit(_import_one, store, cfg, fmt, plan): plan.video.video_id
-                for plan in todo
-            }
-            for future in as_completed(futures):
-                vid = futures[future]
-                try:
-                    future.result()
-                    result.imported.append(vid)
-                except (WsvadError, OSError, ValueError) as exc:
-                    result.failed[vid] = str(exc)
-                    kinds[vid] = type(exc).__name__
-                if progress is not None:
-                    progress(vid, vid not in result.failed)
-        finally:
-            # On Ctrl-C: let the videos in flight finish (each commits atomically), start no new one.
-            pool.shutdown(wait=True, cancel_futures=True)
+        todo = _not_yet_imported(store, plans, result)
+        kinds = _import_all(store, cfg, fmt, todo, result, progress)
         failures = {
             vid: {
                 "video_id": vid,
@@ -437,3 +435,51 @@ def run_import(
         store.release_lock()
     result.imported.sort()
     return result
+
+
+def _not_yet_imported(
+    store: FeatureStore, plans: list[ImportPlan], result: ImportResult
+) -> list[ImportPlan]:
+    """The plans still to run: broken videos are left out, complete ones go to
+    ``result.skipped``."""
+    todo = []
+    for plan in plans:
+        if plan.video.video_id in result.failed:
+            continue
+        if store.has_video(plan.video.video_id):
+            result.skipped.append(plan.video.video_id)
+        else:
+            todo.append(plan)
+    return todo
+
+
+def _import_all(
+    store: FeatureStore,
+    cfg: ImportConfig,
+    fmt: FeatureFormat,
+    todo: list[ImportPlan],
+    result: ImportResult,
+    progress: Callable[[str, bool], None] | None,
+) -> dict[str, str]:
+    """Import ``todo`` on ``cfg.workers`` threads into ``result``; returns the exception class name
+    of each failed video (list problems found earlier are WsvadErrors)."""
+    kinds: dict[str, str] = {}
+    pool = ThreadPoolExecutor(max_workers=cfg.workers)
+    try:
+        futures = {
+            pool.submit(_import_one, store, cfg, fmt, plan): plan.video.video_id for plan in todo
+        }
+        for future in as_completed(futures):
+            vid = futures[future]
+            try:
+                future.result()
+                result.imported.append(vid)
+            except (WsvadError, OSError, ValueError) as exc:
+                result.failed[vid] = str(exc)
+                kinds[vid] = type(exc).__name__
+            if progress is not None:
+                progress(vid, vid not in result.failed)
+    finally:
+        # On Ctrl-C: let the videos in flight finish (each commits atomically), start no new one.
+        pool.shutdown(wait=True, cancel_futures=True)
+    return kinds

@@ -65,7 +65,8 @@ def read_entries(path: Path) -> list[str]:
 
 
 def index_features_root(root: Path, accept: Callable[[str], bool]) -> dict[str, list[Path]]:
-    """Every file under ``root`` whose name ``accept``s, by file name (one walk, no file is opened)."""
+    """Every file under ``root`` whose name ``accept``s, by file name (one walk, no file is
+    opened)."""
     found: dict[str, list[Path]] = {}
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -110,7 +111,8 @@ def group_listed(
 
     Returns:
         ``(videos, bad_entries)``: videos by id (a video whose files cannot all be found carries a
-        ``problem``), and ``"<list>:<line>: <reason>"`` for entries that name no video of the format.
+        ``problem``), and ``"<list>:<line>: <reason>"`` for entries that name no video of the
+        format.
     """
     by_name = index_features_root(root, lambda name: parse_name(name) is not None)
     videos: dict[str, VideoFiles] = {}

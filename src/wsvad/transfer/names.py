@@ -1,6 +1,8 @@
-"""Video-level labels that the benchmarks' own naming conventions carry (used without ``--dataset``).
+"""Video-level labels that the benchmarks' own naming conventions carry (used without
+``--dataset``).
 
-- XD-Violence: ``..._label_A`` is normal; ``..._label_B1-G-0`` lists up to three classes, ``0`` pads.
+- XD-Violence: ``..._label_A`` is normal; ``..._label_B1-G-0`` lists up to three classes, ``0``
+  pads.
 - UCF-Crime: ``Normal_Videos...`` is normal; otherwise the letters before the number are the class
   (``Abuse028_x264`` -> Abuse).
 - ShanghaiTech (weak split, Zhong et al.): anomalous clips have 4-digit ids (``01_0014``), normal

@@ -10,17 +10,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from wsvad.data.synth.events import EVENTS
 
-# "demo" is sized for `make demo`: 16 + 8 videos of 4-6 s at 160x120, 30 fps, i.e. about 3600 frames,
-# which a 1-crop I3D extraction at ~35 frames/s on 2 cores gets through in about 100 s. Only the three
-# classes with strong motion are used, so a simple MIL detector separates them from normal walking.
-# "tiny" is for tests: a handful of 1-2 s videos.
+# "demo" is sized for `make demo`: 16 + 8 videos of 4-6 s at 160x120, 30 fps, i.e. about 3600
+# frames, which a 1-crop I3D extraction at ~35 frames/s on 2 cores gets through in about 100 s. Only
+# the three classes with strong motion are used, so a simple MIL detector separates them from normal
+# walking. "tiny" is for tests: a handful of 1-2 s videos.
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "demo": {
         "n_train": 16, "n_test": 8, "min_seconds": 4.0, "max_seconds": 6.0, "size": "160x120",
         "classes": ["Fighting", "Running", "Explosion"],
     },
-    "tiny": {"n_train": 4, "n_test": 4, "min_seconds": 2.0, "max_seconds": 2.5, "size": "96x72", "fps": 24},
+    "tiny": {
+        "n_train": 4, "n_test": 4, "min_seconds": 2.0, "max_seconds": 2.5, "size": "96x72",
+        "fps": 24,
+    },
 }  # fmt: skip
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 
@@ -71,7 +74,8 @@ class SynthConfig(BaseModel):
         unknown = [c for c in value if c not in EVENTS]
         if not value or unknown or len(set(value)) != len(value):
             raise ValueError(
-                f"must be distinct names among {', '.join(EVENTS)}; got {', '.join(value) or '(none)'}"
+                f"must be distinct names among {', '.join(EVENTS)}; "
+                f"got {', '.join(value) or '(none)'}"
             )
         return value
 
@@ -83,7 +87,8 @@ class SynthConfig(BaseModel):
             )
         if self.min_seconds * self.fps < 48:
             raise ValueError(
-                f"videos of {self.min_seconds} s at {self.fps} fps have under 48 frames: too short for events of several 16-frame snippets"
+                f"videos of {self.min_seconds} s at {self.fps} fps have under 48 frames: "
+                "too short for events of several 16-frame snippets"
             )
         return self
 

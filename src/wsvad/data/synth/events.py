@@ -3,8 +3,8 @@
 Each function gets the frame range ``[start, end)`` it was given and returns the walkers and
 overlays that render the event plus the exact range the event really occupies (a run ends when the
 runner has left the view, an abandoned object stays until the end of the video). The annotation is
-written from that returned range. Events are made visually strong and several 16-frame snippets long,
-and happen in the central part of the frame, which a single centre crop keeps.
+written from that returned range. Events are made visually strong and several 16-frame snippets
+long, and happen in the central part of the frame, which a single centre crop keeps.
 
 Class names follow UCF-Crime where a class fits (``Fighting``, ``Explosion``); ``Running`` and
 ``AbandonedObject`` have no UCF-Crime counterpart and keep descriptive names.
@@ -104,7 +104,8 @@ def running(
 ) -> Rendered:
     """One person sprinting back and forth across the view at six to nine times walking speed.
 
-    Faster than a real sprint (about 4x) and close to the camera, so that a 16-frame snippet shows it.
+    Faster than a real sprint (about 4x) and close to the camera, so that a 16-frame snippet shows
+    it.
     """
     H, W = scene.background.shape[:2]
     y = float(rng.uniform(0.8, 0.95) * H)
@@ -133,7 +134,8 @@ def running(
 def explosion(
     rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, start: int, end: int
 ) -> Rendered:
-    """A bright expanding flash, debris thrown out and falling, then fire and smoke until ``end``."""
+    """A bright expanding flash, debris thrown out and falling, then fire and smoke until
+    ``end``."""
     H, W = scene.background.shape[:2]
     cx, cy = _centre_point(rng, scene)
     size = min(W, H) * rng.uniform(0.3, 0.42)
@@ -147,58 +149,78 @@ def explosion(
     flicker = flame_rng.uniform(0.6, 1.0, (end - start, 4)).astype(np.float32)
 
     def paint(frame: np.ndarray, t: int) -> None:
-        s = (t - start) / fps
+        s = (t - start) / fps  # seconds since the blast
         flash = np.exp(-s / 0.35)
         frame += 110.0 * flash  # the whole view lights up, then fades
-        smoke_r = size * (0.5 + 0.35 * min(s / 2.0, 1.0))
-        fill_disc(
-            frame,
-            cx,
-            cy - smoke_r * 0.8,
-            smoke_r,
-            np.array([70, 68, 66], np.float32),
-            alpha=min(0.85, 0.3 + s),
-        )
-        for k in range(4):  # flames at the base of the smoke
-            f = flicker[t - start, k]
-            fill_disc(
-                frame,
-                cx + (k - 1.5) * 0.18 * size,
-                cy - 0.1 * size * f,
-                0.16 * size * f,
-                np.array([255, 120 + 100 * f, 30], np.float32),
-            )
+        _smoke_and_flames(frame, s, cx, cy, size, flicker[t - start])
         if s < 0.9:
-            r = size * (1.0 - np.exp(-s / 0.15))
-            fill_disc(
-                frame,
-                cx,
-                cy - 0.3 * size,
-                r,
-                np.array([255, 245, 210], np.float32),
-                alpha=float(min(1.0, 1.6 * flash)),
-            )
+            _fireball(frame, s, flash, cx, cy, size)
         if s < 2.0:
-            dx = np.cos(angles) * speeds * s
-            dy = (
-                -np.sin(angles) * speeds * s + 0.5 * 1.5 * H * s * s
-            )  # gravity pulls the debris down
-            for k in np.flatnonzero((cy + dy < H) & (np.abs(dx) < W)):
-                fill_disc(
-                    frame,
-                    cx + dx[k],
-                    cy - 0.3 * size + dy[k],
-                    max(1.0, size * 0.035),
-                    debris_colors[k],
-                )
+            _debris(frame, s, cx, cy, size, angles, speeds, debris_colors)
 
     return Rendered([], [Overlay(start, end, paint)], start, end)
+
+
+def _smoke_and_flames(
+    frame: np.ndarray, s: float, cx: float, cy: float, size: float, flicker: np.ndarray
+) -> None:
+    """A growing, thickening smoke cloud with four flickering flames at its base."""
+    smoke_r = size * (0.5 + 0.35 * min(s / 2.0, 1.0))
+    fill_disc(
+        frame,
+        cx,
+        cy - smoke_r * 0.8,
+        smoke_r,
+        np.array([70, 68, 66], np.float32),
+        alpha=min(0.85, 0.3 + s),
+    )
+    for k in range(4):
+        f = flicker[k]
+        fill_disc(
+            frame,
+            cx + (k - 1.5) * 0.18 * size,
+            cy - 0.1 * size * f,
+            0.16 * size * f,
+            np.array([255, 120 + 100 * f, 30], np.float32),
+        )
+
+
+def _fireball(frame: np.ndarray, s: float, flash: float, cx: float, cy: float, size: float) -> None:
+    """The blast's white-hot ball, expanding fast and fading with the flash."""
+    r = size * (1.0 - np.exp(-s / 0.15))
+    fill_disc(
+        frame,
+        cx,
+        cy - 0.3 * size,
+        r,
+        np.array([255, 245, 210], np.float32),
+        alpha=float(min(1.0, 1.6 * flash)),
+    )
+
+
+def _debris(
+    frame: np.ndarray,
+    s: float,
+    cx: float,
+    cy: float,
+    size: float,
+    angles: np.ndarray,
+    speeds: np.ndarray,
+    colors: np.ndarray,
+) -> None:
+    """Pieces thrown upwards from the blast, falling back under gravity, drawn while in view."""
+    H, W = frame.shape[:2]
+    dx = np.cos(angles) * speeds * s
+    dy = -np.sin(angles) * speeds * s + 0.5 * 1.5 * H * s * s  # gravity pulls the debris down
+    for k in np.flatnonzero((cy + dy < H) & (np.abs(dx) < W)):
+        fill_disc(frame, cx + dx[k], cy - 0.3 * size + dy[k], max(1.0, size * 0.035), colors[k])
 
 
 def abandoned_object(
     rng: np.random.Generator, scene: Scene, n_frames: int, fps: float, start: int, end: int
 ) -> Rendered:
-    """Someone carries a large bright bag in, leaves it at ``start`` and walks on; it stays to the end."""
+    """Someone carries a large bright bag in, leaves it at ``start`` and walks on; it stays to the
+    end."""
     drop_x, drop_y = _centre_point(rng, scene)
     h = float(scene.height_at(drop_y))
     speed = rng.uniform(*WALK_SPEED) * h / fps

@@ -5,8 +5,8 @@ cameras from ``(seed, camera)``, and x264 runs single-threaded, so the same conf
 decoded frames and, with the same PyAV/x264 build, byte-identical files. ``synth.json`` carries no
 timestamp for the same reason.
 
-Labels and cameras are independent: normal and abnormal videos are filmed by the same few cameras, so
-the background says nothing about the label.
+Labels and cameras are independent: normal and abnormal videos are filmed by the same few cameras,
+so the background says nothing about the label.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ CHUNK = 32  # frames rendered per vectorised background pass
 TRAIN_NORMAL_DIR = "Training_Normal_Videos_Anomaly"
 TEST_NORMAL_DIR = "Testing_Normal_Videos_Anomaly"
 ANNOTATION = "Temporal_Anomaly_Annotation_for_Testing_Videos.txt"
+PROVENANCE = "synth.json"  # seed, parameters and per-video events; marks a folder as ours
 
 
 class VideoPlan(NamedTuple):
@@ -155,10 +156,11 @@ def render_video(
 
 
 def rgb_to_yuv420p(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``[F, H, W, 3]`` RGB -> planes Y ``[F, H, W]``, U and V ``[F, H/2, W/2]`` (BT.601, limited range).
+    """``[F, H, W, 3]`` RGB -> planes Y ``[F, H, W]``, U and V ``[F, H/2, W/2]`` (BT.601, limited
+    range).
 
-    Converting here rather than in swscale makes the encoder input exact: swscale picks SIMD paths by
-    buffer alignment, and its rounding can then differ between runs.
+    Converting here rather than in swscale makes the encoder input exact: swscale picks SIMD paths
+    by buffer alignment, and its rounding can then differ between runs.
     """
     rgb = chunk.transpose(3, 0, 1, 2).astype(np.float32)  # planar: contiguous channels are faster
     r, g, b = rgb
@@ -189,7 +191,7 @@ def _video_frame(av, planes: tuple[np.ndarray, np.ndarray, np.ndarray], width: i
     uninitialised; filling it (with the last pixel of each row) keeps the encoder input identical.
     """
     frame = av.VideoFrame(width, height, "yuv420p")
-    for plane, source in zip(frame.planes, planes):
+    for plane, source in zip(frame.planes, planes, strict=True):  # Y, U, V
         rows = plane.buffer_size // plane.line_size
         padded = np.pad(
             source,
@@ -222,7 +224,8 @@ def encode(path: Path, chunks, width: int, height: int, fps: int, crf: int) -> N
                 "x264-params": "rc-lookahead=0:no-mbtree=1",
             }
             for chunk in chunks:
-                for planes in zip(*rgb_to_yuv420p(chunk)):
+                # One (Y, U, V) per frame: the three planes have the chunk's frame count.
+                for planes in zip(*rgb_to_yuv420p(chunk), strict=True):
                     for packet in stream.encode(_video_frame(av, planes, width, height)):
                         container.mux(packet)
             for packet in stream.encode():
@@ -281,9 +284,36 @@ def write_dataset(
 ) -> SynthSummary:
     """Generate the dataset described by ``cfg`` (the ``wsvad synth`` entry point)."""
     began = time.perf_counter()
+    provenance = _claim_output(cfg)
+    plans = plan_videos(cfg)
+    videos, generated = _write_videos(cfg, plans, progress)
+    _write_lists(cfg.out, plans, videos)
+    provenance = {
+        **provenance,
+        "complete": True,
+        # the order the ucf adapter gives too, so class indices agree
+        "classes": sorted(cfg.classes),
+        "interval_convention": (
+            "events are half-open [start, end) here; the UCF annotation writes start and "
+            "end - 1 (inclusive), as the ucf adapter reads it"
+        ),
+        "videos": videos,
+    }
+    _write_text(cfg.out / PROVENANCE, json.dumps(provenance, indent=1) + "\n")
+    n_frames = sum(v["n_frames"] for v in videos.values())
+    return SynthSummary(cfg.out, len(plans), generated, n_frames, time.perf_counter() - began)
+
+
+def _claim_output(cfg: SynthConfig) -> dict:
+    """Check that ``cfg.out`` is empty or an earlier run with the same parameters (which is then
+    resumed), and mark it as ours with an incomplete ``synth.json``; returns that provenance.
+
+    Raises:
+        WsvadError: the folder holds something else.
+    """
     out = cfg.out
     params = json.loads(cfg.model_dump_json(exclude={"out"}))
-    meta_path = out / "synth.json"
+    meta_path = out / PROVENANCE
     if meta_path.is_file():
         try:
             previous = json.loads(meta_path.read_text(encoding="utf-8")).get("parameters")
@@ -302,26 +332,36 @@ def write_dataset(
         "parameters": params,
         "complete": False,
     }
-    _write_text(
-        meta_path, json.dumps(provenance, indent=1) + "\n"
-    )  # marks the folder as ours, for resuming
+    _write_text(meta_path, json.dumps(provenance, indent=1) + "\n")
+    return provenance
+
+
+def _write_videos(
+    cfg: SynthConfig, plans: list[VideoPlan], progress: Callable[[int, int], None] | None
+) -> tuple[dict[str, dict], int]:
+    """Render and encode every planned video not already on disk; returns the metadata of every
+    video (by id) and how many were written now."""
     scenes = [
         build_scene(np.random.default_rng([cfg.seed, 1000 + k]), cfg.width, cfg.height)
         for k in range(N_CAMERAS)
     ]
     noise = noise_bank(np.random.default_rng([cfg.seed, 2000]), cfg.width, cfg.height)
-    plans = plan_videos(cfg)
     videos: dict[str, dict] = {}
     generated = 0
     for done, plan in enumerate(plans, start=1):
         frames, meta = render_video(cfg, plan, scenes, noise)
-        target = out / plan.rel_path
+        target = cfg.out / plan.rel_path
         if not target.is_file():
             encode(target, frames(), cfg.width, cfg.height, cfg.fps, cfg.crf)
             generated += 1
         videos[plan.video_id] = {"path": plan.rel_path, **meta}
         if progress is not None:
             progress(done, len(plans))
+    return videos, generated
+
+
+def _write_lists(out: Path, plans: list[VideoPlan], videos: dict[str, dict]) -> None:
+    """The two split lists and the temporal annotation, in the official formats."""
     for split, name in (("train", "Anomaly_Train.txt"), ("test", "Anomaly_Test.txt")):
         rels = sorted(
             p.rel_path for p in plans if p.split == split
@@ -333,15 +373,3 @@ def write_dataset(
         if p.split == "test"
     ]
     _write_text(out / ANNOTATION, "".join(f"{line}\n" for line in sorted(lines)))
-    provenance = {
-        **provenance,
-        "complete": True,
-        "classes": sorted(
-            cfg.classes
-        ),  # the order the ucf adapter gives too, so class indices agree
-        "interval_convention": "events are half-open [start, end) here; the UCF annotation writes start and end - 1 (inclusive), as the ucf adapter reads it",
-        "videos": videos,
-    }
-    _write_text(meta_path, json.dumps(provenance, indent=1) + "\n")
-    n_frames = sum(v["n_frames"] for v in videos.values())
-    return SynthSummary(out, len(plans), generated, n_frames, time.perf_counter() - began)

@@ -1,9 +1,11 @@
-"""Drawing a fixed-camera scene with numpy: textured background, walkers, lighting drift, sensor noise.
+"""Drawing a fixed-camera scene with numpy: textured background, walkers, lighting drift, sensor
+noise.
 
 Everything is vectorised per frame chunk (background x gain + noise for many frames at once) or per
 sprite window (a person is three ellipses evaluated on its bounding box only), so a 160x120 video of
-150 frames renders in tens of milliseconds. Coordinates are floats in pixels; ``y`` is where the feet
-are, and a person's height grows towards the bottom of the frame (a camera looking down a street).
+150 frames renders in tens of milliseconds. Coordinates are floats in pixels; ``y`` is where the
+feet are, and a person's height grows towards the bottom of the frame (a camera looking down a
+street).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class Scene:
         return self.background[int(self.horizon) :].mean(axis=(0, 1))
 
     def height_at(self, y: np.ndarray | float) -> np.ndarray | float:
-        """Apparent person height at foot position ``y`` (linear perspective, 45% at the horizon)."""
+        """Apparent person height at foot position ``y`` (linear perspective, 45% at the
+        horizon)."""
         H = self.background.shape[0]
         t = np.clip((np.asarray(y) - self.horizon) / max(H - self.horizon, 1.0), 0.0, 1.0)
         return self.person_height * (0.45 + 0.55 * t)
@@ -155,7 +158,8 @@ def draw_person(
     skin: np.ndarray,
     phase: float,
 ) -> None:
-    """A person-like blob standing with feet at ``(x, y)``, ``h`` pixels tall; ``phase`` swings the legs."""
+    """A person-like blob standing with feet at ``(x, y)``, ``h`` pixels tall; ``phase`` swings the
+    legs."""
     swing = 0.09 * h * np.sin(phase)
     for side in (-1.0, 1.0):
         _fill_ellipse(frame, x + side * swing, y - 0.22 * h, 0.065 * h, 0.23 * h, trousers)
@@ -239,7 +243,8 @@ def walking_track(
     start: int,
     speed_factor: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Foot positions of someone crossing the view from one side at walking speed, from frame ``start``.
+    """Foot positions of someone crossing the view from one side at walking speed, from frame
+    ``start``.
 
     The track enters at a frame edge, heads to the other side with a slight diagonal and a gentle
     sway, and is NaN before ``start`` and after leaving the frame.

@@ -1,10 +1,10 @@
-"""Feature backbones. Every module here that defines a backbone registers it on import."""
+"""Feature backbones (registry.py states the contract). A backbone module registers its backbone
+when it is imported, so the import line below is the full list: add a new backbone module there.
+"""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from wsvad.extract.backbones import c3d, i3d, i3d_r50, random3d  # noqa: F401 - registers
 from wsvad.extract.backbones.registry import (
     BackboneSpec,
     build_backbone,
@@ -20,8 +20,3 @@ __all__ = [
     "list_backbones",
     "register_backbone",
 ]
-
-_INFRASTRUCTURE = {"registry", "weights", "nets"}
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_module.name}")

@@ -1,4 +1,5 @@
-"""``random3d``: a tiny 3D CNN with fixed pseudo-random weights, for testing and timing the pipeline.
+"""``random3d``: a tiny 3D CNN with fixed pseudo-random weights, for testing and timing the
+pipeline.
 
 Its features carry no meaning, but they are deterministic (the weights come from a seeded generator,
 identical in every process), cheap (two strided 3D convolutions) and sensitive to every pixel,
@@ -26,14 +27,18 @@ def random3d_spec(dim: int = 64, seed: int = 0) -> BackboneSpec:
         resize="short256",
         prepare=_prepare,
         weights_sha256=None,
-        description=f"deterministic random-weight tiny 3D CNN (seed {seed}) for tests and benchmarks; not meaningful",
+        description=(
+            f"deterministic random-weight tiny 3D CNN (seed {seed}) for tests and benchmarks; "
+            "not meaningful"
+        ),
         options={"dim": int(dim), "seed": int(seed)},
     )
 
 
 @register_backbone("random3d", spec=random3d_spec)
 def build_random3d(device: str = "cpu", dim: int = 64, seed: int = 0):
-    """``[B, 3, L, S, S] -> [B, dim]``: conv(5x7x7, /2x4x4) -> ReLU -> conv(3x3x3, /2) -> ReLU -> mean."""
+    """``[B, 3, L, S, S] -> [B, dim]``: conv(5x7x7, /2x4x4) -> ReLU -> conv(3x3x3, /2) -> ReLU
+    -> mean."""
     import torch
     from torch import nn
 

@@ -27,7 +27,8 @@ class BackboneSpec:
         weights_sha256: checksum of the weights in use (``None`` for random weights).
         description: one line for ``wsvad backbones``.
         options: the options the backbone was built with (recorded in store attrs).
-        snippet_len_fixed: the network accepts no other snippet length (its output shape depends on it).
+        snippet_len_fixed: the network accepts no other snippet length (its output shape depends
+            on it).
     """
 
     name: str
@@ -49,7 +50,8 @@ _REGISTRY: dict[str, tuple[Callable[..., BackboneSpec], Callable[..., Any]]] = {
 def register_backbone(
     name: str, spec: Callable[..., BackboneSpec]
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a builder ``(device="cpu", **options) -> nn.Module`` and register it with its spec factory."""
+    """Decorate a builder ``(device="cpu", **options) -> nn.Module``; register it with its spec
+    factory under ``name``."""
 
     def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY:
@@ -92,7 +94,10 @@ def get_backbone_spec(name: str, **options: Any) -> BackboneSpec:
 
 
 def build_backbone(name: str, device: str = "cpu", **options: Any):  # -> torch.nn.Module
-    """Build backbone ``name`` in eval mode on ``device``; ``[B, 3, L, S, S] -> [B, *feature_shape]``."""
+    """Build backbone ``name`` in eval mode on ``device``.
+
+    The module maps ``[B, 3, L, S, S] -> [B, *feature_shape]``.
+    """
     builder = _lookup(name)[1]
     _check_options(name, builder, options)
     return builder(device=device, **options)

@@ -18,7 +18,6 @@ STAGES = [
     (256, 6, 2, (1, 0, 1, 0, 1, 0)),
     (512, 3, 2, (0, 1, 0)),
 ]
-FEATURE_DIM = 2048
 
 
 class Bottleneck(nn.Module):
