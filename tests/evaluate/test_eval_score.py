@@ -71,7 +71,10 @@ def _csv(path):
 
 def test_score_reproduces_the_training_features_and_detector(trained_run, tmp_path, capsys):
     video, run, expected = trained_run
-    threshold = float(np.median(expected))
+    # Half way between the two lowest snippet scores: no score sits on the threshold, so the
+    # intervals do not depend on the last bits of a score.
+    low = np.sort(expected)
+    threshold = float((low[0] + low[1]) / 2)
     assert (
         cli(
             [

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from wsvad.errors import WsvadError
 from wsvad.pipeline.store import FeatureStore
 from wsvad.train.config import SamplerConfig
 from wsvad.train.data import BagVideos, SnippetVideos, VideoInfo
@@ -32,7 +33,7 @@ def _bag_videos(labels, crops=2, t=4):
 def test_registry_names_and_needs():
     assert list_samplers() == ["balanced", "random_consecutive"]
     assert (sampler_needs("balanced"), sampler_needs("random_consecutive")) == ("bags", "snippets")
-    with pytest.raises(KeyError, match="unknown sampler 'x'; known: balanced, random_consecutive"):
+    with pytest.raises(WsvadError, match="unknown sampler 'x'; known: balanced, random_consecutive"):
         sampler_needs("x")
 
 

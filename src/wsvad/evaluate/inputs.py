@@ -128,12 +128,14 @@ def _truth_from_dataset(cfg: EvaluateConfig, where: _Locations) -> _GroundTruth:
             "dataset/root; pass --dataset and --root"
         )
     store_attrs: dict = {}
+    imported = False
     if where.store is not None:
         from wsvad.pipeline.store import FeatureStore
 
-        store_attrs = FeatureStore.open(Path(where.store)).attrs
-    # An imported store's dataset root may hold only the lists: no video is needed for the labels.
-    imported = (store_attrs.get("provenance") or {}).get("kind") == "imported"
+        store = FeatureStore.open(Path(where.store))
+        store_attrs = store.attrs
+        # An imported store's dataset root may hold only the lists: no video is needed for labels.
+        imported = store.provenance_kind == "imported"
     records, dataset_classes = sources.dataset_test_records(
         where.dataset, Path(where.root), labels_only=imported
     )

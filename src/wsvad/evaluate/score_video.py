@@ -82,8 +82,9 @@ def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Pat
             f"{run}: the run's feature store {store} is gone; its attrs hold the extraction "
             "settings `wsvad score` must repeat"
         )
-    attrs = FeatureStore.open(Path(store)).attrs
-    if (attrs.get("provenance") or {}).get("kind") == "imported":
+    opened = FeatureStore.open(Path(store))
+    attrs = opened.attrs
+    if opened.provenance_kind == "imported":
         raise WsvadError(
             f"{store}: features imported from published files; wsvad cannot recompute them for a "
             "new video"

@@ -278,7 +278,7 @@ def _dataset_records(store, dataset: str, root: Path) -> dict:
             f"{root}: dataset root does not exist or is not a directory "
             f"(needed for the frame annotation of {store.path})"
         )
-    imported = (store.attrs.get("provenance") or {}).get("kind") == "imported"
+    imported = store.provenance_kind == "imported"
     index = load_labels_only(dataset, root) if imported else load_dataset(dataset, root)
     return index.by_id()
 

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import zarr
@@ -42,6 +42,8 @@ FAILURES = "failures.json"
 FAILURES_DIR = "failures.d"  # one failures file per concurrent writer (job-array shard)
 LOCK = ".lock"
 # ~64 snippets per chunk: 2.6 MB for 10 crops x 1024 float32, small enough to read one bag range.
+# store attr provenance.kind: features computed by `wsvad extract`, or read from published files
+ProvenanceKind = Literal["extracted", "imported"]
 DEFAULT_CHUNK_T = 64
 
 
@@ -280,6 +282,11 @@ class FeatureStore:
         """Client-side only: workers must never call this (one writer for the root metadata)."""
         self._group.attrs.update(_json_safe(values))
         self._attrs.update(_json_safe(values))
+
+    @property
+    def provenance_kind(self) -> ProvenanceKind:
+        """How the features were made: ``extracted`` by wsvad or ``imported`` from files."""
+        return (self._attrs.get("provenance") or {}).get("kind", "extracted")
 
     @property
     def feature_shape(self) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from wsvad.config import Device
+from wsvad.pipeline.bags import BagPool, BagRule
 
 
 class DetectorConfig(BaseModel):
@@ -26,8 +27,8 @@ class BagConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # boundary rule (wsvad.pipeline.bags); default rtfm
-    rule: Literal["rtfm", "sultani"] | None = None
-    pool: Literal["mean", "max"] | None = None  # pooling inside a bag; default mean
+    rule: BagRule | None = None
+    pool: BagPool | None = None  # pooling inside a bag; default mean
     count: int = Field(32, ge=1)  # T bags per video
     dtype: Literal["float32", "float16"] = "float32"  # of the bag cache (float16 halves its memory)
 

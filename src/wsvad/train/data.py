@@ -93,7 +93,7 @@ def _labels_from_dataset(
     from wsvad.data.check import load_labels_only
 
     # Published features come without their videos: the lists and annotations are the labels.
-    imported = (store.attrs.get("provenance") or {}).get("kind") == "imported"
+    imported = store.provenance_kind == "imported"
     index = load_labels_only(dataset, root) if imported else load_dataset(dataset, root)
     class_names = list(index.class_names)
     records = index.by_id()

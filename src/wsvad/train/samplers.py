@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from wsvad.detectors.base import Batch
+from wsvad.errors import WsvadError
 
 _SAMPLERS: dict[str, tuple[str, Callable[..., Any]]] = {}
 
@@ -53,7 +54,7 @@ def list_samplers() -> list[str]:
 
 def sampler_needs(name: str) -> str:
     if name not in _SAMPLERS:
-        raise KeyError(f"unknown sampler {name!r}; known: {', '.join(sorted(_SAMPLERS))}")
+        raise WsvadError(f"unknown sampler {name!r}; known: {', '.join(sorted(_SAMPLERS))}")
     return _SAMPLERS[name][0]
 
 
