@@ -33,7 +33,8 @@ def _bag_videos(labels, crops=2, t=4):
 def test_registry_names_and_needs():
     assert list_samplers() == ["balanced", "random_consecutive"]
     assert (sampler_needs("balanced"), sampler_needs("random_consecutive")) == ("bags", "snippets")
-    with pytest.raises(WsvadError, match="unknown sampler 'x'; known: balanced, random_consecutive"):
+    known = "known: balanced, random_consecutive"
+    with pytest.raises(WsvadError, match=f"unknown sampler 'x'; {known}"):
         sampler_needs("x")
 
 
