@@ -84,6 +84,13 @@ def evaluate(
             "--no-plots", help="Skip the ROC/PR/timeline PNGs. Default: plots are written."
         ),
     ] = False,
+    no_report: Annotated[
+        bool,
+        typer.Option(
+            "--no-report",
+            help="Skip report.html, the interactive report. Default: written next to metrics.json.",
+        ),
+    ] = False,
     config: ConfigOpt = None,
     sets: SetsOpt = None,
 ) -> None:
@@ -104,6 +111,7 @@ def evaluate(
         "snippet_len": snippet_len,
         "threshold": threshold,
         "plots": False if no_plots else None,
+        "report": False if no_report else None,
     }
     cfg = load_config(EvaluateConfig, config, flags=flags, sets=sets)
     outcome = run_evaluate(cfg)
@@ -114,6 +122,8 @@ def evaluate(
             f"{cfg.run or cfg.scores}: no scored video matches a test video of the dataset ({len(outcome.problems)} problems listed above)"
         )
     _print_report(outcome.report, outcome.out_dir)
+    if cfg.report:
+        console.print(f"report: {outcome.out_dir / 'report.html'}", markup=False, soft_wrap=True)
     if outcome.problems:
         err_console.print(
             f"evaluated {outcome.n_matched} of {outcome.n_test_videos} test videos; the figures are NOT the full-protocol figures (exit 3)"
@@ -129,6 +139,13 @@ def compare(
             help="Run directories (or eval folders, or metrics.json files) to put side by side."
         ),
     ],
+    report_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write an interactive HTML report of these runs to this file. Default: none.",
+        ),
+    ] = None,
 ) -> None:
     """Print the metrics of several evaluated runs side by side."""
     from wsvad.evaluate.report import compare_table, read_report
@@ -146,6 +163,11 @@ def compare(
         )
         for path, report in zip(runs, reports):
             err_console.print(f"  {path}: {report['protocol'].get('description')}", markup=False)
+    if report_file is not None:
+        from wsvad.evaluate.html_report import write_html_report
+
+        path = write_html_report(runs, report_file)
+        console.print(f"report: {path}", markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -23,6 +23,7 @@ from wsvad.errors import EXIT_OK, EXIT_PARTIAL, WsvadError
 from wsvad.evaluate import metrics as M
 from wsvad.evaluate import plots, sources
 from wsvad.evaluate.config import EvaluateConfig
+from wsvad.evaluate.html_report import REPORT_FILE, write_html_report
 from wsvad.evaluate.protocol import (
     Pooled,
     Protocol,
@@ -33,6 +34,7 @@ from wsvad.evaluate.protocol import (
     pool,
 )
 from wsvad.evaluate.report import METRICS_FILE, build_report, write_json_atomic
+from wsvad.evaluate.report_data import write_report_data
 from wsvad.evaluate.sources import MatchProblem
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ _PATH_KEYS = {
     "plots",
     "timelines",
     "sample_seed",
+    "report",
 }
 CLASS_SCORES = (
     "class_scores.npz"  # optional, next to scores.npz: (n_classes,) probabilities per video
@@ -167,6 +170,9 @@ def run_evaluate(cfg: EvaluateConfig) -> EvalOutcome:
         plots=[str(p.relative_to(inputs.out_dir)) for p in plot_files],
     )
     write_json_atomic(inputs.out_dir / METRICS_FILE, outcome.report)
+    write_report_data(inputs.out_dir, pooled_by_seed, inputs.protocol.threshold, inputs.source)
+    if cfg.report:
+        write_html_report([inputs.out_dir], inputs.out_dir / REPORT_FILE)
     return outcome
 
 
@@ -281,6 +287,8 @@ def _resolve(cfg: EvaluateConfig) -> _Inputs:
         "dataset": dataset,
         "root": _str(root),
         "run_config_hash": run_json.get("config_hash"),
+        "store_fingerprint": run_json.get("store_fingerprint") or store_attrs.get("config_hash"),
+        "backbone": store_attrs.get("backbone"),
         "detector": run_json.get("detector"),
         "training_collapse": _collapse_note(run_json),
     }
