@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,10 +82,19 @@ class Page:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.url = path.as_uri()
         self.page.goto(self.url)
-        self.page.wait_for_function("window.wsvadReport !== undefined")
+        self.wait_for("window.wsvadReport !== undefined")
 
     def js(self, expression: str):
         return self.page.evaluate(expression)
+
+    def wait_for(self, expression: str, seconds: float = 20.0) -> None:
+        """Poll ``expression`` until true (playwright's wait_for_function evaluates a string in
+        the page, which the report's Content-Security-Policy forbids; evaluate() is allowed)."""
+        deadline = time.monotonic() + seconds
+        while not self.js(expression):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still false after {seconds} s: {expression}")
+            time.sleep(0.05)
 
     def close(self):
         self.context.close()
@@ -108,6 +118,14 @@ def test_page_loads_offline_without_errors(open_page, reports):
     page.page.wait_for_timeout(300)
     assert page.errors == []
     assert page.requests == [page.url]  # the file itself: no script, style, font or data fetched
+    # The page's Content-Security-Policy is in force: an image from the network is refused
+    # before any request is made.
+    probe = """new Promise(resolve => {
+        document.addEventListener("securitypolicyviolation", e => resolve(e.effectiveDirective));
+        new Image().src = "http://127.0.0.1:9/probe.png";
+        setTimeout(() => resolve("no violation"), 3000);
+    })"""
+    assert page.js(probe) == "img-src" and page.requests == [page.url]
     note = page.page.inner_text("#player")
     assert note == "No player: no video file is recorded for this video (imported features?)."
 
@@ -168,16 +186,16 @@ def test_clicking_a_row_shows_its_timeline(open_page, reports):
 
 def test_player_seeks_where_the_timeline_is_clicked(open_page, reports):
     page = open_page(reports["two"])
-    page.page.wait_for_function("document.querySelector('#player video').readyState >= 1")
+    page.wait_for("document.querySelector('#player video').readyState >= 1")
     assert page.js("document.querySelector('#player video').getAttribute('src')") == "data/a.mp4"
     box = page.page.locator("#timeline .nsewdrag").bounding_box()
     page.page.mouse.click(box["x"] + 0.75 * box["width"], box["y"] + box["height"] / 2)
-    page.page.wait_for_function("document.querySelector('#player video').currentTime > 0")
+    page.wait_for("document.querySelector('#player video').currentTime > 0")
     # 75% of the axis [0, 1.92 s] is 1.44 s; the cursor (the last shape) follows the player.
     assert page.js("document.querySelector('#player video').currentTime") == pytest.approx(
         1.44, abs=0.05
     )
-    page.page.wait_for_function(
+    page.wait_for(
         "(s => s[s.length - 1].x0 > 1.3)(document.getElementById('timeline').layout.shapes)"
     )
     local = {page.url, (Path(page.url.removeprefix("file://")).parent / "data/a.mp4").as_uri()}

@@ -31,7 +31,8 @@ def report(
     path = write_html_report(runs, out, title)
     size = path.stat().st_size / 1e6
     console.print(
-        f"wrote {path} ({len(runs)} runs, {size:.1f} MB); open it in a browser",
+        f"wrote {path} ({len(runs)} run{'s' * (len(runs) > 1)}, {size:.1f} MB); "
+        "open it in a browser",
         markup=False,
         soft_wrap=True,
     )

@@ -83,7 +83,8 @@ def run_names(reports: list[dict]) -> list[str]:
 
 
 def _seed_figures(report: dict, label: str) -> dict:
-    return report["seeds"][label] if label else report["metrics"]
+    # A run with one seed-<k>/ folder has its figures under "metrics", like a single run.
+    return (report.get("seeds") or {}).get(label) or report["metrics"]
 
 
 def _percent(value) -> str:

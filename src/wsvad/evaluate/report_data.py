@@ -4,8 +4,8 @@
 next to metrics.json, what a report needs of them, made small enough to embed in a web page:
 
 * curves: the frame-level ROC and PR points of :mod:`wsvad.evaluate.metrics` (the same functions
-  as roc.png/pr.png), thinned by :func:`thin_curve` (a point is kept when it lies at least 0.001
-  of the axis from the last kept one; the drawn curve is within 0.001 of the exact one);
+  as roc.png/pr.png), thinned by :func:`thin_curve` (a point is kept when it enters a new cell of
+  a 0.001 grid, so every exact point lies within 0.001 of a drawn one);
 * per video: the row of :func:`~wsvad.evaluate.protocol.per_video_table` plus its false alarms
   (share of its normal frames scored >= the protocol's threshold), its ground-truth runs, and its
   score timeline by :func:`timeline_points` (exact runs of equal scores; max-pooled to at most
@@ -61,37 +61,48 @@ def timeline_points(scores: np.ndarray, max_points: int = TIMELINE_POINTS) -> tu
     else:
         values = scores[starts]
     x = [*starts.tolist(), int(scores.size)]
-    y = [_short(v) for v in (*values, values[-1])]
+    y = _significant(np.append(values, values[-1]))
     return x, y
 
 
-def _short(value: float) -> float:
-    """Four significant digits: enough for a plot, and small scores keep their shape."""
-    return float(f"{value:.4g}")
+def _significant(values: np.ndarray, digits: int = 4) -> list[float]:
+    """Values rounded to ``digits`` significant digits (enough for a plot; tiny scores keep their
+    shape), as the shortest floats JSON can write: ``round(v * 10^k) / 10^k`` is the double
+    nearest the decimal, so it prints as that decimal.
+
+    >>> _significant(np.array([0.123456, 1.23456e-5, 0.0, 12345.6]))
+    [0.1235, 1.235e-05, 0.0, 12350.0]
+    """
+    v = np.asarray(values, dtype=np.float64)
+    magnitude = np.floor(np.log10(np.where(v == 0, 1.0, np.abs(v)))).astype(np.int64)
+    shift = digits - 1 - magnitude  # v * 10^shift has `digits` digits before the point
+    out = np.empty_like(v)
+    up = shift >= 0
+    scale = 10.0 ** shift[up]
+    out[up] = np.round(v[up] * scale) / scale
+    scale = 10.0 ** -shift[~up]
+    out[~up] = np.round(v[~up] / scale) * scale
+    return out.tolist()
 
 
 def thin_curve(
     x: np.ndarray, y: np.ndarray, step: float = CURVE_STEP, max_points: int = 5000
 ) -> tuple[list, list]:
-    """Points of a curve on [0, 1]^2 at least ``step`` apart (max-norm) from the last kept one.
+    """The points of a curve on [0, 1]^2 that enter a new cell of a ``step`` grid, in order.
 
-    The first and last points are always kept. A monotone curve (ROC) keeps at most ``2 / step``
-    points; a curve that zig-zags (precision at low recall) doubles ``step`` until it keeps at
-    most ``max_points``.
+    Every dropped point shares its cell with the point before it, hence with the last kept one:
+    it lies within ``step`` (max-norm) of a drawn point. The first and last points are always
+    kept. A monotone curve (ROC) keeps at most ``2 / step`` points; a curve that zig-zags
+    (precision at low recall) doubles ``step`` until it keeps at most ``max_points``.
 
-    >>> thin_curve(np.array([0, .0001, .5, 1]), np.array([0, .0002, .5, 1]), step=.1)
+    >>> thin_curve(np.array([0, .0001, .5, .55, 1]), np.array([0, .0002, .5, .52, 1]), step=.1)
     ([0.0, 0.5, 1.0], [0.0, 0.5, 1.0])
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if x.size <= 2:
-        return np.round(x, 5).tolist(), np.round(y, 5).tolist()
-    keep = [0]
-    for i in range(1, x.size - 1):
-        j = keep[-1]
-        if max(abs(x[i] - x[j]), abs(y[i] - y[j])) >= step:
-            keep.append(i)
-    keep.append(x.size - 1)
-    if len(keep) > max_points:
+    cells = np.floor(np.stack([x, y], axis=1) / step)
+    entered = np.flatnonzero(np.any(cells[1:] != cells[:-1], axis=1)) + 1
+    keep = np.unique(np.concatenate(([0], entered, [x.size - 1]))) if x.size else entered
+    if keep.size > max_points:
         return thin_curve(x, y, 2 * step, max_points)
     return np.round(x[keep], 5).tolist(), np.round(y[keep], 5).tolist()
 
@@ -111,10 +122,12 @@ def curves(pooled: Pooled) -> dict | None:
     }
 
 
-def video_rows(pooled: Pooled, threshold: float) -> dict[str, dict]:
-    """Per video: per_video_table's figures, false alarms and the score timeline."""
+def video_rows(pooled: Pooled, threshold: float, table: list[dict] | None = None) -> dict:
+    """Per video: per_video_table's figures (``table`` when already made), false alarms and the
+    score timeline."""
     rows = {}
-    for row, video in zip(per_video_table(pooled), pooled.videos, strict=True):
+    table = per_video_table(pooled) if table is None else table
+    for row, video in zip(table, pooled.videos, strict=True):
         normal_frames = video.scores[video.gt == 0]
         false_alarms = M.false_alarm_rate(normal_frames, threshold)
         x, y = timeline_points(video.scores)
@@ -142,9 +155,14 @@ def video_truths(pooled: Pooled) -> dict[str, dict]:
 
 
 def build_report_data(
-    pooled_by_seed: dict[str, Pooled], threshold: float, files: dict[str, dict]
+    pooled_by_seed: dict[str, Pooled],
+    threshold: float,
+    files: dict[str, dict],
+    tables: dict[str, list[dict]] | None = None,
 ) -> dict:
-    """report_data.json's content. ``files``: video id -> {"path", "fps"} (:func:`video_files`)."""
+    """report_data.json's content. ``files``: video id -> {"path", "fps"} (:func:`video_files`);
+    ``tables``: per_video_table's rows per seed, when the caller has them."""
+    tables = tables or {}
     first = next(iter(pooled_by_seed.values()))
     videos = video_truths(first)
     for vid, entry in videos.items():
@@ -158,18 +176,25 @@ def build_report_data(
         },
         "videos": videos,
         "seeds": {
-            label: {"curves": curves(pooled), "videos": video_rows(pooled, threshold)}
+            label: {
+                "curves": curves(pooled),
+                "videos": video_rows(pooled, threshold, tables.get(label)),
+            }
             for label, pooled in pooled_by_seed.items()
         },
     }
 
 
 def write_report_data(
-    out_dir: Path, pooled_by_seed: dict[str, Pooled], threshold: float, source: dict
+    out_dir: Path,
+    pooled_by_seed: dict[str, Pooled],
+    threshold: float,
+    source: dict,
+    tables: dict[str, list[dict]] | None = None,
 ) -> Path:
     """Write ``out_dir/report_data.json`` for the videos of ``pooled_by_seed``."""
     ids = [v.video_id for v in next(iter(pooled_by_seed.values())).videos]
-    data = build_report_data(pooled_by_seed, threshold, video_files(source, ids))
+    data = build_report_data(pooled_by_seed, threshold, video_files(source, ids), tables)
     path = Path(out_dir) / REPORT_DATA_FILE
     write_json_atomic(path, data, indent=None)  # compact: UCF-size runs hold ~70k points
     return path

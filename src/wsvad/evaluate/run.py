@@ -150,7 +150,7 @@ def run_evaluate(cfg: EvaluateConfig) -> EvalOutcome:
         return outcome
     inputs.out_dir.mkdir(parents=True, exist_ok=True)
     plot_files = _plots(cfg, inputs, pooled_by_seed) if cfg.plots else []
-    _write_per_video(inputs.out_dir / "per_video.csv", pooled_by_seed)
+    tables = _write_per_video(inputs.out_dir / "per_video.csv", pooled_by_seed)
     multi = len(inputs.seed_scores) > 1
     cfg_json = config_to_json(cfg)
     outcome.report = build_report(
@@ -170,7 +170,8 @@ def run_evaluate(cfg: EvaluateConfig) -> EvalOutcome:
         plots=[str(p.relative_to(inputs.out_dir)) for p in plot_files],
     )
     write_json_atomic(inputs.out_dir / METRICS_FILE, outcome.report)
-    write_report_data(inputs.out_dir, pooled_by_seed, inputs.protocol.threshold, inputs.source)
+    threshold = inputs.protocol.threshold
+    write_report_data(inputs.out_dir, pooled_by_seed, threshold, inputs.source, tables)
     if cfg.report:
         write_html_report([inputs.out_dir], inputs.out_dir / REPORT_FILE)
     return outcome
@@ -390,7 +391,8 @@ def _classify_with_model(stem: Path, store_path: Path, video_ids: list[str]) -> 
 
 
 # ---------------------------------------------------------------------------- outputs
-def _write_per_video(path: Path, pooled_by_seed: dict[str, Pooled]) -> None:
+def _write_per_video(path: Path, pooled_by_seed: dict[str, Pooled]) -> dict[str, list[dict]]:
+    """per_video.csv; returns its rows per seed (per_video_table's, reused by the report data)."""
     columns = [
         "seed",
         "video_id",
@@ -403,15 +405,17 @@ def _write_per_video(path: Path, pooled_by_seed: dict[str, Pooled]) -> None:
         "auc",
         "error",
     ]
+    tables = {label: per_video_table(pooled) for label, pooled in pooled_by_seed.items()}
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(columns)
-        for label, pooled in pooled_by_seed.items():
-            for row in per_video_table(pooled):
+        for label, rows in tables.items():
+            for row in rows:
                 row = row | {"seed": label or "-", "classes": "+".join(row["classes"])}
                 writer.writerow(["" if row[c] is None else row[c] for c in columns])
     tmp.replace(path)
+    return tables
 
 
 def _pick_timelines(rows: list[dict], n: int, seed: int) -> list[tuple[str, dict]]:

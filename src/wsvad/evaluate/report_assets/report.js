@@ -59,22 +59,23 @@
           name: roc ? seed.roc_legend : seed.pr_legend,
           line: { color: run.colour, width: 2, dash: DASHES[j % DASHES.length],
                   shape: roc ? "linear" : "hv" },
-          hovertemplate: (roc ? "FPR %{x:.3f}, TPR %{y:.3f}" : "recall %{x:.3f}, precision %{y:.3f}") +
-            `<extra>${seed.name}</extra>`,
+          hovertemplate: (roc ? "FPR %{x:.3f}, TPR %{y:.3f}"
+            : "recall %{x:.3f}, precision %{y:.3f}") + `<extra>${seed.name}</extra>`,
         });
       });
     }
     return traces;
   }
 
-  function curveLayout(title, xTitle, yTitle, legendAt) {
+  // Legends below the axes: a long PR legend (two APs per run) never covers a curve.
+  function curveLayout(title, xTitle, yTitle) {
     return {
       title: { text: title, font: { size: 14 }, x: 0.02 },
-      margin: { l: 52, r: 12, t: 36, b: 44 },
-      xaxis: { title: { text: xTitle }, range: [0, 1], zeroline: false },
+      margin: { l: 52, r: 12, t: 36, b: 8 },
+      xaxis: { title: { text: xTitle }, range: [0, 1], zeroline: false, automargin: true },
       yaxis: { title: { text: yTitle }, range: [0, 1.02], zeroline: false },
-      legend: { x: legendAt[0], y: legendAt[1], xanchor: legendAt[2], yanchor: "bottom",
-                bgcolor: "rgba(255,255,255,0.85)", font: { size: 11 } },
+      legend: { orientation: "h", x: 0, xanchor: "left", y: -0.2, yanchor: "top",
+                font: { size: 11 } },
       hovermode: "closest",
     };
   }
@@ -83,8 +84,7 @@
     const chance = { x: [0, 1], y: [0, 1], type: "scatter", mode: "lines", name: "chance",
                      line: { color: "#999", dash: "dash", width: 1 }, hoverinfo: "skip" };
     Plotly.newPlot("roc", [...curveTraces("roc"), chance],
-      curveLayout("Frame-level ROC", "false positive rate", "true positive rate",
-                  [0.98, 0.02, "right"]), CONFIG);
+      curveLayout("Frame-level ROC", "false positive rate", "true positive rate"), CONFIG);
     const pr = curveTraces("pr");
     const first = D.runs.flatMap((r) => r.seeds).find((s) => s.curves);
     if (first) {
@@ -93,8 +93,8 @@
                 name: `anomalous frames ${(100 * share).toFixed(1)}%`,
                 line: { color: "#999", dash: "dash", width: 1 }, hoverinfo: "skip" });
     }
-    Plotly.newPlot("pr", pr, curveLayout("Frame-level precision-recall", "recall", "precision",
-                                          [0.02, 0.02, "left"]), CONFIG);
+    Plotly.newPlot("pr", pr, curveLayout("Frame-level precision-recall", "recall", "precision"),
+                   CONFIG);
   }
 
   // ------------------------------------------------------------------ figures and runs
@@ -138,15 +138,14 @@
       { key: "id", title: "video", text: true, value: (v) => v.id },
       { key: "label", title: "label", text: true,
         value: (v) => (v.label ? v.classes.join("+") || "abnormal" : "normal") },
-      { key: "frames", title: "frames", value: (v) => v.n_frames, show: String },
     ];
     D.runs.forEach((run, i) => {
       const get = (k) => (v) => (v.runs[i] ? v.runs[i][k] : null);
       cols.push({ key: `auc${i}`, title: "AUC", value: get("auc"), show: pct, run: i,
-                  tip: "frame AUC on this video (%), where it has both normal and anomalous frames" });
+                  tip: "frame AUC on the video (%), where it has normal and anomalous frames" });
       cols.push({ key: `max${i}`, title: "max", value: get("max_score"), show: sig, run: i,
                   tip: "highest frame score" });
-      cols.push({ key: `fa${i}`, title: "false al.", value: get("false_alarms"), show: pct, run: i,
+      cols.push({ key: `fa${i}`, title: "FA", value: get("false_alarms"), show: pct, run: i,
                   tip: `share of normal frames scored >= ${run.threshold} (%)` });
     });
     return cols;
@@ -155,10 +154,11 @@
   function drawVideoTable() {
     const cols = columns();
     const table = document.getElementById("videos");
-    const groups = el("tr", {}, [el("th", { colspan: "3" })]);
+    const groups = el("tr", {}, [el("th", { colspan: "2" })]);
     for (const run of D.runs) {
       const seed = run.seeds.length > 1 ? ` (${run.seeds[0].label})` : "";
-      groups.append(el("th", { colspan: "3", class: "text" }, [swatch(run.colour), run.name + seed]));
+      const title = [swatch(run.colour), run.name + seed];
+      groups.append(el("th", { colspan: "3", class: "text" }, title));
     }
     const titles = el("tr", {}, cols.map((c) => {
       const th = el("th", { "data-key": c.key, class: c.text ? "text" : "", title: c.tip || "" },
@@ -198,7 +198,8 @@
     });
     for (const th of document.querySelectorAll("#videos thead th[data-key]")) {
       th.removeAttribute("aria-sort");
-      if (th.dataset.key === key) th.setAttribute("aria-sort", dir > 0 ? "ascending" : "descending");
+      if (th.dataset.key !== key) continue;
+      th.setAttribute("aria-sort", dir > 0 ? "ascending" : "descending");
     }
     drawRows();
   }
@@ -300,7 +301,7 @@
       box.replaceChildren(el("p", { class: "note", text: `No player: ${video.video.note}.` }));
       return;
     }
-    const player = el("video", { controls: "", preload: "metadata", src: video.video.src });
+    const player = el("video", { controls: "", preload: "auto", src: video.video.src });
     const note = el("p", { class: "note",
       text: `${video.video.note} (relative to this report). Click the timeline to seek.` });
     player.addEventListener("error", () => {
