@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +178,19 @@ def test_a_report_of_one_run_names_it(report_runs, tmp_path):
     out = write_html_report([report_runs["run_tiny"]], tmp_path / "one.html")
     page = _embedded(out.read_text(encoding="utf-8"))
     assert page["title"] == "wsvad report: run_tiny" and len(page["runs"][0]["seeds"]) == 1
+
+
+def test_a_run_with_one_seed_folder_takes_its_figures_from_metrics(report_runs, tmp_path):
+    from wsvad.evaluate.html_report import _run_entry
+
+    run = tmp_path / "one-seed"
+    shutil.copytree(report_runs["run_b"], run)
+    shutil.rmtree(run / "seed-1")
+    shutil.rmtree(run / "eval")
+    assert cli(["evaluate", "--run", str(run), "--no-plots", "--no-report"]) == 0
+    report = read_report(run)
+    assert "seeds" not in report  # one seed folder: figures under "metrics"
+    entry = _run_entry(report, read_report_data(Path(report["_path"])), "one", "#000")
+    assert (
+        entry["seeds"][0]["roc_legend"] == f"one seed-0 · AUC {100 * report['metrics']['auc']:.2f}"
+    )
