@@ -33,6 +33,7 @@ def test_help_lists_the_commands_in_pipeline_order():
         "evaluate",
         "compare",
         "score",
+        "report",
         "import",
         "export",
         "concat",

@@ -21,6 +21,7 @@ from wsvad.cli import extract  # noqa: F401 - extract
 from wsvad.cli import info  # noqa: F401 - info, backbones
 from wsvad.cli import train  # noqa: F401 - train
 from wsvad.cli import evaluate  # noqa: F401 - evaluate, compare, score
+from wsvad.cli import report  # noqa: F401 - report
 from wsvad.cli import transfer  # noqa: F401 - import, export, concat
 from wsvad.cli import cluster  # noqa: F401 - slurm-script
 

@@ -77,6 +77,20 @@ FalseAlarmThresholdOpt = Annotated[
 NoPlotsOpt = Annotated[
     bool, Opt("--no-plots", help="Skip the ROC/PR/timeline PNGs. Default: plots are written.")
 ]
+NoReportOpt = Annotated[
+    bool,
+    Opt(
+        "--no-report",
+        help="Skip report.html, the interactive report. Default: written next to metrics.json.",
+    ),
+]
+CompareReportOpt = Annotated[
+    Path | None,
+    Opt(
+        "--report",
+        help="Also write an interactive HTML report of these runs to this file. Default: none.",
+    ),
+]
 RunsArg = Annotated[
     list[Path],
     typer.Argument(
@@ -138,6 +152,7 @@ def evaluate(
     snippet_len: SnippetLenOpt = None,
     threshold: FalseAlarmThresholdOpt = None,
     no_plots: NoPlotsOpt = False,
+    no_report: NoReportOpt = False,
     config: ConfigOpt = None,
     sets: SetsOpt = None,
     debug: DebugOpt = False,
@@ -159,6 +174,7 @@ def evaluate(
         "snippet_len": snippet_len,
         "threshold": threshold,
         "plots": False if no_plots else None,
+        "report": False if no_report else None,
     }
     cfg = load_config(EvaluateConfig, config, flags=flags, sets=sets)
     outcome = run_evaluate(cfg)
@@ -170,6 +186,8 @@ def evaluate(
             f"({len(outcome.problems)} problems listed above)"
         )
     _print_report(outcome.report, outcome.out_dir)
+    if cfg.report:
+        console.print(f"report: {outcome.out_dir / 'report.html'}", markup=False, soft_wrap=True)
     if outcome.problems:
         err_console.print(
             f"evaluated {outcome.n_matched} of {outcome.n_test_videos} test videos; the figures "
@@ -180,7 +198,7 @@ def evaluate(
 
 
 @app.command()
-def compare(runs: RunsArg, debug: DebugOpt = False) -> None:
+def compare(runs: RunsArg, report_file: CompareReportOpt = None, debug: DebugOpt = False) -> None:
     """Print the metrics of several evaluated runs side by side."""
     from wsvad.evaluate.report import compare_table, read_report
 
@@ -198,6 +216,11 @@ def compare(runs: RunsArg, debug: DebugOpt = False) -> None:
         )
         for path, report in zip(runs, reports, strict=True):
             err_console.print(f"  {path}: {report['protocol'].get('description')}", markup=False)
+    if report_file is not None:
+        from wsvad.evaluate.html_report import write_html_report
+
+        path = write_html_report(runs, report_file)
+        console.print(f"report: {path}", markup=False, soft_wrap=True)
 
 
 @app.command()

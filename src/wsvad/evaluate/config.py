@@ -32,6 +32,7 @@ class EvaluateConfig(BaseModel):
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     class_negatives: Literal["all_normal", "class_only"] = "all_normal"
     plots: bool = True
+    report: bool = True  # report.html next to metrics.json (wsvad.evaluate.html_report)
     timelines: int = Field(3, ge=0)  # per group: best, worst, random sample
     sample_seed: int = 0
     frame_cache: Path | None = None  # frame-count probe cache; None = $XDG_CACHE_HOME/wsvad

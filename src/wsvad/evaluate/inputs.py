@@ -174,6 +174,9 @@ def _inputs(cfg: EvaluateConfig, where: _Locations, truth: _GroundTruth) -> Inpu
         "dataset": where.dataset,
         "root": _str(where.root),
         "run_config_hash": run_json.get("config_hash"),
+        "store_fingerprint": run_json.get("store_fingerprint")
+        or truth.store_attrs.get("config_hash"),
+        "backbone": truth.store_attrs.get("backbone"),
         "detector": run_json.get("detector"),
         "training_collapse": _collapse_note(run_json),
     }

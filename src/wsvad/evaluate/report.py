@@ -31,11 +31,13 @@ HEADLINE = [
 ]
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, indent: int | None = 1) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=False), encoding="utf-8")
+    separators = None if indent is not None else (",", ":")
+    text = json.dumps(data, indent=indent, separators=separators, sort_keys=False)
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 

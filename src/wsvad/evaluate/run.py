@@ -23,6 +23,7 @@ from wsvad.errors import EXIT_OK, EXIT_PARTIAL, WsvadError
 from wsvad.evaluate import metrics as M
 from wsvad.evaluate import plots, sources
 from wsvad.evaluate.config import EvaluateConfig
+from wsvad.evaluate.html_report import REPORT_FILE, write_html_report
 from wsvad.evaluate.inputs import Inputs, resolve
 from wsvad.evaluate.protocol import (
     Pooled,
@@ -34,6 +35,7 @@ from wsvad.evaluate.protocol import (
     pool,
 )
 from wsvad.evaluate.report import METRICS_FILE, build_report, write_json_atomic
+from wsvad.evaluate.report_data import write_report_data
 from wsvad.evaluate.sources import MatchProblem
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ _PATH_KEYS = {
     "plots",
     "timelines",
     "sample_seed",
+    "report",
 }
 # Optional, next to scores.npz: (n_classes,) class probabilities per video.
 CLASS_SCORES = "class_scores.npz"
@@ -168,7 +171,7 @@ def _write_results(
     report (the content of metrics.json)."""
     inputs.out_dir.mkdir(parents=True, exist_ok=True)
     plot_files = _plots(cfg, inputs, pooled_by_seed) if cfg.plots else []
-    _write_per_video(inputs.out_dir / "per_video.csv", pooled_by_seed)
+    tables = _write_per_video(inputs.out_dir / "per_video.csv", pooled_by_seed)
     multi = len(inputs.seed_scores) > 1
     cfg_json = config_to_json(cfg)
     report = build_report(
@@ -188,6 +191,10 @@ def _write_results(
         plots=[str(p.relative_to(inputs.out_dir)) for p in plot_files],
     )
     write_json_atomic(inputs.out_dir / METRICS_FILE, report)
+    threshold = inputs.protocol.threshold
+    write_report_data(inputs.out_dir, pooled_by_seed, threshold, inputs.source, tables)
+    if cfg.report:
+        write_html_report([inputs.out_dir], inputs.out_dir / REPORT_FILE)
     return report
 
 
@@ -243,7 +250,8 @@ def _classify_with_model(stem: Path, store_path: Path, video_ids: list[str]) -> 
 
 
 # ---------------------------------------------------------------------------- outputs
-def _write_per_video(path: Path, pooled_by_seed: dict[str, Pooled]) -> None:
+def _write_per_video(path: Path, pooled_by_seed: dict[str, Pooled]) -> dict[str, list[dict]]:
+    """per_video.csv; returns its rows per seed (per_video_table's, reused by the report data)."""
     columns = [
         "seed",
         "video_id",
@@ -256,15 +264,17 @@ def _write_per_video(path: Path, pooled_by_seed: dict[str, Pooled]) -> None:
         "auc",
         "error",
     ]
+    tables = {label: per_video_table(pooled) for label, pooled in pooled_by_seed.items()}
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(columns)
-        for label, pooled in pooled_by_seed.items():
-            for row in per_video_table(pooled):
+        for label, rows in tables.items():
+            for row in rows:
                 row = row | {"seed": label or "-", "classes": "+".join(row["classes"])}
                 writer.writerow(["" if row[c] is None else row[c] for c in columns])
     tmp.replace(path)
+    return tables
 
 
 def _pick_timelines(rows: list[dict], n: int, seed: int) -> list[tuple[str, dict]]:
