@@ -74,7 +74,9 @@ def test_mil_learns_planted_anomalies_and_writes_the_run(planted_store, tmp_path
         **saved["optim"],
         "name": "adagrad",
         "lr": 0.01,
-        "weight_decay": 0.001,
+        "weight_decay": 0.0,
+        "eps": 1e-8,
+        "initial_accumulator_value": 0.0,
     }
     det, meta = load_detector(out / "model")
     assert (

@@ -34,19 +34,30 @@ Progress = Callable[[int, int, dict[str, float]], None]
 
 
 def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """The optimizer named in ``cfg`` (names as in the papers: adam, adagrad, rmsprop, radam,
-    sgd)."""
+    """The optimizer named in ``cfg`` (names as in the papers: adam, adagrad, adadelta, rmsprop,
+    radam, sgd); ``eps``, ``initial_accumulator_value`` and ``rho`` left ``None`` keep torch's
+    defaults. Options that do not apply to the named optimizer are ignored, as ``momentum`` is for
+    adam (the detector's defaults fill every key whatever the optimizer)."""
     wd = cfg.weight_decay or 0.0
+    eps = {} if cfg.eps is None else {"eps": cfg.eps}
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd, **eps)
     if cfg.name == "adagrad":
-        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=wd)
+        start = cfg.initial_accumulator_value or 0.0
+        return torch.optim.Adagrad(
+            params, lr=cfg.lr, weight_decay=wd, initial_accumulator_value=start, **eps
+        )
+    if cfg.name == "adadelta":
+        rho = 0.9 if cfg.rho is None else cfg.rho
+        return torch.optim.Adadelta(params, lr=cfg.lr, rho=rho, weight_decay=wd, **eps)
     if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=wd, momentum=cfg.momentum)
+        return torch.optim.RMSprop(
+            params, lr=cfg.lr, weight_decay=wd, momentum=cfg.momentum or 0.0, **eps
+        )
     if cfg.name == "radam":
-        return torch.optim.RAdam(params, lr=cfg.lr, weight_decay=wd)
+        return torch.optim.RAdam(params, lr=cfg.lr, weight_decay=wd, **eps)
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, weight_decay=wd, momentum=cfg.momentum)
+        return torch.optim.SGD(params, lr=cfg.lr, weight_decay=wd, momentum=cfg.momentum or 0.0)
     raise ValueError(f"unknown optimizer {cfg.name!r}")
 
 
