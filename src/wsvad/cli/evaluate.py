@@ -137,6 +137,14 @@ ScoreCropsOpt = Annotated[
     int | None,
     Opt("--crops", help="1, 5 or 10 crops. Default: the crops of the run's store."),
 ]
+FromStoreOpt = Annotated[
+    bool,
+    Opt(
+        "--from-store",
+        help="VIDEO is a video id of the run's store: score its stored features with the run's "
+        "scoring recipe (for a test video: its scores.npz row). Default: off (decode VIDEO).",
+    ),
+]
 
 
 @app.command()
@@ -234,6 +242,7 @@ def score(
     device: DeviceOpt = None,
     decoder: DecoderOpt = None,
     crops: ScoreCropsOpt = None,
+    from_store: FromStoreOpt = False,
     config: ConfigOpt = None,
     sets: SetsOpt = None,
     debug: DebugOpt = False,
@@ -253,19 +262,24 @@ def score(
         "device": device,
         "decoder": decoder,
         "crops": crops,
+        "from_store": from_store or None,
     }
     cfg = load_config(ScoreConfig, config, flags=flags, sets=sets)
-    result = score_video(
-        cfg.video,
-        cfg.run,
-        cfg.out,
-        cfg.threshold,
-        cfg.stream,
-        cfg.window,
-        cfg.device,
-        cfg.decoder,
-        cfg.crops,
-        on_snippet=_print_snippet if cfg.stream else None,
+    result = (
+        _score_stored(cfg)
+        if cfg.from_store
+        else score_video(
+            cfg.video,
+            cfg.run,
+            cfg.out,
+            cfg.threshold,
+            cfg.stream,
+            cfg.window,
+            cfg.device,
+            cfg.decoder,
+            cfg.crops,
+            on_snippet=_print_snippet if cfg.stream else None,
+        )
     )
     n = len(result.intervals)
     console.print(
@@ -277,6 +291,15 @@ def score(
         console.print(f"  {describe_interval(start, end, result.fps)}", markup=False)
     for path in result.files.values():
         console.print(f"wrote {path}", markup=False)
+
+
+def _score_stored(cfg):
+    """``score --from-store``: the stored features of a video of the run's store."""
+    from wsvad.evaluate.score_stored import score_stored_video
+
+    if cfg.stream:
+        raise WsvadError("--from-store scores stored features; --stream needs a video to decode")
+    return score_stored_video(cfg.video, cfg.run, cfg.out, cfg.threshold, cfg.device)
 
 
 def _print_snippet(s) -> None:

@@ -68,3 +68,5 @@ class ScoreConfig(BaseModel):
     device: Device = "cpu"  # cpu | cuda | cuda:N
     decoder: Literal["auto", "decord", "av"] = "auto"  # auto: decord, PyAV when decord fails
     crops: Literal[1, 5, 10] | None = None  # None: the crops of the run's store
+    # video is a video id of the run's store: score its stored features (no decoding)
+    from_store: bool = False
