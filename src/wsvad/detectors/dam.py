@@ -137,10 +137,16 @@ class Dam(Detector):
     feature_ndim: ClassVar[int] = 2
     example_feature_shape: ClassVar[tuple[int, ...]] = (7, 16)
     example_params: ClassVar[dict] = {"hidden": 16, "mlp_hidden": (8,)}
-    # sec. 4.1: Adam, lr 1e-4, 10 normal + 10 abnormal videos per step (no iteration count given).
+    # sec. 4.1: Adam, lr 1e-4, 10 normal + 10 abnormal videos per step (no iteration count given);
+    # C = 16 clips per video (sec. 4.1), each the max over its 64-frame snippets (sec. 3.2), with
+    # linspace boundaries (sec. 3.1); the centre crop (sec. 4.1: one map per clip); test videos
+    # scored on the same 16 clips, as the authors' evaluation code does.
     train_defaults: ClassVar[dict] = {
         "optim": {"name": "adam", "lr": 1.0e-4},
         "sampler": {"batch_per_class": 10},
+        "bags": {"rule": "rtfm", "pool": "max", "count": 16},
+        "crop_mode": "mean",
+        "score_on": "bags",
     }
 
     def __init__(
