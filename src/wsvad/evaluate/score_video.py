@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from wsvad.atomic import write_text_atomic
 from wsvad.errors import WsvadError
 
 log = logging.getLogger(__name__)
@@ -358,9 +359,7 @@ def _summary(
 
 
 def _write_text(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def describe_interval(start: int, end: int, fps: float | None) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,11 +18,12 @@ from typing import Literal
 
 import numpy as np
 
+from wsvad.data.listfiles import IMAGE_EXTS, frame_images
+
 log = logging.getLogger(__name__)
 
 Decoder = Literal["decord", "av", "frames"]  # the readers ("frames": a folder of images)
 DecoderChoice = Literal["auto", "decord", "av"]  # the config's choice; auto: decord, then PyAV
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 class DecodeError(Exception):
@@ -97,20 +97,13 @@ def is_frame_folder(path: Path) -> bool:
     return Path(path).is_dir()
 
 
-def _natural_key(name: str) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
 def list_frame_files(folder: Path) -> list[Path]:
-    """Image files of a frame folder in natural order (``2.jpg`` before ``10.jpg``)."""
-    files = [
-        p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-    ]
+    """The frames of a frame folder (:func:`~wsvad.data.listfiles.frame_images`); none: an error."""
+    files = frame_images(folder)
     if not files:
-        raise DecodeError(
-            f"{folder}: frame folder holds no {'/'.join(IMAGE_SUFFIXES)} images", "frames"
-        )
-    return sorted(files, key=lambda p: _natural_key(p.name))
+        suffixes = "/".join(sorted(IMAGE_EXTS))
+        raise DecodeError(f"{folder}: frame folder holds no {suffixes} images", "frames")
+    return files
 
 
 def probe(path: Path, decoder: Decoder, fps_hint: float | None = None) -> VideoInfo:
