@@ -330,19 +330,6 @@ def _truth_from_attrs(vid: str, attrs: dict) -> VideoTruth:
     )
 
 
-def dataset_test_records(dataset: str, root: Path, labels_only: bool = False):
-    """The dataset's test records and class names (``labels_only``: from the lists alone, without
-    the videos)."""
-    from wsvad.data import load_dataset
-    from wsvad.data.check import load_labels_only
-
-    index = load_labels_only(dataset, root) if labels_only else load_dataset(dataset, root)
-    records = index.split("test")
-    if not records:
-        raise WsvadError(f"{root}: the {dataset} dataset has no test videos")
-    return records, list(index.class_names)
-
-
 def dataset_test_index(dataset: str, root: Path) -> tuple[list, list[str], list[MatchProblem]]:
     """Every test record of the dataset (from its lists, whether or not the videos are on disk),
     its class names, and a ``missing video`` problem for each test video not on disk (the
