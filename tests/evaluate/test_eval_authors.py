@@ -88,7 +88,9 @@ def test_authors_protocol_equals_the_authors_code(dataset, benchmark_lists, tmp_
         figure,
     )
     assert protocol["reproduces"].startswith(code_name)
-    assert f"reproduces {code_name}" in out
+    assert f"protocol: authors' protocol, reproduces {code_name}" in out
+    titles = {"auc": "AUC", "pr_auc_trapezoid": "PR-AUC (trapezoid)"}
+    assert f"the papers' figure: {titles[figure]} ({figure} in metrics.json)" in out
     assert protocol["estimated_frame_counts"] == estimated
     assert f"frame counts of {estimated} videos are estimates (T × 16): true-frames = rtfm" in out
 

@@ -204,9 +204,9 @@ def test_import_train_evaluate_from_lists_only(kit, tmp_path, capsys):
     # The run's labels are the dataset's: its other 288 test videos are not in the store, so the
     # figures are not the full protocol's.
     assert run(["evaluate", "--run", str(out), "--no-plots"]) == EXIT_PARTIAL
-    assert (
-        "evaluated 2 of 290 test videos: NOT the full-protocol figures" in capsys.readouterr().err
-    )
+    out_text, err = capsys.readouterr()
+    assert "evaluated 2 of 290 test videos: NOT the full-protocol figures" in err
+    assert "frame counts of 2 videos are estimates (T × 16): true-frames = rtfm here" in out_text
     report = json.loads((out / "eval/metrics.json").read_text())
     problems = report["coverage"]["problems"]
     assert report["coverage"]["matched"] == 2 and len(problems) == 288

@@ -355,11 +355,10 @@ def _print_report(report: dict, out_dir: Path) -> None:
     described = protocol["description"].removesuffix(f"; {note}")
     console.print(f"protocol: {described}", markup=False, soft_wrap=True)
     if protocol.get("name") == "authors":
-        figure = dict(HEADLINE).get(protocol["paper_figure"], protocol["paper_figure"])
+        key = protocol["paper_figure"]
         console.print(
-            f"reproduces {protocol['reproduces']}; the papers' figure is {figure}",
+            f"the papers' figure: {dict(HEADLINE).get(key, key)} ({key} in metrics.json)",
             markup=False,
-            soft_wrap=True,
         )
     if note:
         console.print(note, markup=False, soft_wrap=True)

@@ -77,7 +77,11 @@ def resolve(cfg: EvaluateConfig) -> Inputs:
         authors_protocol(where.dataset, cfg.alignment, AUTHORS_STRIDE)
     if cfg.run is not None and where.store is not None and Path(where.store).is_dir():
         labels_from = str(where.run_json.get("labels_from") or "")
-        follows_dataset = labels_from.startswith("dataset ") and where.root is not None
+        follows_dataset = (
+            labels_from.startswith("dataset ")
+            and where.dataset is not None
+            and where.root is not None
+        )
         truth = (
             _truth_from_run_dataset(cfg, where)
             if follows_dataset
@@ -139,6 +143,11 @@ def _truth_from_run_dataset(cfg: EvaluateConfig, where: _Locations) -> _GroundTr
     video as an unlabelled test video); frame counts are the store's."""
     from wsvad.pipeline.store import FeatureStore
 
+    if not Path(where.root).is_dir():
+        raise WsvadError(
+            f"{where.root}: the root of the dataset the run took its labels from (run.json) is "
+            "not a directory; pass --root"
+        )
     store = FeatureStore.open(Path(where.store))
     stride = _geometry(cfg, where.run_json, store.attrs)[1]
     records, dataset_classes, _ = sources.dataset_test_index(where.dataset, Path(where.root))
