@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from wsvad import locks
 from wsvad.config import config_hash
 from wsvad.data.groundtruth import DEFAULT_ALIGNMENT
 from wsvad.errors import WsvadError
@@ -96,6 +97,7 @@ def _run_locations(cfg: EvaluateConfig) -> _Locations:
     """Run mode: the seeds' scores files and run.json; store, dataset and root from the command
     line, else from the run."""
     run = Path(cfg.run)
+    _refuse_a_run_being_trained(run)
     run_json = _read_run_json(run)
     seed_scores = _seed_dirs(run) or (
         {"": run / "scores.npz"} if (run / "scores.npz").is_file() else {}
@@ -260,6 +262,14 @@ def _protocol(cfg: EvaluateConfig, dataset: str | None, snippet_len: int, stride
         reproduces=entry.code,
         paper_figure=entry.figure,
     )
+
+
+def _refuse_a_run_being_trained(run: Path) -> None:
+    """A run whose ``wsvad train`` is still writing has scores and weights of a moment, not of the
+    finished run: refused naming the training process (a seed of a multi-seed run: its parent)."""
+    owners = [run, run.parent] if run.name.startswith("seed-") else [run]
+    for owner in owners:
+        locks.refuse_if_held(owner / locks.LOCK, owner, "training into this run directory")
 
 
 def _read_run_json(run: Path) -> dict:
