@@ -78,6 +78,12 @@ def test_import_model_writes_a_run_that_evaluate_uses(make_planted_store, tmp_pa
             axis=0,
         )
     assert np.allclose(scores[test_ids[0]], expect, atol=1e-6)
+    # wsvad score uses the run like a trained one: a stored test video scores as scores.npz says
+    score_out = tmp_path / "score"
+    argv = ["score", test_ids[0], "--run", str(out), "--from-store", "--out", str(score_out)]
+    assert cli(argv) == 0
+    rows = np.loadtxt(score_out / "snippet_scores.csv", delimiter=",", skiprows=1, ndmin=2)
+    assert np.allclose(rows[:, 3], scores[test_ids[0]], rtol=0, atol=1e-6)  # CSV: 6 decimals
     assert cli(["evaluate", "--run", str(out), "--no-plots", "--no-report"]) == 0
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert metrics["coverage"]["matched"] == 4 and metrics["source"]["detector"] == "rtfm"

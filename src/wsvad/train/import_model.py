@@ -61,6 +61,7 @@ def import_model(
     from wsvad.detectors.rtfm import state_from_public_code
     from wsvad.train import run as train_run
     from wsvad.train.data import load_video_infos
+    from wsvad.train.scoring import scoring_recipe
 
     if fmt not in FORMATS:
         raise WsvadError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -91,6 +92,7 @@ def import_model(
         report=report,
         videos=None,
         val_videos=None,
+        recipe=scoring_recipe(cfg, opened),
     )
     imported = {"format": fmt, "weights": str(weights), "weights_sha256": sha256_file(weights)}
     return _write_run(cfg, opened, data, detector, imported)
@@ -103,9 +105,9 @@ def _write_run(cfg: TrainConfig, store, data, detector, imported: dict[str, Any]
     from wsvad.train.scoring import collapse_warning, quick_frame_auc, save_scores, score_split
 
     out = Path(cfg.out)
-    model_meta = {**train_run._model_meta(cfg, store, data.class_names), "imported": imported}
+    model_meta = {**train_run._model_meta(cfg, store, data), "imported": imported}
     save_detector(out / "model", detector, {**model_meta, "step": 0, "selection_score": None})
-    scores = score_split(detector, store, data.test, cfg)
+    scores = score_split(detector, store, data.test, data.recipe)
     save_scores(out / "scores.npz", scores)
     auc = quick_frame_auc(scores, data.test, *train_run._snippet_geometry(store))
     collapse = collapse_warning(scores)
