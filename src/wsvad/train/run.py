@@ -344,6 +344,8 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
     needs = sampler_needs(cls.sampler)
     check_training_set(infos, store.path, needs_both=cls.sampler == "balanced")
     train, val, test = _split(cfg, infos, store.path)
+    # Training inputs are prepared by the recipe test videos are scored with.
+    recipe = scoring_recipe(cfg, store)
     cache = None
     if needs == "bags" or val:
         cache = ensure_bag_cache(
@@ -354,6 +356,7 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
             cfg.bags.dtype,
             fallback_dir=Path(cfg.out) / "bag-cache",
             progress=cache_progress,
+            recipe=recipe,
         )
     if needs == "bags":
         videos = BagVideos(load_bags(cache, [v.video_id for v in train], cfg.crop_mode), train)
@@ -362,7 +365,6 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
     val_videos = None
     if cfg.selection.mode == "val":
         val_videos = BagVideos(load_bags(cache, [v.video_id for v in val], cfg.crop_mode), val)
-    recipe = scoring_recipe(cfg, store)
     return _TrainingData(train, val, test, class_names, report, videos, val_videos, recipe)
 
 
