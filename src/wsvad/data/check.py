@@ -6,8 +6,9 @@ interval lies inside its video, is checked here against the video's frame count 
 evaluation count it (:func:`wsvad.data.framecount.frame_count`: images of a frame folder, decoded
 frames of a video file). An interval ending past the count is a warning (``frame_labels`` clips
 it), one starting past it an error. Probed video files are also demuxed (read, not decoded) and
-compared with what their header declares: a truncated file or one whose container drops frames is a ``suspect-video`` warning (:mod:`wsvad.data.suspects`), the
-same finding extraction records in the store.
+compared with what their header declares: a truncated file or one whose container drops frames
+is a ``suspect-video`` warning (:mod:`wsvad.data.suspects`), the same finding extraction records
+in the store.
 """
 
 from __future__ import annotations
