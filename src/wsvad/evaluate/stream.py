@@ -7,11 +7,13 @@ dict handed to ``emit`` (the CLI prints it for people or as one JSON line):
 
 * ``start``: source, run, detector, frame rate, the causal rule (window, ``exact``, what the offline
   score needs) and the interval options;
-* ``snippet``: ``index``, ``start`` / ``time`` (seconds of its first frame / after its last frame
-  on the source's timeline), ``score``, ``latency`` (seconds from its last frame's arrival to its
-  score), ``dropped`` (snippets dropped so far because the scorer fell behind);
+* ``snippet``: ``index``, ``start_frame`` / ``end_frame`` (half-open), ``start`` / ``time``
+  (seconds of its first frame / after its last frame on the source's timeline), ``score``,
+  ``latency`` (seconds from its last frame's arrival to its score), ``dropped`` (snippets
+  dropped so far because the scorer fell behind);
 * ``interval_start`` / ``interval_end``: anomalous intervals (:class:`IntervalTracker`);
-* ``end``: why it ended (``end of stream`` or ``interrupted``), counts and latency percentiles.
+* ``end``: why it ended (``end of stream``, ``interrupted`` or ``error``), counts, latency
+  percentiles.
 
 Times are seconds; when the source has no frame rate they are frame numbers (``time_unit``).
 """
@@ -144,12 +146,12 @@ def score_items(
     timeline: Timeline,
     tracker: IntervalTracker,
     emit: Emit,
+    snippets: list[dict[str, Any]],
     dropped: Callable[[], int] = lambda: 0,
-) -> tuple[list[dict[str, Any]], int]:
+) -> int:
     """The scoring loop: take snippets (``next_item() -> SnippetItem | None``) until the source
-    ends, score each causally and emit its events. Returns the snippet events and the number of
-    intervals reported."""
-    snippets: list[dict[str, Any]] = []
+    ends, score each causally, emit its events and append them to ``snippets`` (kept when the loop
+    is interrupted). Returns the number of intervals reported."""
     intervals = 0
     while (item := next_item()) is not None:
         score = scorer.push(features(item.snippet))
@@ -157,6 +159,8 @@ def score_items(
         event = {
             "event": "snippet",
             "index": item.index,
+            "start_frame": item.index * timeline.stride,
+            "end_frame": item.index * timeline.stride + timeline.snippet_len,
             "start": start,
             "time": end,
             "score": score,
@@ -168,9 +172,7 @@ def score_items(
         for change in tracker.update(item.index, start, end, score):
             intervals += change["event"] == "interval_start"
             emit(change)
-    for change in tracker.finish():
-        emit(change)
-    return snippets, intervals
+    return intervals
 
 
 def run_rule(run_dir: Path, meta: dict[str, Any], window: int | None) -> CausalRule:
@@ -200,21 +202,27 @@ def stream_score(source: str, run: Path, options: StreamOptions, emit: Emit) -> 
     reader = start_reader(opened, _snippet_maker(setup, opened.fps), buffer, stop)
     scorer = CausalScorer(lambda x: chain.detect(list(x)), rule.window)
     snippets: list[dict[str, Any]] = []
-    reason = "interrupted"
+    reason = "error"
     try:
-        snippets, intervals = score_items(
+        intervals = score_items(
             buffer.get,
             _features_fn(chain, options.precision or _store_precision(stem.parent)),
             scorer,
             timeline,
             tracker,
             emit,
+            snippets,
             lambda: buffer.dropped,
         )
         reason = "end of stream"
+    except KeyboardInterrupt:
+        reason = "interrupted"
+        raise
     finally:
         stop.set()
         reader.join(timeout=1.0)
+        for change in tracker.finish():  # an open interval ends with the stream
+            emit(change)
         emit(_end_event(reason, snippets, buffer.dropped))
     return StreamSummary(reason, snippets, buffer.dropped, intervals)
 

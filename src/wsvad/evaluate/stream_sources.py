@@ -107,8 +107,10 @@ def _decode_live(container: Any, stream: Any) -> Iterator[tuple[np.ndarray, floa
         try:
             for frame in container.decode(stream):
                 yield frame.to_ndarray(format="rgb24"), time.perf_counter()
-        except (av.error.ExitError, av.error.TimeoutError, av.error.EOFError):
-            return  # no data for `timeout` seconds (udp never says it ended): end of stream
+        except (av.error.ExitError, av.error.TimeoutError, av.error.EOFError, av.error.OSError):
+            # No data for `timeout` seconds (udp never says it ended) or the sender closed the
+            # connection (http, rtsp): the end of a live stream.
+            return
         except av.FFmpegError as exc:
             raise WsvadError(f"{container.name}: stream broken ({exc})") from exc
 

@@ -1,0 +1,265 @@
+"""``wsvad score --stream``: scores of a file and of a loopback network stream equal the causal
+definition snippet by snippet; intervals with hysteresis; drops when the scorer is slow; Ctrl-C."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+
+from wsvad.cli import run as cli
+from wsvad.evaluate.stream import IntervalTracker, StreamOptions, stream_score
+from wsvad.pipeline.store import FeatureStore
+
+N_FRAMES, SNIPPET = 40, 4  # 10 snippets of 4 frames at 25 fps
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _extract(video, store, decoder="auto"):
+    """`wsvad extract` of one video (random3d backbone, 8-d, 1 crop, 4-frame snippets)."""
+    args = ["extract", "--dataset", "folder", "--root", str(video.parent), "--out", str(store)]
+    args += ["--crops", "1", "--backbone", "random3d", "--workers", "0", "--resize", "short48"]
+    args += ["--decoder", decoder, "--set", "crop_size=32", "--set", "backbone_options.dim=8"]
+    args += ["--set", f"snippet_len={SNIPPET}"]
+    assert cli(args) == 0
+    return FeatureStore.open(store).read(video.stem)  # (N, 1, 8)
+
+
+def _make_run(tmp_path, store, name, params):
+    from wsvad.detectors import build_detector
+    from wsvad.detectors.checkpoint import save_detector
+
+    torch.manual_seed(0)
+    detector = build_detector(name, (8,), params).eval()
+    run = tmp_path / f"run-{name}"
+    save_detector(run / "model", detector, {"class_names": ["Normal", "Anomaly"]})
+    info = {"kind": "single", "store": str(store), "detector": name, "seed": 0}
+    (run / "run.json").write_text(json.dumps(info | {"score_on": "snippets"}))
+    return run, detector
+
+
+def _definition(detector, x, window, scored=None):
+    """causal(i) = offline(x[i - W + 1 : i + 1])[-1] over the scored snippets (all by default)."""
+    seq = x if scored is None else x[scored]
+    out = []
+    with torch.no_grad():
+        for i in range(len(seq)):
+            win = torch.from_numpy(seq[max(0, i - window + 1) : i + 1, 0])
+            out.append(float(detector.score_video(win)[-1]))
+    return np.array(out)
+
+
+@pytest.fixture
+def video_store(tmp_path, make_video):
+    video = make_video("videos/v.mp4", n_frames=N_FRAMES, size=(64, 48))
+    return video, tmp_path / "store", _extract(video, tmp_path / "store")
+
+
+def _jsonl(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_file_stream_equals_the_causal_definition(video_store, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    video, store, x = video_store
+    run, claws = _make_run(tmp_path, store, "claws", {"hidden": (16, 8), "window": 4})
+    code = cli(["score", "--stream", str(video), "--run", str(run), "--jsonl", "--threshold", "0"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    events = _jsonl(captured.out)  # stdout holds only JSON
+    start, snippets = events[0], [e for e in events if e["event"] == "snippet"]
+    assert start["event"] == "start" and start["source_kind"] == "file" and start["fps"] == 25
+    assert start["window"] == 4 and start["exact"] is False
+    assert "the offline score needs its window of 4 snippets" in start["causal"]
+    assert [s["index"] for s in snippets] == list(range(10)) and len(x) == 10
+    assert [s["start_frame"] for s in snippets[:2]] == [0, 4] and snippets[1]["time"] == 0.32
+    scores = np.array([s["score"] for s in snippets])
+    np.testing.assert_allclose(scores, _definition(claws, x, 4), rtol=0, atol=1e-5)
+    assert all(s["latency"] >= 0 and s["dropped"] == 0 for s in snippets)
+    # threshold 0: one interval over the whole stream, ended by the end of the stream
+    kinds = [e["event"] for e in events]
+    assert kinds == ["start", "snippet", "interval_start"] + ["snippet"] * 9 + [
+        "interval_end",
+        "end",
+    ]
+    assert events[-2]["start"] == 0 and events[-2]["time"] == 1.6
+    assert events[-1] | {"latency_p50": 0, "latency_p95": 0} == {
+        "event": "end",
+        "reason": "end of stream",
+        "snippets": 10,
+        "dropped": 0,
+        "latency_p50": 0,
+        "latency_p95": 0,
+    }
+    # people's lines on stderr: the header with the causal rule, intervals, the summary
+    err = captured.err.splitlines()
+    assert err[0].startswith(f"stream {video} (file, 25 fps), detector claws of {run}; causal:")
+    assert err[-1].startswith("end of stream: 10 snippets scored, 0 dropped, latency p50 ")
+
+
+class _Sender(http.server.BaseHTTPRequestHandler):
+    """Sends the bytes of an MPEG-TS file as a live stream: chunked, paced, no length."""
+
+    def __init__(self, payload: bytes, *args, **kwargs):
+        self.payload = payload
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp2t")
+        self.end_headers()
+        chunks = range(0, len(self.payload), 2048)
+        for offset in chunks:  # about real time: the stream lasts N_FRAMES / 25 s
+            self.wfile.write(self.payload[offset : offset + 2048])
+            self.wfile.flush()
+            time.sleep(N_FRAMES / 25 / len(chunks))
+
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+
+def test_loopback_http_stream_equals_the_causal_definition(tmp_path, make_video, capsys):
+    """The test encodes an MPEG-TS stream with PyAV and serves it over HTTP on 127.0.0.1."""
+    video = make_video("videos/live.ts", n_frames=N_FRAMES, size=(64, 48))
+    x = _extract(video, tmp_path / "store", decoder="av")  # PyAV decodes both sides
+    run, salient = _make_run(tmp_path, tmp_path / "store", "salient", {"split_size": 3})
+    capsys.readouterr()  # the extract's summary
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Sender, video.read_bytes()))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/live.ts"
+    try:
+        args = ["--run", str(run), "--jsonl", "--timeout", "5", "--buffer", "16"]
+        code = cli(["score", "--stream", url, *args])  # buffer > 10 snippets: never drops
+    finally:
+        server.shutdown()
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    events = _jsonl(captured.out)
+    assert events[0]["source_kind"] == "network" and events[0]["window"] == 3
+    snippets = [e for e in events if e["event"] == "snippet"]
+    assert [s["index"] for s in snippets] == list(range(10))
+    scores = np.array([s["score"] for s in snippets])
+    np.testing.assert_allclose(scores, _definition(salient, x, 3), rtol=0, atol=1e-5)
+    assert events[-1]["reason"] == "end of stream" and events[-1]["dropped"] == 0
+
+
+def test_slow_scorer_drops_snippets_and_scores_the_rest_causally(
+    video_store, tmp_path, monkeypatch
+):
+    import wsvad.evaluate.stream as stream
+
+    video, store, x = video_store
+    run, claws = _make_run(tmp_path, store, "claws", {"hidden": (16, 8), "window": 4})
+    real = stream._features_fn
+
+    def slow_features(chain, precision):
+        features = real(chain, precision)
+
+        def slow(snippet):
+            time.sleep(0.4)  # a snippet arrives every 0.16 s: the scorer falls behind
+            return features(snippet)
+
+        return slow
+
+    monkeypatch.setattr(stream, "_features_fn", slow_features)
+    events = []
+    options = StreamOptions(realtime=True, buffer=1, threshold=1.0)
+    summary = stream_score(str(video), run, options, events.append)
+    scored = [s["index"] for s in summary.snippets]
+    assert summary.dropped > 0 and len(scored) + summary.dropped == 10
+    assert scored == sorted(scored) and scored[-1] == 9  # the newest snippet is kept
+    assert events[0]["source_kind"] == "file (real time)"
+    # the window holds the snippets actually scored
+    expected = _definition(claws, x, 4, scored=scored)
+    np.testing.assert_allclose([s["score"] for s in summary.snippets], expected, atol=1e-5)
+    assert summary.snippets[-1]["dropped"] == summary.dropped == events[-1]["dropped"]
+
+
+def test_intervals_with_hysteresis_and_minimum_duration():
+    tracker = IntervalTracker(threshold=0.6, hysteresis=0.2, min_duration=1.0)
+    scores = [0.1, 0.7, 0.5, 0.45, 0.3, 0.9, 0.2, 0.65, 0.7, 0.61, 0.62, 0.3]
+    events = []
+    for i, s in enumerate(scores):  # snippet i covers [0.4 i, 0.4 (i + 1)) seconds
+        events += [(i, e) for e in tracker.update(i, 0.4 * i, 0.4 * (i + 1), s)]
+    events += [(len(scores), e) for e in tracker.finish()]
+    # 0.7 opens at 0.4 s; 0.5 and 0.45 stay above 0.4 (hysteresis), 1.2 s long at snippet 3; 0.3
+    # closes it. 0.9 alone lasts 0.4 s < 1 s: never reported. 0.65.. opens at 2.8 s, is reported at
+    # snippet 9 (1.2 s) and closed by 0.3 at snippet 11.
+    assert [(i, e["event"]) for i, e in events] == [
+        (3, "interval_start"),
+        (4, "interval_end"),
+        (9, "interval_start"),
+        (11, "interval_end"),
+    ]
+    assert events[0][1] == {
+        "event": "interval_start",
+        "time": 0.4,
+        "snippet": 3,
+        "score": 0.45,
+        "threshold": 0.6,
+    }
+    assert events[1][1]["time"] == pytest.approx(1.6) and events[1][1]["peak"] == 0.7
+    assert events[3][1]["start"] == pytest.approx(2.8) and events[3][1]["duration"] == (
+        pytest.approx(1.6)
+    )
+    # without hysteresis the first interval ends at 0.5 before lasting 1 s: not reported
+    plain = IntervalTracker(threshold=0.6, min_duration=1.0)
+    starts = [e for i, s in enumerate(scores) for e in plain.update(i, 0.4 * i, 0.4 * i + 0.4, s)]
+    assert [e["time"] for e in starts if e["event"] == "interval_start"] == [pytest.approx(2.8)]
+
+
+def test_ctrl_c_ends_the_stream_with_exit_130(video_store, tmp_path, capsys, monkeypatch):
+    import wsvad.evaluate.stream as stream
+
+    video, store, _ = video_store
+    run, _ = _make_run(tmp_path, store, "mil", {})
+    calls = []
+
+    def interrupted(chain, precision):
+        def features(snippet):
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return np.zeros((1, 8), np.float32)
+
+        return features
+
+    monkeypatch.setattr(stream, "_features_fn", interrupted)
+    args = ["--run", str(run), "--jsonl", "--threshold", "0"]
+    assert cli(["score", "--stream", str(video), *args]) == 130
+    captured = capsys.readouterr()
+    events = _jsonl(captured.out)
+    # the open interval is closed at the interruption, then the end event says why it ended
+    kinds = ["start", "snippet", "interval_start", "snippet", "interval_end", "end"]
+    assert [e["event"] for e in events] == kinds
+    assert events[-1]["reason"] == "interrupted" and events[-1]["snippets"] == 2
+    assert captured.err.splitlines()[-1].startswith("interrupted")
+
+
+def test_stream_usage_errors(video_store, tmp_path, capsys):
+    video, store, _ = video_store
+    run, _ = _make_run(tmp_path, store, "mil", {})
+    assert cli(["score", str(video), "--stream", str(video), "--run", str(run)]) == 1
+    assert "give a VIDEO to score offline or --stream SOURCE, not both" in capsys.readouterr().err
+    assert cli(["score", "--run", str(run)]) == 1
+    assert "give a VIDEO to score offline or --stream SOURCE to score live" in (
+        capsys.readouterr().err
+    )
+    assert cli(["score", "--stream", "/dev/video99", "--run", str(run)]) == 1
+    assert "error: /dev/video99: no such capture device" in capsys.readouterr().err
+    url = "http://127.0.0.1:9/none.ts"  # the discard port: nothing listens
+    assert cli(["score", "--stream", url, "--run", str(run), "--timeout", "2"]) == 1
+    assert f"error: {url}: cannot open (" in capsys.readouterr().err
