@@ -9,8 +9,9 @@ dict handed to ``emit`` (the CLI prints it for people or as one JSON line):
   score needs) and the interval options;
 * ``snippet``: ``index``, ``start_frame`` / ``end_frame`` (half-open), ``start`` / ``time``
   (seconds of its first frame / after its last frame on the source's timeline), ``score``,
-  ``latency`` (seconds from its last frame's arrival to its score), ``dropped`` (snippets
-  dropped so far because the scorer fell behind);
+  ``latency`` (seconds from its last frame's arrival to its score), ``compute`` (seconds of
+  backbone and detector for this snippet), ``dropped`` (snippets dropped so far because the
+  scorer fell behind);
 * ``interval_start`` / ``interval_end``: anomalous intervals (:class:`IntervalTracker`);
 * ``end``: why it ended (``end of stream``, ``interrupted`` or ``error``), counts, latency
   percentiles.
@@ -154,7 +155,9 @@ def score_items(
     is interrupted). Returns the number of intervals reported."""
     intervals = 0
     while (item := next_item()) is not None:
+        began = time.perf_counter()
         score = scorer.push(features(item.snippet))
+        done = time.perf_counter()
         start, end = timeline.span(item.index)
         event = {
             "event": "snippet",
@@ -164,7 +167,8 @@ def score_items(
             "start": start,
             "time": end,
             "score": score,
-            "latency": time.perf_counter() - item.ready,
+            "latency": done - item.ready,
+            "compute": done - began,
             "dropped": dropped(),
         }
         snippets.append(event)
