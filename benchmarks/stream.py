@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -95,10 +96,11 @@ def main() -> None:
             started = time.perf_counter()
             rows.append(measure(video, run, precision, args.buffer))
             rows[-1]["wall"] = time.perf_counter() - started
-    label = f" ({args.label})" if args.label else ""
+    label = f", {args.label}" if args.label else ""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"stream, 320x240 {FPS} fps source played in real time ({args.seconds:g} s), 1-crop I3D, "
-        f"{args.threads} CPU threads{label}; {GOAL}"
+        f"{args.threads} CPU threads (load average {load}{label}); {GOAL}"
     )
     print(
         f"{'precision':9s} {'RTF':>6s} {'scored':>6s} {'dropped':>7s} {'p50 s':>6s} {'p95 s':>6s}"
