@@ -14,7 +14,7 @@ Goal (issue #16): RTF >= 1.5, no drops, p95 latency < 1.0 s. On a loaded machine
 lower than on a quiet one; the script says which when ``--label`` is given.
 
 Run: ``python benchmarks/stream.py [--seconds 20] [--threads 2] [--precision fp32,bf16]
-[--buffer 4] [--label "under load"]``.
+[--buffer 2] [--label "under load"]``.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the source")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default="fp32,bf16")
-    parser.add_argument("--buffer", type=int, default=4)
+    parser.add_argument("--buffer", type=int, default=2)
     parser.add_argument("--label", default="", help='e.g. "under load": printed with the figures')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,6 +155,52 @@ def test_loopback_http_stream_equals_the_causal_definition(tmp_path, make_video,
     scores = np.array([s["score"] for s in snippets])
     np.testing.assert_allclose(scores, _definition(salient, x, 3), rtol=0, atol=1e-5)
     assert events[-1]["reason"] == "end of stream" and events[-1]["dropped"] == 0
+
+
+def _udp_bound(port: int) -> bool:
+    """Whether a socket is bound to UDP ``port`` on this machine (Linux: /proc/net/udp)."""
+    rows = open("/proc/net/udp").read().splitlines()[1:]
+    return any(row.split()[1].endswith(f":{port:04X}") for row in rows)
+
+
+def _send_udp(payload: bytes, port: int, seconds: float) -> None:
+    """Wait until the stream has bound the port, then send MPEG-TS packets over ``seconds``."""
+    import socket
+
+    deadline = time.monotonic() + 60
+    while not _udp_bound(port) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    chunks = range(0, len(payload), 1316)  # 7 TS packets per datagram, as ffmpeg sends them
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for offset in chunks:
+            sock.sendto(payload[offset : offset + 1316], ("127.0.0.1", port))
+            time.sleep(seconds / len(chunks))
+
+
+@pytest.mark.skipif(not Path("/proc/net/udp").exists(), reason="needs Linux /proc/net/udp")
+def test_loopback_udp_stream_ends_after_the_timeout(tmp_path, make_video, capsys):
+    """UDP never says that a stream ended: the stream ends after --timeout seconds without data."""
+    import socket
+
+    video = make_video("videos/live.ts", n_frames=N_FRAMES, size=(64, 48))
+    x = _extract(video, tmp_path / "store", decoder="av")
+    run, mil = _make_run(tmp_path, tmp_path / "store", "mil", {})
+    capsys.readouterr()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sender = threading.Thread(target=_send_udp, args=(video.read_bytes(), port, 1.6), daemon=True)
+    sender.start()
+    args = ["--run", str(run), "--jsonl", "--timeout", "2", "--buffer", "16"]
+    code = cli(["score", "--stream", f"udp://127.0.0.1:{port}", *args])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    events = _jsonl(captured.out)
+    assert events[0]["source_kind"] == "network" and events[0]["exact"] is True
+    snippets = [e for e in events if e["event"] == "snippet"]
+    assert [s["index"] for s in snippets] == list(range(10))
+    np.testing.assert_allclose([s["score"] for s in snippets], _definition(mil, x, 1), atol=1e-5)
+    assert events[-1]["reason"] == "end of stream"
 
 
 def test_slow_scorer_drops_snippets_and_scores_the_rest_causally(

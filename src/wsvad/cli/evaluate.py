@@ -155,7 +155,7 @@ BufferOpt = Annotated[
     int | None,
     Opt(
         help="--stream: snippets held while the scorer is busy; a live source drops the oldest "
-        "beyond that (counted). Default: 4."
+        "beyond that (counted). Default: 2."
     ),
 ]
 RealtimeOpt = Annotated[

@@ -70,7 +70,7 @@ class ScoreConfig(BaseModel):
     window: int | None = Field(None, ge=0)
     hysteresis: float = Field(0.0, ge=0.0, le=1.0)  # stream: intervals close below threshold - h
     min_duration: float = Field(0.0, ge=0.0)  # stream: seconds before an interval is reported
-    buffer: int = Field(4, ge=1)  # stream: snippets held between reader and scorer
+    buffer: int = Field(2, ge=1)  # stream: snippets held between reader and scorer
     realtime: bool = False  # stream: play a file at its own frame rate (drops like a live source)
     timeout: float = Field(10.0, gt=0.0)  # stream: seconds without data that end a live source
     precision: Literal["fp32", "bf16"] | None = None  # stream: None = the store's

@@ -44,7 +44,7 @@ class StreamOptions(NamedTuple):
     threshold: float = 0.5  # an interval opens at a score >= threshold
     hysteresis: float = 0.0  # ... and closes at a score < threshold - hysteresis
     min_duration: float = 0.0  # seconds an interval must last before it is reported
-    buffer: int = 4  # snippets held between reader and scorer (live sources drop beyond)
+    buffer: int = 2  # snippets held between reader and scorer (live sources drop beyond)
     realtime: bool = False  # play a file at its own frame rate (it then drops like a live source)
     timeout: float = 10.0  # seconds without data that end a network stream or device
     decoder: str = "auto"

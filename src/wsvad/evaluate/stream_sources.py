@@ -109,8 +109,10 @@ def _decode_live(container: Any, stream: Any) -> Iterator[tuple[np.ndarray, floa
                 yield frame.to_ndarray(format="rgb24"), time.perf_counter()
         except (av.error.ExitError, av.error.TimeoutError, av.error.EOFError, av.error.OSError):
             # No data for `timeout` seconds (udp never says it ended) or the sender closed the
-            # connection (http, rtsp): the end of a live stream.
-            return
+            # connection (http, rtsp): the end of a live stream. The decoder still holds the
+            # frames it was given last (B-frame reordering): flush them, as a file's end would.
+            for frame in stream.codec_context.decode(None):
+                yield frame.to_ndarray(format="rgb24"), time.perf_counter()
         except av.FFmpegError as exc:
             raise WsvadError(f"{container.name}: stream broken ({exc})") from exc
 
