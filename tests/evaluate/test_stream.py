@@ -293,7 +293,9 @@ def test_ctrl_c_ends_the_stream_with_exit_130(video_store, tmp_path, capsys, mon
     kinds = ["start", "snippet", "interval_start", "snippet", "interval_end", "end"]
     assert [e["event"] for e in events] == kinds
     assert events[-1]["reason"] == "interrupted" and events[-1]["snippets"] == 2
-    assert captured.err.splitlines()[-1].startswith("interrupted")
+    err = captured.err.splitlines()
+    assert err[0].startswith("stream ") and [e for e in err if "interrupted" in e] == [err[-1]]
+    assert err[-1].startswith("interrupted: ")
 
 
 def test_stream_usage_errors(video_store, tmp_path, capsys):

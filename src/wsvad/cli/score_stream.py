@@ -71,6 +71,8 @@ def describe_event(event: dict[str, Any]) -> str | None:
             f"anomaly {event['start']:.2f}-{event['time']:.2f}{unit} ended "
             f"({event['duration']:.2f}{unit}, peak {event['peak']:.3f})"
         )
+    if kind == "end" and event["reason"] == "interrupted":
+        return None  # Ctrl-C: the command line prints its one "interrupted" line (exit 130)
     if kind == "end":
         latency = (
             f", latency p50 {1000 * event['latency_p50']:.0f} ms p95 "
