@@ -312,3 +312,15 @@ def test_stream_usage_errors(video_store, tmp_path, capsys):
     url = "http://127.0.0.1:9/none.ts"  # the discard port: nothing listens
     assert cli(["score", "--stream", url, "--run", str(run), "--timeout", "2"]) == 1
     assert f"error: {url}: cannot open (" in capsys.readouterr().err
+
+
+def test_the_run_rule_follows_the_runs_scoring_recipe(tmp_path):
+    from wsvad.evaluate.stream import run_rule
+
+    bags = {"detector": "mil", "scoring": {"score_on": "bags", "bag_count": 16}}
+    rule = run_rule(tmp_path, bags, None)
+    assert rule.window == 32 and not rule.exact
+    assert rule.offline_sees == "the whole video (the run cuts it into 16 bags first)"
+    (tmp_path / "run.json").write_text(json.dumps({"score_on": "snippets", "T": 32}))
+    assert run_rule(tmp_path, {"detector": "mil"}, None).exact  # a run.json without a recipe
+    assert run_rule(tmp_path, {"detector": "salient", "params": {"split_size": 5}}, 0).window == 0

@@ -180,11 +180,19 @@ def score_items(
 
 
 def run_rule(run_dir: Path, meta: dict[str, Any], window: int | None) -> CausalRule:
-    """The causal rule of the model saved in ``run_dir`` (its run.json says how it was scored)."""
-    info_path = Path(run_dir) / "run.json"
-    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    """The causal rule of the model saved in ``run_dir``: its detector and params, and whether its
+    scoring recipe (``model.json`` key ``scoring``, else run.json) cuts videos into bags."""
+    recipe = meta.get("scoring") or {}
+    if not recipe:
+        info_path = Path(run_dir) / "run.json"
+        info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+        recipe = {"score_on": info.get("score_on"), "bag_count": info.get("T")}
     return causal_rule(
-        meta["detector"], meta.get("params"), info.get("score_on"), info.get("T"), window
+        meta["detector"],
+        meta.get("params"),
+        recipe.get("score_on"),
+        recipe.get("bag_count"),
+        window,
     )
 
 
