@@ -44,6 +44,7 @@ def make_run(tmp: Path) -> Path:
     """An I3D (1 crop) store extracted from a 16-frame clip, and a seeded MIL detector on it."""
     from wsvad.detectors import build_detector
     from wsvad.detectors.checkpoint import save_detector
+    from wsvad.scoring.recipe import ScoringRecipe
 
     clip = write_video(tmp / "clip" / "clip.mp4", n_frames=16, size=SIZE, fps=FPS)
     args = ["extract", "--dataset", "folder", "--root", str(clip.parent), "--out"]
@@ -53,9 +54,13 @@ def make_run(tmp: Path) -> Path:
     torch.manual_seed(0)
     detector = build_detector("mil", (1024,), {}).eval()
     run = tmp / "run"
-    save_detector(run / "model", detector, {"class_names": ["Normal", "Anomaly"]})
+    recipe = ScoringRecipe(
+        crop_mode="separate", score_on="snippets", bag_rule="rtfm", bag_pool="mean", bag_count=32
+    )
+    meta = {"class_names": ["Normal", "Anomaly"], "scoring": recipe.to_json()}
+    save_detector(run / "model", detector, meta)
     info = {"kind": "single", "store": str(tmp / "store"), "detector": "mil", "seed": 0}
-    (run / "run.json").write_text(json.dumps(info | {"score_on": "snippets"}))
+    (run / "run.json").write_text(json.dumps(info))
     return run
 
 

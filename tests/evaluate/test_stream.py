@@ -39,16 +39,25 @@ def _extract(video, store, decoder="auto"):
     return FeatureStore.open(store).read(video.stem)  # (N, 1, 8)
 
 
-def _make_run(tmp_path, store, name, params):
+def _recipe(score_on="snippets", rule="rtfm", count=32):
+    from wsvad.scoring.recipe import ScoringRecipe
+
+    return ScoringRecipe(
+        crop_mode="separate", score_on=score_on, bag_rule=rule, bag_pool="mean", bag_count=count
+    )
+
+
+def _make_run(tmp_path, store, name, params, recipe=None):
     from wsvad.detectors import build_detector
     from wsvad.detectors.checkpoint import save_detector
 
     torch.manual_seed(0)
     detector = build_detector(name, (8,), params).eval()
     run = tmp_path / f"run-{name}"
-    save_detector(run / "model", detector, {"class_names": ["Normal", "Anomaly"]})
+    meta = {"class_names": ["Normal", "Anomaly"], "scoring": (recipe or _recipe()).to_json()}
+    save_detector(run / "model", detector, meta)
     info = {"kind": "single", "store": str(store), "detector": name, "seed": 0}
-    (run / "run.json").write_text(json.dumps(info | {"score_on": "snippets"}))
+    (run / "run.json").write_text(json.dumps(info))
     return run, detector
 
 
@@ -109,6 +118,27 @@ def test_file_stream_equals_the_causal_definition(video_store, tmp_path, capsys,
     err = captured.err.splitlines()
     assert err[0].startswith(f"stream {video} (file, 25 fps), detector claws of {run}; causal:")
     assert err[-1].startswith("end of stream: 10 snippets scored, 0 dropped, latency p50 ")
+
+
+def test_a_run_scored_on_bags_streams_its_bags_over_the_window(video_store, tmp_path, capsys):
+    """The window goes through the run's own scoring (wsvad.scoring.score_features): 4 Sultani
+    bags (L2-normalised) cut over the last 6 snippets."""
+    from wsvad.scoring.score import score_features
+
+    video, store, x = video_store
+    recipe = _recipe("bags", "sultani", 4)
+    run, mil = _make_run(tmp_path, store, "mil", {}, recipe)
+    assert (
+        cli(["score", "--stream", str(video), "--run", str(run), "--jsonl", "--window", "6"]) == 0
+    )
+    events = _jsonl(capsys.readouterr().out)
+    assert events[0]["exact"] is False and events[0]["window"] == 6
+    assert "the run cuts it into 4 bags first" in events[0]["causal"]
+    scores = [e["score"] for e in events if e["event"] == "snippet"]
+    expected = [score_features(mil, recipe, x[max(0, i - 5) : i + 1])[-1] for i in range(10)]
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
+    # not the per-snippet scores: the bags (and their L2 norm) made a difference
+    assert np.abs(np.array(scores) - _definition(mil, x, 6)).max() > 1e-3
 
 
 class _Sender(http.server.BaseHTTPRequestHandler):

@@ -185,6 +185,14 @@ ScoreCropsOpt = Annotated[
     int | None,
     Opt("--crops", help="1, 5 or 10 crops. Default: the crops of the run's store."),
 ]
+FromStoreOpt = Annotated[
+    bool,
+    Opt(
+        "--from-store",
+        help="VIDEO is a video id of the run's store: score its stored features with the run's "
+        "scoring recipe (for a test video: its scores.npz row). Default: off (decode VIDEO).",
+    ),
+]
 
 
 @app.command()
@@ -289,6 +297,7 @@ def score(
     device: DeviceOpt = None,
     decoder: DecoderOpt = None,
     crops: ScoreCropsOpt = None,
+    from_store: FromStoreOpt = False,
     config: ConfigOpt = None,
     sets: SetsOpt = None,
     debug: DebugOpt = False,
@@ -314,6 +323,7 @@ def score(
         "device": device,
         "decoder": decoder,
         "crops": crops,
+        "from_store": from_store or None,
     }
     cfg = load_config(ScoreConfig, config, flags=flags, sets=sets)
     if cfg.stream is not None:
@@ -327,14 +337,18 @@ def score(
 def _score_offline(cfg) -> None:
     from wsvad.evaluate.score_video import describe_interval, score_video
 
-    result = score_video(
-        cfg.video,
-        cfg.run,
-        cfg.out,
-        cfg.threshold,
-        device=cfg.device,
-        decoder=cfg.decoder,
-        crops=cfg.crops,
+    result = (
+        _score_stored(cfg)
+        if cfg.from_store
+        else score_video(
+            cfg.video,
+            cfg.run,
+            cfg.out,
+            cfg.threshold,
+            device=cfg.device,
+            decoder=cfg.decoder,
+            crops=cfg.crops,
+        )
     )
     n = len(result.intervals)
     console.print(
@@ -346,6 +360,13 @@ def _score_offline(cfg) -> None:
         console.print(f"  {describe_interval(start, end, result.fps)}", markup=False)
     for path in result.files.values():
         console.print(f"wrote {path}", markup=False)
+
+
+def _score_stored(cfg):
+    """``score --from-store``: the stored features of a video of the run's store."""
+    from wsvad.evaluate.score_stored import score_stored_video
+
+    return score_stored_video(cfg.video, cfg.run, cfg.out, cfg.threshold, cfg.device)
 
 
 def _print_problems(problems) -> None:

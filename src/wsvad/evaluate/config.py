@@ -77,6 +77,8 @@ class ScoreConfig(BaseModel):
     device: Device = "cpu"  # cpu | cuda | cuda:N
     decoder: Literal["auto", "decord", "av"] = "auto"  # auto: decord, PyAV when decord fails
     crops: Literal[1, 5, 10] | None = None  # None: the crops of the run's store
+    # video is a video id of the run's store: score its stored features (no decoding)
+    from_store: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> ScoreConfig:
@@ -84,4 +86,6 @@ class ScoreConfig(BaseModel):
             raise ValueError("give a VIDEO to score offline or --stream SOURCE, not both")
         if self.video is None and self.stream is None:
             raise ValueError("give a VIDEO to score offline or --stream SOURCE to score live")
+        if self.from_store and self.stream is not None:
+            raise ValueError("--from-store scores stored features, --stream decodes a source")
         return self

@@ -224,29 +224,21 @@ def _predicted_classes(
         return None
     if not hasattr(cls, "classify_video") or int(meta.get("n_classes", 1)) < 2:
         return None
-    return _classify_with_model(folder / "model", Path(store), video_ids)
+    return _classify_with_model(folder, Path(store), video_ids)
 
 
-def _classify_with_model(stem: Path, store_path: Path, video_ids: list[str]) -> dict[str, int]:
-    import torch
-
-    from wsvad.detectors.checkpoint import load_detector
+def _classify_with_model(run_dir: Path, store_path: Path, video_ids: list[str]) -> dict[str, int]:
+    """Predicted classes from the run's model, its inputs prepared by the run's scoring recipe
+    (the same crops, bags and pooling as its anomaly scores)."""
     from wsvad.pipeline.store import FeatureStore
+    from wsvad.scoring.score import classify_features, load_scoring_model
 
-    detector, _ = load_detector(stem)
+    model = load_scoring_model(run_dir)
     store = FeatureStore.open(store_path)
-    predicted = {}
-    with torch.no_grad():
-        for vid in video_ids:
-            raw = store.read(vid)  # (N, C, *F)
-            # Class probabilities per crop, averaged like the anomaly scores (the common protocol).
-            crops = [
-                torch.from_numpy(np.ascontiguousarray(raw[:, c], dtype=np.float32))
-                for c in range(raw.shape[1])
-            ]
-            probs = [detector.classify_video(x) for x in crops]  # C x (n_classes,)
-            predicted[vid] = int(torch.stack(probs).mean(0).argmax())
-    return predicted
+    return {
+        vid: int(np.argmax(classify_features(model.detector, model.recipe, store.read(vid))))
+        for vid in video_ids
+    }
 
 
 # ---------------------------------------------------------------------------- outputs

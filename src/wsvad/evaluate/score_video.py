@@ -3,11 +3,11 @@ backbone -> the run's trained detector, with exactly the extraction settings of 
 was trained on (backbone and its options, resize, crop size, crops, snippet length, stride, tail
 rule, fps).
 
-Offline mode scores all snippets at once, crop by crop with ``Detector.score_video``, and averages
-the crops (the protocol of the test scores). Stream mode scores snippet ``i`` as soon as its frames
-are decoded, from the last ``window`` snippets only (causal: detectors that look at the whole video,
-such as the bag-based ones, see a sliding window), and reports the latency from the snippet's last
-decoded frame to its score.
+Offline mode scores all snippets at once with :func:`wsvad.scoring.score.score_features` and the
+run's scoring recipe (crops, bags, pooling, ``score_on``), the function that made the run's test
+scores, so a stored test video scores as in ``scores.npz``. Live scoring, snippet by snippet with
+each detector's causal rule, is ``wsvad score --stream`` (:mod:`wsvad.evaluate.stream`), which
+reuses this module's run setup, frame readers and model chain.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -58,10 +58,8 @@ class ScoreResult(NamedTuple):
     files: dict[str, Path]
 
 
-def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Path]:
-    """Extraction settings (from the run's store) and the detector's path stem (``RUN/model``)."""
-    from wsvad.pipeline.store import FeatureStore
-
+def single_run(run: Path) -> tuple[Path, dict[str, Any]]:
+    """The run directory whose model scores (a multi-seed run: its first seed) and its run.json."""
     run = Path(run)
     info_path = run / "run.json"
     if not info_path.is_file():
@@ -76,6 +74,14 @@ def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Pat
         log.info("%s: multi-seed run, scoring with %s", run, members[0].name)
         run = members[0]
         info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    return run, info
+
+
+def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Path]:
+    """Extraction settings (from the run's store) and the detector's path stem (``RUN/model``)."""
+    from wsvad.pipeline.store import FeatureStore
+
+    run, info = single_run(run)
     store = info.get("store")
     if not store or not Path(store).is_dir():
         raise WsvadError(
@@ -151,18 +157,15 @@ def score_video(
     run: Path,
     out: Path | None = None,
     threshold: float = 0.5,
-    stream: bool = False,
-    window: int = 32,
     device: str = "cpu",
     decoder: str = "auto",
     crops: int | None = None,
-    on_snippet: Callable[[SnippetScore], None] | None = None,
 ) -> ScoreResult:
     """Score one video; writes ``frame_scores.csv``, ``snippet_scores.csv``, ``timeline.png`` and
     ``score.json`` to ``out`` (default ``RUN/score/<video stem>/``).
 
     Steps: the run's extraction settings and models, the frames at the store's frame rate, the
-    snippet scores (stream or offline), the frame scores and intervals, the output files.
+    snippet scores, the frame scores and intervals, the output files.
     """
     from wsvad.data.groundtruth import snippet_scores_to_frames
     from wsvad.evaluate.plots import gt_runs
@@ -172,7 +175,7 @@ def score_video(
     chain = _load_chain(setup, stem, device)
     frames, fps = _frames_at_run_fps(str(source), decoder, setup)
     snippets = SnippetStream(_crops(frames, setup), setup.snippet_len, setup.stride, setup.tail)
-    results = _score_snippets(snippets, setup, chain, stream, window, on_snippet)
+    results = _score_snippets(snippets, setup, chain)
     if not results:
         raise WsvadError(
             f"{source}: no complete {setup.snippet_len}-frame snippet (tail rule {setup.tail})"
@@ -185,7 +188,7 @@ def score_video(
     )
     scored = ScoreResult(results, frame_scores, fps, gt_runs(frame_scores >= threshold), {})
     out_dir = Path(out) if out is not None else Path(run) / "score" / Path(str(source)).stem
-    mode = _Mode(threshold, stream, window)
+    mode = _Mode(threshold, False, 0)
     return scored._replace(files=_write_outputs(out_dir, source, scored, mode, setup, chain.meta))
 
 
@@ -197,6 +200,7 @@ class _Chain(NamedTuple):
     detector: Any
     meta: dict[str, Any]  # the detector's model.json
     device: str
+    recipe: Any  # the run's ScoringRecipe
 
     def features(self, snippet: np.ndarray) -> np.ndarray:
         """``(L, C, S, S, 3)`` uint8 snippet -> ``(C, *F)`` float32 features."""
@@ -206,26 +210,20 @@ class _Chain(NamedTuple):
         return self.backbone(torch.from_numpy(clip).to(self.device)).float().cpu().numpy()
 
     def detect(self, features: list[np.ndarray]) -> np.ndarray:
-        """Snippet scores of consecutive features, scored crop by crop and averaged: ``(N,)``."""
-        import torch
+        """Snippet scores ``(N,)`` of consecutive ``(C, *F)`` features, by the run's recipe."""
+        from wsvad.scoring.score import score_features
 
-        x = np.stack(features)  # (N, C, *F)
-        crops = [
-            torch.from_numpy(np.ascontiguousarray(x[:, c])).to(self.device)
-            for c in range(x.shape[1])
-        ]
-        per_crop = [self.detector.score_video(xc).cpu().numpy() for xc in crops]
-        return np.mean(per_crop, axis=0)  # (C, N) -> (N,)
+        return score_features(self.detector, self.recipe, np.stack(features))
 
 
 def _load_chain(setup: ScoreSetup, stem: Path, device: str) -> _Chain:
-    from wsvad.detectors.checkpoint import load_detector
     from wsvad.extract.backbones import build_backbone, get_backbone_spec
+    from wsvad.scoring.score import load_scoring_model
 
-    detector, meta = load_detector(stem, device=device)
+    model = load_scoring_model(stem.parent, device=device)  # refuses a run without a recipe
     backbone = build_backbone(setup.backbone, device=device, **setup.backbone_options)
     spec = get_backbone_spec(setup.backbone, **setup.backbone_options)
-    return _Chain(backbone, spec, detector, meta, device)
+    return _Chain(backbone, spec, model.detector, model.meta, device, model.recipe)
 
 
 def _frames_at_run_fps(
@@ -241,15 +239,10 @@ def _frames_at_run_fps(
 
 
 def _score_snippets(
-    snippets: Iterable[tuple[int, np.ndarray]],
-    setup: ScoreSetup,
-    chain: _Chain,
-    stream: bool,
-    window: int,
-    on_snippet: Callable[[SnippetScore], None] | None,
+    snippets: Iterable[tuple[int, np.ndarray]], setup: ScoreSetup, chain: _Chain
 ) -> list[SnippetScore]:
-    """Score every snippet: in stream mode each one as soon as it is decoded, from the last
-    ``window`` snippets (and passed to ``on_snippet``); offline, all at once at the end."""
+    """Score every snippet with the run's recipe once all are extracted; a snippet's latency is
+    its backbone time (offline, its score waits for the whole video)."""
     import torch
 
     features: list[np.ndarray] = []
@@ -258,13 +251,10 @@ def _score_snippets(
         for index, snippet in snippets:  # snippet: (L, C, S, S, 3)
             ready = time.perf_counter()
             features.append(chain.features(snippet))  # (C, *F)
-            score = float(chain.detect(features[-window:])[-1]) if stream else float("nan")
             start = index * setup.stride
             latency = time.perf_counter() - ready
-            results.append(SnippetScore(index, start, start + setup.snippet_len, score, latency))
-            if stream and on_snippet is not None:
-                on_snippet(results[-1])
-        if features and not stream:
+            results.append(SnippetScore(index, start, start + setup.snippet_len, 0.0, latency))
+        if features:
             offline = chain.detect(features)
             results = [r._replace(score=float(s)) for r, s in zip(results, offline, strict=True)]
     return results
@@ -272,7 +262,7 @@ def _score_snippets(
 
 class _Mode(NamedTuple):
     threshold: float
-    stream: bool
+    stream: bool  # always False here: `score --stream` writes its own outputs (cli.score_stream)
     window: int
 
 
@@ -281,7 +271,7 @@ def _write_outputs(
     source,
     scored: ScoreResult,
     mode: _Mode,
-    setup: ScoreSetup,
+    setup: ScoreSetup | None,
     meta: dict[str, Any],
 ) -> dict[str, Path]:
     from wsvad.evaluate.plots import plot_timeline
@@ -327,7 +317,7 @@ def _write_csvs(frames_csv: Path, snippets_csv: Path, scored: ScoreResult) -> No
 
 
 def _summary(
-    source, scored: ScoreResult, mode: _Mode, setup: ScoreSetup, meta: dict[str, Any]
+    source, scored: ScoreResult, mode: _Mode, setup: ScoreSetup | None, meta: dict[str, Any]
 ) -> dict[str, Any]:
     """The content of ``score.json``."""
     fps = scored.fps
@@ -348,7 +338,7 @@ def _summary(
             }
             for s, e in scored.intervals
         ],
-        "setup": setup._asdict(),
+        "setup": None if setup is None else setup._asdict(),
         "detector": meta.get("detector"),
         "model_seed": meta.get("seed"),
         "mean_latency_ms": 1000 * float(np.mean([r.latency for r in scored.snippets])),
@@ -378,4 +368,5 @@ __all__ = [
     "describe_interval",
     "score_video",
     "setup_from_run",
+    "single_run",
 ]

@@ -31,6 +31,7 @@ from wsvad.train.data import LabelReport, VideoInfo
 
 if TYPE_CHECKING:  # these import torch
     from wsvad.detectors.base import Detector
+    from wsvad.scoring.recipe import ScoringRecipe
     from wsvad.train.loop import LoopResult
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ def _run_single(
     detector = _seeded_detector(cfg, store.feature_shape, len(data.class_names))
     sampler = build_sampler(cls.sampler, data.videos, cfg.sampler, cfg.seed)
     total = cfg.iterations if cfg.iterations is not None else cfg.epochs * sampler.steps_per_epoch
-    model_meta = _model_meta(cfg, store, data.class_names)
+    model_meta = _model_meta(cfg, store, data)
     evaluate = _selection_score(cfg, store, data)
     result = train_loop(
         detector, sampler, cfg, out, total, model_meta, evaluate, progress, stop_after
@@ -215,7 +216,7 @@ def _finish(
         detector,
         {**model_meta, "step": selected_step, "selection_score": result.best_score},
     )
-    scores = score_split(detector, store, data.test, cfg)
+    scores = score_split(detector, store, data.test, data.recipe)
     save_scores(out / "scores.npz", scores)
     auc = quick_frame_auc(scores, data.test, *_snippet_geometry(store))
     collapse = collapse_warning(scores)  # reported with the AUC by the CLI and kept in run.json
@@ -299,6 +300,7 @@ class _TrainingData:
     report: LabelReport
     videos: Any  # BagVideos or SnippetVideos of ``train``: what the sampler draws from
     val_videos: Any  # BagVideos of ``val`` (selection "val"), else None
+    recipe: ScoringRecipe  # how the test videos are scored (recorded in model.json, run.json)
 
 
 def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -> _TrainingData:
@@ -307,6 +309,7 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
     from wsvad.train.cache import ensure_bag_cache, load_bags
     from wsvad.train.data import BagVideos, SnippetVideos, check_training_set, load_video_infos
     from wsvad.train.samplers import sampler_needs
+    from wsvad.train.scoring import scoring_recipe
 
     infos, class_names, report = load_video_infos(store, cfg.dataset, cfg.root)
     needs = sampler_needs(cls.sampler)
@@ -330,7 +333,8 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
     val_videos = None
     if cfg.selection.mode == "val":
         val_videos = BagVideos(load_bags(cache, [v.video_id for v in val], cfg.crop_mode), val)
-    return _TrainingData(train, val, test, class_names, report, videos, val_videos)
+    recipe = scoring_recipe(cfg, store)
+    return _TrainingData(train, val, test, class_names, report, videos, val_videos, recipe)
 
 
 def _split(
@@ -377,13 +381,14 @@ def _snippet_geometry(store: FeatureStore) -> tuple[int, int]:
     return int(attrs.get("snippet_len") or 16), int(attrs.get("stride") or 16)
 
 
-def _model_meta(cfg: TrainConfig, store: FeatureStore, class_names: list[str]) -> dict[str, Any]:
+def _model_meta(cfg: TrainConfig, store: FeatureStore, data: _TrainingData) -> dict[str, Any]:
     """What every saved model (``model.json``, ``checkpoints/best.json``) records besides its
-    build spec."""
+    build spec, the scoring recipe included."""
     from wsvad.train.cache import store_fingerprint
 
     return {
-        "class_names": class_names,
+        "class_names": data.class_names,
+        "scoring": data.recipe.to_json(),
         "store": str(store.path),
         "store_fingerprint": store_fingerprint(store),
         "seed": cfg.seed,
@@ -407,7 +412,7 @@ def _selection_score(cfg: TrainConfig, store: FeatureStore, data: _TrainingData)
         snippet_len, stride = _snippet_geometry(store)
 
         def evaluate(det) -> float:
-            scores = score_split(det, store, data.test, cfg)
+            scores = score_split(det, store, data.test, data.recipe)
             return quick_frame_auc(scores, data.test, snippet_len, stride) or 0.0
 
         return evaluate
@@ -468,6 +473,7 @@ def _single_run_json(
         "T": cfg.bags.count,
         "crop_mode": cfg.crop_mode,
         "score_on": cfg.score_on,
+        "scoring": data.recipe.to_json(),
         "snippet_len": snippet_len,
         "stride": stride,
         "tail": store.attrs.get("tail"),
