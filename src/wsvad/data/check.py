@@ -2,11 +2,10 @@
 
 Parsing already reports what the files alone reveal (missing videos, duplicates, annotated videos
 not in the test split, unreadable lists). What needs the videos themselves, whether each annotated
-interval lies inside its video, is checked here from frame counts: exact for frame folders (images
-counted), and from the container header for video files (PyAV, no decoding). Header counts are
-what the file claims; a decoder may deliver a frame or two fewer, so an interval ending just past
-the count is a warning (``frame_labels`` clips it), one starting past it an error. The exact count
-that evaluation needs is :func:`wsvad.data.framecount.probe_frame_count`.
+interval lies inside its video, is checked here against the video's frame count as extraction and
+evaluation count it (:func:`wsvad.data.framecount.frame_count`: images of a frame folder, decoded
+frames of a video file). An interval ending past the count is a warning (``frame_labels`` clips
+it), one starting past it an error.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from wsvad.data.listfiles import count_images
+from wsvad.data.framecount import frame_count
 from wsvad.data.records import DatasetIndex, Problem, ProblemKind, Severity, VideoRecord
 from wsvad.data.registry import get_dataset, load_dataset
 from wsvad.errors import WsvadError
@@ -53,34 +52,6 @@ def load_labels_only(name: str, root: Path | str, **options) -> DatasetIndex:
     return load_dataset(name, root, **options)
 
 
-def probe_frame_count(path: Path) -> tuple[int | None, str]:
-    """``(frame count, how it was obtained)`` from the container header (or the images of a frame
-    folder); ``(None, reason)`` when the video cannot be opened."""
-    path = Path(path)
-    if path.is_dir():
-        return count_images(path), "images"
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return None, "no video stream"
-            stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames), "header"
-            duration = (
-                stream.duration * stream.time_base
-                if stream.duration
-                else (container.duration or 0) / 1e6
-            )
-            rate = stream.average_rate or stream.base_rate
-            if duration and rate:
-                return int(round(float(duration) * float(rate))), "duration x fps"
-            return None, "header states no frame count or duration"
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
 def check_frames(
     records: list[VideoRecord],
     mode: ProbeMode = "annotated",
@@ -99,7 +70,7 @@ def check_frames(
     chosen = [r for r in records if mode == "all" or r.intervals]
     problems: list[Problem] = []
     for done, rec in enumerate(chosen, start=1):
-        n, how = probe_frame_count(rec.path)
+        n, how = frame_count(rec.path)
         if n is None:
             problems.append(
                 Problem(

@@ -12,12 +12,12 @@ and evaluate (``wsvad evaluate``, ``wsvad score``) loads them, and evaluate may 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
+from wsvad.atomic import atomic_path, move_durably, write_text_atomic
 from wsvad.checksums import sha256_file
 from wsvad.detectors.base import Detector
 from wsvad.errors import WsvadError
@@ -31,20 +31,16 @@ def save_tensors(path: Path, tensors: dict[str, Tensor]) -> str:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # Clones break memory sharing between entries, which safetensors refuses to write.
-    save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(tmp))
-    digest = sha256_file(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        # Clones break memory sharing between entries, which safetensors refuses to write.
+        save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(tmp))
+        digest = sha256_file(tmp)
     return digest
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write plain JSON atomically (tmp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write plain JSON atomically (:func:`wsvad.atomic.write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def previous_weights(stem: Path) -> Path:
@@ -64,7 +60,7 @@ def save_pair_keeping_previous(stem: Path, tensors: dict[str, Tensor], meta: dic
     if weights.is_file() and sha256_file(weights) == _named_sha256(stem):
         # Only the tensors the JSON names are worth keeping: after a kill between the renames,
         # the named ones are already aside and ``weights`` is an orphan to overwrite.
-        os.replace(weights, previous_weights(stem))
+        move_durably(weights, previous_weights(stem))
     digest = save_tensors(weights, tensors)
     write_json(stem.with_name(stem.name + ".json"), {**meta, "weights_sha256": digest})
 

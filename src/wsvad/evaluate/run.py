@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wsvad.atomic import atomic_path
 from wsvad.config import config_hash, config_to_json
 from wsvad.errors import EXIT_OK, EXIT_PARTIAL, WsvadError
 from wsvad.evaluate import metrics as M
@@ -257,15 +258,13 @@ def _write_per_video(path: Path, pooled_by_seed: dict[str, Pooled]) -> dict[str,
         "error",
     ]
     tables = {label: per_video_table(pooled) for label, pooled in pooled_by_seed.items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(columns)
         for label, rows in tables.items():
             for row in rows:
                 row = row | {"seed": label or "-", "classes": "+".join(row["classes"])}
                 writer.writerow(["" if row[c] is None else row[c] for c in columns])
-    tmp.replace(path)
     return tables
 
 

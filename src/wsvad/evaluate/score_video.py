@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from wsvad.atomic import write_text_atomic
 from wsvad.errors import WsvadError
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Pat
 
 def _frames(source: str, decoder: str) -> tuple[Iterator[np.ndarray], float | None]:
     """RGB frames of a file, a frame folder (the extract stage's readers) or a stream URL (PyAV)."""
-    from wsvad.extract.decode import decode_errors, iter_frames, probe
+    from wsvad.extract.decode import DecodeError, iter_frames, probe
 
     if "://" in source and not Path(source).exists():
         import av
@@ -131,14 +132,14 @@ def _frames(source: str, decoder: str) -> tuple[Iterator[np.ndarray], float | No
     path = Path(source)
     if not path.exists():
         raise WsvadError(f"{path}: no such video")
-    last: BaseException | None = None
+    last: DecodeError | None = None
     for name in ["decord", "av"] if decoder == "auto" else [decoder]:
         try:
             info = probe(path, name)  # frame folders are read as images whatever the decoder
             return iter_frames(path, name), info.fps
-        except decode_errors() as exc:
+        except DecodeError as exc:
             last = exc
-    raise WsvadError(f"{path}: cannot decode ({type(last).__name__}: {last})")
+    raise WsvadError(f"{path}: cannot decode ({last.kind}: {last})")
 
 
 def _crops(frames: Iterator[np.ndarray], setup: ScoreSetup) -> Iterator[np.ndarray]:
@@ -346,9 +347,7 @@ def _summary(
 
 
 def _write_text(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def describe_interval(start: int, end: int, fps: float | None) -> str:

@@ -13,13 +13,13 @@ import csv
 import json
 import logging
 import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from wsvad.atomic import write_text_atomic
 from wsvad.data.framecount import probe_frame_count
 from wsvad.errors import WsvadError
 from wsvad.evaluate.protocol import VideoTruth
@@ -371,9 +371,7 @@ def probe_frame_counts(records, cache_path: Path | None = None) -> dict[str, int
     if changed:
         try:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_path.with_name(f".{cache_path.name}.{uuid.uuid4().hex[:8]}")
-            tmp.write_text(json.dumps(cache, indent=0, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, cache_path)
+            write_text_atomic(cache_path, json.dumps(cache, indent=0, sort_keys=True))
         except OSError as exc:  # a read-only home must not stop an evaluation
             log.warning("%s: cannot write the frame-count cache (%s)", cache_path, exc)
     return counts

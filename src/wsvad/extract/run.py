@@ -19,6 +19,7 @@ from wsvad.data.records import VideoRecord
 from wsvad.errors import WsvadError
 from wsvad.extract.config import ExtractConfig, resolve_config
 from wsvad.extract.crops import crop_order
+from wsvad.extract.faults import stop_error
 from wsvad.extract.forward import PROGRESS_TOPIC
 from wsvad.extract.segments import segment_attrs
 from wsvad.extract.shards import (
@@ -32,7 +33,6 @@ from wsvad.extract.worker import (
     Task,
     VideoOutcome,
     VideoResult,
-    one_line,
     remove_parts,
     run_task,
 )
@@ -244,10 +244,12 @@ def _collect(
     for handle, result, exc in runner.results():
         task = tasks.pop(handle)
         vid = task.record.video_id
-        if isinstance(exc, WsvadError):
-            raise exc  # an unusable environment (weights, device), not a bad video: stop now
         if exc is not None:
-            result = _crash_result(task, exc)
+            # a worker that died on this video, again and again, is the only failure blamed on the
+            # video without a DecodeError; the rest (model, store, host) stops the run now
+            if type(exc).__name__ != "KilledWorker":
+                raise stop_error(exc, task.record.rel_path, cfg.backbone, cfg.device) from exc
+            result = _killed_result(task, exc)
         frame_crops += result.frame_crops
         if vid in failures:  # a sibling piece failed earlier: discard this one's work
             remove_parts([result.part] if result.part else [])
@@ -335,15 +337,14 @@ class _ProgressEvents:
             )
 
 
-def _crash_result(task: Task, exc: BaseException) -> VideoResult:
-    """A task that raised something other than a decode error (a bug or a dead worker)."""
-    reason = one_line(exc)
-    if type(exc).__name__ == "KilledWorker":  # dask gave up after cluster.allowed_failures restarts
-        tries = getattr(exc, "allowed_failures", 0) + 1
-        reason = (
-            f"the worker process died while extracting this video ({tries} attempts; segfault, "
-            "out of memory or killed)"
-        )
+def _killed_result(task: Task, exc: BaseException) -> VideoResult:
+    """dask gave up on a task after ``cluster.allowed_failures`` restarts of the worker running it
+    (a segfault in a decoder, memory exhausted by this video, or killed)."""
+    tries = getattr(exc, "allowed_failures", 0) + 1
+    reason = (
+        f"the worker process died while extracting this video ({tries} attempts; segfault, "
+        "out of memory or killed)"
+    )
     return VideoResult(
         task.record.video_id,
         "failed",

@@ -32,6 +32,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from wsvad import __version__
+from wsvad.atomic import write_text_atomic
 from wsvad.errors import WsvadError
 from wsvad.pipeline.nodes import node_name, video_id_of
 
@@ -45,15 +46,6 @@ LOCK = ".lock"
 # store attr provenance.kind: features computed by `wsvad extract`, or read from published files
 ProvenanceKind = Literal["extracted", "imported"]
 DEFAULT_CHUNK_T = 64
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _json_safe(value: Any) -> Any:
@@ -402,7 +394,7 @@ class FeatureStore:
         for vid in clear:
             current.pop(vid, None)
         current.update(_json_safe(failures))
-        _write_json_atomic(path, current)
+        write_text_atomic(path, json.dumps(current, indent=1, sort_keys=True))
 
     # ------------------------------------------------------------------ locking
     def acquire_lock(self, name: str = LOCK) -> None:

@@ -29,7 +29,7 @@ class BagConfig(BaseModel):
     # boundary rule (wsvad.pipeline.bags); default rtfm
     rule: BagRule | None = None
     pool: BagPool | None = None  # pooling inside a bag; default mean
-    count: int = Field(32, ge=1)  # T bags per video
+    count: int | None = Field(None, ge=1)  # T bags per video; default 32
     dtype: Literal["float32", "float16"] = "float32"  # of the bag cache (float16 halves its memory)
 
 
@@ -117,7 +117,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
         "lr_gamma": 0.1,
     },
     "sampler": {"batch_per_class": 30, "window": 64, "windows_per_step": 1},
-    "bags": {"rule": "rtfm", "pool": "mean"},
+    "bags": {"rule": "rtfm", "pool": "mean", "count": 32},
     "iterations": 1000,
     "crop_mode": "separate",
     "score_on": "snippets",

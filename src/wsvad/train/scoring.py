@@ -4,12 +4,12 @@ per-class, plots, published alignment rules) is ``wsvad evaluate``; this is the 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from wsvad.atomic import atomic_path
 from wsvad.detectors.base import Detector
 from wsvad.pipeline.store import FeatureStore
 from wsvad.scoring.recipe import BaggedStore, ScoringRecipe
@@ -51,10 +51,8 @@ def score_split(
 
 def save_scores(path: Path, scores: dict[str, np.ndarray]) -> None:
     """``scores.npz``: one float32 ``[N]`` array per video id (atomic write)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **{vid: np.asarray(s, dtype=np.float32) for vid, s in scores.items()})
-    os.replace(tmp, path)
 
 
 COLLAPSE_SPREAD = 1e-4
