@@ -87,6 +87,7 @@ def describe_event(event: dict[str, Any]) -> str | None:
 
 def _write_outputs(out: Path, snippets: list[dict[str, Any]], events: list[dict[str, Any]]):
     """``snippet_scores.csv`` and ``score.json`` (the start, interval and end events)."""
+    from wsvad.atomic import write_text_atomic
     from wsvad.evaluate.report import write_json_atomic
 
     out.mkdir(parents=True, exist_ok=True)
@@ -95,9 +96,7 @@ def _write_outputs(out: Path, snippets: list[dict[str, Any]], events: list[dict[
         f"{1000 * s['latency']:.1f}"
         for s in snippets
     ]
-    tmp = out / ".snippet_scores.csv.tmp"
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(out / "snippet_scores.csv")
+    write_text_atomic(out / "snippet_scores.csv", "\n".join(lines) + "\n")
     write_json_atomic(out / "score.json", {"mode": "stream", "events": events})
     for name in ("snippet_scores.csv", "score.json"):
         err_console.print(f"wrote {out / name}", markup=False, soft_wrap=True)
