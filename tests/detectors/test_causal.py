@@ -131,4 +131,11 @@ def test_header_says_whether_the_stream_equals_the_offline_score():
         )
     )
     assert causal_summary("sta") == "offline needs the whole video; stream: the last 32 snippets"
-    assert causal_summary("dam") == "exact; stream: the last 2 snippets"
+    assert causal_summary("salient") == (
+        "offline needs its bag of split_size = 28 snippets aligned to the video start; "
+        "stream: the last 28 snippets"
+    )
+    # mil and dam train (and score test videos) on bags by default
+    assert causal_summary("dam") == "offline needs the whole video; stream: the last 32 snippets"
+    assert causal_summary("mil") == causal_summary("dam")
+    assert causal_rule("dam").exact  # on raw snippets (score_on: snippets) dam is online

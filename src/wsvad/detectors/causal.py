@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from wsvad.detectors.registry import detector_params_model
+from wsvad.detectors.registry import detector_class, detector_params_model
 
 DEFAULT_WINDOW = 32  # snippets of context for detectors whose offline score needs the whole video
 
@@ -113,8 +113,11 @@ def causal_rule(
 
 
 def causal_summary(name: str) -> str:
-    """``wsvad detectors``' ``causal`` column: the rule of ``name`` with its default params."""
-    rule = causal_rule(name)
+    """``wsvad detectors``' ``causal`` column: the rule of ``name`` with its default params and
+    train defaults (``score_on: bags`` for mil and dam, as their papers score test videos)."""
+    defaults = detector_class(name).train_defaults
+    bags = (defaults.get("bags") or {}).get("count")
+    rule = causal_rule(name, score_on=defaults.get("score_on"), bags=bags)
     head = "exact" if rule.exact else f"offline needs {rule.offline_sees.split(' (')[0]}"
     return f"{head}; stream: {_window_text(rule.window)}"
 
