@@ -339,6 +339,11 @@ def test_stream_usage_errors(video_store, tmp_path, capsys):
     )
     assert cli(["score", "--stream", "/dev/video99", "--run", str(run)]) == 1
     assert "error: /dev/video99: no such capture device" in capsys.readouterr().err
+    # a character device is opened as a capture device (v4l2); /dev/null is not a camera
+    assert cli(["score", "--stream", "/dev/null", "--run", str(run), "--timeout", "2"]) == 1
+    assert "error: /dev/null: cannot open (OSError: [Errno 25] Inappropriate ioctl" in (
+        capsys.readouterr().err
+    )
     url = "http://127.0.0.1:9/none.ts"  # the discard port: nothing listens
     assert cli(["score", "--stream", url, "--run", str(run), "--timeout", "2"]) == 1
     assert f"error: {url}: cannot open (" in capsys.readouterr().err

@@ -9,9 +9,9 @@ dict handed to ``emit`` (the CLI prints it for people or as one JSON line):
   score needs) and the interval options;
 * ``snippet``: ``index``, ``start_frame`` / ``end_frame`` (half-open), ``start`` / ``time``
   (seconds of its first frame / after its last frame on the source's timeline), ``score``,
-  ``latency`` (seconds from its last frame's arrival to its score), ``compute`` (seconds of
-  backbone and detector for this snippet), ``dropped`` (snippets dropped so far because the
-  scorer fell behind);
+  ``wall`` (Unix time of the score), ``latency`` (seconds from its last frame's arrival to its
+  score), ``compute`` (seconds of backbone and detector for this snippet), ``dropped``
+  (snippets dropped so far because the scorer fell behind);
 * ``interval_start`` / ``interval_end``: anomalous intervals (:class:`IntervalTracker`);
 * ``end``: why it ended (``end of stream``, ``interrupted`` or ``error``), counts, latency
   percentiles.
@@ -167,6 +167,7 @@ def score_items(
             "start": start,
             "time": end,
             "score": score,
+            "wall": time.time(),  # when it was scored (Unix time), for alerting pipelines
             "latency": done - item.ready,
             "compute": done - began,
             "dropped": dropped(),
