@@ -122,7 +122,7 @@ StreamOpt = Annotated[
     str | None,
     Opt(
         "--stream",
-        metavar="SOURCE",
+        metavar="<source>",
         help="Score SOURCE live, each snippet as soon as its frames arrive (causal rule: "
         "docs/streaming.md): a file, a network stream (udp://, rtsp://, http://) or a capture "
         "device (/dev/video0). Default: off (offline).",
@@ -178,7 +178,8 @@ ScoreOutOpt = Annotated[
     Path | None,
     Opt(
         "--out",
-        help="Output folder (CSV, timeline PNG, score.json). Default: RUN/score/<video stem>/.",
+        help="Output folder (CSV, timeline PNG, score.json; with --stream snippet_scores.csv and "
+        "score.json when it ends). Default: RUN/score/<video stem>/; none with --stream.",
     ),
 ]
 ScoreCropsOpt = Annotated[
