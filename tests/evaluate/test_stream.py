@@ -359,3 +359,35 @@ def test_the_run_rule_follows_the_runs_scoring_recipe(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"score_on": "snippets", "T": 32}))
     assert run_rule(tmp_path, {"detector": "mil"}, None).exact  # a run.json without a recipe
     assert run_rule(tmp_path, {"detector": "salient", "params": {"split_size": 5}}, 0).window == 0
+
+
+@pytest.mark.slow
+def test_a_real_ctrl_c_stops_a_live_stream_with_exit_130(video_store, tmp_path, make_video):
+    """SIGINT to a `wsvad score --stream --realtime` process: one line, exit 130, and the JSON
+    stream ends with its end event."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    video, store, _ = video_store
+    run, _ = _make_run(tmp_path, store, "mil", {})
+    long_video = make_video("long/long.mp4", n_frames=400, size=(64, 48))  # 16 s, 100 snippets
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    args = ["score", "--stream", str(long_video), "--run", str(run), "--jsonl", "--realtime"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsvad", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    first = [proc.stdout.readline(), proc.stdout.readline()]  # the start and a first snippet
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    events = _jsonl("".join(first) + rest)
+    assert events[0]["event"] == "start" and events[1]["event"] == "snippet"
+    assert events[-1]["event"] == "end" and events[-1]["reason"] == "interrupted"
+    assert events[-1]["snippets"] < 100  # it stopped long before the end of the video
+    assert [line for line in err.splitlines() if "interrupted" in line] == [err.splitlines()[-1]]
