@@ -391,3 +391,32 @@ def test_a_real_ctrl_c_stops_a_live_stream_with_exit_130(video_store, tmp_path, 
     assert events[-1]["event"] == "end" and events[-1]["reason"] == "interrupted"
     assert events[-1]["snippets"] < 100  # it stopped long before the end of the video
     assert [line for line in err.splitlines() if "interrupted" in line] == [err.splitlines()[-1]]
+
+
+def test_the_buffer_drops_the_oldest_when_live_and_waits_otherwise():
+    from wsvad.evaluate.stream_sources import SnippetBuffer, SnippetItem
+
+    live = SnippetBuffer(2, drop=True)
+    for i in range(5):
+        live.put(SnippetItem(i, np.zeros(1), 0.0))
+    live.close()
+    assert live.dropped == 3 and [live.get().index, live.get().index, live.get()] == [3, 4, None]
+    file = SnippetBuffer(1, drop=False)
+    file.put(SnippetItem(0, np.zeros(1), 0.0))
+    waiting = threading.Thread(target=file.put, args=(SnippetItem(1, np.zeros(1), 0.0),))
+    waiting.start()
+    time.sleep(0.3)
+    assert waiting.is_alive() and file.dropped == 0  # a file waits for room
+    assert file.get().index == 0
+    waiting.join(timeout=5)
+    assert file.get().index == 1
+    blocked = threading.Thread(target=file.put, args=(SnippetItem(2, np.zeros(1), 0.0),))
+    file.put(SnippetItem(3, np.zeros(1), 0.0))
+    blocked.start()
+    file.close()  # the scorer stopped: a reader waiting for room returns
+    blocked.join(timeout=5)
+    assert not blocked.is_alive()
+    error = SnippetBuffer(1, drop=True)
+    error.close(RuntimeError("decoder broke"))
+    with pytest.raises(RuntimeError, match="decoder broke"):
+        error.get()

@@ -233,6 +233,7 @@ def stream_score(source: str, run: Path, options: StreamOptions, emit: Emit) -> 
         raise
     finally:
         stop.set()
+        buffer.close()  # a reader waiting for room (a file, not live) returns
         reader.join(timeout=1.0)
         for change in tracker.finish():  # an open interval ends with the stream
             emit(change)

@@ -161,8 +161,10 @@ class SnippetBuffer:
             return None
 
     def close(self, error: BaseException | None = None) -> None:
+        """No more items (the reader finished or the scorer stopped); ``error`` ended the reader."""
         with self.cond:
-            self.closed, self.error = True, error
+            self.closed = True
+            self.error = self.error or error
             self.cond.notify_all()
 
 
