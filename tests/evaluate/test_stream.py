@@ -420,3 +420,15 @@ def test_the_buffer_drops_the_oldest_when_live_and_waits_otherwise():
     error.close(RuntimeError("decoder broke"))
     with pytest.raises(RuntimeError, match="decoder broke"):
         error.get()
+
+
+def test_people_lines_for_intervals_in_seconds_and_in_frames():
+    from wsvad.cli.score_stream import describe_event
+    from wsvad.evaluate.stream import Timeline
+
+    assert Timeline(16, 8, 25.0).span(3) == (0.96, 1.6)
+    assert Timeline(16, 8, None).span(3) == (24.0, 40.0)  # no frame rate: frame numbers
+    start = {"event": "interval_start", "time": 0.96, "snippet": 3, "score": 0.91, "threshold": 0.5}
+    assert describe_event(start) == "anomaly from 0.96 s (score 0.910 >= 0.5)"
+    end = {"event": "interval_end", "time": 40.0, "start": 24.0, "duration": 16.0, "peak": 0.97}
+    assert describe_event(end, "frames") == "anomaly 24.00-40.00 ended (16.00, peak 0.970)"

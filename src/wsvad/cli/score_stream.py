@@ -29,6 +29,7 @@ def score_stream(cfg: Any, jsonl: bool) -> None:
         precision=cfg.precision,
     )
     events: list[dict[str, Any]] = []
+    unit = ["s"]  # the start event's time unit: seconds, or frames without a frame rate
 
     def emit(event: dict[str, Any]) -> None:
         if event["event"] != "snippet":
@@ -36,7 +37,8 @@ def score_stream(cfg: Any, jsonl: bool) -> None:
         if jsonl:
             sys.stdout.write(json.dumps(event) + "\n")
             sys.stdout.flush()
-        text = describe_event(event)
+        unit[0] = event.get("time_unit", unit[0])
+        text = describe_event(event, unit[0])
         if text is not None and not (jsonl and event["event"] == "snippet"):
             (err_console if jsonl else console).print(text, markup=False, soft_wrap=True)
 
@@ -45,8 +47,8 @@ def score_stream(cfg: Any, jsonl: bool) -> None:
         _write_outputs(Path(cfg.out), summary.snippets, events)
 
 
-def describe_event(event: dict[str, Any]) -> str | None:
-    """One line for people per event."""
+def describe_event(event: dict[str, Any], time_unit: str = "s") -> str | None:
+    """One line for people per event; times in ``time_unit`` (``s`` or ``frames``)."""
     kind = event["event"]
     if kind == "start":
         rate = f"{event['fps']:g} fps" if event["fps"] else "unknown frame rate"
@@ -54,7 +56,7 @@ def describe_event(event: dict[str, Any]) -> str | None:
             f"stream {event['source']} ({event['source_kind']}, {rate}), detector "
             f"{event['detector']} of {event['run']}; {event['causal']}"
         )
-    unit = " s" if event.get("time_unit", "s") == "s" else ""
+    unit = " s" if time_unit == "s" else ""
     if kind == "snippet":
         dropped = f"  dropped {event['dropped']}" if event["dropped"] else ""
         return (
