@@ -287,6 +287,8 @@ def test_intervals_with_hysteresis_and_minimum_duration():
         "snippet": 3,
         "score": 0.45,
         "threshold": 0.6,
+        "off_threshold": pytest.approx(0.4),
+        "min_duration": 1.0,
     }
     assert events[1][1]["time"] == pytest.approx(1.6) and events[1][1]["peak"] == 0.7
     assert events[3][1]["start"] == pytest.approx(2.8) and events[3][1]["duration"] == (

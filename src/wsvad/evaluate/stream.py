@@ -100,6 +100,8 @@ class IntervalTracker:
                     "snippet": index,
                     "score": score,
                     "threshold": self.on,
+                    "off_threshold": self.off,  # it ends at the first score below this
+                    "min_duration": self.min_duration,
                 }
             )
         return events
