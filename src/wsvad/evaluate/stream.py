@@ -207,10 +207,9 @@ def stream_score(source: str, run: Path, options: StreamOptions, emit: Emit) -> 
     setup, stem = setup_from_run(run, options.crops)
     chain = _load_chain(setup, stem, options.device)
     rule = run_rule(stem.parent, chain.meta, options.window)
-    opened = open_source(source, options.decoder, options.realtime, options.timeout)
-    fps = setup.fps or opened.fps
-    timeline = Timeline(setup.snippet_len, setup.stride, fps)
     tracker = IntervalTracker(options.threshold, options.hysteresis, options.min_duration)
+    opened = open_source(source, options.decoder, options.realtime, options.timeout)
+    timeline = Timeline(setup.snippet_len, setup.stride, setup.fps or opened.fps)
     emit(_start_event(source, run, chain.meta, rule, opened, timeline, options))
     buffer = SnippetBuffer(options.buffer, drop=opened.live)
     stop = threading.Event()
