@@ -156,6 +156,51 @@ def benchmark_lists() -> Path:
     return BENCHMARK_LISTS
 
 
+def cuda_missing() -> str | None:
+    """Why ``gpu`` tests cannot run here (``None``: a CUDA device is usable)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return (
+        f"gpu test: needs a CUDA device; torch {torch.__version__} (CUDA build "
+        f"{torch.version.cuda or 'none'}) sees none. Run `make test-gpu` on a GPU machine"
+    )
+
+
+def pytest_runtest_setup(item):
+    """``@pytest.mark.gpu`` tests skip, with the reason, where CUDA is missing (``make test-gpu``
+    selects them; the default run deselects them)."""
+    if item.get_closest_marker("gpu") is not None:
+        reason = cuda_missing()
+        if reason:
+            pytest.skip(reason)
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    """This test sees no GPU, whatever the machine has: expectations of CPU-only machines (the
+    "CUDA is not available" messages) hold on GPU machines too. Only this process: dask workers
+    started by the test still see the real devices."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """Factory: ``fake_cuda(2)`` makes torch report 2 usable CUDA devices (to test the device
+    guards on any machine; nothing may actually be run on them)."""
+    import torch
+
+    def factory(n_devices: int = 1) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: n_devices > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n_devices)
+
+    return factory
+
+
 def _load_local_slurm():
     import importlib.util
     import sys
