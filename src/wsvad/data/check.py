@@ -6,6 +6,9 @@ interval lies inside its video, is checked here against the video's frame count 
 evaluation count it (:func:`wsvad.data.framecount.frame_count`: images of a frame folder, decoded
 frames of a video file). An interval ending past the count is a warning (``frame_labels`` clips
 it), one starting past it an error.
+Each probed video file is also compared with what its container declares: a truncated file or one
+whose container drops frames is a ``suspect-video`` warning (:mod:`wsvad.data.suspects`), the same
+finding extraction records in the store.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Literal
 from wsvad.data.framecount import frame_count
 from wsvad.data.records import DatasetIndex, Problem, ProblemKind, Severity, VideoRecord
 from wsvad.data.registry import get_dataset, load_dataset
+from wsvad.data.suspects import probe_suspect
 from wsvad.errors import WsvadError
 
 log = logging.getLogger(__name__)
@@ -57,7 +61,9 @@ def check_frames(
     mode: ProbeMode = "annotated",
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Problem]:
-    """Problems found by probing frame counts: unreadable videos, intervals outside their video.
+    """Problems found by probing the videos: unreadable ones, intervals outside their video, and
+    suspect ones (demuxed shorter or longer than their container declares: truncated files,
+    dropped frames; see :mod:`wsvad.data.suspects`).
 
     Args:
         records: the records to check.
@@ -82,32 +88,50 @@ def check_frames(
                 )
             )
         else:
-            for start, end in rec.intervals or ():
-                if start >= n:
-                    problems.append(
-                        Problem(
-                            "error",
-                            "interval-outside-video",
-                            f"{rec.rel_path}: interval [{start}, {end}) starts after the last "
-                            f"frame ({n} frames, {how})",
-                            rec.video_id,
-                            rec.rel_path,
-                        )
-                    )
-                elif end > n:
-                    problems.append(
-                        Problem(
-                            "warning",
-                            "interval-past-end",
-                            f"{rec.rel_path}: interval [{start}, {end}) ends {end - n} frame(s) "
-                            f"past the video ({n} frames, {how}); clipped when labelling",
-                            rec.video_id,
-                            rec.rel_path,
-                        )
-                    )
+            problems += _interval_problems(rec, n, how) + _suspect_problems(rec)
         if progress is not None:
             progress(done, len(chosen))
     return problems
+
+
+def _interval_problems(rec: VideoRecord, n: int, how: str) -> list[Problem]:
+    """Intervals of ``rec`` that start after its ``n`` frames (error) or end past them."""
+    problems = []
+    for start, end in rec.intervals or ():
+        if start >= n:
+            problems.append(
+                Problem(
+                    "error",
+                    "interval-outside-video",
+                    f"{rec.rel_path}: interval [{start}, {end}) starts after the last "
+                    f"frame ({n} frames, {how})",
+                    rec.video_id,
+                    rec.rel_path,
+                )
+            )
+        elif end > n:
+            problems.append(
+                Problem(
+                    "warning",
+                    "interval-past-end",
+                    f"{rec.rel_path}: interval [{start}, {end}) ends {end - n} frame(s) "
+                    f"past the video ({n} frames, {how}); clipped when labelling",
+                    rec.video_id,
+                    rec.rel_path,
+                )
+            )
+    return problems
+
+
+def _suspect_problems(rec: VideoRecord) -> list[Problem]:
+    """A warning when ``rec`` demuxes to another length than its container declares (extraction
+    stores it with a ``suspect`` attr, or fails it with ``--on-suspect fail``)."""
+    suspect = probe_suspect(rec.path)
+    if suspect is None:
+        return []
+    cause = f" ({suspect['cause']})" if suspect.get("cause") else ""
+    message = f"{rec.rel_path}: suspect video{cause}: {suspect['reason']}"
+    return [Problem("warning", "suspect-video", message, rec.video_id, rec.rel_path)]
 
 
 def summarize(problems: list[Problem]) -> list[tuple[Severity, ProblemKind, int, str]]:

@@ -66,6 +66,9 @@ class ExtractSummary(NamedTuple):
     failures: dict[str, dict[str, Any]]  # this run's failures, by video id
     frame_crops: int
     seconds: float
+    # videos this run stored although their decoded length disagrees with their container's
+    # (on_suspect: store): video id -> the store's ``suspect`` attr
+    suspects: dict[str, dict[str, Any]] = {}  # never mutated: the run builds a new one
 
 
 def select_records(cfg: ExtractConfig) -> list[VideoRecord]:
@@ -189,6 +192,7 @@ def run_extract(
         failures, frame_crops = _execute(cfg, store, todo, progress)
         done_now = [r.video_id for r in todo if r.video_id not in failures]
         store.record_failures({}, clear=done_now, writer=shard_writer(cfg))
+        suspects = stored_suspects(store, done_now)
     # the client's own writes (config.yaml, attrs, failures.json) on a full or read-only disk
     except OSError as exc:
         raise store_write_error(store.path, exc) from exc
@@ -202,7 +206,14 @@ def run_extract(
         failures,
         frame_crops,
         time.perf_counter() - began,
+        suspects,
     )
+
+
+def stored_suspects(store: FeatureStore, video_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The ``suspect`` attrs of the stored videos among ``video_ids`` that have one."""
+    found = {vid: store.video_attrs(vid).get("suspect") for vid in video_ids}
+    return {vid: suspect for vid, suspect in found.items() if suspect}
 
 
 def _execute(
@@ -270,7 +281,9 @@ def _collect(
             continue
         if result.status == "failed":
             _record_failure(store, cfg, failures, task, result)
-            remove_parts([p.part for p in pieces.pop(vid, {}).values() if p.part])
+            # a failed assembly (a suspect video under on_suspect: fail) leaves its parts too
+            finished = [p.part for p in pieces.pop(vid, {}).values() if p.part]
+            remove_parts([*finished, *task.parts])
             log.warning("%s: %s: %s", task.record.rel_path, result.exception, result.reason)
         events.video_finished(vid, result.status)
     return frame_crops

@@ -22,6 +22,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from wsvad.data.records import VideoRecord
+from wsvad.data.suspects import suspect_of
 from wsvad.errors import WsvadError
 from wsvad.extract.accel import check_device, prepare_model
 from wsvad.extract.config import ExtractConfig
@@ -62,6 +63,11 @@ TaskStatus = Literal[VideoOutcome, "part", "split"]
 
 class TooShort(DecodeError):
     """The video decoded fine but yields no snippet (another decoder would not change that)."""
+
+
+class SuspectVideo(TooShort):
+    """Decoded, but not as long as its container declares, and ``on_suspect: fail`` (another
+    decoder reads the same bytes, so none is tried)."""
 
 
 class Task(NamedTuple):
@@ -357,6 +363,10 @@ def video_attrs(
         "decoder": decoder,
     }
     attrs.update(record.to_attrs())
+    suspect = suspect_of(path, n_source, source_fps)
+    if suspect and cfg.on_suspect == "fail":
+        raise SuspectVideo(f"suspect video: {suspect['reason']}", decoder)
+    attrs["suspect"] = suspect  # None: checked, agrees with its container (or declares nothing)
     return attrs
 
 
