@@ -88,7 +88,7 @@ def check_frames(
                 )
             )
         else:
-            problems += _interval_problems(rec, n, how) + _suspect_problems(rec)
+            problems += _interval_problems(rec, n, how) + _suspect_problems(rec, n)
         if progress is not None:
             progress(done, len(chosen))
     return problems
@@ -123,10 +123,10 @@ def _interval_problems(rec: VideoRecord, n: int, how: str) -> list[Problem]:
     return problems
 
 
-def _suspect_problems(rec: VideoRecord) -> list[Problem]:
-    """A warning when ``rec`` demuxes to another length than its container declares (extraction
-    stores it with a ``suspect`` attr, or fails it with ``--on-suspect fail``)."""
-    suspect = probe_suspect(rec.path)
+def _suspect_problems(rec: VideoRecord, n: int) -> list[Problem]:
+    """A warning when the ``n`` frames of ``rec`` disagree with what its container declares
+    (extraction stores it with a ``suspect`` attr, or fails it with ``--on-suspect fail``)."""
+    suspect = probe_suspect(rec.path, frames=n)
     if suspect is None:
         return []
     cause = f" ({suspect['cause']})" if suspect.get("cause") else ""

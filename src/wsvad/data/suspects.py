@@ -7,10 +7,11 @@ null frames: OpenCV's ``tree.avi`` declares 444 frames over 29.6 s and decodes t
 snippets, intervals and scores no longer line up with the video.
 
 This module compares what the container declares (:func:`declared_facts`: header frame count,
-stream duration, fps) with what was decoded (extraction) or demuxed (``wsvad check``, no decoding)
-and describes the disagreement as a plain-JSON ``suspect`` entry (:func:`find_suspect`). When there
-is one, the packets' timestamps tell the two causes apart (:func:`packet_facts`): data that stops
-early is a cut file; data that spans the declared duration with fewer frames is a container that
+stream duration, fps) with what was decoded (extraction; ``wsvad check`` with the frame count it
+takes anyway, :func:`wsvad.data.framecount.frame_count`) or demuxed (no decoding), and describes
+the disagreement as a plain-JSON ``suspect`` entry (:func:`find_suspect`). When there is one, the
+packets' timestamps tell the two causes apart (:func:`packet_facts`): data that stops early is a
+cut file; data that spans the declared duration with fewer frames is a container that
 drops frames. An MPEG-TS has no header length: it is suspect when it ends inside a 188-byte packet
 (a cut on a packet boundary cannot be seen).
 """
@@ -207,13 +208,19 @@ def suspect_of(path: Path | str, frames: int | None, fps: float | None) -> dict 
     return explain(entry, packet_facts(path)) if entry else None
 
 
-def probe_suspect(path: Path | str) -> dict | None:
-    """The suspect entry of a video found without decoding it (``wsvad check``): its demuxed
-    packets, at the declared fps, against what its container declares."""
+def probe_suspect(path: Path | str, frames: int | None = None) -> dict | None:
+    """The suspect entry of a video before extraction (``wsvad check``): ``frames`` (its frame
+    count, :func:`wsvad.data.framecount.frame_count`), or when not given its demuxed packets, at
+    the declared fps, against what its container declares."""
     declared = declared_facts(path)
-    packets = packet_facts(path) if declared else None
-    if packets is None:
+    if declared is None:
         return None
-    demuxed = {"frames": packets["packets"], "fps": declared["fps"]}
-    entry = find_suspect(declared, demuxed, counted="demuxed")
-    return explain(entry, packets) if entry else None
+    packets = packet_facts(path) if frames is None else None
+    if frames is None and packets is None:
+        return None
+    counted = "decoded" if frames is not None else "demuxed"
+    count = frames if frames is not None else packets["packets"]
+    entry = find_suspect(declared, {"frames": count, "fps": declared["fps"]}, counted)
+    if entry is None:
+        return None
+    return explain(entry, packets if packets is not None else packet_facts(path))
