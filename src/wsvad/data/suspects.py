@@ -3,8 +3,8 @@
 A truncated file (an MP4 cut to 99 of its 420 frames, an AVI, MKV or MPEG-TS cut after its header)
 decodes without an error, and so does footage whose container drops or repeats frames (OpenCV's
 ``tree.avi`` declares 444 frames over 29.6 s and decodes to 68 frames at 15 fps, its timeline
-squeezed 6.5x; an AVI with null frames does the same). Stored as they are, frame index / fps is not time any more:
-snippets, intervals and scores no longer line up with the video.
+squeezed 6.5x; an AVI with null frames does the same). Stored as they are, frame index / fps is
+not time any more: snippets, intervals and scores no longer line up with the video.
 
 This module compares what the container declares (:func:`declared_facts`: header frame count,
 stream duration, fps) with what was decoded (extraction; ``wsvad check`` with the frame count it
