@@ -84,8 +84,9 @@ def test_null_frames_in_an_avi_squeeze_its_timeline(make_noise_video):
     assert (suspect["findings"], suspect["cause"]) == (["frames", "duration"], "dropped-frames")
     assert suspect["reason"] == (
         "demuxed 40 of the 235 frames the header declares; 40 frames at 15 fps span 2.67 s, the "
-        "container declares 15.67 s (timeline squeezed 5.9x); the frames span the declared "
-        "15.67 s: the container drops or repeats frames (null frames, variable frame rate)"
+        "container declares 15.67 s (timeline squeezed 5.9x); the data spans the declared "
+        "15.67 s: frames missing in between (null frames, variable frame rate, undecodable "
+        "frames)"
     )
 
 

@@ -26,8 +26,8 @@ CLI_SMALL = [
 CUT = "decoded 36 of the 120 frames the header declares; 36 frames at 25 fps span 1.44 s"
 NULLS = (
     "decoded 40 of the 235 frames the header declares; 40 frames at 15 fps span 2.67 s, the "
-    "container declares 15.67 s (timeline squeezed 5.9x); the frames span the declared 15.67 s: "
-    "the container drops or repeats frames (null frames, variable frame rate)"
+    "container declares 15.67 s (timeline squeezed 5.9x); the data spans the declared 15.67 s: "
+    "frames missing in between (null frames, variable frame rate, undecodable frames)"
 )
 
 

@@ -173,7 +173,8 @@ def find_suspect(
 def explain(entry: dict[str, Any], packets: dict[str, Any] | None) -> dict[str, Any]:
     """Add the likely ``cause`` to a suspect ``entry`` from the packets' timestamps: ``truncated``
     (the data stops before the declared end) or ``dropped-frames`` (the data spans the declared
-    length, with fewer frames); ``None`` when the timestamps cannot tell.
+    length, with fewer frames: null frames, a variable frame rate, or frames the decoder skipped);
+    ``None`` when the timestamps cannot tell.
 
     The declared length is the longer of the stated duration and the header's frames / fps (FFmpeg
     re-estimates the duration of a cut AVI from its data; its header still counts every frame).
@@ -192,8 +193,8 @@ def explain(entry: dict[str, Any], packets: dict[str, Any] | None) -> dict[str, 
         elif entry["decoded"]["frames"] < seconds * fps:
             cause = "dropped-frames"
             note = (
-                f"the frames span the declared {seconds:.2f} s: the container drops or repeats "
-                "frames (null frames, variable frame rate)"
+                f"the data spans the declared {seconds:.2f} s: frames missing in between "
+                "(null frames, variable frame rate, undecodable frames)"
             )
     reason = f"{entry['reason']}; {note}" if note else entry["reason"]
     return {**entry, "reason": reason, "cause": cause, "packets": packets}
