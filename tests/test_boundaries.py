@@ -15,13 +15,14 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "wsvad"
 
 # Which wsvad packages each package may import: the diagram "Import layering" of
 # docs/architecture.md, written as a table. Change the two together.
-FOUNDATION = {"__init__", "errors", "config", "checksums", "runs", "atomic"}
+FOUNDATION = {"__init__", "errors", "config", "checksums", "runs", "atomic", "locks"}
 MAY_IMPORT = {
     "__init__": set(),
     "errors": set(),
     "checksums": set(),
     "runs": set(),
     "atomic": set(),
+    "locks": {"errors"},
     "config": {"errors", "atomic"},
     "pipeline": FOUNDATION,
     "data": FOUNDATION,

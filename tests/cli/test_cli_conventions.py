@@ -30,6 +30,7 @@ def test_help_lists_the_commands_in_pipeline_order():
         "info",
         "backbones",
         "train",
+        "import-model",
         "evaluate",
         "compare",
         "score",

@@ -60,8 +60,17 @@ EvalOutOpt = Annotated[
 AlignmentOpt = Annotated[
     str | None,
     Opt(
-        help="Frame alignment: true-frames (GT of the true frame count) or rtfm (scores x16, GT "
-        "cut/padded to Tx16). Default: true-frames."
+        help="Frame alignment: true-frames (GT of the true frame count), rtfm (scores x16, GT "
+        "cut/padded to Tx16) or rtfm-ucf (RTFM's UCF GT on Tx16 frames). Default: true-frames, "
+        "or the authors' with --protocol authors."
+    ),
+]
+ProtocolOpt = Annotated[
+    str | None,
+    Opt(
+        "--protocol",
+        help="wsvad (alignment as --alignment says) or authors (the alignment and AP of the "
+        "benchmark's public code: RTFM for ucf/shanghaitech, XDVioDet for xd). Default: wsvad.",
     ),
 ]
 StrideOpt = Annotated[
@@ -155,6 +164,7 @@ def evaluate(
     root: GroundTruthRootOpt = None,
     store: FrameCountStoreOpt = None,
     out: EvalOutOpt = None,
+    protocol: ProtocolOpt = None,
     alignment: AlignmentOpt = None,
     stride: StrideOpt = None,
     snippet_len: SnippetLenOpt = None,
@@ -177,6 +187,7 @@ def evaluate(
         "root": root,
         "store": store,
         "out": out,
+        "protocol": protocol,
         "alignment": alignment,
         "stride": stride,
         "snippet_len": snippet_len,
@@ -198,8 +209,9 @@ def evaluate(
         console.print(f"report: {outcome.out_dir / 'report.html'}", markup=False, soft_wrap=True)
     if outcome.problems:
         err_console.print(
-            f"evaluated {outcome.n_matched} of {outcome.n_test_videos} test videos; the figures "
-            "are NOT the full-protocol figures (exit 3)"
+            f"evaluated {outcome.n_matched} of {outcome.n_test_videos} test videos: "
+            "NOT the full-protocol figures (exit 3)",
+            soft_wrap=True,
         )
     if outcome.exit_code != EXIT_OK:
         raise typer.Exit(outcome.exit_code)
@@ -326,7 +338,7 @@ def _print_problems(problems) -> None:
 
 
 def _print_report(report: dict, out_dir: Path) -> None:
-    from wsvad.evaluate.report import headline_rows
+    from wsvad.evaluate.report import HEADLINE, headline_rows
 
     seeds = report.get("seed")
     title = (
@@ -338,7 +350,18 @@ def _print_report(report: dict, out_dir: Path) -> None:
     for name, value in headline_rows(report):
         table.add_row(name, value)
     console.print(table)
-    console.print(f"protocol: {report['protocol']['description']}", markup=False, soft_wrap=True)
+    protocol = report["protocol"]
+    note = protocol.get("estimate_note")
+    described = protocol["description"].removesuffix(f"; {note}")
+    console.print(f"protocol: {described}", markup=False, soft_wrap=True)
+    if protocol.get("name") == "authors":
+        key = protocol["paper_figure"]
+        console.print(
+            f"the papers' figure: {dict(HEADLINE).get(key, key)} ({key} in metrics.json)",
+            markup=False,
+        )
+    if note:
+        console.print(note, markup=False, soft_wrap=True)
     selection = report.get("model_selection")
     flag = "  <-- SELECTED ON THE TEST SET" if report.get("selected_on_test") else ""
     console.print(f"model selection: {selection}{flag}", markup=False)

@@ -13,7 +13,7 @@ import csv
 import json
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,8 @@ _PATH_KEYS = {
     "sample_seed",
     "report",
 }
+# Test videos of the dataset left out of the figures for want of a frame count or features.
+_UNEVALUATED_TEST_VIDEOS = ("no frame count", "missing video", "not in store")
 # Optional, next to scores.npz: (n_classes,) class probabilities per video.
 CLASS_SCORES = "class_scores.npz"
 
@@ -98,8 +100,12 @@ def run_evaluate(cfg: EvaluateConfig) -> EvalOutcome:
         inputs.out_dir,
         None,
         problems,
-        len(inputs.truths) + _count(problems, "no frame count"),
+        len(inputs.truths) + sum(_count(problems, kind) for kind in _UNEVALUATED_TEST_VIDEOS),
         n_matched,
+    )
+    evaluated = {v.video_id for pooled in pooled_by_seed.values() for v in pooled.videos}
+    inputs.protocol = replace(
+        inputs.protocol, estimated_frame_counts=len(evaluated & inputs.estimated)
     )
     if per_seed:
         outcome.report = _write_results(cfg, inputs, per_seed, pooled_by_seed, outcome)
@@ -119,8 +125,11 @@ def _evaluate_seeds(
     pooled_by_seed: dict[str, Pooled] = {}
     problems = list(inputs.problems)
     n_matched = 0
-    # Videos already listed as unusable (no ground truth) are known ids whose scores are set aside.
-    unusable = {p.video_id for p in problems if p.kind == "no ground truth"}
+    # Videos already listed as unusable (no ground truth, no frame count, ...) are known ids whose
+    # scores are set aside.
+    unusable = {
+        p.video_id for p in problems if p.kind in ("no ground truth", *_UNEVALUATED_TEST_VIDEOS)
+    }
     for label, path in inputs.seed_scores.items():
         matched, seed_problems = _match_seed(path, inputs, unusable)
         problems += [

@@ -31,7 +31,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from wsvad import __version__
+from wsvad import __version__, locks
 from wsvad.atomic import write_text_atomic
 from wsvad.errors import WsvadError
 from wsvad.pipeline.nodes import node_name, video_id_of
@@ -41,7 +41,7 @@ VIDEOS = "videos"
 TMP = ".tmp"
 FAILURES = "failures.json"
 FAILURES_DIR = "failures.d"  # one failures file per concurrent writer (job-array shard)
-LOCK = ".lock"
+LOCK = locks.LOCK
 # ~64 snippets per chunk: 2.6 MB for 10 crops x 1024 float32, small enough to read one bag range.
 # store attr provenance.kind: features computed by `wsvad extract`, or read from published files
 ProvenanceKind = Literal["extracted", "imported"]
@@ -398,41 +398,19 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ locking
     def acquire_lock(self, name: str = LOCK) -> None:
-        """Refuse a second writer process on the same store (a stale lock of a dead pid is taken
-        over).
+        """Refuse a second writer process on the same store (:func:`wsvad.locks.acquire`: a stale
+        lock of a dead pid is taken over).
 
         Job-array shards pass their own ``name`` (one lock per shard): they write disjoint videos.
         """
         lock = self.path / name
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                holder = json.loads(lock.read_text())
-            except (OSError, json.JSONDecodeError):
-                holder = {}
-            if holder.get("host") == me["host"] and not _pid_alive(int(holder.get("pid", -1))):
-                lock.unlink(missing_ok=True)
-                return self.acquire_lock(name)
-            raise WsvadError(
-                f"{self.path}: another wsvad process (pid {holder.get('pid')} on "
-                f"{holder.get('host')}) is writing this store; wait for it to finish, or delete "
-                f"{lock} if that process is gone"
-            ) from None
+            locks.acquire(lock, self.path, "writing this store")
         except OSError as exc:  # read-only or full filesystem, no permission
             raise store_write_error(lock, exc) from exc
-        with os.fdopen(fd, "w") as fh:
-            json.dump(me, fh)
 
     def release_lock(self, name: str = LOCK) -> None:
-        lock = self.path / name
-        try:
-            holder = json.loads(lock.read_text())
-        except (OSError, json.JSONDecodeError):
-            return
-        if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
-            lock.unlink(missing_ok=True)
+        locks.release(self.path / name)
 
     # ------------------------------------------------------------------ summary
     def disk_bytes(self) -> int:
@@ -459,18 +437,6 @@ class FeatureStore:
             "snippets": int(sum(self.array(v).shape[0] for v in done)),
             "disk_bytes": self.disk_bytes(),
         }
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _describe_config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:

@@ -87,6 +87,23 @@ def prepare_snippets(recipe: ScoringRecipe, features: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+def training_bags(recipe: ScoringRecipe, features: np.ndarray) -> np.ndarray:
+    """Stored features ``(N, C, *F)`` -> the video's ``(T, K, *F)`` training bags: the snippets
+    prepared as for scoring (:func:`prepare_snippets`), then cut by the bag rule (a ``bagged``
+    store's rows are its bags already). Crops are averaged before the bags are pooled and
+    L2-normalised, so a ``mean`` run trains on what it is scored on."""
+    x = prepare_snippets(recipe, features)
+    if recipe.bagged is not None:
+        return x
+    return segment_into_bags(x, recipe.bag_count, recipe.bag_rule, recipe.bag_pool)
+
+
+def input_key(recipe: ScoringRecipe) -> str:
+    """What :func:`prepare_snippets` changes, for cache names: ``""`` when the stored crops are
+    used as they are."""
+    return "-cropmean" if recipe.crop_mode == "mean" else ""
+
+
 def model_sequences(recipe: ScoringRecipe, features: np.ndarray) -> np.ndarray:
     """Stored features ``(N, C, *F)`` -> ``(K, L, *F)``: the K sequences the detector scores one by
     one with ``score_video`` (L = N snippets, or T bags with ``score_on: bags``)."""

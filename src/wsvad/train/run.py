@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from wsvad import __version__
+from wsvad import __version__, locks
 from wsvad.config import config_to_json, save_config
 from wsvad.errors import WsvadError
 from wsvad.pipeline.store import FeatureStore
@@ -74,9 +74,36 @@ def run_train(
         stop_after: stop with a checkpoint after this many steps (tests of resumption).
         overwrite: delete an existing run in ``cfg.out`` instead of resuming it.
         cache_progress: ``callable(done, total)`` while the bag cache is being built.
+
+    The run directory is locked (``RUN/.lock``, :mod:`wsvad.locks`) for the whole run: a second
+    ``wsvad train`` into it, or ``wsvad evaluate --run`` on it, is refused naming this process.
     """
-    if not cfg.seeds:
-        return _run_single(cfg, progress, stop_after, overwrite, cache_progress)
+    out = Path(cfg.out)
+    lock = _lock_run_dir(out)
+    try:
+        if not cfg.seeds:
+            return _run_single(cfg, progress, stop_after, overwrite, cache_progress)
+        return _run_seeds(cfg, progress, stop_after, overwrite, cache_progress)
+    finally:
+        locks.release(lock)
+
+
+def _lock_run_dir(out: Path) -> Path:
+    lock = out / locks.LOCK
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        locks.acquire(lock, out, "training into this run directory")
+    except OSError as exc:
+        raise WsvadError(
+            f"{exc.filename or out}: cannot write the run directory ({exc.strerror or exc})"
+        ) from exc
+    return lock
+
+
+def _run_seeds(
+    cfg: TrainConfig, progress, stop_after: int | None, overwrite: bool, cache_progress
+) -> TrainResult:
+    """One run per seed of ``cfg.seeds`` under ``out/seed-<k>/`` and the ``run.json`` over them."""
     out = Path(cfg.out)
     members = []
     for seed in cfg.seeds:
@@ -268,7 +295,9 @@ def _prepare_out(cfg: TrainConfig, overwrite: bool) -> None:
     out = Path(cfg.out)
     run_json = out / "run.json"
     if out.exists() and overwrite:
-        shutil.rmtree(out)
+        for child in out.iterdir():  # all but the lock this process holds
+            if child.name != locks.LOCK:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
     elif run_json.is_file() and json.loads(run_json.read_text()).get("status") == "complete":
         raise WsvadError(f"{out}: holds a finished run; choose another --out or pass --overwrite")
     elif (out / "config.yaml").is_file():
@@ -284,7 +313,7 @@ def _prepare_out(cfg: TrainConfig, overwrite: bool) -> None:
                 f"{out}: an unfinished run with a different config is there (differs in "
                 f"{', '.join(diff)}); run the same command to resume it, or pass --overwrite"
             )
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(c.name != locks.LOCK for c in out.iterdir()):
         raise WsvadError(f"{out}: exists and is not a wsvad run directory; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
 
@@ -315,6 +344,8 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
     needs = sampler_needs(cls.sampler)
     check_training_set(infos, store.path, needs_both=cls.sampler == "balanced")
     train, val, test = _split(cfg, infos, store.path)
+    # Training inputs are prepared by the recipe test videos are scored with.
+    recipe = scoring_recipe(cfg, store)
     cache = None
     if needs == "bags" or val:
         cache = ensure_bag_cache(
@@ -325,6 +356,7 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
             cfg.bags.dtype,
             fallback_dir=Path(cfg.out) / "bag-cache",
             progress=cache_progress,
+            recipe=recipe,
         )
     if needs == "bags":
         videos = BagVideos(load_bags(cache, [v.video_id for v in train], cfg.crop_mode), train)
@@ -333,7 +365,6 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
     val_videos = None
     if cfg.selection.mode == "val":
         val_videos = BagVideos(load_bags(cache, [v.video_id for v in val], cfg.crop_mode), val)
-    recipe = scoring_recipe(cfg, store)
     return _TrainingData(train, val, test, class_names, report, videos, val_videos, recipe)
 
 
