@@ -6,7 +6,9 @@ in the order they are applied:
 
 1. crops (``crop_mode``): ``separate`` keeps the C crops apart (each crop is scored on its own and
    the C score sequences are averaged, the common ten-crop protocol); ``mean`` averages the crops
-   first and scores the mean once (what a ``crop_mode: mean`` run trained on).
+   first and scores the mean once (what a ``crop_mode: mean`` run trained on); ``inside`` gives the
+   detector all crops of a snippet at once, ``(N, C, *F)`` (the public RTFM code: the detector
+   averages the crops' scores itself).
 2. bags (``score_on``): ``snippets`` gives the detector every snippet (a detector that segments or
    windows its input does so inside ``score_video``); ``bags`` cuts the snippets into the training
    bags (``bag_rule``, ``bag_count``, ``bag_pool``; the Sultani rule L2-normalises each bag after
@@ -31,7 +33,7 @@ from wsvad.errors import WsvadError
 from wsvad.pipeline.bags import BagPool, BagRule, bag_scores_to_snippets, segment_into_bags
 
 RECIPE_FORMAT = "wsvad.scoring/1"
-CropMode = Literal["separate", "mean"]
+CropMode = Literal["separate", "mean", "inside"]
 ScoreOn = Literal["snippets", "bags"]
 
 
@@ -106,10 +108,13 @@ def input_key(recipe: ScoringRecipe) -> str:
 
 def model_sequences(recipe: ScoringRecipe, features: np.ndarray) -> np.ndarray:
     """Stored features ``(N, C, *F)`` -> ``(K, L, *F)``: the K sequences the detector scores one by
-    one with ``score_video`` (L = N snippets, or T bags with ``score_on: bags``)."""
+    one with ``score_video`` (L = N snippets, or T bags with ``score_on: bags``); with crops inside,
+    ``(1, L, C, *F)``."""
     x = prepare_snippets(recipe, features)  # (N, K, *F)
     if recipe.score_on == "bags" and recipe.bagged is None:
         x = segment_into_bags(x, recipe.bag_count, recipe.bag_rule, recipe.bag_pool)  # (T, K, *F)
+    if recipe.crop_mode == "inside":
+        return x[None]  # one sequence whose snippets hold every crop: (1, L, C, *F)
     return np.ascontiguousarray(np.moveaxis(x, 1, 0))
 
 

@@ -192,8 +192,9 @@ def load_bags(cache: Path, video_ids: list[str], crop_mode: str) -> np.ndarray:
     """Load the cached bags of ``video_ids`` into memory, ``(V, T, K, *F)``.
 
     ``K`` is the number of crops for ``crop_mode="separate"`` and 1 for ``"mean"`` (averaged video
-    by video, so the 10-crop array is never held whole). The cache's dtype is kept (float16 stays
-    float16; batches are converted to float32 when they are drawn).
+    by video, so the 10-crop array is never held whole) and ``"inside"``, whose samples hold every
+    crop: ``(V, T, 1, C, *F)``. The cache's dtype is kept (float16 stays float16; batches are
+    converted to float32 when they are drawn).
     """
     group = zarr.open_group(str(cache), mode="r", use_consolidated=False)
     index = {vid: i for i, vid in enumerate(group.attrs["video_ids"])}
@@ -201,6 +202,12 @@ def load_bags(cache: Path, video_ids: list[str], crop_mode: str) -> np.ndarray:
     if missing:
         raise WsvadError(f"{cache}: bag cache lacks {len(missing)} videos, e.g. {missing[:3]}")
     bags = group["bags"]
+    if crop_mode == "inside":
+        t, *crops_and_feat = bags.shape[1:]
+        out = np.empty((len(video_ids), t, 1, *crops_and_feat), dtype=bags.dtype)
+        for row, vid in enumerate(video_ids):
+            out[row, :, 0] = bags[index[vid]]  # (T, C, *F)
+        return out
     _, t, c, *feat = bags.shape
     k = c if crop_mode == "separate" else 1
     out = np.empty((len(video_ids), t, k, *feat), dtype=bags.dtype)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from wsvad.config import Device
 from wsvad.pipeline.bags import BagPool, BagRule
+from wsvad.scoring.recipe import CropMode, ScoreOn
 
 
 class DetectorConfig(BaseModel):
@@ -79,10 +80,11 @@ class TrainConfig(BaseModel):
     root: Path | None = None  # dataset root for the adapter
     detector: DetectorConfig = DetectorConfig()
     bags: BagConfig = BagConfig()
-    # each crop a sample, or their mean; default separate
-    crop_mode: Literal["separate", "mean"] | None = None
+    # each crop a sample (separate), their mean (mean), or all crops inside one sample (inside:
+    # detectors with a crops_inside param, i.e. rtfm); default separate
+    crop_mode: CropMode | None = None
     # score test videos' raw snippets or their T bags; default snippets
-    score_on: Literal["snippets", "bags"] | None = None
+    score_on: ScoreOn | None = None
     sampler: SamplerConfig = SamplerConfig()
     optim: OptimConfig = OptimConfig()
     iterations: int | None = Field(None, ge=1)  # optimizer steps (exclusive with epochs)

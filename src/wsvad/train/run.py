@@ -192,7 +192,7 @@ def _run_single(
     from wsvad.train.samplers import build_sampler
 
     cls = _detector_class(cfg.detector.name)
-    cfg = resolve(cfg, cls.train_defaults)
+    cfg = _crops_inside(resolve(cfg, cls.train_defaults))
     _warn_about_scoring(cfg)
     store = _open_store(cfg, cls)
     out = Path(cfg.out)
@@ -200,7 +200,10 @@ def _run_single(
     save_config(cfg, out / "config.yaml")
 
     data = _training_data(cfg, cls, store, cache_progress)
-    detector = _seeded_detector(cfg, store.feature_shape, len(data.class_names))
+    # With crops inside, one sample is every crop of a snippet: the detector's F is (C, *F).
+    inside = cfg.crop_mode == "inside"
+    shape = (store.crops, *store.feature_shape) if inside else store.feature_shape
+    detector = _seeded_detector(cfg, shape, len(data.class_names))
     sampler = build_sampler(cls.sampler, data.videos, cfg.sampler, cfg.seed)
     total = cfg.iterations if cfg.iterations is not None else cfg.epochs * sampler.steps_per_epoch
     model_meta = _model_meta(cfg, store, data)
@@ -270,6 +273,31 @@ def _detector_class(name: str):
         return detector_class(name)
     except WsvadError as exc:
         raise WsvadError(f"--detector: {exc}") from exc
+
+
+def _crops_inside(cfg: TrainConfig) -> TrainConfig:
+    """``crop_mode: inside`` is the detector's ``crops_inside`` param (rtfm): set it; refuse a
+    detector without one, or a ``crops_inside`` that contradicts the crop mode."""
+    from wsvad.detectors.registry import detector_params_model
+
+    name, inside = cfg.detector.name, cfg.crop_mode == "inside"
+    given = cfg.detector.params.get("crops_inside")
+    if "crops_inside" not in detector_params_model(name).model_fields:
+        if inside:
+            raise WsvadError(
+                f"crop_mode inside: detector {name!r} scores one crop at a time; only detectors "
+                "with a crops_inside param (rtfm) take every crop in one sample"
+            )
+        return cfg
+    if given is not None and bool(given) != inside:
+        raise WsvadError(
+            f"detector.params.crops_inside={given} contradicts crop_mode {cfg.crop_mode}; "
+            "set crop_mode: inside for crops inside a sample, and leave crops_inside unset"
+        )
+    if not inside:
+        return cfg
+    params = {**cfg.detector.params, "crops_inside": True}
+    return cfg.model_copy(update={"detector": cfg.detector.model_copy(update={"params": params})})
 
 
 def _warn_about_scoring(cfg: TrainConfig) -> None:
@@ -361,7 +389,7 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
     if needs == "bags":
         videos = BagVideos(load_bags(cache, [v.video_id for v in train], cfg.crop_mode), train)
     else:
-        videos = SnippetVideos(store, train, cfg.crop_mode)
+        videos = SnippetVideos(store, train, recipe)
     val_videos = None
     if cfg.selection.mode == "val":
         val_videos = BagVideos(load_bags(cache, [v.video_id for v in val], cfg.crop_mode), val)
