@@ -351,7 +351,7 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
     check_training_set(infos, store.path, needs_both=cls.sampler == "balanced")
     train, val, test = _split(cfg, infos, store.path)
     # Training inputs are prepared by the recipe test videos are scored with.
-    recipe = scoring_recipe(cfg, store)
+    recipe = scoring_recipe(cfg, store, train)
     cache = None
     if needs == "bags" or val:
         cache = ensure_bag_cache(
