@@ -45,12 +45,15 @@ def test_a_recipe_norm_without_its_statistics_is_refused():
         FeatureNorm(kind="center", shift=[0.0, 1.0]).apply(np.zeros((1, 3), np.float32))
 
 
-@pytest.fixture
-def claws_run(planted_store, tmp_path):
+@pytest.fixture(scope="module")
+def claws(make_module_store):
+    """A planted store (the default one) and a 2-step CLAWS run on it, shared by the tests."""
+    store = make_module_store("claws")
+    tmp = store.path.parent
     cfg = TrainConfig.model_validate(
         {
-            "store": str(planted_store.path),
-            "out": str(tmp_path / "run"),
+            "store": str(store.path),
+            "out": str(tmp / "run"),
             "detector": {"name": "claws", "params": {"hidden": [16, 8], "window": 8}},
             "sampler": {"window": 8},
             "crop_mode": "mean",
@@ -58,10 +61,11 @@ def claws_run(planted_store, tmp_path):
         }
     )
     assert run_train(cfg).finished
-    return tmp_path / "run"
+    return store, tmp / "run"
 
 
-def test_claws_fits_mean_normalisation_on_its_training_videos_only(planted_store, claws_run):
+def test_claws_fits_mean_normalisation_on_its_training_videos_only(claws):
+    planted_store, claws_run = claws
     model = json.loads((claws_run / "model.json").read_text())
     norm = FeatureNorm.model_validate(model["scoring"]["feature_norm"])
     assert norm.kind == "mean"  # claws' default (train_defaults)
@@ -76,7 +80,8 @@ def test_claws_fits_mean_normalisation_on_its_training_videos_only(planted_store
     assert not np.allclose(norm.scale, np.ptp(everything, axis=0))
 
 
-def test_claws_trains_and_scores_on_the_normalised_features(planted_store, claws_run):
+def test_claws_trains_and_scores_on_the_normalised_features(claws):
+    planted_store, claws_run = claws
     from wsvad.scoring.score import load_scoring_model, score_features
     from wsvad.train.data import SnippetVideos, load_video_infos
 

@@ -32,9 +32,17 @@ def _cfg(store, out, **extra) -> TrainConfig:
     return TrainConfig.model_validate(data | extra)
 
 
-def test_rtfm_trains_with_every_crop_inside_by_default(planted_store, tmp_path):
-    out = tmp_path / "run"
-    assert run_train(_cfg(planted_store, out)).finished
+@pytest.fixture(scope="module")
+def inside(make_module_store):
+    """The default planted store (2 crops of 16-d) and a 2-step rtfm run on it with its defaults."""
+    store = make_module_store("inside")
+    run_dir = store.path.parent / "run"
+    assert run_train(_cfg(store, run_dir)).finished
+    return store, run_dir
+
+
+def test_rtfm_trains_with_every_crop_inside_by_default(inside):
+    _, out = inside
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["crop_mode"] == "inside" and saved["detector"]["params"]["crops_inside"] is True
     model = json.loads((out / "model.json").read_text())
@@ -57,11 +65,10 @@ def test_an_inside_batch_holds_every_crop_of_its_videos_bags(planted_store):
         np.testing.assert_allclose(row.numpy(), expected, rtol=1e-6)
 
 
-def test_inside_test_scores_average_the_crops_inside_the_model(planted_store, tmp_path):
+def test_inside_test_scores_average_the_crops_inside_the_model(inside):
     from wsvad.scoring.score import load_scoring_model
 
-    out = tmp_path / "run"
-    run_train(_cfg(planted_store, out))
+    planted_store, out = inside
     model = load_scoring_model(out)
     vid = "test_abnormal_00"
     raw = torch.from_numpy(planted_store.read(vid))  # (N, C, D)
