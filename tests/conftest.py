@@ -189,6 +189,16 @@ def make_planted_store(tmp_path):
     return factory
 
 
+@pytest.fixture(scope="module")
+def make_module_store(tmp_path_factory):
+    """``make_planted_store`` for module-scoped fixtures (a store shared by a module's tests)."""
+
+    def factory(name: str = "store", **kwargs):
+        return write_planted_store(tmp_path_factory.mktemp(name) / name, **kwargs)
+
+    return factory
+
+
 @pytest.fixture
 def planted_store(make_planted_store):
     """The default planted store: 16-d features, 2 crops, 12 train + 6 test videos per label."""
