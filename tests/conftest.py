@@ -225,6 +225,17 @@ def cuda_missing() -> str | None:
     )
 
 
+def pytest_configure(config):
+    """``WSVAD_FAKE_CUDA=1``: torch reports one CUDA device for the whole session, so a CPU machine
+    finds the tests that assume there is no GPU (docs/guarantees.md). Nothing can run on it: the
+    ``gpu`` tests stay deselected."""
+    if os.environ.get("WSVAD_FAKE_CUDA") == "1":
+        import torch
+
+        torch.cuda.is_available = lambda: True
+        torch.cuda.device_count = lambda: 1
+
+
 def pytest_runtest_setup(item):
     """``@pytest.mark.gpu`` tests skip, with the reason, where CUDA is missing (``make test-gpu``
     selects them; the default run deselects them)."""
