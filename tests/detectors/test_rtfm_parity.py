@@ -23,6 +23,7 @@ from wsvad.detectors import Batch, build_detector, detector_class
 from wsvad.detectors.rtfm import state_from_public_code
 from wsvad.train.config import TrainConfig, resolve
 from wsvad.train.loop import _optimizer_step, build_optimizer
+from wsvad.train.run import _crops_inside
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("data") / "rtfm_step.npz"
@@ -63,7 +64,15 @@ def step():
     assert tool.sha256_arrays(masks) == str(golden["masks_sha256"])
 
     torch.set_num_threads(2)
-    det = build_detector("rtfm", (tool.CROPS, tool.D), {"crops_inside": True})
+    # `wsvad train --detector rtfm` without a config: crops inside, Adam lr 1e-3, weight decay 5e-3
+    cfg = _crops_inside(
+        resolve(
+            TrainConfig(store="s", out="o", detector={"name": "rtfm"}),
+            detector_class("rtfm").train_defaults,
+        )
+    )
+    assert cfg.crop_mode == "inside" and cfg.detector.params["crops_inside"] is True
+    det = build_detector("rtfm", (tool.CROPS, tool.D), cfg.detector.params)
     det.load_state_dict(
         state_from_public_code({k: torch.from_numpy(v) for k, v in init.items()}, det)
     )
@@ -71,11 +80,6 @@ def step():
     # the (normal, abnormal) rows of the batch in one call.
     det.drop = tool.MaskReplay([*masks[:3], np.concatenate([masks[4], masks[3]])])
     det.train()
-    # the resolved defaults of `wsvad train --detector rtfm` and the training loop's own step
-    cfg = resolve(
-        TrainConfig(store="s", out="o", detector={"name": "rtfm"}),
-        detector_class("rtfm").train_defaults,
-    )
     opt = build_optimizer(det.parameters(), cfg.optim)
     normal, abnormal = inputs
     features = torch.from_numpy(np.concatenate([normal, abnormal])).transpose(1, 2)  # (B,T,C,D)
