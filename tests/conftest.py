@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARK_LISTS = REPO.parent / "shared" / "data" / "benchmark-lists"
 
 
 def write_video(
@@ -150,10 +149,12 @@ def planted_store(make_planted_store):
 
 @pytest.fixture(scope="session")
 def benchmark_lists() -> Path:
-    """The real, byte-exact official lists and annotations (shared/data/benchmark-lists)."""
-    if not BENCHMARK_LISTS.is_dir():
-        pytest.skip(f"benchmark lists not found at {BENCHMARK_LISTS}")
-    return BENCHMARK_LISTS
+    """The real, byte-exact official lists and annotations, as shipped in the package
+    (wsvad/data/benchmark_lists), sha256-checked: a damaged copy fails every test using it."""
+    from wsvad.data.packaged import lists_dir, verify_all
+
+    assert verify_all() == []
+    return lists_dir()
 
 
 def _load_local_slurm():

@@ -1,0 +1,111 @@
+"""The ``wsvad`` command: every sub-command lives in a module of this package (listed below);
+:func:`run` runs it and turns its outcome into an exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+import typer
+
+from wsvad.cli.app import app, err_console
+from wsvad.errors import EXIT_ERROR, EXIT_OK, WsvadError
+
+# The command modules register their commands on `app` when imported, in this order, which is the
+# order of `wsvad --help` (the pipeline's). A new command module is one more line here.
+# isort: off
+from wsvad.cli import data  # noqa: F401 - datasets, check, synth
+from wsvad.cli import extract  # noqa: F401 - extract
+from wsvad.cli import info  # noqa: F401 - info, backbones
+from wsvad.cli import train  # noqa: F401 - train
+from wsvad.cli import evaluate  # noqa: F401 - evaluate, compare, score
+from wsvad.cli import report  # noqa: F401 - report
+from wsvad.cli import transfer  # noqa: F401 - import, export, concat
+from wsvad.cli import cluster  # noqa: F401 - slurm-script
+
+# isort: on
+
+try:  # typer >= 0.20 vendors click; accept the exceptions of both
+    from typer._click.exceptions import ClickException as _TyperClickException
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _TyperClickException = click.ClickException
+_CLICK_ERRORS = (click.ClickException, _TyperClickException)
+_EXITS = (click.exceptions.Exit, typer.Exit)
+_ABORTS = (click.exceptions.Abort, typer.Abort)
+
+__all__ = ["app", "main", "run"]
+
+# Exit codes, one convention for every command (`wsvad --help` lists the codes):
+# - a command that succeeded returns None (exit 0);
+# - a command that finished but must report another outcome ends with `raise typer.Exit(code)`:
+#   EXIT_PARTIAL (3) when some inputs failed, EXIT_ERROR (1) when `wsvad check` found errors;
+# - an error that stops a command is a WsvadError: run() prints it on one line and returns 1.
+# Bad usage is click's (2); Ctrl-C is 130. Commands never *return* a code: typer ignores return
+# values when it runs standalone, while typer.Exit means the same under app() and under run().
+_EXIT_INTERRUPTED = 130  # typer turns Ctrl-C into Exit(130)
+_INTERRUPTED = "interrupted: finished work is kept; run the same command again to resume"
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` and return its exit code (used by tests and ``main``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    _configure_logging(debug)
+    try:
+        # Not standalone, typer returns the code of a typer.Exit, or the command's None.
+        code = app(args=args, prog_name="wsvad", standalone_mode=False)
+    except _EXITS as exc:  # raised outside a command, where typer does not catch it
+        code = exc.exit_code
+    except _CLICK_ERRORS as exc:
+        exc.show()
+        return exc.exit_code
+    except _ABORTS:
+        err_console.print("aborted")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        code = _EXIT_INTERRUPTED
+    except WsvadError as exc:
+        if debug:
+            raise
+        _print_error(str(exc))
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the last line of defence turns crashes into one line
+        if debug:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        _print_error(f"{type(exc).__name__}: {first} (run with --debug for the traceback)")
+        return EXIT_ERROR
+    code = EXIT_OK if code is None else code
+    if code == _EXIT_INTERRUPTED:
+        err_console.print(_INTERRUPTED)
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    sys.exit(run(argv))
+
+
+def _debug_requested(args: list[str]) -> bool:
+    """``--debug`` anywhere before ``--``: before the sub-command (the group's option) or after it
+    (every command declares it too, see ``wsvad.cli.options.DebugOpt``)."""
+    options = args[: args.index("--")] if "--" in args else args
+    return "--debug" in options
+
+
+def _configure_logging(debug: bool) -> None:
+    # Libraries such as distributed set their own loggers to INFO; the handler's level keeps their
+    # chatter out of the terminal unless --debug is given.
+    level = logging.DEBUG if debug else logging.WARNING
+    handler = logging.StreamHandler()
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def _print_error(message: str) -> None:
+    """``error: <message>``, one line per line of the message, never rich markup."""
+    for line in message.splitlines() or [""]:
+        err_console.print(f"error: {line}", markup=False, soft_wrap=True)

@@ -1,0 +1,166 @@
+"""``wsvad train``: train a detector on a feature store and write a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wsvad.cli.app import app, console, err_console, progress_bar
+from wsvad.cli.options import ConfigOpt, DebugOpt, DeviceOpt, SeedOpt, SetsOpt, StoreOpt
+from wsvad.errors import EXIT_PARTIAL, WsvadError
+
+Opt = typer.Option
+
+
+# Options of train only; the shared ones are in wsvad.cli.options.
+RunOutOpt = Annotated[
+    Path | None, Opt("--out", help="Run directory to write. Required (here or in --config).")
+]
+DetectorOpt = Annotated[str | None, Opt(help="Detector name (see wsvad.detectors). Default: mil.")]
+LabelsDatasetOpt = Annotated[
+    str | None,
+    Opt(
+        "--dataset",
+        help="Take the labels from this dataset adapter (see `wsvad datasets`). "
+        "Default: the labels in the store's attrs.",
+    ),
+]
+LabelsRootOpt = Annotated[
+    Path | None, Opt("--root", help="Dataset root folder for --dataset. Default: none.")
+]
+SeedsOpt = Annotated[
+    str | None,
+    Opt(help="Several seeds, e.g. 0,1,2: one run each, mean ± std reported. Default: off."),
+]
+IterationsOpt = Annotated[
+    int | None,
+    Opt(help="Optimizer steps. Default: the detector's paper setting, else 1000."),
+]
+SelectionOpt = Annotated[
+    str | None,
+    Opt(
+        help="Model selection: last, val or test-best (optimistic; recorded and flagged). "
+        "Default: last."
+    ),
+]
+OverwriteOpt = Annotated[
+    bool, Opt("--overwrite", help="Replace an existing run in --out. Default: resume it.")
+]
+
+
+@app.command()
+def train(
+    store: StoreOpt = None,
+    out: RunOutOpt = None,
+    detector: DetectorOpt = None,
+    dataset: LabelsDatasetOpt = None,
+    root: LabelsRootOpt = None,
+    config: ConfigOpt = None,
+    seed: SeedOpt = None,
+    seeds: SeedsOpt = None,
+    iterations: IterationsOpt = None,
+    selection: SelectionOpt = None,
+    device: DeviceOpt = None,
+    overwrite: OverwriteOpt = False,
+    sets: SetsOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Train a detector with video-level labels; writes config, weights, log and test scores to
+    --out."""
+    from wsvad.config import load_config
+    from wsvad.train import TrainConfig
+
+    flags = {
+        "store": store,
+        "out": out,
+        "detector.name": detector,
+        "dataset": dataset,
+        "root": root,
+        "seed": seed,
+        "seeds": _parse_seeds(seeds),
+        "iterations": iterations,
+        "selection.mode": selection,
+        "device": device,
+    }
+    cfg = load_config(TrainConfig, config, flags, sets)
+    result = _train_with_progress(cfg, overwrite)
+    report = result.report
+    if report is not None and not report.clean:
+        _print_unmatched(report)
+    _print_figures(result)
+    if report is not None and (report.not_in_store or report.unlabelled):
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise WsvadError(
+            f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2"
+        ) from None
+
+
+def _train_with_progress(cfg, overwrite: bool):
+    """``run_train`` under a progress bar: the bag cache first, then the optimizer steps."""
+    from wsvad.train import run_train
+
+    with progress_bar("{task.description}", "{task.fields[info]}") as bar:
+        task = bar.add_task("train", total=None, info="")
+
+        def progress(step: int, total: int, logged: dict[str, float]) -> None:
+            info = f"loss {logged['loss']:.4f}  {logged['it_s']:.0f} it/s" if logged else ""
+            bar.update(task, completed=step, total=total, info=info)
+
+        def cache_progress(done: int, total: int) -> None:
+            bar.update(task, description="bag cache", completed=done, total=total, info="")
+            if done == total:
+                bar.update(task, description="train", completed=0, total=None)
+
+        return run_train(cfg, progress=progress, overwrite=overwrite, cache_progress=cache_progress)
+
+
+def _print_unmatched(report) -> None:
+    """The store's and the dataset's video ids that did not match, as a table on stderr."""
+    from rich.table import Table
+
+    table = Table(title=f"unmatched video ids ({report.source})")
+    for name in ("kind", "count", "examples"):
+        table.add_column(name)
+    for kind, ids in (
+        ("in store, not in dataset (ignored)", report.not_in_dataset),
+        ("in dataset, not in store (missing)", report.not_in_store),
+        ("in store, no split/label attrs (ignored)", report.unlabelled),
+    ):
+        if ids:
+            examples = ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+            table.add_row(kind, str(len(ids)), examples)
+    err_console.print(table)
+
+
+def _print_figures(result) -> None:
+    """One line per seed (steps, quick frame AUC, warning), then the mean ± std over seeds."""
+    from wsvad.runs import mean_std
+
+    for member in result.members or [result]:
+        auc = "n/a (no frame labels)" if member.frame_auc is None else f"{member.frame_auc:.4f}"
+        own = f"  [{member.warning}]" if member.warning else ""
+        console.print(
+            f"{member.run_dir}: seed {member.seed}, {member.steps} steps, "
+            f"quick frame AUC (test) {auc}{own}",
+            markup=False,
+            soft_wrap=True,
+        )
+    summary = mean_std(m.frame_auc for m in result.members)
+    if summary["n"]:
+        flag = f"  [{result.warning}]" if result.warning else ""
+        console.print(
+            f"{result.run_dir}: frame AUC over {summary['n']} seeds "
+            f"{summary['mean']:.4f} ± {summary['std']:.4f}{flag}",
+            markup=False,
+            soft_wrap=True,
+        )

@@ -1,0 +1,157 @@
+"""Typed configs: defaults in code < YAML file < named CLI flags < repeated ``--set key=value``.
+
+Every stage declares a pydantic model with ``extra="forbid"``; this module is the only place
+where the layers are merged, so that a typo or a wrong type fails at load time with the key and
+the file named. Field types that several stages share (``Device``) are defined here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
+
+from wsvad.errors import WsvadError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _check_device(value: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+        # A custom error type keeps pydantic's "Value error, " prefix out of the one-line message.
+        raise PydanticCustomError("device", "expected cpu, cuda or cuda:N")
+    return value
+
+
+# A torch device string, ``cpu``, ``cuda`` or ``cuda:N``: its form is checked when the config loads,
+# not when the first tensor moves (whether CUDA is there is for the stage to check).
+Device = Annotated[str, AfterValidator(_check_device)]
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WsvadError(f"{path}: cannot read config ({exc.strerror or exc})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise WsvadError(f"{path}:{where}: malformed YAML: {problem}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise WsvadError(
+            f"{path}: a config must be a mapping of keys to values, got {type(data).__name__}"
+        )
+    return data
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = target
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_sets(sets: list[str] | None) -> dict[str, Any]:
+    """Turn ``["optim.lr=3e-4", "crops=5"]`` into a nested dict; values are parsed as YAML
+    scalars."""
+    merged: dict[str, Any] = {}
+    for item in sets or []:
+        if "=" not in item:
+            raise WsvadError(f"--set {item!r}: expected key.path=value")
+        key, raw = item.split("=", 1)
+        if not key.strip():
+            raise WsvadError(f"--set {item!r}: empty key")
+        _set_dotted(merged, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+    return merged
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: ``source: key.path: reason (got value)``."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "<root>"
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) or err["type"] == "missing" else f" (got {got!r})"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{source}: {key}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def load_config(
+    model: type[ModelT],
+    path: Path | str | None = None,
+    flags: dict[str, Any] | None = None,
+    sets: list[str] | None = None,
+) -> ModelT:
+    """Merge the config layers and validate them into ``model``.
+
+    Args:
+        model: the pydantic model of the stage.
+        path: optional YAML file.
+        flags: named CLI options; ``None`` values mean "not given" and are dropped. Dotted keys
+            (``"optim.lr"``) address nested fields.
+        sets: ``key.path=value`` overrides, applied last.
+
+    Raises:
+        WsvadError: malformed YAML, unknown keys, wrong types or out-of-range values, with the file
+            and key named.
+    """
+    data: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
+    flag_tree: dict[str, Any] = {}
+    for key, value in (flags or {}).items():
+        if value is not None:
+            _set_dotted(flag_tree, key, value)
+    data = _deep_merge(_deep_merge(data, flag_tree), parse_sets(sets))
+    source = str(path) if path is not None else "command line"
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise WsvadError(format_validation_error(exc, source)) from exc
+
+
+def config_to_json(cfg: BaseModel) -> dict[str, Any]:
+    """Plain-JSON form of a config (paths as strings), suitable for zarr attrs and metrics.json."""
+    return json.loads(cfg.model_dump_json())
+
+
+def config_hash(data: dict[str, Any]) -> str:
+    """Stable short hash of a JSON-able mapping (sorted keys)."""
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def save_config(cfg: BaseModel, path: Path) -> None:
+    """Write the resolved config as YAML (atomically) so a run can be repeated with ``--config``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config_to_json(cfg), sort_keys=False), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,31 @@
+"""Loss terms shared by several papers (Sultani et al. 2018, eq. 4-7 and its descendants)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def mil_ranking_hinge(
+    abnormal_scores: Tensor, normal_scores: Tensor, margin: float = 1.0
+) -> Tensor:
+    """Mean over pairs of ``max(0, margin - max_t s_a + max_t s_n)`` (Sultani et al., eq. 3).
+
+    Args:
+        abnormal_scores: ``(P, T)`` bag scores of abnormal videos.
+        normal_scores: ``(P, T)`` bag scores of the paired normal videos.
+    """
+    return torch.relu(
+        margin - abnormal_scores.max(dim=1).values + normal_scores.max(dim=1).values
+    ).mean()
+
+
+def temporal_smoothness(scores: Tensor) -> Tensor:
+    """Mean over videos of ``sum_t (s_t - s_{t+1})^2`` (Sultani et al., eq. 6 first term):
+    ``(P, T) -> ()``."""
+    return ((scores[:, :-1] - scores[:, 1:]) ** 2).sum(dim=1).mean()
+
+
+def sparsity(scores: Tensor) -> Tensor:
+    """Mean over videos of ``sum_t s_t`` (Sultani et al., eq. 6 second term); ``(P, T) -> ()``."""
+    return scores.sum(dim=1).mean()

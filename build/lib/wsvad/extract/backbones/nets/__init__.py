@@ -1,0 +1,2 @@
+"""The torch networks behind the backbones, kept apart so that specs and ``wsvad backbones`` never
+import torch."""

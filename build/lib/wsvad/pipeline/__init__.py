@@ -1,0 +1,1 @@
+"""Orchestration and the contracts between stages (store, bags, cluster); no torch here."""
