@@ -34,7 +34,23 @@ def _check_device(value: str) -> str:
 Device = Annotated[str, AfterValidator(_check_device)]
 
 
+def _config_of_store(path: Path) -> dict[str, Any]:
+    """``--config STORE``: the resolved config a feature store was made with (its attr
+    ``config``), without ``overwrite`` so that repeating it resumes instead of wiping the store."""
+    try:
+        attrs = json.loads((path / "zarr.json").read_text(encoding="utf-8"))["attributes"]
+        config = dict(attrs["config"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WsvadError(
+            f"{path}: a folder given as --config must be a feature store made by `wsvad extract`"
+        ) from exc
+    config["overwrite"] = False
+    return config
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if Path(path).is_dir():
+        return _config_of_store(Path(path))
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -115,7 +131,7 @@ def load_config(
 
     Args:
         model: the pydantic model of the stage.
-        path: optional YAML file.
+        path: optional YAML file (or a feature store folder: the config it was made with).
         flags: named CLI options; ``None`` values mean "not given" and are dropped. Dotted keys
             (``"optim.lr"``) address nested fields.
         sets: ``key.path=value`` overrides, applied last.

@@ -20,7 +20,8 @@ from wsvad.cli import run
 from wsvad.errors import EXIT_OK
 from wsvad.extract.config import ExtractConfig
 from wsvad.extract.run import run_extract
-from wsvad.pipeline.store import TMP, FeatureStore
+from wsvad.pipeline.bookkeeping import tmp_entries
+from wsvad.pipeline.store import FeatureStore
 
 pytestmark = pytest.mark.slurm
 
@@ -149,9 +150,9 @@ def test_job_array_script_runs_under_sbatch(slurm_cluster, videos, reference, tm
     logs = "\n".join(p.read_text() for p in sorted(Path(f"{out}.logs").glob("*.out")))
     assert (check_state, exit_code) == ("COMPLETED", "0:0"), logs
     assert "4 of 4 complete, 0 failed, 0 missing" in logs
-    assert sorted(p.name for p in (out / "failures.d").iterdir()) == [
-        "shard-0-of-2.json",
-        "shard-1-of-2.json",
+    assert sorted(p.name for p in (out / "failures").iterdir() if p.is_dir()) == [
+        "shard-0-of-2",
+        "shard-1-of-2",
     ]
     assert_identical(out, reference)
 
@@ -165,7 +166,7 @@ def test_a_killed_worker_job_loses_nothing(slurm_cluster, videos, reference, tmp
     victim = None
     deadline = time.monotonic() + 120
     while victim is None and time.monotonic() < deadline and thread.is_alive():
-        for partial in (out / TMP).glob("*") if (out / TMP).is_dir() else []:
+        for partial in tmp_entries(out):
             job = slurm_job_of(int(partial.name.split(".")[-2]))  # <node>.<host>.<pid>.<uuid>
             if job:
                 victim = (partial, job)

@@ -295,7 +295,7 @@ def _report(summary) -> None:
     if not summary.failures:
         return
     err_console.print(
-        f"{len(summary.failures)} video(s) failed (recorded in {summary.store}/failures.json):",
+        f"{len(summary.failures)} video(s) failed (recorded in {summary.store}/failures):",
         markup=False,
         soft_wrap=True,
     )

@@ -245,7 +245,7 @@ def _print_import_problems(result, out: Path) -> None:
         table = Table(
             "video id",
             "reason",
-            title=f"{len(result.failed)} videos failed (recorded in {out}/failures.json)",
+            title=f"{len(result.failed)} videos failed (recorded in {out}/failures)",
         )
         for vid, reason in sorted(result.failed.items())[:_SHOWN]:
             table.add_row(vid, reason)

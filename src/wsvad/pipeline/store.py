@@ -5,8 +5,12 @@ Layout (schema ``wsvad.features/1``, zarr v3, see docs/architecture.md)::
     STORE/zarr.json            store attrs (written only by the client process)
     STORE/videos/<node>/       one array per COMPLETE video, [T, crops, *feature_shape]
     STORE/.tmp/<node>.<tag>/   arrays being written; renamed into videos/ when complete
-    STORE/failures.json        {video_id: {...}} written atomically by the client
+    STORE/failures/            group; attrs {video_id: {...}}, written atomically by the client
+    STORE/failures/<writer>/   the same, one per concurrent writer (job-array shard)
+    STORE/.lock/               group; attrs name the process writing the store
     STORE/bags/...             derived caches (train stage)
+
+Everything is a zarr node, so ``zarr.open_group(STORE)`` lists without warnings (bookkeeping.py).
 
 Completion is the directory rename: a reader can never see a half-written video, and a killed job
 leaves only ``.tmp`` debris, which the next run deletes and redoes. One writer per video group and
@@ -33,27 +37,16 @@ from zarr.codecs import BloscCodec
 
 from wsvad import __version__
 from wsvad.errors import WsvadError
+from wsvad.pipeline import bookkeeping
+from wsvad.pipeline.bookkeeping import LOCK, TMP
 from wsvad.pipeline.nodes import node_name, video_id_of
 
 SCHEMA = "wsvad.features/1"
 VIDEOS = "videos"
-TMP = ".tmp"
-FAILURES = "failures.json"
-FAILURES_DIR = "failures.d"  # one failures file per concurrent writer (job-array shard)
-LOCK = ".lock"
 # ~64 snippets per chunk: 2.6 MB for 10 crops x 1024 float32, small enough to read one bag range.
 # store attr provenance.kind: features computed by `wsvad extract`, or read from published files
 ProvenanceKind = Literal["extracted", "imported"]
 DEFAULT_CHUNK_T = 64
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _json_safe(value: Any) -> Any:
@@ -108,7 +101,7 @@ class VideoWriter:
         feature_shape = tuple(store.feature_shape)
         self.n_rows = 0
         try:
-            self.tmp_dir.parent.mkdir(parents=True, exist_ok=True)
+            bookkeeping.ensure_group(self.tmp_dir.parent)
             self._array = self._create(n_crops, feature_shape, chunk_t)
         except OSError as exc:
             raise store_write_error(self.tmp_dir, exc) from exc
@@ -271,6 +264,7 @@ class FeatureStore:
         full["feature_shape"] = [int(d) for d in attrs["feature_shape"]]
         group = zarr.open_group(str(path), mode="w", attributes=_json_safe(full), zarr_format=3)
         group.create_group(VIDEOS)
+        bookkeeping.ensure_group(path / bookkeeping.FAILURES)
         return cls(path, group)
 
     # ------------------------------------------------------------------ store-level facts
@@ -357,26 +351,13 @@ class FeatureStore:
 
     def clean_tmp(self) -> int:
         """Delete half-written arrays left by killed jobs; returns how many were removed."""
-        tmp = self.path / TMP
-        if not tmp.is_dir():
-            return 0
-        removed = 0
-        for child in tmp.iterdir():
-            shutil.rmtree(child, ignore_errors=True)
-            removed += 1
-        return removed
+        return bookkeeping.clean_tmp(self.path)
 
     # ------------------------------------------------------------------ failures
     def failures(self) -> dict[str, dict[str, Any]]:
-        """Failed videos that are not complete: ``failures.json`` merged with
-        ``failures.d/<writer>.json``."""
-        merged: dict[str, dict[str, Any]] = {}
-        files = [self.path / FAILURES]
-        if (self.path / FAILURES_DIR).is_dir():
-            files += sorted((self.path / FAILURES_DIR).glob("*.json"))
-        for path in files:
-            if path.is_file():
-                merged.update(json.loads(path.read_text(encoding="utf-8")))
+        """Failed videos that are not complete: the client's failure table merged with every
+        writer's (and with a legacy store's ``failures.json`` / ``failures.d``)."""
+        merged = bookkeeping.read_failures(self.path)
         # a video completed by a later run (or another writer) is no longer a failure
         return {vid: failure for vid, failure in merged.items() if not self.has_video(vid)}
 
@@ -389,20 +370,12 @@ class FeatureStore:
     ) -> None:
         """Merge new failures and drop ``clear`` ids (videos that now succeeded).
 
-        ``writer=None``: the client's ``failures.json``. Concurrent writers (job-array shards) each
-        pass their own name and only ever rewrite ``failures.d/<writer>.json``, so no file has two
-        writers.
+        ``writer=None``: the client's table (attrs of ``STORE/failures``). Concurrent writers
+        (job-array shards) each pass their own name and only ever rewrite
+        ``STORE/failures/<writer>``, so no file has two writers.
         """
-        if writer is None:
-            path = self.path / FAILURES
-        else:
-            path = self.path / FAILURES_DIR / f"{node_name(writer)}.json"
-            path.parent.mkdir(exist_ok=True)
-        current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        for vid in clear:
-            current.pop(vid, None)
-        current.update(_json_safe(failures))
-        _write_json_atomic(path, current)
+        name = None if writer is None else node_name(writer)
+        bookkeeping.update_failures(self.path, name, _json_safe(failures), list(clear))
 
     # ------------------------------------------------------------------ locking
     def acquire_lock(self, name: str = LOCK) -> None:
@@ -410,37 +383,36 @@ class FeatureStore:
         over).
 
         Job-array shards pass their own ``name`` (one lock per shard): they write disjoint videos.
+        The client (``name`` = ``.lock``) then converts a legacy store's bookkeeping.
         """
         lock = self.path / name
         me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                holder = json.loads(lock.read_text())
-            except (OSError, json.JSONDecodeError):
-                holder = {}
-            if holder.get("host") == me["host"] and not _pid_alive(int(holder.get("pid", -1))):
-                lock.unlink(missing_ok=True)
+            taken = bookkeeping.try_lock(lock, me)
+        except OSError as exc:  # read-only or full filesystem, no permission
+            raise store_write_error(lock, exc) from exc
+        if not taken:
+            holder = bookkeeping.lock_holder(lock)
+            dead = holder.get("host") == me["host"] and not _pid_alive(int(holder.get("pid", -1)))
+            if dead or bookkeeping.is_abandoned(lock):
+                bookkeeping.remove_lock(lock)
                 return self.acquire_lock(name)
             raise WsvadError(
                 f"{self.path}: another wsvad process (pid {holder.get('pid')} on "
                 f"{holder.get('host')}) is writing this store; wait for it to finish, or delete "
                 f"{lock} if that process is gone"
-            ) from None
-        except OSError as exc:  # read-only or full filesystem, no permission
-            raise store_write_error(lock, exc) from exc
-        with os.fdopen(fd, "w") as fh:
-            json.dump(me, fh)
+            )
+        if name == LOCK:
+            try:
+                bookkeeping.migrate(self.path)
+            except OSError as exc:
+                raise store_write_error(self.path, exc) from exc
 
     def release_lock(self, name: str = LOCK) -> None:
         lock = self.path / name
-        try:
-            holder = json.loads(lock.read_text())
-        except (OSError, json.JSONDecodeError):
-            return
+        holder = bookkeeping.lock_holder(lock)
         if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
-            lock.unlink(missing_ok=True)
+            bookkeeping.remove_lock(lock)
 
     # ------------------------------------------------------------------ summary
     def disk_bytes(self) -> int:
