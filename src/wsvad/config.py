@@ -17,7 +17,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
-from wsvad.errors import WsvadError
+from wsvad.errors import UsageError, WsvadError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -107,18 +107,42 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return out
 
 
+# pydantic's wording -> the user's (what the key needs, never the model's class name)
+_PLAIN_WORDS = {
+    "extra_forbidden": "unknown key",
+    "missing": "required, but not given",
+    "model_type": "expected a section of keys (key: {name: value}), not a single value",
+    "dict_type": "expected a section of keys (key: {name: value}), not a single value",
+}
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _plain_message(err: dict[str, Any]) -> str:
+    if err["type"] in _PLAIN_WORDS:
+        return _PLAIN_WORDS[err["type"]]
+    msg = str(err["msg"])
+    for prefix in _PYDANTIC_PREFIXES:
+        msg = msg.removeprefix(prefix)
+    return msg.replace("Input should be", "should be")
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: ``source: key.path: reason (got value)``."""
+    """One line per problem: ``source: key.path: reason (got value)``, in the user's words."""
     lines = []
     for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"]) or "<root>"
+        key = ".".join(str(part) for part in err["loc"])
         got = err.get("input")
         shown = "" if isinstance(got, dict) or err["type"] == "missing" else f" (got {got!r})"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"{source}: {key}: {msg}{shown}")
+        lines.append(f"{source}: {key or '<root>'}: {_plain_message(err)}{shown}")
     return "\n".join(lines)
+
+
+def _missing_options(exc: ValidationError) -> list[str]:
+    """The top-level keys a config lacks, when that is all that is wrong with it."""
+    errors = exc.errors()
+    if not errors or any(e["type"] != "missing" or len(e["loc"]) != 1 for e in errors):
+        return []
+    return [str(e["loc"][0]) for e in errors]
 
 
 def load_config(
@@ -150,6 +174,12 @@ def load_config(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        missing = _missing_options(exc)
+        if missing and path is None:  # nothing but required options left out: bad usage (exit 2)
+            shown = ", ".join(f"--{key.replace('_', '-')}" for key in missing)
+            raise UsageError(
+                f"missing {shown} (give it on the command line, or in a file passed with --config)"
+            ) from exc
         raise WsvadError(format_validation_error(exc, source)) from exc
 
 

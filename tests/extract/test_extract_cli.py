@@ -88,7 +88,7 @@ def test_cli_bad_option_values_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "v").mkdir()
     assert run(extract_args(tmp_path / "v", tmp_path / "s", "--tail", "wrap")) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: command line: tail: Input should be 'drop', 'pad' or 'loop'")
+    assert err == "error: command line: tail: should be 'drop', 'pad' or 'loop' (got 'wrap')\n"
     assert run(extract_args(tmp_path / "v", tmp_path / "s", "--device", "gpu0")) == 1
     assert "error: command line: device: expected cpu, cuda or cuda:N (got 'gpu0')" in (
         capsys.readouterr().err

@@ -282,7 +282,7 @@ def score(
 def _print_snippet(s) -> None:
     """``score --stream``: one line per snippet as soon as it is scored."""
     console.print(
-        f"snippet {s.index:5d}  frames {s.start}-{s.end - 1}  score {s.score:.3f}  "
+        f"snippet {s.index:5d}  frames [{s.start}, {s.end})  score {s.score:.3f}  "
         f"latency {1000 * s.latency:.0f} ms",
         markup=False,
     )

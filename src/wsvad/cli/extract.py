@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from wsvad.cli.app import app, console, err_console, progress_bar
+from wsvad.cli.app import app, console, err_console
 from wsvad.cli.options import (
     AccountOpt,
     BackboneOpt,
@@ -25,12 +25,14 @@ from wsvad.cli.options import (
     MemoryOpt,
     OverwriteStoreOpt,
     PrecisionOpt,
+    ProgressEveryOpt,
     QueueOpt,
     RootOpt,
     SetsOpt,
     StoreOutOpt,
     WalltimeOpt,
 )
+from wsvad.cli.progress import DEFAULT_EVERY_S, Reporter
 from wsvad.errors import EXIT_PARTIAL, WsvadError
 
 Opt = typer.Option
@@ -183,6 +185,7 @@ def extract(
     shard: ShardOpt = None,
     prepare_only: PrepareOnlyOpt = False,
     check_only: CheckOnlyOpt = False,
+    progress_every: ProgressEveryOpt = DEFAULT_EVERY_S,
     debug: DebugOpt = False,
 ) -> None:
     # Over 60 lines only because of its signature (one line per option); the body is short.
@@ -228,7 +231,8 @@ def extract(
     elif check_only:
         _check(cfg)
     else:
-        with _ProgressBar() as on_progress:
+        say_resumed(cfg.out, cfg.overwrite)
+        with _ExtractProgress(progress_every) as on_progress:
             summary = run_extract(cfg, progress=on_progress)
         _report(summary)
 
@@ -340,22 +344,17 @@ def _check(cfg) -> None:
         raise typer.Exit(EXIT_PARTIAL)
 
 
-class _ProgressBar:
-    """Rich progress on stderr: videos done/total, frame-crops/s and ETA, fed by run_extract's
+class _ExtractProgress:
+    """Videos done/total, frame-crops/s and ETA (a bar, or log lines), fed by run_extract's
     callback."""
+
+    def __init__(self, every: float):
+        self.reporter = Reporter("extract", "videos", every)
 
     def __enter__(self):
         import time
 
-        self.progress = progress_bar(
-            "extract",
-            "videos",
-            "{task.fields[rate]}",
-            transient=False,
-            disable=not err_console.is_terminal,
-        )
-        self.progress.__enter__()
-        self.task = None
+        self.reporter.__enter__()
         self.began = time.perf_counter()
         self.clock = time.perf_counter
         return self.update
@@ -363,9 +362,20 @@ class _ProgressBar:
     def update(self, event) -> None:
         rate = event.frame_crops / max(1e-9, self.clock() - self.began)
         text = f"{rate:,.0f} frame-crops/s" + (f", {event.failed} failed" if event.failed else "")
-        if self.task is None:
-            self.task = self.progress.add_task("extract", total=event.total, rate=text)
-        self.progress.update(self.task, completed=event.done, rate=text)
+        self.reporter.update(event.done, event.total, text)
 
     def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
+        self.reporter.__exit__(*exc)
+
+
+def say_resumed(store_path, overwrite: bool) -> None:
+    """``resuming STORE: N videos already complete`` when the command continues a store."""
+    from wsvad.pipeline.store import FeatureStore
+
+    if store_path is None or overwrite or not FeatureStore.is_store(store_path):
+        return
+    done = len(FeatureStore.open(store_path).video_ids())
+    if done:
+        err_console.print(
+            f"resuming {store_path}: {done} videos already complete", markup=False, soft_wrap=True
+        )

@@ -162,7 +162,10 @@ def try_lock(lock: Path, holder: dict[str, Any]) -> bool:
         os.mkdir(lock)
     except FileExistsError:
         return False
-    write_group(lock, holder)
+    # written in place, no temporary file: nobody else writes into a lock we created, and on a
+    # nearly full disk the lock must cost no more than one file
+    with open(lock / META, "wb") as fh:
+        fh.write(group_document(holder))
     return True
 
 

@@ -1,3 +1,0 @@
-"""wsvad: weakly-supervised video anomaly detection toolkit."""
-
-__version__ = "0.1.0"

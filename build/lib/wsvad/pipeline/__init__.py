@@ -1,1 +1,0 @@
-"""Orchestration and the contracts between stages (store, bags, cluster); no torch here."""
