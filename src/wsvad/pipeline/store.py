@@ -264,7 +264,6 @@ class FeatureStore:
         full["feature_shape"] = [int(d) for d in attrs["feature_shape"]]
         group = zarr.open_group(str(path), mode="w", attributes=_json_safe(full), zarr_format=3)
         group.create_group(VIDEOS)
-        bookkeeping.ensure_group(path / bookkeeping.FAILURES)
         return cls(path, group)
 
     # ------------------------------------------------------------------ store-level facts
