@@ -106,7 +106,7 @@ def test_score_reproduces_the_training_features_and_detector(trained_run, tmp_pa
     runs = gt_runs(frame_scores >= threshold)
     assert runs and f"{len(runs)} anomalous interval" in out
     for start, end in runs:
-        assert f"frames {start}-{end - 1} ({start / 25:.2f} s - {end / 25:.2f} s)" in out
+        assert f"frames [{start}, {end}) ({start / 25:.2f} s - {end / 25:.2f} s)" in out
     summary = json.loads((tmp_path / "s" / "score.json").read_text())
     assert (
         summary["mode"] == "offline"

@@ -1,8 +1,9 @@
 """One progress reporter for every long command (extract, train, import, check, synth).
 
 On a terminal it is a rich bar on stderr. When stderr is not a terminal (nohup, SLURM, CI logs) a
-bar would print nothing useful, so it writes one plain line every ``--progress-every`` seconds
-(and one when a phase starts and when the command ends)::
+bar would print nothing useful, so it writes one plain line every ``--progress-every`` seconds,
+and one with the final figures when a phase or the command ends (not when it fails: the error is
+then the last line)::
 
     extract: 12/40 videos (30%), 0.41 videos/s, ETA 1m08s, 5,120 frame-crops/s
 """
@@ -106,13 +107,14 @@ class Reporter:
         if new_phase:
             if self.state is not None and not self.terminal:
                 self._line(now)  # close the previous phase with its last figures
+            # the first line comes ``every`` seconds in: a quick command prints only its end
             self.phase, self.began, self.last_line = phase or self.phase, now, now
             self.start = done
             self.unit = unit or self.unit
         self.state = (done, total, info)
         if self.terminal:
             self._update_bar(done, total, info)
-        elif new_phase or now - self.last_line >= self.every:
+        elif now - self.last_line >= self.every:
             self._line(now)
 
     def _update_bar(self, done: int, total: int | None, info: str) -> None:

@@ -97,11 +97,14 @@ def group_attrs(folder: Path) -> dict[str, Any] | None:
 
 
 def tmp_entries(store: Path) -> list[Path]:
-    """Half-written arrays under ``STORE/.tmp`` (not its group metadata)."""
+    """Half-written arrays under ``STORE/.tmp`` (not its group metadata, nor that document's
+    temporary file while it is being created)."""
     folder = store / TMP
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.name != META)
+    return sorted(
+        p for p in folder.iterdir() if p.name != META and not p.name.startswith(f".{META}.")
+    )
 
 
 def clean_tmp(store: Path) -> int:
