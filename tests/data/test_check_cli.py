@@ -8,7 +8,8 @@ import pytest
 from wsvad.cli import run
 from wsvad.cli.app import console
 from wsvad.data import load_dataset
-from wsvad.data.check import probe_frame_count, usable_records
+from wsvad.data.check import usable_records
+from wsvad.data.framecount import declared_frame_count, frame_count
 from wsvad.errors import WsvadError
 
 ANN = "Temporal_Anomaly_Annotation_for_Testing_Videos.txt"
@@ -64,7 +65,7 @@ def test_check_interval_past_the_end_is_a_warning(tiny_ucf, capsys):
     assert "interval-past-end" in out
     assert (
         "Abuse/Abuse028_x264.mp4: interval [30, 41) ends 1 frame(s) past the video (40 frames, "
-        "header); clipped when labelling" in out
+        "decord); clipped when labelling" in out
     )
 
 
@@ -79,7 +80,7 @@ def test_check_errors_give_a_table_and_exit_1(tiny_ucf, capsys):
     rows = [line for line in captured.out.splitlines() if "missing-video" in line]
     assert any("│ 2 " in row for row in rows)  # the summary row counts both
     assert (
-        "Abuse/Abuse028_x264.mp4: interval [50, 61) starts after the last frame (40 frames, header)"
+        "Abuse/Abuse028_x264.mp4: interval [50, 61) starts after the last frame (40 frames, decord)"
         in captured.out
     )
     assert "3 error(s), 0 warning(s)" in captured.err
@@ -137,11 +138,13 @@ def test_datasets_lists_every_adapter(capsys):
 
 def test_probe_frame_count_and_the_stage_gate(tiny_ucf, tmp_path):
     root = tiny_ucf(5, 20)
-    assert probe_frame_count(root / "Abuse" / "Abuse028_x264.mp4") == (40, "header")
+    assert frame_count(root / "Abuse" / "Abuse028_x264.mp4") == (40, "decord")
+    assert declared_frame_count(root / "Abuse" / "Abuse028_x264.mp4") == (40, "header")
     (tmp_path / "frames").mkdir()
     for i in range(3):
         (tmp_path / "frames" / f"{i:04d}.jpg").touch()
-    assert probe_frame_count(tmp_path / "frames") == (3, "images")
+    (tmp_path / "frames" / "._0001.jpg").touch()  # a macOS resource fork is not a frame
+    assert frame_count(tmp_path / "frames") == (3, "images")
     assert len(usable_records(load_dataset("ucf", root))) == 4
     (root / "Anomaly_Train.txt").write_text("Abuse/Abuse001_x264.mp4\nArrest/Arrest001_x264.mp4\n")
     index = load_dataset("ucf", root)

@@ -1,6 +1,8 @@
 """DAM (Majhi et al., AVSS 2021): dissimilarity measures, attention wiring, weighted ranking loss,
 streaming, learning."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -118,15 +120,19 @@ def test_wrong_feature_shapes_are_refused():
 
 
 @pytest.mark.parametrize(
-    "params, scale",
-    [({}, 0.1), ({"measure": "cov"}, 1.0), ({"first_clip": "repeat", "score": "weighted"}, 0.1)],
+    "params",
+    [
+        {"normalise": "mean"},
+        {"measure": "cov"},
+        {"first_clip": "repeat", "score": "weighted", "normalise": "mean"},
+    ],
 )
-def test_streaming_scores_equal_offline_scores(params, scale):
+def test_streaming_scores_equal_offline_scores(params):
     det = _small(**params).eval()
     with torch.no_grad():  # make the attention branch matter, so a wrong predecessor would show
         det.dam_lstm.weight_ih_l0.mul_(20.0)
         det.clip_fc.weight.mul_(20.0)
-    video = scale * torch.randn(20, 7, 16)  # scaled so that D_nt does not saturate the LSTM
+    video = torch.randn(20, 7, 16)  # unscaled: the normalised D_nt does not saturate the LSTM
     offline = det.score_video(video)
     online = torch.tensor(list(stream_scores(det, iter(video))))
     assert torch.allclose(online, offline, atol=1e-6)
@@ -189,3 +195,73 @@ def test_dam_learns_planted_anomalies(measure):
     det.eval()
     scores = torch.cat([det.score_video(x) for x in test_x])
     assert roc_auc_score(test_y.flatten().numpy(), scores.numpy()) > 0.85
+
+
+# ---------------------------------------------------------------------------- real I3D scale
+I3D_REFERENCE = Path(__file__).resolve().parents[1] / "extract" / "data" / "i3d_reference.npz"
+
+
+def _i3d_scale_clips(n_clips: int = 3) -> torch.Tensor:
+    """``(n_clips, 7, 1024)`` non-negative clips with the mean and spread of a real Kinetics I3D
+    feature (tests/extract/data/i3d_reference.npz: mean 0.27, max 1.76): gamma-distributed."""
+    real = np.load(I3D_REFERENCE)["features"].astype(np.float64)
+    mean, var = real.mean(), real.var()
+    rng = np.random.default_rng(0)
+    clips = rng.gamma(mean**2 / var, var / mean, size=(n_clips, 7, 1024))
+    assert abs(clips.mean() / mean - 1) < 0.05 and abs(clips.std() / real.std() - 1) < 0.05
+    return torch.from_numpy(clips.astype(np.float32))
+
+
+def _lstm_by_hand(lstm: torch.nn.LSTM, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 many-to-one LSTM (gates i, f, g, o as torch orders them): ``(M, t, n)`` -> last
+    hidden state ``(M, h)`` and every gate pre-activation ``(M, t, 4h)``."""
+    w_ih = lstm.weight_ih_l0.detach().double().numpy()
+    w_hh = lstm.weight_hh_l0.detach().double().numpy()
+    bias = (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach().double().numpy()
+    M, T, _ = x.shape
+    H = w_hh.shape[1]
+    h, c, pre = np.zeros((M, H)), np.zeros((M, H)), []
+    sig = lambda z: 0.5 * (1.0 + np.tanh(z / 2.0))  # noqa: E731  (logistic, no overflow)
+    for t in range(T):
+        z = x[:, t] @ w_ih.T + h @ w_hh.T + bias  # (M, 4H)
+        pre.append(z)
+        i, f, g, o = (
+            sig(z[:, :H]),
+            sig(z[:, H : 2 * H]),
+            np.tanh(z[:, 2 * H : 3 * H]),
+            sig(z[:, 3 * H :]),
+        )
+        c = f * c + i * g
+        h = o * np.tanh(c)
+    return h, np.stack(pre, axis=1)
+
+
+@pytest.mark.parametrize("normalise", ["none", "mean"])
+def test_eqs_4_5_by_hand_at_i3d_scale(normalise):
+    """Eq. 1-5 of the full-size detector (n = 1024, n_h = 1024) on clips at real I3D scale,
+    recomputed in float64 numpy from the weights; and the scale problem the option fixes."""
+    torch.manual_seed(0)
+    det = build_detector("dam", (7, 1024), {"normalise": normalise}).eval()
+    clips = _i3d_scale_clips()
+    prev = previous_clips(clips[None])[0]  # clip 0 against zeros, clip k against clip k-1
+    with torch.no_grad():
+        channel_a, clip_a = det.attention(clips, prev)
+    x, p = clips.double().numpy(), prev.double().numpy()
+    diff = np.abs(x - p)  # eq. 1-2 (Dist)
+    d_n, d_t = (diff.mean(1), diff.mean(2)) if normalise == "mean" else (diff.sum(1), diff.sum(2))
+    d_nt = d_t[:, :, None] * d_n[:, None, :]  # eq. 3
+    h, pre = _lstm_by_hand(det.dam_lstm, d_nt)
+    e = np.exp(h - h.max(1, keepdims=True))
+    expect_channel = e / e.sum(1, keepdims=True)  # eq. 4: softmax over the n_h channels
+    fc_w = det.clip_fc.weight.detach().double().numpy()
+    fc_b = det.clip_fc.bias.detach().double().numpy()
+    expect_clip = 0.5 * (1.0 + np.tanh((np.tanh(h) @ fc_w.T + fc_b)[:, 0] / 2.0))  # eq. 5
+    assert np.allclose(channel_a.double().numpy(), expect_channel, rtol=1e-4, atol=1e-9)
+    assert np.allclose(clip_a.double().numpy(), expect_clip, rtol=0, atol=1e-5)
+    saturated = float((np.abs(pre) > 5.0).mean())  # gate derivative below 0.7 % of its peak
+    if normalise == "none":
+        assert d_nt.mean() > 100.0  # the paper's sums: D_nt ~ 1e2 at I3D scale
+        assert saturated > 0.9
+    else:
+        assert 0.01 < d_nt.mean() < 1.0
+        assert saturated < 0.01

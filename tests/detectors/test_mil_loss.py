@@ -23,14 +23,16 @@ def _mil_with_fixed_scores(**params):
     return det
 
 
-def test_mil_loss_hand_computed():
+def test_mil_paired_mean_loss_hand_computed():
     # Pair 0: normal scores [0.1, 0.4, 0.2], abnormal [0.3, 0.9, 0.5]
     # Pair 1: normal scores [0.6, 0.2, 0.1], abnormal [0.2, 0.3, 0.1]
     normal = torch.tensor([[0.1, 0.4, 0.2], [0.6, 0.2, 0.1]])
     abnormal = torch.tensor([[0.3, 0.9, 0.5], [0.2, 0.3, 0.1]])
     scores = torch.cat([normal, abnormal])
     feats = torch.stack([scores, torch.zeros_like(scores)], dim=-1)  # (4, 3, 2)
-    det = _mil_with_fixed_scores(lambda_smooth=0.5, lambda_sparse=0.25)
+    det = _mil_with_fixed_scores(
+        lambda_smooth=0.5, lambda_sparse=0.25, objective="paired_mean", weight_penalty="none"
+    )
     out = det.loss(Batch(feats, torch.tensor([0.0, 0, 1, 1]), torch.tensor([0, 0, 1, 1])))
     # hinge: pair 0 max(0, 1 - 0.9 + 0.4) = 0.5; pair 1 max(0, 1 - 0.3 + 0.6) = 1.3; mean 0.9
     assert float(out["hinge"]) == pytest.approx(0.9)
@@ -42,10 +44,53 @@ def test_mil_loss_hand_computed():
     assert float(out["loss"]) == pytest.approx(0.9 + 0.5 * 0.285 + 0.25 * 1.15)
 
 
+def test_mil_released_loss_hand_computed():
+    """The released Keras objective on the same scores: every normal against every abnormal."""
+    normal = torch.tensor([[0.1, 0.4, 0.2], [0.6, 0.2, 0.1]])
+    abnormal = torch.tensor([[0.3, 0.9, 0.5], [0.2, 0.3, 0.1]])
+    scores = torch.cat([normal, abnormal])
+    feats = torch.stack([scores, torch.zeros_like(scores)], dim=-1)
+    det = _mil_with_fixed_scores(lambda_smooth=0.5, lambda_sparse=0.25, weight_penalty="none")
+    out = det.loss(Batch(feats, torch.tensor([0.0, 0, 1, 1]), torch.tensor([0, 0, 1, 1])))
+    # normal 0 (max 0.4): max(0, 1-0.9+0.4) + max(0, 1-0.3+0.4) = 0.5 + 1.1 = 1.6
+    # normal 1 (max 0.6): max(0, 1-0.9+0.6) + max(0, 1-0.3+0.6) = 0.7 + 1.3 = 2.0; mean 1.8
+    assert float(out["hinge"]) == pytest.approx(1.8)
+    assert float(out["smooth"]) == pytest.approx(0.52 + 0.05)  # summed over abnormal videos
+    assert float(out["sparse"]) == pytest.approx(1.7 + 0.6)
+    assert float(out["penalty"]) == 0.0
+    assert float(out["loss"]) == pytest.approx(1.8 + 0.5 * 0.57 + 0.25 * 2.3)
+
+
+def test_mil_weight_penalties_hand_computed():
+    det = build_detector("mil", (2,), {"hidden1": 2, "hidden2": 1})
+    with torch.no_grad():
+        det.fc1.weight.copy_(torch.tensor([[1.0, 2.0], [0.0, -1.0]]))
+        det.fc1.bias.copy_(torch.tensor([3.0, 4.0]))
+        det.fc2.weight.copy_(torch.tensor([[2.0, 0.0]]))
+        det.fc2.bias.copy_(torch.tensor([1.0]))
+        det.fc3.weight.copy_(torch.tensor([[-2.0]]))
+        det.fc3.bias.copy_(torch.tensor([5.0]))
+    # Keras l2(0.001) on kernels only: 0.001 * (1 + 4 + 1 + 4 + 4) = 0.014; biases not included
+    assert float(det.weight_penalty().detach()) == pytest.approx(0.014)
+    port = build_detector("mil", (2,), {"hidden1": 2, "hidden2": 1, "weight_penalty": "layer_norm"})
+    port.load_state_dict(det.state_dict())
+    # 0.001 * (||1,2,0,-1,3,4|| + ||2,0,1|| + ||-2,5||) = 0.001 * (sqrt 31 + sqrt 5 + sqrt 29)
+    assert float(port.weight_penalty().detach()) == pytest.approx(
+        0.001 * (31**0.5 + 5**0.5 + 29**0.5)
+    )
+    det.eval()
+    x = torch.zeros(2, 3, 2)  # scores sigmoid(-2 * (2 * relu(b1)[0] + 1) + 5) = sigmoid(-9)
+    out = det.loss(Batch(x, torch.tensor([0.0, 1.0]), torch.tensor([0, 1])))
+    assert float(out["penalty"]) == pytest.approx(0.014)
+    s = torch.sigmoid(torch.tensor(-9.0))
+    # one normal, one abnormal, all scores equal: hinge 1; smooth 0; sparse 3 s
+    assert float(out["loss"].detach()) == pytest.approx(1.0 + 8e-5 * 3 * float(s) + 0.014, rel=1e-6)
+
+
 def test_mil_hinge_is_zero_when_margin_is_met():
     scores = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
     feats = torch.stack([scores, scores], dim=-1)
-    det = _mil_with_fixed_scores(lambda_smooth=0.0, lambda_sparse=0.0)
+    det = _mil_with_fixed_scores(lambda_smooth=0.0, lambda_sparse=0.0, weight_penalty="none")
     out = det.loss(Batch(feats, torch.tensor([0.0, 1.0]), torch.tensor([0, 1])))
     assert float(out["loss"]) == 0.0
 
@@ -65,11 +110,18 @@ def test_mil_architecture_is_512_32_1_with_paper_defaults():
         and det.params.lambda_smooth == 8.0e-5
         and det.params.lambda_sparse == 8.0e-5
     )
+    assert (det.params.objective, det.params.weight_penalty) == ("released", "kernel_l2")
+    assert det.params.penalty_weight == 1.0e-3
+    # The released Keras code: Adagrad(lr=0.01, epsilon=1e-08), accumulators from 0, no decay.
     assert type(det).train_defaults["optim"] == {
         "name": "adagrad",
-        "lr": 1.0e-3,
-        "weight_decay": 1.0e-3,
+        "lr": 1.0e-2,
+        "weight_decay": 0.0,
+        "eps": 1.0e-8,
+        "initial_accumulator_value": 0.0,
     }
+    assert type(det).train_defaults["iterations"] == 20000
+    assert type(det).train_defaults["sampler"] == {"batch_per_class": 30}
 
 
 def test_mil_eval_is_deterministic_and_train_uses_dropout():

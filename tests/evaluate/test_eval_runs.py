@@ -254,6 +254,7 @@ def test_mean_average_accuracy_from_a_classification_head(tmp_path, store):
 
     from wsvad.detectors import build_detector
     from wsvad.detectors.checkpoint import save_detector
+    from wsvad.scoring.recipe import ScoringRecipe
 
     torch.manual_seed(0)
     run = make_run(tmp_path / "run", store, {0: GOOD})
@@ -267,7 +268,15 @@ def test_mean_average_accuracy_from_a_classification_head(tmp_path, store):
         "cls_hidden": 8,
     }
     detector = build_detector("joint", (4,), params, n_classes=3).eval()
-    save_detector(run / "model", detector, {"class_names": ["Normal", "Arson", "Fighting"]})
+    # Scored as a run with the default recipe: every crop apart, every raw snippet.
+    recipe = ScoringRecipe(
+        crop_mode="separate", score_on="snippets", bag_rule="rtfm", bag_pool="mean", bag_count=32
+    )
+    save_detector(
+        run / "model",
+        detector,
+        {"class_names": ["Normal", "Arson", "Fighting"], "scoring": recipe.to_json()},
+    )
     assert cli(["evaluate", "--run", str(run), "--no-plots"]) == 0
     m = json.loads((run / "eval" / "metrics.json").read_text())["metrics"]
     # The store's features are all zeros, so the head predicts one class k for every video:

@@ -21,6 +21,7 @@ def trained_run(tmp_path, make_video, monkeypatch):
 
     from wsvad.detectors import build_detector
     from wsvad.detectors.checkpoint import save_detector
+    from wsvad.scoring.recipe import ScoringRecipe
 
     torch.set_num_threads(1)
     monkeypatch.setenv("COLUMNS", "200")
@@ -53,7 +54,12 @@ def trained_run(tmp_path, make_video, monkeypatch):
     torch.manual_seed(0)
     detector = build_detector("mil", (8,), {}).eval()
     run = tmp_path / "run"
-    save_detector(run / "model", detector, {"class_names": ["Normal", "Anomaly"]})
+    # The recipe of raw snippets, one crop: the expected scores below are the detector's own.
+    recipe = ScoringRecipe(
+        crop_mode="separate", score_on="snippets", bag_rule="rtfm", bag_pool="mean", bag_count=32
+    )
+    meta = {"class_names": ["Normal", "Anomaly"], "scoring": recipe.to_json()}
+    save_detector(run / "model", detector, meta)
     (run / "run.json").write_text(
         json.dumps({"kind": "single", "store": str(store), "detector": "mil", "seed": 0})
     )

@@ -12,7 +12,6 @@ import pytest
 
 from wsvad.extract.decode import (
     DecodeError,
-    decode_errors,
     fps_ratio,
     iter_frames,
     list_frame_files,
@@ -91,11 +90,16 @@ def test_broken_files_raise_decode_errors(tmp_path, make_video, decoder):
         probe(zero, decoder)
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"\x00garbage" * 100)
-    with pytest.raises(decode_errors()):
+    with pytest.raises(DecodeError) as raised:
         probe(garbage, decoder)
+    # what the reader raised is kept as the kind (decord: RuntimeError; PyAV: InvalidDataError)
+    assert (
+        raised.value.kind in ("RuntimeError", "InvalidDataError")
+        and raised.value.decoder == decoder
+    )
     truncated = tmp_path / "trunc.mp4"  # mp4 cut in half: its index (moov) is lost
     truncated.write_bytes(make_video("whole.mp4", n_frames=40).read_bytes()[:2000])
-    with pytest.raises(decode_errors()):
+    with pytest.raises(DecodeError):
         list(iter_frames(truncated, decoder))
 
 
@@ -107,10 +111,35 @@ def test_truncated_streamable_file_gives_the_same_partial_count(make_video, tmp_
     assert len(list(iter_frames(cut, decoder))) == len(list(iter_frames(cut, "av"))) < 50
 
 
-def test_decord_error_type_is_caught():
+def test_reader_errors_become_decode_errors_and_nothing_else_does(
+    tmp_path, make_video, monkeypatch
+):
+    import decord
     from decord._ffi.base import DECORDError
 
-    assert DECORDError in decode_errors() and RuntimeError in decode_errors()
+    video = make_video("v.mp4", n_frames=20)
+
+    class Broken:
+        def __init__(self, error):
+            self.error = error
+
+        def __call__(self, *args, **kwargs):
+            raise self.error
+
+    monkeypatch.setattr(decord, "VideoReader", Broken(DECORDError("corrupt packet")))
+    with pytest.raises(DecodeError, match="^corrupt packet$") as raised:
+        list(iter_frames(video, "decord"))
+    assert (raised.value.kind, raised.value.decoder) == ("DECORDError", "decord")
+    assert isinstance(raised.value.__cause__, DECORDError)
+    # a full memory is the host's problem: it passes through untranslated
+    monkeypatch.setattr(decord, "VideoReader", Broken(MemoryError()))
+    with pytest.raises(MemoryError):
+        probe(video, "decord")
+    # a DecodeError survives pickling (dask sends exceptions between processes)
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(DecodeError("x", "av", "InvalidDataError")))
+    assert (str(copy), copy.decoder, copy.kind) == ("x", "av", "InvalidDataError")
 
 
 def test_resampling_is_exact_and_streaming():

@@ -279,7 +279,7 @@ def test_progress_reports_every_forward_pass_and_every_video(dataset, tmp_path):
 
 
 def test_an_unusable_backbone_stops_the_run_instead_of_failing_every_video(
-    dataset, tmp_path, monkeypatch
+    dataset, tmp_path, monkeypatch, no_cuda
 ):
     from wsvad.extract import worker
 

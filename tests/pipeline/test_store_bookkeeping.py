@@ -15,7 +15,8 @@ import zarr
 from wsvad.cli import run
 from wsvad.config import load_config
 from wsvad.extract.config import ExtractConfig
-from wsvad.pipeline.bookkeeping import group_attrs, lock_holder, tmp_entries
+from wsvad.locks import holder as lock_holder
+from wsvad.pipeline.bookkeeping import group_attrs, tmp_entries
 from wsvad.pipeline.store import FeatureStore
 from wsvad.train.cache import ensure_bag_cache
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from wsvad.errors import WsvadError
-from wsvad.pipeline.bookkeeping import lock_holder, tmp_entries
+from wsvad.locks import holder as lock_holder
+from wsvad.pipeline.bookkeeping import tmp_entries
 from wsvad.pipeline.store import FeatureStore, node_name, video_id_of
 
 ATTRS = {

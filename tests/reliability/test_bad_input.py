@@ -55,7 +55,9 @@ EXTRACT_BAD = {
 TRAIN_BAD = {
     "optim.lr": st.floats(max_value=0.0),
     "optim.weight_decay": st.floats(max_value=-1e-9),
-    "optim.name": words.filter(lambda w: w not in ("adam", "adagrad", "rmsprop", "radam", "sgd")),
+    "optim.name": words.filter(
+        lambda w: w not in ("adam", "adagrad", "adadelta", "rmsprop", "radam", "sgd")
+    ),
     "bags.count": not_positive,
     "bags.rule": words.filter(lambda w: w not in ("rtfm", "sultani")),
     "iterations": not_positive,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from wsvad.cli import run
+from wsvad.data.framecount import frame_count
 from wsvad.errors import EXIT_PARTIAL
 from wsvad.pipeline.bookkeeping import tmp_entries
 from wsvad.pipeline.store import FeatureStore
@@ -126,6 +127,9 @@ def test_every_good_video_is_stored_and_every_bad_one_is_listed(
             "decord",
         ), vid
         assert store.read(vid).shape == (n_snippets, 1, 16)
+        # odd but whole: as long as their containers declare (no false suspect)
+        assert attrs["suspect"] is None, vid
+    assert "suspect" not in err
     table = store.failures()
     assert sorted(table) == sorted(BAD)
     for vid, (exc, reason) in BAD.items():
@@ -133,6 +137,12 @@ def test_every_good_video_is_stored_and_every_bad_one_is_listed(
         assert "\n" not in table[vid]["reason"] and len(table[vid]["reason"]) <= 300
         assert table[vid]["decoder"] == "decord,av"  # both decoders were tried
     assert not (out / ".tmp").exists() or not tmp_entries(out)
+    # one definition of a video's frame count: what check, import and evaluate count is what
+    # extraction decoded and stored
+    counted = {p.stem: frame_count(p) for p in hostile_root.iterdir()}
+    assert {vid: n for vid, (n, _) in counted.items() if n is not None} == {
+        vid: n_frames for vid, (n_frames, _) in GOOD.items()
+    }, counted
 
 
 def test_decord_and_pyav_agree_on_narrow_tall_rotated_and_vfr_videos(
@@ -183,3 +193,23 @@ def test_short_videos_fail_only_under_tail_drop(hostile_root, tmp_path, tiny_arg
     for tail, rows in (("pad", 1), ("loop", 1)):
         assert run(tiny_args(root, tmp_path / tail, "--workers", "0", "--tail", tail)) == 0
         assert FeatureStore.open(tmp_path / tail).read("one_frame").shape == (rows, 1, 16)
+
+
+def test_a_tif_frame_folder_that_passes_check_is_extracted(tmp_path, tiny_args, capsys):
+    """One image-suffix set: ``.tif``/``.tiff`` frames passed ``wsvad check`` and then failed
+    extraction ("holds no .jpg/.jpeg/.png/.bmp images"); hidden ``._*`` files are not frames."""
+    from PIL import Image
+
+    folder = tmp_path / "videos" / "clip"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(20):
+        image = rng.integers(0, 255, (48, 64, 3), np.uint8)
+        Image.fromarray(image).save(folder / f"{i:03d}.{'tif' if i % 2 else 'tiff'}")
+    (folder / "._000.tif").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
+    root = tmp_path / "videos"
+    assert run(["check", "--dataset", "folder", "--root", str(root), "--probe", "all"]) == 0
+    assert frame_count(folder) == (20, "images")
+    assert run(tiny_args(root, tmp_path / "store", "--workers", "0")) == 0, capsys.readouterr().err
+    attrs = FeatureStore.open(tmp_path / "store").video_attrs("clip")
+    assert (attrs["n_frames"], attrs["n_snippets"], attrs["decoder"]) == (20, 2, "frames")

@@ -19,6 +19,7 @@ import pytest
 
 from wsvad.cli import run
 from wsvad.errors import EXIT_ERROR, EXIT_PARTIAL
+from wsvad.locks import command_text
 from wsvad.pipeline.bookkeeping import tmp_entries
 from wsvad.pipeline.store import FeatureStore
 
@@ -83,12 +84,26 @@ def _busy(out: Path) -> bool:
     return (out / ".tmp").is_dir() and tmp_entries(out)
 
 
+def _is_dask_worker(cmdline: list[str]) -> bool:
+    """A worker process: spawned by multiprocessing, renamed "dask worker [...]" by distributed
+    once it runs (when setproctitle is installed)."""
+    text = " ".join(cmdline)
+    return "multiprocessing.spawn" in text or text.startswith("dask worker")
+
+
 def _worker_pids(pid: int) -> list[int]:
     try:
         children = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [c.pid for c in children if "multiprocessing.spawn" in " ".join(c.cmdline())]
+    pids = []
+    for child in children:
+        try:  # a child may exit (or be a zombie) between the listing and this read
+            if _is_dask_worker(child.cmdline()):
+                pids.append(child.pid)
+        except psutil.NoSuchProcess:  # ZombieProcess included
+            continue
+    return pids
 
 
 def _kill_extract_then_resume(
@@ -324,7 +339,8 @@ def test_a_second_extract_on_the_same_store_is_refused(
     dataset, tmp_path, tiny_args, spawn, wait_for, snapshot, reference, assert_same_store
 ):
     out = tmp_path / "store"
-    first = spawn(tiny_args(dataset, out, "--workers", "0", *SLOW_WRITES))
+    first_args = tiny_args(dataset, out, "--workers", "0", *SLOW_WRITES)
+    first = spawn(first_args)
     wait_for(
         lambda: _store_ready(out) or first.poll() is not None, 60, "the first extraction's lock"
     )
@@ -337,9 +353,9 @@ def test_a_second_extract_on_the_same_store_is_refused(
             assert second.returncode == EXIT_ERROR
             lines = [line for line in stderr.splitlines() if line.startswith("error:")]
             assert lines == [
-                f"error: {out}: another wsvad process (pid {first.pid} on {os.uname().nodename}) "
-                f"is writing this store; wait for it to finish, or delete {out / '.lock'} if that "
-                "process is gone"
+                f"error: {out}: another wsvad process (pid {first.pid} on {os.uname().nodename}: "
+                f"{command_text(['wsvad', *first_args])}) is writing this store; wait for it to "
+                f"finish, or delete {out / '.lock'} if that process is gone"
             ]
         assert (
             snapshot(out).keys() == before.keys()

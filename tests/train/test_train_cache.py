@@ -114,3 +114,26 @@ def test_unlabelled_store_videos_are_reported(make_planted_store):
     infos, class_names, report = load_video_infos(store)
     assert infos == [] and class_names == ["Normal"]
     assert report.unlabelled == store.video_ids() and not report.clean
+
+
+@pytest.mark.parametrize(("rule", "pool"), [("sultani", "mean"), ("rtfm", "max")])
+def test_crop_mean_runs_train_on_the_bags_they_are_scored_on(planted_store, rule, pool):
+    """#15.4: crops are averaged before the bags are pooled (and L2-normalised under the Sultani
+    rule): the cached training bags equal the inputs ``score_features`` gives the detector."""
+    from wsvad.scoring.recipe import ScoringRecipe, model_sequences
+
+    recipe = ScoringRecipe(
+        crop_mode="mean", score_on="bags", bag_rule=rule, bag_pool=pool, bag_count=4
+    )
+    path = ensure_bag_cache(planted_store, rule, pool, 4, recipe=recipe)
+    assert path.name == f"{rule}-{pool}-T4-float32-cropmean"
+    vid = planted_store.video_ids()[0]
+    raw = planted_store.read(vid)  # (N, 2, 16)
+    trained = load_bags(path, [vid], "mean")[0]  # (T, 1, 16)
+    np.testing.assert_array_equal(trained[:, 0], model_sequences(recipe, raw)[0])
+    # Bagging each crop first and averaging the bags (the old order) gives other inputs.
+    per_crop_first = segment_into_bags(raw, 4, rule, pool).mean(axis=1)
+    assert np.abs(per_crop_first - trained[:, 0]).max() > 1e-2
+    if rule == "sultani":
+        np.testing.assert_allclose(np.linalg.norm(trained[:, 0], axis=1), 1.0, rtol=1e-5)
+        assert np.linalg.norm(per_crop_first, axis=1).max() < 0.99

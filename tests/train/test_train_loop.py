@@ -18,6 +18,7 @@ from wsvad.train.loop import build_optimizer, lr_at
     [
         ("adam", torch.optim.Adam),
         ("adagrad", torch.optim.Adagrad),
+        ("adadelta", torch.optim.Adadelta),
         ("rmsprop", torch.optim.RMSprop),
         ("radam", torch.optim.RAdam),
         ("sgd", torch.optim.SGD),
@@ -30,6 +31,35 @@ def test_optimizers_by_name_get_lr_and_weight_decay(name, cls):
     )
     assert type(opt) is cls
     assert opt.param_groups[0]["lr"] == 0.05 and opt.param_groups[0]["weight_decay"] == 0.01
+
+
+def test_optimizer_eps_accumulator_and_rho_reach_torch():
+    param = [torch.nn.Parameter(torch.zeros(2))]
+    adagrad = build_optimizer(
+        param, OptimConfig(name="adagrad", lr=0.01, eps=1e-8, initial_accumulator_value=0.1)
+    )
+    assert adagrad.defaults["eps"] == 1e-8 and adagrad.defaults["initial_accumulator_value"] == 0.1
+    assert torch.equal(adagrad.state[param[0]]["sum"], torch.full((2,), 0.1))
+    adadelta = build_optimizer(param, OptimConfig(name="adadelta", lr=0.01, eps=1e-8, rho=0.8))
+    assert (adadelta.defaults["eps"], adadelta.defaults["rho"]) == (1e-8, 0.8)
+    # left unset: torch's own defaults
+    assert build_optimizer(param, OptimConfig(name="adagrad", lr=0.01)).defaults["eps"] == 1e-10
+    assert build_optimizer(param, OptimConfig(name="adadelta", lr=1.0)).defaults["rho"] == 0.9
+
+
+def test_adagrad_step_is_keras_1s_update():
+    """Keras 1 Adagrad: a += g^2; p -= lr g / (sqrt(a) + eps), accumulators from 0."""
+    p = torch.nn.Parameter(torch.tensor([0.5, -1.0]))
+    opt = build_optimizer([p], OptimConfig(name="adagrad", lr=0.01, eps=1e-8))
+    g1, g2 = torch.tensor([0.2, -3.0]), torch.tensor([0.1, 1.0])
+    expect = p.detach().clone()
+    acc = torch.zeros(2)
+    for g in (g1, g2):
+        p.grad = g.clone()
+        opt.step()
+        acc = acc + g**2
+        expect = expect - 0.01 * g / (acc.sqrt() + 1e-8)
+    assert torch.allclose(p.detach(), expect, rtol=0, atol=1e-7)
 
 
 def test_step_schedule_multiplies_at_milestones():
@@ -57,7 +87,7 @@ def test_epochs_become_steps_and_the_checkpoint_holds_everything(planted_store, 
     assert meta["step"] == 8 and meta["sampler"] == {"epoch": 2, "position": 0}
     assert set(meta["rng"]) == {"python", "numpy"} and meta["optimizer"]["param_groups"][0][
         "lr"
-    ] == pytest.approx(1.0e-3)
+    ] == pytest.approx(1.0e-2)  # mil's default: the released code's Adagrad lr
     tensors = load_file(out / "checkpoints" / "last.safetensors")
     assert "rng.torch" in tensors and "model.fc1.weight" in tensors
     assert {k.split(".", 2)[2] for k in tensors if k.startswith("optim.")} == {

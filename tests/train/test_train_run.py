@@ -74,7 +74,9 @@ def test_mil_learns_planted_anomalies_and_writes_the_run(planted_store, tmp_path
         **saved["optim"],
         "name": "adagrad",
         "lr": 0.01,
-        "weight_decay": 0.001,
+        "weight_decay": 0.0,
+        "eps": 1e-8,
+        "initial_accumulator_value": 0.0,
     }
     det, meta = load_detector(out / "model")
     assert (
@@ -117,6 +119,40 @@ def test_resumed_run_equals_uninterrupted_run(planted_store, tmp_path):
     assert wf.keys() == wr.keys() and all(torch.equal(wf[k], wr[k]) for k in wf)
     sf, sr = np.load(full.run_dir / "scores.npz"), np.load(resumed.run_dir / "scores.npz")
     assert all(np.array_equal(sf[k], sr[k]) for k in sf.files)
+
+
+def test_a_kill_between_the_checkpoint_writes_resumes_from_the_previous_checkpoint(
+    planted_store, tmp_path, monkeypatch
+):
+    """The tensors file is replaced before the JSON naming its sha256: a kill in between leaves
+    the old JSON, whose tensors were kept aside, so the run resumes one checkpoint earlier and
+    still ends with the weights of an uninterrupted run (CI once caught this window)."""
+    import wsvad.detectors.checkpoint as checkpoint
+
+    full = run_train(_cfg(planted_store, tmp_path / "full", iterations=60))
+    run_train(_cfg(planted_store, tmp_path / "part", iterations=60), stop_after=20)
+    real_write_json = checkpoint.write_json
+
+    class Killed(BaseException):  # stands for SIGKILL between the two renames
+        pass
+
+    def killed_before_json(path, data):
+        raise Killed
+
+    monkeypatch.setattr(checkpoint, "write_json", killed_before_json)
+    for _ in range(2):  # killed twice in the same window: the kept tensors must survive both
+        with pytest.raises(Killed):
+            run_train(_cfg(planted_store, tmp_path / "part", iterations=60), stop_after=10)
+    monkeypatch.setattr(checkpoint, "write_json", real_write_json)
+    last = tmp_path / "part" / "checkpoints" / "last"
+    assert json.loads(last.with_suffix(".json").read_text())["step"] == 20  # the old marker
+    resumed = run_train(_cfg(planted_store, tmp_path / "part", iterations=60))
+    assert resumed.finished and resumed.steps == 60
+    wf, wr = (
+        load_file(full.run_dir / "model.safetensors"),
+        load_file(resumed.run_dir / "model.safetensors"),
+    )
+    assert all(torch.equal(wf[k], wr[k]) for k in wf)
 
 
 def test_resume_refuses_a_changed_config_and_a_finished_run(planted_store, tmp_path):
@@ -206,7 +242,8 @@ def test_mil_paper_defaults_sultani_bags_scored_on_bags(planted_store, tmp_path)
     assert (
         len(np.unique(scores[vid])) <= 8 and len(scores[vid]) == planted_store.array(vid).shape[0]
     )
-    assert (planted_store.path / "bags" / "sultani-mean-T8-float32").is_dir()
+    # crops averaged before the bags are cut and normalised (#15.4): the crop-mean cache
+    assert (planted_store.path / "bags" / "sultani-mean-T8-float32-cropmean").is_dir()
 
 
 @pytest.mark.parametrize(

@@ -201,10 +201,21 @@ def test_import_train_evaluate_from_lists_only(kit, tmp_path, capsys):
         f"dataset ucf at {root}",
     )
 
-    assert run(["evaluate", "--run", str(out), "--no-plots"]) == EXIT_OK
+    # The run's labels are the dataset's: its other 288 test videos are not in the store, so the
+    # figures are not the full protocol's.
+    assert run(["evaluate", "--run", str(out), "--no-plots"]) == EXIT_PARTIAL
+    out_text, err = capsys.readouterr()
+    assert "evaluated 2 of 290 test videos: NOT the full-protocol figures" in err
+    assert "frame counts of 2 videos are estimates (T × 16): true-frames = rtfm here" in out_text
     report = json.loads((out / "eval/metrics.json").read_text())
-    assert report["coverage"]["matched"] == 2 and report["coverage"]["problems"] == []
-    assert "frame count of 2 test videos estimated as T x 16" in report["protocol"]["description"]
+    problems = report["coverage"]["problems"]
+    assert report["coverage"]["matched"] == 2 and len(problems) == 288
+    assert {p["kind"] for p in problems} == {"not in store"}
+    assert report["protocol"]["estimated_frame_counts"] == 2
+    assert (
+        "frame counts of 2 videos are estimates (T × 16): true-frames = rtfm here"
+        in report["protocol"]["description"]
+    )
     rows = (out / "eval/per_video.csv").read_text().splitlines()
     assert any(
         r.startswith("-,Abuse028_x264,1,Abuse,320,76,") for r in rows
@@ -368,7 +379,7 @@ def test_evaluate_sultani_c3d_without_frame_counts(kit, tmp_path, capsys):
     assert run(["evaluate", "--run", str(out), "--no-plots"]) == EXIT_OK
     report = json.loads((out / "eval/metrics.json").read_text())
     assert (
-        "frame count of 2 test videos estimated as T x 16 (no video to count)"
+        "frame counts of 2 videos are estimates (T × 16): true-frames = rtfm here"
         in report["protocol"]["description"]
     )
     rows = (out / "eval/per_video.csv").read_text().splitlines()

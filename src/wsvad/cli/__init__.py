@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import click
 import typer
 
+from wsvad import locks
 from wsvad.cli.app import app, err_console
 from wsvad.errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, WsvadError
 
@@ -55,6 +56,7 @@ _INTERRUPTED = "interrupted; run the same command again to resume"
 def run(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` and return its exit code (used by tests and ``main``)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    locks.set_command(args)  # named in the lock files this process writes
     debug = _debug_requested(args)
     _configure_logging(debug)
     with _quiet_interrupt(debug):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from wsvad.atomic import atomic_path
 from wsvad.cli.app import app, console
 from wsvad.cli.options import (
     AccountOpt,
@@ -186,7 +187,6 @@ def _extract_args(config: Path | None, named: dict[str, Any], sets: list[str] | 
 def _write_executable(script: Path, text: str) -> None:
     """Write ``script`` atomically (a temporary file renamed over it), executable."""
     script.parent.mkdir(parents=True, exist_ok=True)
-    tmp = script.with_name(f".{script.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o755)
-    tmp.replace(script)
+    with atomic_path(script) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.chmod(0o755)

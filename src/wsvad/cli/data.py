@@ -31,8 +31,9 @@ CheckRootOpt = Annotated[Path, Opt("--root", help="Dataset root folder. Required
 ProbeOpt = Annotated[
     str,
     Opt(
-        help="Frame counts read from video headers (PyAV) to check intervals: annotated (test "
-        "videos with intervals), all (also finds unreadable videos) or none. Default: annotated.",
+        help="Videos probed with PyAV: header frame counts check intervals, demuxed packets "
+        "flag suspect videos (truncated, dropped frames): annotated (test videos with "
+        "intervals), all (also finds unreadable videos) or none. Default: annotated.",
         show_default=False,
     ),
 ]

@@ -60,8 +60,17 @@ EvalOutOpt = Annotated[
 AlignmentOpt = Annotated[
     str | None,
     Opt(
-        help="Frame alignment: true-frames (GT of the true frame count) or rtfm (scores x16, GT "
-        "cut/padded to Tx16). Default: true-frames."
+        help="Frame alignment: true-frames (GT of the true frame count), rtfm (scores x16, GT "
+        "cut/padded to Tx16) or rtfm-ucf (RTFM's UCF GT on Tx16 frames). Default: true-frames, "
+        "or the authors' with --protocol authors."
+    ),
+]
+ProtocolOpt = Annotated[
+    str | None,
+    Opt(
+        "--protocol",
+        help="wsvad (alignment as --alignment says) or authors (the alignment and AP of the "
+        "benchmark's public code: RTFM for ucf/shanghaitech, XDVioDet for xd). Default: wsvad.",
     ),
 ]
 StrideOpt = Annotated[
@@ -137,6 +146,14 @@ ScoreCropsOpt = Annotated[
     int | None,
     Opt("--crops", help="1, 5 or 10 crops. Default: the crops of the run's store."),
 ]
+FromStoreOpt = Annotated[
+    bool,
+    Opt(
+        "--from-store",
+        help="VIDEO is a video id of the run's store: score its stored features with the run's "
+        "scoring recipe (for a test video: its scores.npz row). Default: off (decode VIDEO).",
+    ),
+]
 
 
 @app.command()
@@ -147,6 +164,7 @@ def evaluate(
     root: GroundTruthRootOpt = None,
     store: FrameCountStoreOpt = None,
     out: EvalOutOpt = None,
+    protocol: ProtocolOpt = None,
     alignment: AlignmentOpt = None,
     stride: StrideOpt = None,
     snippet_len: SnippetLenOpt = None,
@@ -169,6 +187,7 @@ def evaluate(
         "root": root,
         "store": store,
         "out": out,
+        "protocol": protocol,
         "alignment": alignment,
         "stride": stride,
         "snippet_len": snippet_len,
@@ -190,8 +209,9 @@ def evaluate(
         console.print(f"report: {outcome.out_dir / 'report.html'}", markup=False, soft_wrap=True)
     if outcome.problems:
         err_console.print(
-            f"evaluated {outcome.n_matched} of {outcome.n_test_videos} test videos; the figures "
-            "are NOT the full-protocol figures (exit 3)"
+            f"evaluated {outcome.n_matched} of {outcome.n_test_videos} test videos: "
+            "NOT the full-protocol figures (exit 3)",
+            soft_wrap=True,
         )
     if outcome.exit_code != EXIT_OK:
         raise typer.Exit(outcome.exit_code)
@@ -234,6 +254,7 @@ def score(
     device: DeviceOpt = None,
     decoder: DecoderOpt = None,
     crops: ScoreCropsOpt = None,
+    from_store: FromStoreOpt = False,
     config: ConfigOpt = None,
     sets: SetsOpt = None,
     debug: DebugOpt = False,
@@ -253,19 +274,24 @@ def score(
         "device": device,
         "decoder": decoder,
         "crops": crops,
+        "from_store": from_store or None,
     }
     cfg = load_config(ScoreConfig, config, flags=flags, sets=sets)
-    result = score_video(
-        cfg.video,
-        cfg.run,
-        cfg.out,
-        cfg.threshold,
-        cfg.stream,
-        cfg.window,
-        cfg.device,
-        cfg.decoder,
-        cfg.crops,
-        on_snippet=_print_snippet if cfg.stream else None,
+    result = (
+        _score_stored(cfg)
+        if cfg.from_store
+        else score_video(
+            cfg.video,
+            cfg.run,
+            cfg.out,
+            cfg.threshold,
+            cfg.stream,
+            cfg.window,
+            cfg.device,
+            cfg.decoder,
+            cfg.crops,
+            on_snippet=_print_snippet if cfg.stream else None,
+        )
     )
     n = len(result.intervals)
     console.print(
@@ -277,6 +303,15 @@ def score(
         console.print(f"  {describe_interval(start, end, result.fps)}", markup=False)
     for path in result.files.values():
         console.print(f"wrote {path}", markup=False)
+
+
+def _score_stored(cfg):
+    """``score --from-store``: the stored features of a video of the run's store."""
+    from wsvad.evaluate.score_stored import score_stored_video
+
+    if cfg.stream:
+        raise WsvadError("--from-store scores stored features; --stream needs a video to decode")
+    return score_stored_video(cfg.video, cfg.run, cfg.out, cfg.threshold, cfg.device)
 
 
 def _print_snippet(s) -> None:
@@ -303,7 +338,7 @@ def _print_problems(problems) -> None:
 
 
 def _print_report(report: dict, out_dir: Path) -> None:
-    from wsvad.evaluate.report import headline_rows
+    from wsvad.evaluate.report import HEADLINE, headline_rows
 
     seeds = report.get("seed")
     title = (
@@ -315,7 +350,18 @@ def _print_report(report: dict, out_dir: Path) -> None:
     for name, value in headline_rows(report):
         table.add_row(name, value)
     console.print(table)
-    console.print(f"protocol: {report['protocol']['description']}", markup=False, soft_wrap=True)
+    protocol = report["protocol"]
+    note = protocol.get("estimate_note")
+    described = protocol["description"].removesuffix(f"; {note}")
+    console.print(f"protocol: {described}", markup=False, soft_wrap=True)
+    if protocol.get("name") == "authors":
+        key = protocol["paper_figure"]
+        console.print(
+            f"the papers' figure: {dict(HEADLINE).get(key, key)} ({key} in metrics.json)",
+            markup=False,
+        )
+    if note:
+        console.print(note, markup=False, soft_wrap=True)
     selection = report.get("model_selection")
     flag = "  <-- SELECTED ON THE TEST SET" if report.get("selected_on_test") else ""
     console.print(f"model selection: {selection}{flag}", markup=False)

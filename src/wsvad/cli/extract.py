@@ -134,6 +134,13 @@ PrepareOnlyOpt = Annotated[
         "setup step). Default: off.",
     ),
 ]
+OnSuspectOpt = Annotated[
+    str | None,
+    Opt(
+        help="A video decoded shorter or longer than its container declares (truncated, dropped "
+        "frames): store it with a warning (store) or record it failed (fail). Default: store.",
+    ),
+]
 CheckOnlyOpt = Annotated[
     bool,
     Opt(
@@ -183,6 +190,7 @@ def extract(
     precision: PrecisionOpt = None,
     compile_model: CompileOpt = False,
     shard: ShardOpt = None,
+    on_suspect: OnSuspectOpt = None,
     prepare_only: PrepareOnlyOpt = False,
     check_only: CheckOnlyOpt = False,
     progress_every: ProgressEveryOpt = DEFAULT_EVERY_S,
@@ -220,6 +228,7 @@ def extract(
         "precision": precision,
         "compile": compile_model or None,
         "shard": shard,
+        "on_suspect": on_suspect,
         **_cluster_flags(cluster, workers, threads_per_worker, scheduler, gpus_per_node),
         **_batch_job_flags(jobs, cores, memory, gpus, queue, walltime, account, job_extra),
     }
@@ -290,12 +299,23 @@ def _batch_job_flags(
 
 
 def _report(summary) -> None:
-    """One summary line on stdout; the failed videos on stderr and exit 3 when there are any."""
+    """One summary line on stdout; a warning on stderr for suspect videos stored; the failed
+    videos on stderr and exit 3 when there are any."""
     console.print(
         f"{summary.store}: {summary.extracted} extracted, {summary.skipped} already complete, "
         f"{len(summary.failures)} failed, {summary.total} selected ({summary.seconds:.1f} s)",
         soft_wrap=True,
     )
+    if summary.suspects:
+        err_console.print(
+            f"warning: {len(summary.suspects)} suspect video(s) stored, decoded length disagrees "
+            f"with the container (`suspect` attr; `wsvad info {summary.store}`; "
+            "--on-suspect fail refuses them):",
+            markup=False,
+            soft_wrap=True,
+        )
+    for vid, suspect in sorted(summary.suspects.items()):
+        err_console.print(f"  {vid}: {suspect['reason']}", markup=False, soft_wrap=True)
     if not summary.failures:
         return
     err_console.print(

@@ -56,9 +56,20 @@ def info(store_path: StoreArg = None, store: InfoStoreOpt = None, debug: DebugOp
     # unwrapped line.
     console.print(f"{path}: {origin}", markup=False, soft_wrap=True)
     table = Table(title=str(path), show_header=False)
+    suspects = _suspects(fs)
     for key, value in _info_rows(fs.summary(), fs.attrs, origin):
         table.add_row(key, value)
+        if key == "videos failed":
+            table.add_row("videos suspect", str(len(suspects)))
     console.print(table)
+    if suspects:
+        console.print(f"suspect videos, stored; decoded length disagrees ({len(suspects)}):")
+    for vid, suspect in sorted(suspects.items()):
+        console.print(
+            f"  {vid} [{suspect.get('cause') or 'length'}]: {suspect.get('reason')}",
+            markup=False,
+            soft_wrap=True,
+        )
     failures = {k: v for k, v in fs.failures().items() if not fs.has_video(k)}
     if failures:
         console.print(f"failures ({len(failures)}):")
@@ -69,6 +80,12 @@ def info(store_path: StoreArg = None, store: InfoStoreOpt = None, debug: DebugOp
             markup=False,
             soft_wrap=True,
         )
+
+
+def _suspects(fs) -> dict[str, dict]:
+    """The ``suspect`` attrs of the store's videos (wsvad.data.suspects) that have one."""
+    found = {vid: fs.video_attrs(vid).get("suspect") for vid in fs.video_ids()}
+    return {vid: suspect for vid, suspect in found.items() if suspect}
 
 
 def _info_rows(summary: dict, attrs: dict, origin: str) -> list[tuple[str, str]]:

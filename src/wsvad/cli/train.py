@@ -211,3 +211,48 @@ def _print_figures(result) -> None:
             markup=False,
             soft_wrap=True,
         )
+
+
+FormatOpt = Annotated[
+    str, Opt("--format", help="Format of --weights: rtfm (the public RTFM code). Required.")
+]
+WeightsOpt = Annotated[
+    Path,
+    Opt("--weights", help="The released checkpoint (rtfm: a torch.save'd state dict). Required."),
+]
+RequiredStoreOpt = Annotated[
+    Path,
+    Opt("--store", help="Feature store whose test videos are scored. Required."),
+]
+RequiredOutOpt = Annotated[Path, Opt("--out", help="Run directory to write. Required.")]
+
+
+@app.command("import-model")
+def import_model(
+    fmt: FormatOpt,
+    weights: WeightsOpt,
+    store: RequiredStoreOpt,
+    out: RequiredOutOpt,
+    dataset: LabelsDatasetOpt = None,
+    root: LabelsRootOpt = None,
+    overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Turn authors' released weights into a run directory (model, test scores, run.json) that
+    `wsvad evaluate --run` and `wsvad score --run` use like a trained run."""
+    from wsvad.train.import_model import import_model as run_import
+
+    if (dataset is None) != (root is None):
+        raise WsvadError("--dataset and --root go together (labels from the dataset adapter)")
+    result = run_import(fmt, weights, store, out, dataset, root, overwrite)
+    report = result.report
+    if report is not None and not report.clean:
+        _print_unmatched(report)
+    auc = "n/a (no frame labels)" if result.frame_auc is None else f"{result.frame_auc:.4f}"
+    warning = f"  [{result.collapse}]" if result.collapse else ""
+    console.print(
+        f"{result.run_dir}: imported {fmt} weights {weights}, "
+        f"quick frame AUC (test) {auc}{warning}",
+        markup=False,
+        soft_wrap=True,
+    )

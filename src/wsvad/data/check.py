@@ -2,11 +2,13 @@
 
 Parsing already reports what the files alone reveal (missing videos, duplicates, annotated videos
 not in the test split, unreadable lists). What needs the videos themselves, whether each annotated
-interval lies inside its video, is checked here from frame counts: exact for frame folders (images
-counted), and from the container header for video files (PyAV, no decoding). Header counts are
-what the file claims; a decoder may deliver a frame or two fewer, so an interval ending just past
-the count is a warning (``frame_labels`` clips it), one starting past it an error. The exact count
-that evaluation needs is :func:`wsvad.data.framecount.probe_frame_count`.
+interval lies inside its video, is checked here against the video's frame count as extraction and
+evaluation count it (:func:`wsvad.data.framecount.frame_count`: images of a frame folder, decoded
+frames of a video file). An interval ending past the count is a warning (``frame_labels`` clips
+it), one starting past it an error. Probed video files are also demuxed (read, not decoded) and
+compared with what their header declares: a truncated file or one whose container drops frames
+is a ``suspect-video`` warning (:mod:`wsvad.data.suspects`), the same finding extraction records
+in the store.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from wsvad.data.listfiles import count_images
+from wsvad.data.framecount import frame_count
 from wsvad.data.records import DatasetIndex, Problem, ProblemKind, Severity, VideoRecord
 from wsvad.data.registry import get_dataset, load_dataset
+from wsvad.data.suspects import probe_suspect
 from wsvad.errors import WsvadError
 
 log = logging.getLogger(__name__)
@@ -53,40 +56,14 @@ def load_labels_only(name: str, root: Path | str, **options) -> DatasetIndex:
     return load_dataset(name, root, **options)
 
 
-def probe_frame_count(path: Path) -> tuple[int | None, str]:
-    """``(frame count, how it was obtained)`` from the container header (or the images of a frame
-    folder); ``(None, reason)`` when the video cannot be opened."""
-    path = Path(path)
-    if path.is_dir():
-        return count_images(path), "images"
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return None, "no video stream"
-            stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames), "header"
-            duration = (
-                stream.duration * stream.time_base
-                if stream.duration
-                else (container.duration or 0) / 1e6
-            )
-            rate = stream.average_rate or stream.base_rate
-            if duration and rate:
-                return int(round(float(duration) * float(rate))), "duration x fps"
-            return None, "header states no frame count or duration"
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
 def check_frames(
     records: list[VideoRecord],
     mode: ProbeMode = "annotated",
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Problem]:
-    """Problems found by probing frame counts: unreadable videos, intervals outside their video.
+    """Problems found by probing the videos: unreadable ones, intervals outside their video, and
+    suspect ones (demuxed shorter or longer than their container declares: truncated files,
+    dropped frames; see :mod:`wsvad.data.suspects`).
 
     Args:
         records: the records to check.
@@ -99,7 +76,7 @@ def check_frames(
     chosen = [r for r in records if mode == "all" or r.intervals]
     problems: list[Problem] = []
     for done, rec in enumerate(chosen, start=1):
-        n, how = probe_frame_count(rec.path)
+        n, how = frame_count(rec.path)
         if n is None:
             problems.append(
                 Problem(
@@ -111,32 +88,50 @@ def check_frames(
                 )
             )
         else:
-            for start, end in rec.intervals or ():
-                if start >= n:
-                    problems.append(
-                        Problem(
-                            "error",
-                            "interval-outside-video",
-                            f"{rec.rel_path}: interval [{start}, {end}) starts after the last "
-                            f"frame ({n} frames, {how})",
-                            rec.video_id,
-                            rec.rel_path,
-                        )
-                    )
-                elif end > n:
-                    problems.append(
-                        Problem(
-                            "warning",
-                            "interval-past-end",
-                            f"{rec.rel_path}: interval [{start}, {end}) ends {end - n} frame(s) "
-                            f"past the video ({n} frames, {how}); clipped when labelling",
-                            rec.video_id,
-                            rec.rel_path,
-                        )
-                    )
+            problems += _interval_problems(rec, n, how) + _suspect_problems(rec)
         if progress is not None:
             progress(done, len(chosen))
     return problems
+
+
+def _interval_problems(rec: VideoRecord, n: int, how: str) -> list[Problem]:
+    """Intervals of ``rec`` that start after its ``n`` frames (error) or end past them."""
+    problems = []
+    for start, end in rec.intervals or ():
+        if start >= n:
+            problems.append(
+                Problem(
+                    "error",
+                    "interval-outside-video",
+                    f"{rec.rel_path}: interval [{start}, {end}) starts after the last "
+                    f"frame ({n} frames, {how})",
+                    rec.video_id,
+                    rec.rel_path,
+                )
+            )
+        elif end > n:
+            problems.append(
+                Problem(
+                    "warning",
+                    "interval-past-end",
+                    f"{rec.rel_path}: interval [{start}, {end}) ends {end - n} frame(s) "
+                    f"past the video ({n} frames, {how}); clipped when labelling",
+                    rec.video_id,
+                    rec.rel_path,
+                )
+            )
+    return problems
+
+
+def _suspect_problems(rec: VideoRecord) -> list[Problem]:
+    """A warning when ``rec`` demuxes to another length than its container declares (extraction
+    stores it with a ``suspect`` attr, or fails it with ``--on-suspect fail``)."""
+    suspect = probe_suspect(rec.path)
+    if suspect is None:
+        return []
+    cause = f" ({suspect['cause']})" if suspect.get("cause") else ""
+    message = f"{rec.rel_path}: suspect video{cause}: {suspect['reason']}"
+    return [Problem("warning", "suspect-video", message, rec.video_id, rec.rel_path)]
 
 
 def summarize(problems: list[Problem]) -> list[tuple[Severity, ProblemKind, int, str]]:

@@ -11,6 +11,10 @@ A detector scores snippets; frame-level AUC needs one score per frame. Two align
   or padded with its last value (RTFM's ``make_gt_sh.py``) when the video is shorter. Use it to
   compare with published numbers; it drops the tail frames of every video that does not fill a
   snippet.
+* ``"rtfm-ucf"``: RTFM's UCF-Crime variant (``list/make_gt_ucf.py``): scores repeated ``stride``
+  times as for ``"rtfm"``, but the ground truth is drawn from the annotated intervals directly on
+  the ``N * stride`` frames, so frames past the video's end are normal (``"rtfm"`` pads with the
+  last label) and the true frame count plays no part.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-AlignmentRule = Literal["true-frames", "rtfm"]
-ALIGNMENT_RULES: tuple[str, ...] = ("true-frames", "rtfm")
+AlignmentRule = Literal["true-frames", "rtfm", "rtfm-ucf"]
+ALIGNMENT_RULES: tuple[str, ...] = ("true-frames", "rtfm", "rtfm-ucf")
 DEFAULT_ALIGNMENT: AlignmentRule = "true-frames"
 
 
@@ -78,6 +82,7 @@ def snippet_scores_to_frames(
     stride: int = 16,
     rule: AlignmentRule = DEFAULT_ALIGNMENT,
     gt: np.ndarray | None = None,
+    intervals: Sequence[tuple[int, int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Frame scores from snippet scores, and the ground truth they are to be compared with.
 
@@ -90,11 +95,13 @@ def snippet_scores_to_frames(
         rule: ``"true-frames"`` or ``"rtfm"`` (see the module docstring).
         gt: optional ``[n_frames]`` frame labels (from :func:`frame_labels`); required for
             ``"rtfm"``.
+        intervals: the half-open anomalous intervals; required for ``"rtfm-ucf"``.
 
     Returns:
         ``(frame_scores, frame_gt)``: float32 ``[n_frames]`` and ``gt`` unchanged for
         ``"true-frames"``; float32 ``[N * stride]`` and ``gt`` cut or padded with its last value to
-        ``N * stride`` for ``"rtfm"``.
+        ``N * stride`` for ``"rtfm"``; for ``"rtfm-ucf"`` the same scores and the intervals drawn
+        on ``N * stride`` frames.
 
     >>> snippet_scores_to_frames(np.array([0.25, 0.75]), 5, snippet_len=2, stride=2)[0].tolist()
     [0.25, 0.25, 0.75, 0.75, 0.75]
@@ -121,7 +128,21 @@ def snippet_scores_to_frames(
             fill = gt[-1] if gt.size else 0
             aligned = np.concatenate([gt, np.full(length - gt.size, fill, dtype=gt.dtype)])
         return frame_scores, aligned
+    if rule == "rtfm-ucf":
+        if intervals is None:
+            raise ValueError("rule 'rtfm-ucf' needs the annotated intervals")
+        frame_scores = np.repeat(scores, stride)
+        return frame_scores, frame_labels_cut(intervals, frame_scores.size)
     raise ValueError(f"unknown alignment rule {rule!r}; known: {', '.join(ALIGNMENT_RULES)}")
+
+
+def frame_labels_cut(intervals: Sequence[tuple[int, int]], length: int) -> np.ndarray:
+    """0/1 labels of ``length`` frames, intervals reaching past them cut without a warning (the
+    length is the protocol's, not the video's)."""
+    labels = np.zeros(length, dtype=np.uint8)
+    for start, end in intervals:
+        labels[min(start, length) : min(end, length)] = 1
+    return labels
 
 
 def intervals_from_mask(mask: np.ndarray) -> tuple[tuple[int, int], ...]:

@@ -20,6 +20,8 @@ from wsvad.data.records import Problem, ProblemKind
 VIDEO_EXTS = frozenset(
     {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 )
+# The one set of frame-folder image suffixes: `wsvad check`, the list parsers, frame counting and
+# extraction all accept these and only these (extraction reads them with PIL, which reads all six).
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 
 _CROP_SUFFIX = re.compile(r"__\d+$")
@@ -207,7 +209,7 @@ def index_media(root: Path) -> MediaIndex:
             ext = os.path.splitext(name)[1].lower()
             if ext in VIDEO_EXTS and not name.startswith("."):
                 by_stem.setdefault(name[: -len(ext)], []).append(folder / name)
-            elif ext in IMAGE_EXTS:
+            elif is_frame_image(name):
                 has_images = True
         if has_images and not dirnames and folder != root:
             by_stem.setdefault(folder.name, []).append(folder)
@@ -221,6 +223,22 @@ def rel_posix(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
+def is_frame_image(name: str) -> bool:
+    """An image of a frame folder: an :data:`IMAGE_EXTS` suffix, not hidden (macOS ``._0001.jpg``
+    resource forks carry the suffix but are not images)."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTS
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def frame_images(folder: Path) -> list[Path]:
+    """The frames of a frame folder in natural order (``2.jpg`` before ``10.jpg``)."""
+    names = [e.name for e in os.scandir(folder) if is_frame_image(e.name) and e.is_file()]
+    return [Path(folder) / name for name in sorted(names, key=_natural_key)]
+
+
 def count_images(folder: Path) -> int:
-    """Number of image files in a frame folder."""
-    return sum(1 for e in os.scandir(folder) if os.path.splitext(e.name)[1].lower() in IMAGE_EXTS)
+    """Number of frames of a frame folder (:func:`frame_images`)."""
+    return sum(1 for e in os.scandir(folder) if is_frame_image(e.name) and e.is_file())

@@ -45,6 +45,7 @@ ProblemKind = Literal[
     "unreadable-video",  # the frame count cannot be read
     "interval-outside-video",  # an interval starts after the last frame
     "interval-past-end",  # an interval ends past the last frame (clipped when labelling)
+    "suspect-video",  # demuxes shorter or longer than its container declares (data/suspects.py)
 ]
 SEVERITIES: frozenset[str] = frozenset(get_args(Severity))
 PROBLEM_KINDS: frozenset[str] = frozenset(get_args(ProblemKind))

@@ -12,12 +12,12 @@ and evaluate (``wsvad evaluate``, ``wsvad score``) loads them, and evaluate may 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
+from wsvad.atomic import atomic_path, move_durably, write_text_atomic
 from wsvad.checksums import sha256_file
 from wsvad.detectors.base import Detector
 from wsvad.errors import WsvadError
@@ -31,46 +31,75 @@ def save_tensors(path: Path, tensors: dict[str, Tensor]) -> str:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # Clones break memory sharing between entries, which safetensors refuses to write.
-    save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(tmp))
-    digest = sha256_file(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        # Clones break memory sharing between entries, which safetensors refuses to write.
+        save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(tmp))
+        digest = sha256_file(tmp)
     return digest
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write plain JSON atomically (tmp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write plain JSON atomically (:func:`wsvad.atomic.write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
-def read_pair(stem: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Read ``<stem>.safetensors`` and ``<stem>.json``, checking that they belong together."""
+def previous_weights(stem: Path) -> Path:
+    """Where :func:`save_pair_keeping_previous` keeps the tensors the current JSON still names."""
+    return stem.with_name(stem.name + ".previous.safetensors")
+
+
+def save_pair_keeping_previous(stem: Path, tensors: dict[str, Tensor], meta: dict[str, Any]):
+    """Overwrite the pair at ``stem`` so that a kill at any instant leaves a readable pair.
+
+    The tensors file is replaced before the JSON that names its sha256, so between the two renames
+    the old JSON would name tensors that are gone. The old tensors are therefore moved aside first
+    (:func:`previous_weights`); :func:`read_pair` with ``previous=True`` falls back to them.
+    """
+    stem = Path(stem)
+    weights = stem.with_name(stem.name + ".safetensors")
+    if weights.is_file() and sha256_file(weights) == _named_sha256(stem):
+        # Only the tensors the JSON names are worth keeping: after a kill between the renames,
+        # the named ones are already aside and ``weights`` is an orphan to overwrite.
+        move_durably(weights, previous_weights(stem))
+    digest = save_tensors(weights, tensors)
+    write_json(stem.with_name(stem.name + ".json"), {**meta, "weights_sha256": digest})
+
+
+def _named_sha256(stem: Path) -> str | None:
+    try:
+        return json.loads(stem.with_name(stem.name + ".json").read_text())["weights_sha256"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def read_pair(stem: Path, previous: bool = False) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Read ``<stem>.safetensors`` and ``<stem>.json``, checking that they belong together.
+
+    With ``previous``, tensors kept aside by :func:`save_pair_keeping_previous` are accepted when
+    they are the ones the JSON names (a kill between the two renames of a checkpoint)."""
     from safetensors.torch import load_file
 
     stem = Path(stem)
-    meta_path, weights_path = (
-        stem.with_name(stem.name + ".json"),
-        stem.with_name(stem.name + ".safetensors"),
-    )
+    meta_path = stem.with_name(stem.name + ".json")
+    candidates = [stem.with_name(stem.name + ".safetensors")]
+    if previous:
+        candidates.append(previous_weights(stem))
     if not meta_path.is_file():
         raise WsvadError(f"{meta_path}: missing (not a saved detector or checkpoint)")
-    if not weights_path.is_file():
-        raise WsvadError(f"{weights_path}: missing (its {meta_path.name} exists)")
+    present = [path for path in candidates if path.is_file()]
+    if not present:
+        raise WsvadError(f"{candidates[0]}: missing (its {meta_path.name} exists)")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise WsvadError(f"{meta_path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
     expected = meta.get("weights_sha256")
-    if expected is not None and expected != sha256_file(weights_path):
-        raise WsvadError(
-            f"{weights_path}: does not match {meta_path.name} "
-            "(sha256 differs; was one of them replaced?)"
-        )
-    return load_file(str(weights_path)), meta
+    for weights_path in present:
+        if expected is None or expected == sha256_file(weights_path):
+            return load_file(str(weights_path)), meta
+    raise WsvadError(
+        f"{present[0]}: does not match {meta_path.name} (sha256 differs; was one of them replaced?)"
+    )
 
 
 def save_detector(

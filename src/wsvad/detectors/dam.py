@@ -21,7 +21,19 @@ Choices where the paper is silent or vague (most are ``DamParams`` options):
   all-zeros clip ("zeros", default); "repeat" compares it with itself (zero dissimilarity).
 - Cov-DAM: eq. 1-2 write an unnormalised product; we divide by the number of summed samples
   (``t`` for ``D_n``, ``n`` for ``D_t``), i.e. a true covariance. This only rescales ``D_nt``.
-- Dist-DAM keeps the plain sums of eq. 1-2 (no normalisation), as written.
+- Dist-DAM: the paper (eq. 1-2) writes plain sums of absolute differences, ``D_n`` over the ``t =
+  7`` rows and ``D_t`` over the ``n = 1024`` channels, and says nothing about their scale; the
+  default ``normalise: none`` keeps them as written. At real I3D scale (non-negative features, mean
+  ~0.27, as the Kinetics I3D gives on tests/extract/data/i3d_reference.npz) that makes ``D_nt``
+  ~1e2-1e3: at initialisation nearly every gate of the attention LSTM is saturated and ``Channel_A``
+  is almost exactly uniform (1/n), so the attention starts with no gradient to learn from
+  (tests/detectors/test_dam_detector.py::test_eqs_4_5_by_hand_at_i3d_scale, full-size detector, seed
+  0: mean ``D_nt`` 467, 98.7 % of the gate pre-activations beyond +-5, ``Channel_A`` max 2.4e-3
+  against the uniform 9.8e-4). ``normalise: mean`` divides each sum by its number of terms (mean
+  absolute difference: ``D_n / t``, ``D_t / n``), the same normalisation Cov-DAM gets above: mean
+  ``D_nt`` 0.065 and no saturated gate. (Eq. 4 is a softmax over n_h = 1024 LSTM outputs in (-1, 1),
+  so ``Channel_A`` starts close to uniform either way; what the option changes is that its gates can
+  learn.) It is an option, not the default, because the paper does not do it.
 - ``mlp_hidden``: the ablation (Table 1, l1) calls the scorer a "3-layer MLP" and matches Sultani et
   al.'s I3D result, so the default is Sultani's 512 -> 32 -> 1; ``dropout`` 0.2 (before each hidden
   layer) is the authors' public code. Their code uses one hidden layer: ``mlp_hidden: [n]``.
@@ -73,6 +85,8 @@ class DamParams(BaseModel):
     first_clip: Literal["zeros", "repeat"] = "zeros"  # predecessor of the first clip
     score: Literal["detection", "weighted"] = "detection"  # forward(): D or wD / 2
     test_clips: int = Field(0, ge=0)  # score_video: 0 = every row is a clip (online); k = pool to k
+    # Dist-DAM eq. 1-2: none = the paper's sums; mean = divided by the number of terms (docstring)
+    normalise: Literal["none", "mean"] = "none"
 
 
 class DamOutputs(NamedTuple):
@@ -90,19 +104,25 @@ def previous_clips(clips: Tensor, first_clip: str = "zeros") -> Tensor:
     return torch.cat([first, clips[:, :-1]], dim=1)
 
 
-def dissimilarity(current: Tensor, previous: Tensor, measure: str) -> tuple[Tensor, Tensor]:
+def dissimilarity(
+    current: Tensor, previous: Tensor, measure: str, normalise: str = "none"
+) -> tuple[Tensor, Tensor]:
     """Eq. 1-2: ``D_n`` across channels and ``D_t`` across time between two clips.
 
     Args:
         current: ``(..., t, n)`` clip ``C_i``.
         previous: ``(..., t, n)`` clip ``C_{i-1}``.
         measure: "dist" (sum of absolute differences) or "cov" (diagonal of the cross-covariance).
+        normalise: "dist" only: "none" keeps the sums of eq. 1-2, "mean" divides them by the
+            number of terms (``t`` for ``D_n``, ``n`` for ``D_t``); "cov" is always a mean.
 
     Returns:
         ``D_n`` of shape ``(..., n)`` and ``D_t`` of shape ``(..., t)``.
     """
     if measure == "dist":
         diff = (current - previous).abs()  # (..., t, n)
+        if normalise == "mean":
+            return diff.mean(dim=-2), diff.mean(dim=-1)
         return diff.sum(dim=-2), diff.sum(dim=-1)
     if measure == "cov":
         # D_n[k]: covariance over the t rows of channel k; D_t[j]: over the n channels of row j.
@@ -114,9 +134,11 @@ def dissimilarity(current: Tensor, previous: Tensor, measure: str) -> tuple[Tens
     raise ValueError(f"unknown dissimilarity measure {measure!r}; expected 'dist' or 'cov'")
 
 
-def dissimilarity_map(current: Tensor, previous: Tensor, measure: str) -> Tensor:
+def dissimilarity_map(
+    current: Tensor, previous: Tensor, measure: str, normalise: str = "none"
+) -> Tensor:
     """Eq. 3: ``D_nt = Inflate(D_n) * Inflate(D_t)``, ``(..., t, n)``."""
-    d_n, d_t = dissimilarity(current, previous, measure)
+    d_n, d_t = dissimilarity(current, previous, measure, normalise)
     return d_t.unsqueeze(-1) * d_n.unsqueeze(-2)  # (..., t, 1) * (..., 1, n) -> (..., t, n)
 
 
@@ -137,10 +159,16 @@ class Dam(Detector):
     feature_ndim: ClassVar[int] = 2
     example_feature_shape: ClassVar[tuple[int, ...]] = (7, 16)
     example_params: ClassVar[dict] = {"hidden": 16, "mlp_hidden": (8,)}
-    # sec. 4.1: Adam, lr 1e-4, 10 normal + 10 abnormal videos per step (no iteration count given).
+    # sec. 4.1: Adam, lr 1e-4, 10 normal + 10 abnormal videos per step (no iteration count given);
+    # C = 16 clips per video (sec. 4.1), each the max over its 64-frame snippets (sec. 3.2), with
+    # linspace boundaries (sec. 3.1); the centre crop (sec. 4.1: one map per clip); test videos
+    # scored on the same 16 clips, as the authors' evaluation code does.
     train_defaults: ClassVar[dict] = {
         "optim": {"name": "adam", "lr": 1.0e-4},
         "sampler": {"batch_per_class": 10},
+        "bags": {"rule": "rtfm", "pool": "max", "count": 16},
+        "crop_mode": "mean",
+        "score_on": "bags",
     }
 
     def __init__(
@@ -160,14 +188,20 @@ class Dam(Detector):
         self.clip_fc = nn.Linear(params.hidden, 1)
         self.scorer = _mlp(params.hidden, params.mlp_hidden, params.dropout)
 
+    def attention(self, clips: Tensor, previous: Tensor) -> tuple[Tensor, Tensor]:
+        """Eq. 1-5: ``(M, t, n), (M, t, n) -> Channel_A (M, n_h), Clip_A (M,)``."""
+        p = self.params
+        _, (g, _) = self.dam_lstm(dissimilarity_map(clips, previous, p.measure, p.normalise))
+        g = g[-1]  # (M, n_h)
+        channel_a = torch.softmax(g, dim=-1)  # eq. 4
+        clip_a = torch.sigmoid(self.clip_fc(torch.tanh(g))).squeeze(-1)  # eq. 5, (M,)
+        return channel_a, clip_a
+
     def clip_outputs(self, clips: Tensor, previous: Tensor) -> tuple[Tensor, Tensor]:
         """Score clips given their predecessors: ``(M, t, n), (M, t, n) -> D (M,), Clip_A (M,)``."""
         _, (h, _) = self.feature_lstm(clips)
         f_prime = h[-1]  # (M, n_h)
-        _, (g, _) = self.dam_lstm(dissimilarity_map(clips, previous, self.params.measure))
-        g = g[-1]  # (M, n_h)
-        channel_a = torch.softmax(g, dim=-1)  # eq. 4
-        clip_a = torch.sigmoid(self.clip_fc(torch.tanh(g))).squeeze(-1)  # eq. 5, (M,)
+        channel_a, clip_a = self.attention(clips, previous)
         f_star = f_prime + channel_a * f_prime
         return self.scorer(f_star).squeeze(-1), clip_a
 

@@ -114,10 +114,14 @@ class Joint(Detector):
         "det_hidden": 16,
         "cls_hidden": 8,
     }
-    # Sec. IV-A: Adam lr 1e-4, 30 positive + 30 negative videos per mini-batch; no training length.
+    # Sec. IV-A: Adam lr 1e-4, 30 positive + 30 negative videos per mini-batch, T = 32 segments;
+    # no training length. Sec. III-B: each segment's feature is the max over its 64-frame clips.
+    # Test videos: score_video cuts the raw snippets into T max-pooled segments itself.
     train_defaults: ClassVar[dict] = {
         "optim": {"name": "adam", "lr": 1.0e-4},
         "sampler": {"batch_per_class": 30},
+        "bags": {"rule": "rtfm", "pool": "max", "count": 32},
+        "score_on": "snippets",
     }
 
     def __init__(

@@ -20,6 +20,23 @@ def mil_ranking_hinge(
     ).mean()
 
 
+def mil_all_pairs_hinge(
+    abnormal_scores: Tensor, normal_scores: Tensor, margin: float = 1.0
+) -> Tensor:
+    """``1/N sum_i sum_j max(0, margin - max_t s_a_j + max_t s_n_i)``: every normal video i
+    against every abnormal video j, summed over j and averaged over i, as Sultani et al.'s
+    released Keras ``custom_objective`` computes it.
+
+    Args:
+        abnormal_scores: ``(A, T)`` bag scores of the abnormal videos.
+        normal_scores: ``(N, T)`` bag scores of the normal videos.
+    """
+    top_abnormal = abnormal_scores.max(dim=1).values  # (A,)
+    top_normal = normal_scores.max(dim=1).values  # (N,)
+    pairs = torch.relu(margin - top_abnormal[None, :] + top_normal[:, None])  # (N, A)
+    return pairs.sum(dim=1).mean()
+
+
 def temporal_smoothness(scores: Tensor) -> Tensor:
     """Mean over videos of ``sum_t (s_t - s_{t+1})^2`` (Sultani et al., eq. 6 first term):
     ``(P, T) -> ()``."""

@@ -264,3 +264,77 @@ class Rtfm(Detector):
         if self.params.crops_inside and features.dim() == len(self.feature_shape):
             features = features.unsqueeze(1)  # one crop given: (N, *F) -> (N, 1, *F)
         return self.forward(features.unsqueeze(0)).squeeze(0)
+
+
+# ---------------------------------------------------------------------------- public weights
+# The public code's ``Model`` state-dict names -> this module's (prefixes; the rest is the layer's
+# own parameter or buffer name). ``Aggregate`` is the MTN; its non-local ``W`` is our ``out``.
+PUBLIC_CODE_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("Aggregate.conv_1.", "mtn.dilated.0."),  # dilation 1
+    ("Aggregate.conv_2.", "mtn.dilated.1."),  # dilation 2
+    ("Aggregate.conv_3.", "mtn.dilated.2."),  # dilation 4
+    ("Aggregate.conv_4.", "mtn.reduce."),
+    ("Aggregate.conv_5.", "mtn.fuse."),
+    ("Aggregate.non_local.theta.", "mtn.non_local.theta."),
+    ("Aggregate.non_local.phi.", "mtn.non_local.phi."),
+    ("Aggregate.non_local.g.", "mtn.non_local.g."),
+    ("Aggregate.non_local.W.", "mtn.non_local.out."),
+    ("fc1.", "fc1."),
+    ("fc2.", "fc2."),
+    ("fc3.", "fc3."),
+)
+
+
+def public_code_key(name: str) -> str | None:
+    """The wsvad name of a public RTFM ``Model`` state-dict key (``None``: no such layer here)."""
+    for theirs, ours in PUBLIC_CODE_PREFIXES:
+        if name.startswith(theirs):
+            return ours + name[len(theirs) :]
+    return None
+
+
+def state_from_public_code(public: dict[str, Tensor], detector: Rtfm) -> dict[str, Tensor]:
+    """Map a state dict of the public code's ``Model(n_features, batch_size)`` (what its
+    ``main.py`` saves with ``torch.save(model.state_dict(), ...)``) onto ``detector``.
+
+    Every key must map and every detector key must be filled with the same shape; otherwise a
+    ``ValueError`` lists the unexpected keys, the missing ones and the shape mismatches.
+    """
+    expected = detector.state_dict()
+    mapped: dict[str, Tensor] = {}
+    unexpected, wrong_shape, seen = [], [], set()
+    for name, value in public.items():
+        ours = public_code_key(name)
+        if ours is None or ours not in expected:
+            unexpected.append(name)
+            continue
+        seen.add(ours)
+        if not isinstance(value, Tensor) or tuple(value.shape) != tuple(expected[ours].shape):
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            wrong_shape.append(f"{name} {shape} (model {ours} {tuple(expected[ours].shape)})")
+        else:
+            mapped[ours] = value.to(expected[ours].dtype)
+    theirs = {ours: theirs for theirs, ours in PUBLIC_CODE_PREFIXES}
+    missing = [_public_name(key, theirs) for key in expected if key not in seen]
+    problems = [
+        f"{label}: {', '.join(items)}"
+        for label, items in (
+            ("unexpected keys", unexpected),
+            ("missing keys", missing),
+            ("wrong shapes", wrong_shape),
+        )
+        if items
+    ]
+    if problems:
+        raise ValueError(
+            "not a public RTFM Model state dict for this store; " + "; ".join(problems)
+        )
+    return mapped
+
+
+def _public_name(key: str, theirs: dict[str, str]) -> str:
+    """The public code's name of one of our keys (for error messages)."""
+    for ours, public in theirs.items():
+        if key.startswith(ours):
+            return public + key[len(ours) :]
+    return key

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from wsvad.config import Device
+from wsvad.data.groundtruth import AlignmentRule
+from wsvad.evaluate.authors import ProtocolName
 
 
 class EvaluateConfig(BaseModel):
@@ -26,7 +28,10 @@ class EvaluateConfig(BaseModel):
     root: Path | None = None
     store: Path | None = None
     out: Path | None = None
-    alignment: Literal["true-frames", "rtfm"] = "true-frames"
+    # wsvad: the default alignment below; authors: the benchmark's public code
+    # (wsvad.evaluate.authors picks the alignment and names the figure the papers report)
+    protocol: ProtocolName = "wsvad"
+    alignment: AlignmentRule | None = None  # None: true-frames, or the authors' rule
     snippet_len: int | None = Field(None, ge=1)
     stride: int | None = Field(None, ge=1)
     threshold: float = Field(0.5, ge=0.0, le=1.0)
@@ -68,3 +73,5 @@ class ScoreConfig(BaseModel):
     device: Device = "cpu"  # cpu | cuda | cuda:N
     decoder: Literal["auto", "decord", "av"] = "auto"  # auto: decord, PyAV when decord fails
     crops: Literal[1, 5, 10] | None = None  # None: the crops of the run's store
+    # video is a video id of the run's store: score its stored features (no decoding)
+    from_store: bool = False

@@ -14,12 +14,12 @@ import importlib.util
 import json
 import os
 import time
-import uuid
 from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
 from wsvad import __version__
+from wsvad.atomic import write_text_atomic
 from wsvad.errors import WsvadError
 from wsvad.evaluate.report import HEADLINE, compare_table, read_report
 from wsvad.evaluate.report_data import read_report_data
@@ -40,9 +40,7 @@ def write_html_report(paths: list[Path], out: Path, title: str | None = None) ->
     page["title"] = title or "wsvad report: " + ", ".join(run["name"] for run in page["runs"])
     html = render_html(page)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
+    write_text_atomic(out, html)
     return out
 
 

@@ -14,9 +14,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from wsvad import locks
 from wsvad.config import config_hash
+from wsvad.data.groundtruth import DEFAULT_ALIGNMENT
 from wsvad.errors import WsvadError
 from wsvad.evaluate import sources
+from wsvad.evaluate.authors import AUTHORS_STRIDE, authors_protocol
 from wsvad.evaluate.config import EvaluateConfig
 from wsvad.evaluate.protocol import Protocol, VideoTruth
 from wsvad.evaluate.sources import MatchProblem
@@ -37,6 +40,7 @@ class Inputs:
     source: dict  # provenance recorded in metrics.json (run, scores files, store, dataset, ...)
     seeds: list[int] | None
     model_selection: object  # the run's selection mode; "external scores" for a scores file
+    estimated: set[str]  # test videos whose frame count is an estimate (T x stride)
 
 
 @dataclass
@@ -59,7 +63,7 @@ class _GroundTruth:
     problems: list[MatchProblem]
     store_attrs: dict  # the store's attrs ({} without a store)
     class_names: list[str] | None
-    estimated: list[str]  # videos whose frame count is estimated (T x stride)
+    estimated: set[str]  # videos whose frame count is estimated (T x stride)
 
 
 def resolve(cfg: EvaluateConfig) -> Inputs:
@@ -70,8 +74,20 @@ def resolve(cfg: EvaluateConfig) -> Inputs:
             "(with --dataset, --root and --out)"
         )
     where = _run_locations(cfg) if cfg.run is not None else _scores_locations(cfg)
+    if cfg.protocol == "authors":  # fail before reading the ground truth
+        authors_protocol(where.dataset, cfg.alignment, AUTHORS_STRIDE)
     if cfg.run is not None and where.store is not None and Path(where.store).is_dir():
-        truth = _truth_from_store(cfg, where)
+        labels_from = str(where.run_json.get("labels_from") or "")
+        follows_dataset = (
+            labels_from.startswith("dataset ")
+            and where.dataset is not None
+            and where.root is not None
+        )
+        truth = (
+            _truth_from_run_dataset(cfg, where)
+            if follows_dataset
+            else _truth_from_store(cfg, where)
+        )
     else:
         truth = _truth_from_dataset(cfg, where)
     return _inputs(cfg, where, truth)
@@ -81,6 +97,7 @@ def _run_locations(cfg: EvaluateConfig) -> _Locations:
     """Run mode: the seeds' scores files and run.json; store, dataset and root from the command
     line, else from the run."""
     run = Path(cfg.run)
+    _refuse_a_run_being_trained(run)
     run_json = _read_run_json(run)
     seed_scores = _seed_dirs(run) or (
         {"": run / "scores.npz"} if (run / "scores.npz").is_file() else {}
@@ -116,7 +133,42 @@ def _truth_from_store(cfg: EvaluateConfig, where: _Locations) -> _GroundTruth:
     truths, store_attrs, problems, estimated = sources.truths_from_store(
         Path(where.store), where.dataset, where.root, stride
     )
-    return _GroundTruth(truths, problems, store_attrs, where.run_json.get("class_names"), estimated)
+    return _GroundTruth(
+        truths, problems, store_attrs, where.run_json.get("class_names"), set(estimated)
+    )
+
+
+def _truth_from_run_dataset(cfg: EvaluateConfig, where: _Locations) -> _GroundTruth:
+    """Run mode, trained on a dataset's labels (run.json ``labels_from``): the test videos and
+    their ground truth are the dataset's, as training saw them, never the ``split``/label attrs
+    frozen in the store at extraction (a store extracted before its videos were labelled has every
+    video as an unlabelled test video); frame counts are the store's."""
+    from wsvad.pipeline.store import FeatureStore
+
+    if not Path(where.root).is_dir():
+        raise WsvadError(
+            f"{where.root}: the root of the dataset the run took its labels from (run.json) is "
+            "not a directory; pass --root"
+        )
+    store = FeatureStore.open(Path(where.store))
+    stride = _geometry(cfg, where.run_json, store.attrs)[1]
+    records, dataset_classes, _ = sources.dataset_test_index(where.dataset, Path(where.root))
+    counts, estimated = sources.frame_counts_from_store(Path(where.store), stride)
+    counts, estimated = sources.add_dataset_counts(records, counts, estimated)
+    held = set(store.video_ids())
+    problems = [
+        MatchProblem(
+            r.video_id,
+            "not in store",
+            f"a test video of the {where.dataset} dataset at {where.root} that {where.store} "
+            "does not hold",
+        )
+        for r in records
+        if r.video_id not in held
+    ]
+    truths, more = sources.truths_from_records([r for r in records if r.video_id in held], counts)
+    class_names = where.run_json.get("class_names") or dataset_classes
+    return _GroundTruth(truths, problems + more, store.attrs, class_names, estimated)
 
 
 def _truth_from_dataset(cfg: EvaluateConfig, where: _Locations) -> _GroundTruth:
@@ -127,32 +179,33 @@ def _truth_from_dataset(cfg: EvaluateConfig, where: _Locations) -> _GroundTruth:
             f"{cfg.run}: the run's store {where.store} is gone and run.json names no "
             "dataset/root; pass --dataset and --root"
         )
+    # The lists give every test video, on disk or not; the frame counts come from the store, else
+    # from the videos.
+    records, dataset_classes, absent = sources.dataset_test_index(where.dataset, Path(where.root))
     store_attrs: dict = {}
-    imported = False
+    authors = cfg.protocol == "authors"
     if where.store is not None:
         from wsvad.pipeline.store import FeatureStore
 
-        store = FeatureStore.open(Path(where.store))
-        store_attrs = store.attrs
-        # An imported store's dataset root may hold only the lists: no video is needed for labels.
-        imported = store.provenance_kind == "imported"
-    records, dataset_classes = sources.dataset_test_records(
-        where.dataset, Path(where.root), labels_only=imported
-    )
-    if where.store is not None:
-        counts = sources.frame_counts_from_store(Path(where.store))
-        # Frame counts the dataset's own files state (SH masks, UR-DMU) fill the store's unknown
-        # ones.
-        counts |= {
-            r.video_id: r.n_frames
-            for r in records
-            if counts.get(r.video_id) is None and r.n_frames is not None
-        }
+        store_attrs = FeatureStore.open(Path(where.store)).attrs
+        stride = _geometry(cfg, where.run_json, store_attrs)[1]
+        counts, estimated = sources.frame_counts_from_store(Path(where.store), stride)
+        problems = []  # the features stand for the videos
     else:
-        counts = sources.probe_frame_counts(records, cfg.frame_cache)
-    truths, problems = sources.truths_from_records(records, counts)
+        missing = {p.video_id for p in absent}
+        counts = sources.probe_frame_counts(
+            [r for r in records if r.video_id not in missing], cfg.frame_cache
+        )
+        estimated = set()
+        # The authors' alignment needs no frame count (T x 16 frames): absent videos are no loss.
+        problems = [] if authors else absent
+        records = records if authors else [r for r in records if r.video_id not in missing]
+    counts = {vid: n for vid, n in counts.items() if n is not None}
+    counts, estimated = sources.add_dataset_counts(records, counts, estimated)
+    truths, more = sources.truths_from_records(records, counts, unknown_ok=authors)
+    estimated |= {vid for vid, t in truths.items() if t.n_frames is None}
     class_names = where.run_json.get("class_names") or dataset_classes
-    return _GroundTruth(truths, problems, store_attrs, class_names, [])
+    return _GroundTruth(truths, problems + more, store_attrs, class_names, estimated)
 
 
 def _inputs(cfg: EvaluateConfig, where: _Locations, truth: _GroundTruth) -> Inputs:
@@ -163,9 +216,7 @@ def _inputs(cfg: EvaluateConfig, where: _Locations, truth: _GroundTruth) -> Inpu
     if class_names is None:
         class_names = ["Normal", *sorted({c for t in truth.truths.values() for c in t.classes})]
     snippet_len, stride = _geometry(cfg, run_json, truth.store_attrs)
-    protocol = Protocol(
-        cfg.alignment, snippet_len, stride, cfg.threshold, cfg.class_negatives, len(truth.estimated)
-    )
+    protocol = _protocol(cfg, where.dataset, snippet_len, stride)
     seeds = run_json.get("seeds") or ([run_json["seed"]] if "seed" in run_json else None)
     source = {
         "run": _str(cfg.run),
@@ -190,7 +241,35 @@ def _inputs(cfg: EvaluateConfig, where: _Locations, truth: _GroundTruth) -> Inpu
         source,
         seeds,
         run_json.get("model_selection", "external scores" if cfg.run is None else None),
+        truth.estimated,
     )
+
+
+def _protocol(cfg: EvaluateConfig, dataset: str | None, snippet_len: int, stride: int) -> Protocol:
+    """wsvad's protocol (``cfg.alignment``, true-frames by default), or the authors' one of the
+    dataset; the count of estimated frame counts is set once the scores are matched."""
+    if cfg.protocol == "wsvad":
+        alignment = cfg.alignment or DEFAULT_ALIGNMENT
+        return Protocol(alignment, snippet_len, stride, cfg.threshold, cfg.class_negatives)
+    entry = authors_protocol(dataset, cfg.alignment, stride)
+    return Protocol(
+        entry.alignment,
+        snippet_len,
+        stride,
+        cfg.threshold,
+        cfg.class_negatives,
+        name="authors",
+        reproduces=entry.code,
+        paper_figure=entry.figure,
+    )
+
+
+def _refuse_a_run_being_trained(run: Path) -> None:
+    """A run whose ``wsvad train`` is still writing has scores and weights of a moment, not of the
+    finished run: refused naming the training process (a seed of a multi-seed run: its parent)."""
+    owners = [run, run.parent] if run.name.startswith("seed-") else [run]
+    for owner in owners:
+        locks.refuse_if_held(owner / locks.LOCK, owner, "training into this run directory")
 
 
 def _read_run_json(run: Path) -> dict:

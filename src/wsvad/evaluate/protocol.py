@@ -2,9 +2,11 @@
 
 The alignment rule (``Protocol.alignment``) is one of :mod:`wsvad.data.groundtruth`'s rules and is
 printed next to every figure: ``true-frames`` (default: snippet scores spread over the video's true
-frame count, ground truth of the true frame count) or ``rtfm`` (each snippet score repeated
+frame count, ground truth of the true frame count), ``rtfm`` (each snippet score repeated
 ``stride`` = 16 times, ground truth cut to ``T*16`` frames or padded with its last label -- what
-RTFM's ``test_10crop.py`` with the ``gt-*.npy`` of its ``list/make_gt_*.py`` scripts computes).
+RTFM's ``test_10crop.py`` with ``gt-sh.npy`` and XDVioDet's ``make_gt.py`` compute) or
+``rtfm-ucf`` (RTFM's ``make_gt_ucf.py``). ``--protocol authors`` picks the benchmark's rule
+(:mod:`wsvad.evaluate.authors`).
 
 Pooled metrics concatenate the frames of all test videos (the order does not matter for any of
 them).
@@ -27,9 +29,11 @@ from wsvad.data.groundtruth import (
     DEFAULT_ALIGNMENT,
     AlignmentRule,
     frame_labels,
+    frame_labels_cut,
     snippet_scores_to_frames,
 )
 from wsvad.evaluate import metrics as M
+from wsvad.evaluate.authors import ProtocolName
 
 ClassNegatives = Literal["all_normal", "class_only"]
 
@@ -43,22 +47,17 @@ class Protocol:
     stride: int = 16
     threshold: float = 0.5  # false-alarm threshold on normal videos
     class_negatives: ClassNegatives = "all_normal"
-    # Test videos whose frame count is not a counted one (imported features: T x stride), stated
-    # with the figures because the GT length, hence AUC and AP, depend on it.
+    # Evaluated videos whose frame count is not a counted one (imported features, or no video
+    # under the authors' protocol: T x stride), stated with the figures because under true-frames
+    # the GT length, hence AUC and AP, depend on it.
     estimated_frame_counts: int = 0
+    name: ProtocolName = "wsvad"  # "authors": the benchmark's public code (wsvad.evaluate.authors)
+    reproduces: str | None = None  # the authors' code reproduced
+    paper_figure: str | None = None  # metrics key of the figure the papers report
 
     def describe(self) -> str:
         """One line stating the protocol, printed and saved with the figures."""
-        if self.alignment == "true-frames":
-            rule = (
-                f"frame f scored by snippet min(f // {self.stride}, T-1) over the true frame "
-                "count; GT of the true frame count"
-            )
-        else:
-            rule = (
-                f"RTFM: each snippet score repeated {self.stride}x; "
-                f"GT cut/padded to T x {self.stride} frames"
-            )
+        rule = _RULES[self.alignment].format(s=self.stride)
         negatives = (
             "its videos + all normal test videos"
             if self.class_negatives == "all_normal"
@@ -68,22 +67,51 @@ class Protocol:
             f"alignment={self.alignment} ({rule}); "
             f"FAR at score >= {self.threshold:g} on normal videos; per-class AUC on {negatives}"
         )
-        if self.estimated_frame_counts:
-            text += (
-                f"; frame count of {self.estimated_frame_counts} test videos estimated as "
-                f"T x {self.stride} (no video to count)"
+        if self.name == "authors":
+            text = f"authors' protocol, reproduces {self.reproduces}: {text}"
+        note = self.estimate_note()
+        return f"{text}; {note}" if note else text
+
+    def estimate_note(self) -> str | None:
+        """The line that declares estimated frame counts, or ``None`` when there are none."""
+        n = self.estimated_frame_counts
+        if not n:
+            return None
+        if self.snippet_len != self.stride:
+            return (
+                f"frame counts of {n} videos are estimates ((T - 1) × {self.stride} + "
+                f"{self.snippet_len}, no video to count)"
             )
-        return text
+        # On T x stride frames true-frames repeats each score stride times and cuts nothing.
+        return (
+            f"frame counts of {n} videos are estimates (T × {self.stride}): true-frames = rtfm here"
+        )
 
     def to_json(self) -> dict:
-        return asdict(self) | {"description": self.describe()}
+        return asdict(self) | {
+            "description": self.describe(),
+            "estimate_note": self.estimate_note(),
+        }
+
+
+_RULES = {
+    "true-frames": (
+        "frame f scored by snippet min(f // {s}, T-1) over the true frame count; "
+        "GT of the true frame count"
+    ),
+    "rtfm": "RTFM: each snippet score repeated {s}x; GT cut/padded to T x {s} frames",
+    "rtfm-ucf": (
+        "RTFM UCF: each snippet score repeated {s}x; GT drawn from the intervals on T x {s} "
+        "frames, frames past the video normal"
+    ),
+}
 
 
 class VideoTruth(NamedTuple):
     """The facts about one test video the protocol needs."""
 
     video_id: str
-    n_frames: int
+    n_frames: int | None  # None: unknown, evaluated on T x stride frames (authors' protocol)
     label: int  # 0 normal, 1 abnormal
     classes: tuple[str, ...] = ()
     intervals: tuple[tuple[int, int], ...] = ()  # half-open anomalous frame ranges
@@ -100,14 +128,21 @@ class AlignedVideo(NamedTuple):
 def align_video(scores: np.ndarray, truth: VideoTruth, protocol: Protocol) -> AlignedVideo:
     """Frame scores and frame labels of one video under ``protocol`` (the rules of
     wsvad.data.groundtruth)."""
-    gt = frame_labels(truth.intervals, truth.n_frames, truth.video_id)
+    scores = np.asarray(scores).reshape(-1)
+    if truth.n_frames is None:  # the authors' T x stride frames, intervals past them cut
+        n_frames = scores.size * protocol.stride
+        gt = frame_labels_cut(truth.intervals, n_frames)
+    else:
+        n_frames = truth.n_frames
+        gt = frame_labels(truth.intervals, n_frames, truth.video_id)
     frame_scores, frame_gt = snippet_scores_to_frames(
-        np.asarray(scores).reshape(-1),
-        truth.n_frames,
+        scores,
+        n_frames,
         protocol.snippet_len,
         protocol.stride,
         protocol.alignment,
         gt,
+        truth.intervals,
     )
     return AlignedVideo(
         truth.video_id, int(truth.label), tuple(truth.classes), frame_scores, frame_gt

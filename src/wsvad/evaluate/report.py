@@ -7,14 +7,13 @@ Figures are stored as fractions in [0, 1] (``None`` when undefined) and shown as
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from wsvad import __version__
+from wsvad.atomic import write_text_atomic
 from wsvad.errors import WsvadError
 from wsvad.runs import mean_std
 
@@ -34,11 +33,8 @@ HEADLINE = [
 def write_json_atomic(path: Path, data: Any, indent: int | None = 1) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     separators = None if indent is not None else (",", ":")
-    text = json.dumps(data, indent=indent, separators=separators, sort_keys=False)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=indent, separators=separators, sort_keys=False))
 
 
 def summarise_seeds(per_seed: dict[str, dict]) -> dict[str, dict]:

@@ -238,9 +238,9 @@ def video_files(source: dict, video_ids: list[str]) -> dict[str, dict]:
             path = Path(root) / rel if root is not None and rel else None
             found[vid] = {"path": path, "fps": attrs.get("source_fps") or attrs.get("fps")}
     elif dataset is not None and root is not None and Path(root).is_dir():
-        from wsvad.evaluate.sources import dataset_test_records
+        from wsvad.evaluate.sources import dataset_test_index
 
-        records, _ = dataset_test_records(dataset, Path(root))
+        records, _, _ = dataset_test_index(dataset, Path(root))
         found = {r.video_id: {"path": Path(r.path), "fps": None} for r in records}
     out = {}
     for vid in video_ids:

@@ -13,11 +13,12 @@ import csv
 import json
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from wsvad.atomic import atomic_path
 from wsvad.config import config_hash, config_to_json
 from wsvad.errors import EXIT_OK, EXIT_PARTIAL, WsvadError
 from wsvad.evaluate import metrics as M
@@ -52,6 +53,8 @@ _PATH_KEYS = {
     "sample_seed",
     "report",
 }
+# Test videos of the dataset left out of the figures for want of a frame count or features.
+_UNEVALUATED_TEST_VIDEOS = ("no frame count", "missing video", "not in store")
 # Optional, next to scores.npz: (n_classes,) class probabilities per video.
 CLASS_SCORES = "class_scores.npz"
 
@@ -97,8 +100,12 @@ def run_evaluate(cfg: EvaluateConfig) -> EvalOutcome:
         inputs.out_dir,
         None,
         problems,
-        len(inputs.truths) + _count(problems, "no frame count"),
+        len(inputs.truths) + sum(_count(problems, kind) for kind in _UNEVALUATED_TEST_VIDEOS),
         n_matched,
+    )
+    evaluated = {v.video_id for pooled in pooled_by_seed.values() for v in pooled.videos}
+    inputs.protocol = replace(
+        inputs.protocol, estimated_frame_counts=len(evaluated & inputs.estimated)
     )
     if per_seed:
         outcome.report = _write_results(cfg, inputs, per_seed, pooled_by_seed, outcome)
@@ -118,8 +125,11 @@ def _evaluate_seeds(
     pooled_by_seed: dict[str, Pooled] = {}
     problems = list(inputs.problems)
     n_matched = 0
-    # Videos already listed as unusable (no ground truth) are known ids whose scores are set aside.
-    unusable = {p.video_id for p in problems if p.kind == "no ground truth"}
+    # Videos already listed as unusable (no ground truth, no frame count, ...) are known ids whose
+    # scores are set aside.
+    unusable = {
+        p.video_id for p in problems if p.kind in ("no ground truth", *_UNEVALUATED_TEST_VIDEOS)
+    }
     for label, path in inputs.seed_scores.items():
         matched, seed_problems = _match_seed(path, inputs, unusable)
         problems += [
@@ -224,29 +234,21 @@ def _predicted_classes(
         return None
     if not hasattr(cls, "classify_video") or int(meta.get("n_classes", 1)) < 2:
         return None
-    return _classify_with_model(folder / "model", Path(store), video_ids)
+    return _classify_with_model(folder, Path(store), video_ids)
 
 
-def _classify_with_model(stem: Path, store_path: Path, video_ids: list[str]) -> dict[str, int]:
-    import torch
-
-    from wsvad.detectors.checkpoint import load_detector
+def _classify_with_model(run_dir: Path, store_path: Path, video_ids: list[str]) -> dict[str, int]:
+    """Predicted classes from the run's model, its inputs prepared by the run's scoring recipe
+    (the same crops, bags and pooling as its anomaly scores)."""
     from wsvad.pipeline.store import FeatureStore
+    from wsvad.scoring.score import classify_features, load_scoring_model
 
-    detector, _ = load_detector(stem)
+    model = load_scoring_model(run_dir)
     store = FeatureStore.open(store_path)
-    predicted = {}
-    with torch.no_grad():
-        for vid in video_ids:
-            raw = store.read(vid)  # (N, C, *F)
-            # Class probabilities per crop, averaged like the anomaly scores (the common protocol).
-            crops = [
-                torch.from_numpy(np.ascontiguousarray(raw[:, c], dtype=np.float32))
-                for c in range(raw.shape[1])
-            ]
-            probs = [detector.classify_video(x) for x in crops]  # C x (n_classes,)
-            predicted[vid] = int(torch.stack(probs).mean(0).argmax())
-    return predicted
+    return {
+        vid: int(np.argmax(classify_features(model.detector, model.recipe, store.read(vid))))
+        for vid in video_ids
+    }
 
 
 # ---------------------------------------------------------------------------- outputs
@@ -265,15 +267,13 @@ def _write_per_video(path: Path, pooled_by_seed: dict[str, Pooled]) -> dict[str,
         "error",
     ]
     tables = {label: per_video_table(pooled) for label, pooled in pooled_by_seed.items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(columns)
         for label, rows in tables.items():
             for row in rows:
                 row = row | {"seed": label or "-", "classes": "+".join(row["classes"])}
                 writer.writerow(["" if row[c] is None else row[c] for c in columns])
-    tmp.replace(path)
     return tables
 
 

@@ -3,11 +3,12 @@ backbone -> the run's trained detector, with exactly the extraction settings of 
 was trained on (backbone and its options, resize, crop size, crops, snippet length, stride, tail
 rule, fps).
 
-Offline mode scores all snippets at once, crop by crop with ``Detector.score_video``, and averages
-the crops (the protocol of the test scores). Stream mode scores snippet ``i`` as soon as its frames
-are decoded, from the last ``window`` snippets only (causal: detectors that look at the whole video,
-such as the bag-based ones, see a sliding window), and reports the latency from the snippet's last
-decoded frame to its score.
+Offline mode scores all snippets at once with :func:`wsvad.scoring.score.score_features` and the
+run's scoring recipe (crops, bags, pooling, ``score_on``), the function that made the run's test
+scores, so a stored test video scores as in ``scores.npz``. Stream mode scores snippet ``i`` as soon
+as its frames are decoded, from the last ``window`` snippets only (causal: detectors that look at
+the whole video, such as the bag-based ones, see a sliding window), and reports the latency from
+the snippet's last decoded frame to its score.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from wsvad.atomic import write_text_atomic
 from wsvad.errors import WsvadError
 
 log = logging.getLogger(__name__)
@@ -58,10 +60,8 @@ class ScoreResult(NamedTuple):
     files: dict[str, Path]
 
 
-def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Path]:
-    """Extraction settings (from the run's store) and the detector's path stem (``RUN/model``)."""
-    from wsvad.pipeline.store import FeatureStore
-
+def single_run(run: Path) -> tuple[Path, dict[str, Any]]:
+    """The run directory whose model scores (a multi-seed run: its first seed) and its run.json."""
     run = Path(run)
     info_path = run / "run.json"
     if not info_path.is_file():
@@ -76,6 +76,14 @@ def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Pat
         log.info("%s: multi-seed run, scoring with %s", run, members[0].name)
         run = members[0]
         info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    return run, info
+
+
+def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Path]:
+    """Extraction settings (from the run's store) and the detector's path stem (``RUN/model``)."""
+    from wsvad.pipeline.store import FeatureStore
+
+    run, info = single_run(run)
     store = info.get("store")
     if not store or not Path(store).is_dir():
         raise WsvadError(
@@ -108,7 +116,7 @@ def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Pat
 
 def _frames(source: str, decoder: str) -> tuple[Iterator[np.ndarray], float | None]:
     """RGB frames of a file, a frame folder (the extract stage's readers) or a stream URL (PyAV)."""
-    from wsvad.extract.decode import decode_errors, iter_frames, probe
+    from wsvad.extract.decode import DecodeError, iter_frames, probe
 
     if "://" in source and not Path(source).exists():
         import av
@@ -125,14 +133,14 @@ def _frames(source: str, decoder: str) -> tuple[Iterator[np.ndarray], float | No
     path = Path(source)
     if not path.exists():
         raise WsvadError(f"{path}: no such video")
-    last: BaseException | None = None
+    last: DecodeError | None = None
     for name in ["decord", "av"] if decoder == "auto" else [decoder]:
         try:
             info = probe(path, name)  # frame folders are read as images whatever the decoder
             return iter_frames(path, name), info.fps
-        except decode_errors() as exc:
+        except DecodeError as exc:
             last = exc
-    raise WsvadError(f"{path}: cannot decode ({type(last).__name__}: {last})")
+    raise WsvadError(f"{path}: cannot decode ({last.kind}: {last})")
 
 
 def _crops(frames: Iterator[np.ndarray], setup: ScoreSetup) -> Iterator[np.ndarray]:
@@ -197,6 +205,7 @@ class _Chain(NamedTuple):
     detector: Any
     meta: dict[str, Any]  # the detector's model.json
     device: str
+    recipe: Any  # the run's ScoringRecipe
 
     def features(self, snippet: np.ndarray) -> np.ndarray:
         """``(L, C, S, S, 3)`` uint8 snippet -> ``(C, *F)`` float32 features."""
@@ -206,26 +215,20 @@ class _Chain(NamedTuple):
         return self.backbone(torch.from_numpy(clip).to(self.device)).float().cpu().numpy()
 
     def detect(self, features: list[np.ndarray]) -> np.ndarray:
-        """Snippet scores of consecutive features, scored crop by crop and averaged: ``(N,)``."""
-        import torch
+        """Snippet scores ``(N,)`` of consecutive ``(C, *F)`` features, by the run's recipe."""
+        from wsvad.scoring.score import score_features
 
-        x = np.stack(features)  # (N, C, *F)
-        crops = [
-            torch.from_numpy(np.ascontiguousarray(x[:, c])).to(self.device)
-            for c in range(x.shape[1])
-        ]
-        per_crop = [self.detector.score_video(xc).cpu().numpy() for xc in crops]
-        return np.mean(per_crop, axis=0)  # (C, N) -> (N,)
+        return score_features(self.detector, self.recipe, np.stack(features))
 
 
 def _load_chain(setup: ScoreSetup, stem: Path, device: str) -> _Chain:
-    from wsvad.detectors.checkpoint import load_detector
     from wsvad.extract.backbones import build_backbone, get_backbone_spec
+    from wsvad.scoring.score import load_scoring_model
 
-    detector, meta = load_detector(stem, device=device)
+    model = load_scoring_model(stem.parent, device=device)  # refuses a run without a recipe
     backbone = build_backbone(setup.backbone, device=device, **setup.backbone_options)
     spec = get_backbone_spec(setup.backbone, **setup.backbone_options)
-    return _Chain(backbone, spec, detector, meta, device)
+    return _Chain(backbone, spec, model.detector, model.meta, device, model.recipe)
 
 
 def _frames_at_run_fps(
@@ -281,7 +284,7 @@ def _write_outputs(
     source,
     scored: ScoreResult,
     mode: _Mode,
-    setup: ScoreSetup,
+    setup: ScoreSetup | None,
     meta: dict[str, Any],
 ) -> dict[str, Path]:
     from wsvad.evaluate.plots import plot_timeline
@@ -328,7 +331,7 @@ def _write_csvs(frames_csv: Path, snippets_csv: Path, scored: ScoreResult) -> No
 
 
 def _summary(
-    source, scored: ScoreResult, mode: _Mode, setup: ScoreSetup, meta: dict[str, Any]
+    source, scored: ScoreResult, mode: _Mode, setup: ScoreSetup | None, meta: dict[str, Any]
 ) -> dict[str, Any]:
     """The content of ``score.json``."""
     fps = scored.fps
@@ -349,7 +352,7 @@ def _summary(
             }
             for s, e in scored.intervals
         ],
-        "setup": setup._asdict(),
+        "setup": None if setup is None else setup._asdict(),
         "detector": meta.get("detector"),
         "model_seed": meta.get("seed"),
         "mean_latency_ms": 1000 * float(np.mean([r.latency for r in scored.snippets])),
@@ -357,9 +360,7 @@ def _summary(
 
 
 def _write_text(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def describe_interval(start: int, end: int, fps: float | None) -> str:
@@ -380,4 +381,5 @@ __all__ = [
     "describe_interval",
     "score_video",
     "setup_from_run",
+    "single_run",
 ]

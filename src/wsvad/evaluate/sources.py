@@ -13,13 +13,13 @@ import csv
 import json
 import logging
 import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from wsvad.atomic import write_text_atomic
 from wsvad.data.framecount import probe_frame_count
 from wsvad.errors import WsvadError
 from wsvad.evaluate.protocol import VideoTruth
@@ -33,7 +33,9 @@ class MatchProblem(NamedTuple):
     """One row of the mismatch table."""
 
     video_id: str
-    kind: str  # "no scores" | "not a test video" | "no frame count" | "snippet count"
+    # "no scores" | "not a test video" | "no frame count" | "snippet count" | "no ground truth" |
+    # "missing video" | "not in store" | "duplicate"
+    kind: str
     detail: str
 
 
@@ -168,7 +170,7 @@ def check_snippet_counts(
     problems = []
     for vid, values in scores.items():
         truth = truths.get(vid)
-        if truth is None:
+        if truth is None or truth.n_frames is None:  # T x stride frames: any T fits
             continue
         expected = max(1, truth.n_frames // stride)
         if abs(len(values) - expected) > max(2, 0.05 * expected):
@@ -283,13 +285,38 @@ def _dataset_records(store, dataset: str, root: Path) -> dict:
     return index.by_id()
 
 
-def frame_counts_from_store(store_path: Path) -> dict[str, int | None]:
+def frame_counts_from_store(store_path: Path, stride: int = 16) -> tuple[dict[str, int], set[str]]:
+    """Frame count of every store video, and the videos whose count is an estimate: the
+    import's ``n_frames_estimated``, or ``T * stride`` for a video stored without ``n_frames``
+    (Sultani's bagged C3D), as run mode does."""
     from wsvad.pipeline.store import FeatureStore
 
     store = FeatureStore.open(store_path)
-    # n_frames is None for bagged imports (Sultani C3D): "no frame count" in the mismatch table.
-    counts = {vid: store.video_attrs(vid).get("n_frames") for vid in store.video_ids()}
-    return {vid: None if n is None else int(n) for vid, n in counts.items()}
+    counts, estimated = {}, set()
+    for vid in store.video_ids():
+        attrs = store.video_attrs(vid)
+        if attrs.get("n_frames") is None:
+            n_snippets = attrs.get("n_snippets") or store.array(vid).shape[0]
+            counts[vid] = int(n_snippets) * stride
+            estimated.add(vid)
+            continue
+        counts[vid] = int(attrs["n_frames"])
+        if attrs.get("n_frames_estimated"):
+            estimated.add(vid)
+    return counts, estimated
+
+
+def add_dataset_counts(
+    records, counts: dict[str, int], estimated: set[str]
+) -> tuple[dict[str, int], set[str]]:
+    """The frame counts the dataset's own files state (SH masks, UR-DMU's UCF annotation) replace
+    unknown and estimated ones."""
+    counts, estimated = dict(counts), set(estimated)
+    for rec in records:
+        if rec.n_frames is not None and (rec.video_id not in counts or rec.video_id in estimated):
+            counts[rec.video_id] = int(rec.n_frames)
+            estimated.discard(rec.video_id)
+    return counts, estimated
 
 
 def _truth_from_attrs(vid: str, attrs: dict) -> VideoTruth:
@@ -303,22 +330,35 @@ def _truth_from_attrs(vid: str, attrs: dict) -> VideoTruth:
     )
 
 
-def dataset_test_records(dataset: str, root: Path, labels_only: bool = False):
-    """The dataset's test records and class names (``labels_only``: from the lists alone, without
-    the videos)."""
-    from wsvad.data import load_dataset
+def dataset_test_index(dataset: str, root: Path) -> tuple[list, list[str], list[MatchProblem]]:
+    """Every test record of the dataset (from its lists, whether or not the videos are on disk),
+    its class names, and a ``missing video`` problem for each test video not on disk (the
+    ``folder`` adapter's ``missing-video`` rows of labels.csv included)."""
     from wsvad.data.check import load_labels_only
 
-    index = load_labels_only(dataset, root) if labels_only else load_dataset(dataset, root)
+    index = load_labels_only(dataset, root)
     records = index.split("test")
-    if not records:
+    absent = [
+        MatchProblem(r.video_id, "missing video", f"{r.rel_path}: not under {root}")
+        for r in records
+        if not Path(r.path).exists()
+    ]
+    absent += [
+        MatchProblem(p.video_id or p.path or "?", "missing video", p.message)
+        for p in index.problems
+        if p.kind == "missing-video"
+    ]
+    if not records and not absent:
         raise WsvadError(f"{root}: the {dataset} dataset has no test videos")
-    return records, list(index.class_names)
+    return records, list(index.class_names), absent
 
 
 def truths_from_records(
-    records, frame_counts: dict[str, int | None]
+    records, frame_counts: dict[str, int | None], unknown_ok: bool = False
 ) -> tuple[dict[str, VideoTruth], list[MatchProblem]]:
+    """Ground truth of the dataset's test records; a record without a frame count is a ``no frame
+    count`` problem, or (``unknown_ok``: the authors' protocol) evaluated on ``T x stride``
+    frames."""
     truths, problems = {}, []
     for rec in records:
         if rec.intervals is None or rec.label not in (0, 1):
@@ -326,12 +366,16 @@ def truths_from_records(
             problems.append(MatchProblem(rec.video_id, "no ground truth", detail))
             continue
         n = frame_counts.get(rec.video_id)
-        if n is None:
+        if n is None and not unknown_ok:
             detail = f"{rec.rel_path}: frame count unknown (not in the store, video unreadable)"
             problems.append(MatchProblem(rec.video_id, "no frame count", detail))
             continue
         truths[rec.video_id] = VideoTruth(
-            rec.video_id, int(n), int(rec.label), tuple(rec.classes), tuple(rec.intervals or ())
+            rec.video_id,
+            None if n is None else int(n),
+            int(rec.label),
+            tuple(rec.classes),
+            tuple(rec.intervals or ()),
         )
     return truths, problems
 
@@ -371,9 +415,7 @@ def probe_frame_counts(records, cache_path: Path | None = None) -> dict[str, int
     if changed:
         try:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_path.with_name(f".{cache_path.name}.{uuid.uuid4().hex[:8]}")
-            tmp.write_text(json.dumps(cache, indent=0, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, cache_path)
+            write_text_atomic(cache_path, json.dumps(cache, indent=0, sort_keys=True))
         except OSError as exc:  # a read-only home must not stop an evaluation
             log.warning("%s: cannot write the frame-count cache (%s)", cache_path, exc)
     return counts

@@ -53,6 +53,10 @@ def prepare_model(model: Any, cfg: ExtractConfig) -> Any:
     if device_type(cfg.device) == "cuda":
         # fixed input shapes (one batch size plus the last, smaller batch): autotuning pays off
         torch.backends.cudnn.benchmark = True
+        # cuDNN runs fp32 convolutions in TF32 (10 mantissa bits) by default on Ampere and
+        # later: fp32 must mean fp32, so CUDA features agree with CPU ones
+        # (tests/extract/test_extract_cuda.py); bf16/fp16 are the fast choices
+        torch.backends.cudnn.allow_tf32 = cfg.precision != "fp32"
     if cfg.compile:
         model = torch.compile(model, dynamic=False)
     return model

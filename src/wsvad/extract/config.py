@@ -70,6 +70,9 @@ class ExtractConfig(BaseModel):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: bool = False  # torch.compile the backbone (pays off on long GPU runs)
     shard: str | None = None  # "K/N": only shard K (0..N-1) of the sorted video ids (job arrays)
+    # a video whose decoded length disagrees with its container's (truncated, dropped frames):
+    # store it with a ``suspect`` attr and a warning, or record it failed (wsvad.data.suspects)
+    on_suspect: Literal["store", "fail"] = "store"
 
     @field_validator("shard")
     @classmethod

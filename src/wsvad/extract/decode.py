@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,19 +18,30 @@ from typing import Literal
 
 import numpy as np
 
+from wsvad.data.listfiles import IMAGE_EXTS, frame_images
+
 log = logging.getLogger(__name__)
 
 Decoder = Literal["decord", "av", "frames"]  # the readers ("frames": a folder of images)
 DecoderChoice = Literal["auto", "decord", "av"]  # the config's choice; auto: decord, then PyAV
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 class DecodeError(Exception):
-    """A video could not be decoded; ``decoder`` says which reader failed."""
+    """A video could not be decoded; ``decoder`` says which reader failed and ``kind`` what the
+    reader raised (``DECORDError``, ``InvalidDataError``, ...; the class name when raised here).
 
-    def __init__(self, message: str, decoder: str):
+    The only exception that marks a video as failed: the readers' own errors are translated into
+    it where they are raised (:func:`reading`), so a RuntimeError or MemoryError of the model, the
+    store or the host can never be mistaken for a bad video.
+    """
+
+    def __init__(self, message: str, decoder: str, kind: str | None = None):
         super().__init__(message)
         self.decoder = decoder
+        self.kind = kind or type(self).__name__
+
+    def __reduce__(self):  # keep decoder and kind across processes (dask pickles exceptions)
+        return type(self), (str(self), self.decoder, self.kind)
 
 
 @dataclass(frozen=True)
@@ -45,13 +56,14 @@ class VideoInfo:
     height: int
 
 
-def decode_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean "this file cannot be decoded" (not a bug in wsvad).
+def reader_errors() -> tuple[type[BaseException], ...]:
+    """What the readers raise on a file they cannot decode (only ever caught by :func:`reading`).
 
     decord raises its own ``DECORDError`` (not a RuntimeError subclass) on corrupt data, and
-    RuntimeError on files it cannot open; PyAV raises ``av.error.FFmpegError`` (a ValueError).
+    RuntimeError on files it cannot open; PyAV raises ``av.error.FFmpegError`` (a ValueError or
+    OSError). MemoryError is not among them: a full memory is the host's problem, not the video's.
     """
-    errors: list[type[BaseException]] = [DecodeError, RuntimeError, OSError, ValueError, EOFError]
+    errors: list[type[BaseException]] = [RuntimeError, OSError, ValueError, EOFError]
     try:
         from decord._ffi.base import DECORDError
 
@@ -61,78 +73,106 @@ def decode_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+@contextmanager
+def reading(decoder: str) -> Iterator[None]:
+    """Turn what a reader raises inside the block into :class:`DecodeError` (kind = its class).
+
+    Wrap only code that reads the video: the translation is what lets the worker tell a broken
+    video from a broken machine.
+    """
+    try:
+        yield
+    except DecodeError:
+        raise
+    except reader_errors() as exc:
+        raise DecodeError(str(exc) or type(exc).__name__, decoder, type(exc).__name__) from exc
+
+
+def _check_decoder(decoder: str) -> None:
+    if decoder not in ("decord", "av"):
+        raise ValueError(f"decoder must be 'decord' or 'av', got {decoder!r}")
+
+
 def is_frame_folder(path: Path) -> bool:
     return Path(path).is_dir()
 
 
-def _natural_key(name: str) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
 def list_frame_files(folder: Path) -> list[Path]:
-    """Image files of a frame folder in natural order (``2.jpg`` before ``10.jpg``)."""
-    files = [
-        p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-    ]
+    """The frames of a frame folder (:func:`~wsvad.data.listfiles.frame_images`); none: an error."""
+    files = frame_images(folder)
     if not files:
-        raise DecodeError(
-            f"{folder}: frame folder holds no {'/'.join(IMAGE_SUFFIXES)} images", "frames"
-        )
-    return sorted(files, key=lambda p: _natural_key(p.name))
+        suffixes = "/".join(sorted(IMAGE_EXTS))
+        raise DecodeError(f"{folder}: frame folder holds no {suffixes} images", "frames")
+    return files
 
 
 def probe(path: Path, decoder: Decoder, fps_hint: float | None = None) -> VideoInfo:
-    """Open ``path`` with ``decoder`` (``decord`` or ``av``; folders always use ``frames``)."""
+    """Open ``path`` with ``decoder`` (``decord`` or ``av``; folders always use ``frames``).
+
+    Raises :class:`DecodeError` for a file the reader cannot open.
+    """
     path = Path(path)
     if is_frame_folder(path):
-        files = list_frame_files(path)
-        first = _read_image(files[0])
+        with reading("frames"):
+            files = list_frame_files(path)
+            first = _read_image(files[0])
         return VideoInfo("frames", fps_hint, len(files), first.shape[1], first.shape[0])
+    _check_decoder(decoder)
     if not path.is_file():
         raise DecodeError(f"{path}: no such file", decoder)
     if path.stat().st_size == 0:
         raise DecodeError(f"{path}: empty file (0 bytes)", decoder)
-    if decoder == "decord":
-        import decord
+    with reading(decoder):
+        return _probe_decord(path) if decoder == "decord" else _probe_av(path)
 
-        reader = decord.VideoReader(str(path), num_threads=1)
-        height, width = reader[0].shape[:2] if len(reader) else (0, 0)
-        return VideoInfo("decord", float(reader.get_avg_fps()) or None, len(reader), width, height)
-    if decoder == "av":
-        import av
 
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DecodeError(f"{path}: no video stream", "av")
-            stream = container.streams.video[0]
-            if stream.codec_context is None:  # FFmpeg knows no decoder for the stream's codec tag
-                raise DecodeError(
-                    f"{path}: unsupported video codec (FFmpeg has no decoder for it)", "av"
-                )
-            rate = float(stream.average_rate) if stream.average_rate else None
-            hint = stream.frames
-            if not hint and stream.duration and stream.time_base and rate:
-                hint = int(stream.duration * stream.time_base * rate)
-            elif not hint and container.duration and rate:
-                hint = int(container.duration / 1_000_000 * rate)
-            return VideoInfo(
-                "av", rate, int(hint or 0), stream.codec_context.width, stream.codec_context.height
+def _probe_decord(path: Path) -> VideoInfo:
+    import decord
+
+    reader = decord.VideoReader(str(path), num_threads=1)
+    height, width = reader[0].shape[:2] if len(reader) else (0, 0)
+    return VideoInfo("decord", float(reader.get_avg_fps()) or None, len(reader), width, height)
+
+
+def _probe_av(path: Path) -> VideoInfo:
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise DecodeError(f"{path}: no video stream", "av")
+        stream = container.streams.video[0]
+        if stream.codec_context is None:  # FFmpeg knows no decoder for the stream's codec tag
+            raise DecodeError(
+                f"{path}: unsupported video codec (FFmpeg has no decoder for it)", "av"
             )
-    raise ValueError(f"decoder must be 'decord' or 'av', got {decoder!r}")
+        rate = float(stream.average_rate) if stream.average_rate else None
+        hint = stream.frames
+        if not hint and stream.duration and stream.time_base and rate:
+            hint = int(stream.duration * stream.time_base * rate)
+        elif not hint and container.duration and rate:
+            hint = int(container.duration / 1_000_000 * rate)
+        return VideoInfo(
+            "av", rate, int(hint or 0), stream.codec_context.width, stream.codec_context.height
+        )
 
 
 def iter_frames(path: Path, decoder: Decoder, start: int = 0) -> Iterator[np.ndarray]:
-    """Yield RGB frames ``[H, W, 3]`` uint8 from frame ``start`` to the end, one at a time."""
+    """Yield RGB frames ``[H, W, 3]`` uint8 from frame ``start`` to the end, one at a time.
+
+    Whatever the reader raises while decoding arrives as :class:`DecodeError`.
+    """
     path = Path(path)
-    if is_frame_folder(path):
-        for file in list_frame_files(path)[start:]:
-            yield _read_image(file)
-    elif decoder == "decord":
-        yield from _iter_decord(path, start)
-    elif decoder == "av":
-        yield from _iter_av(path, start)
-    else:
-        raise ValueError(f"decoder must be 'decord' or 'av', got {decoder!r}")
+    folder = is_frame_folder(path)
+    if not folder:
+        _check_decoder(decoder)
+    with reading("frames" if folder else decoder):
+        if folder:
+            for file in list_frame_files(path)[start:]:
+                yield _read_image(file)
+        elif decoder == "decord":
+            yield from _iter_decord(path, start)
+        else:
+            yield from _iter_av(path, start)
 
 
 def _iter_decord(path: Path, start: int) -> Iterator[np.ndarray]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from wsvad.extract.accel import autocast, host_batch, to_device
 from wsvad.extract.config import ExtractConfig
+from wsvad.extract.faults import ForwardFailed
 from wsvad.extract.snippets import SnippetStream
 from wsvad.pipeline.cluster import report_progress
 from wsvad.pipeline.store import VideoWriter
@@ -59,9 +60,12 @@ def run_model(stream: SnippetStream, model, spec, cfg: ExtractConfig, writer: Vi
                 break
             if isinstance(item, BaseException):
                 raise item
-            with torch.inference_mode(), autocast(cfg):
-                out = model(to_device(item, cfg.device))  # (b*C, *F)
-            out = out.float().cpu().numpy()
+            try:
+                with torch.inference_mode(), autocast(cfg):
+                    out = model(to_device(item, cfg.device))  # (b*C, *F)
+                out = out.float().cpu().numpy()
+            except Exception as exc:  # the model's fault, never the video's (see faults.py)
+                raise ForwardFailed() from exc
             report_progress(PROGRESS_TOPIC, len(out) * cfg.snippet_len)
             sink.add(out.reshape(-1, cfg.crops, *out.shape[1:]))  # -> (b, C, *F)
             _fault_point(writer.video_id)

@@ -19,6 +19,7 @@ from wsvad.data.records import VideoRecord
 from wsvad.errors import WsvadError
 from wsvad.extract.config import ExtractConfig, resolve_config
 from wsvad.extract.crops import crop_order
+from wsvad.extract.faults import stop_error
 from wsvad.extract.forward import PROGRESS_TOPIC
 from wsvad.extract.segments import segment_attrs
 from wsvad.extract.shards import (
@@ -32,7 +33,6 @@ from wsvad.extract.worker import (
     Task,
     VideoOutcome,
     VideoResult,
-    one_line,
     remove_parts,
     run_task,
 )
@@ -66,6 +66,9 @@ class ExtractSummary(NamedTuple):
     failures: dict[str, dict[str, Any]]  # this run's failures, by video id
     frame_crops: int
     seconds: float
+    # videos this run stored although their decoded length disagrees with their container's
+    # (on_suspect: store): video id -> the store's ``suspect`` attr
+    suspects: dict[str, dict[str, Any]] = {}  # never mutated: the run builds a new one
 
 
 def select_records(cfg: ExtractConfig) -> list[VideoRecord]:
@@ -189,6 +192,7 @@ def run_extract(
         failures, frame_crops = _execute(cfg, store, todo, progress)
         done_now = [r.video_id for r in todo if r.video_id not in failures]
         store.record_failures({}, clear=done_now, writer=shard_writer(cfg))
+        suspects = stored_suspects(store, done_now)
     # the client's own writes (attrs, failure table) on a full or read-only disk
     except OSError as exc:
         raise store_write_error(store.path, exc) from exc
@@ -202,7 +206,14 @@ def run_extract(
         failures,
         frame_crops,
         time.perf_counter() - began,
+        suspects,
     )
+
+
+def stored_suspects(store: FeatureStore, video_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The ``suspect`` attrs of the stored videos among ``video_ids`` that have one."""
+    found = {vid: store.video_attrs(vid).get("suspect") for vid in video_ids}
+    return {vid: suspect for vid, suspect in found.items() if suspect}
 
 
 def _execute(
@@ -244,10 +255,12 @@ def _collect(
     for handle, result, exc in runner.results():
         task = tasks.pop(handle)
         vid = task.record.video_id
-        if isinstance(exc, WsvadError):
-            raise exc  # an unusable environment (weights, device), not a bad video: stop now
         if exc is not None:
-            result = _crash_result(task, exc)
+            # a worker that died on this video, again and again, is the only failure blamed on the
+            # video without a DecodeError; the rest (model, store, host) stops the run now
+            if type(exc).__name__ != "KilledWorker":
+                raise stop_error(exc, task.record.rel_path, cfg.backbone, cfg.device) from exc
+            result = _killed_result(task, exc)
         frame_crops += result.frame_crops
         if vid in failures:  # a sibling piece failed earlier: discard this one's work
             remove_parts([result.part] if result.part else [])
@@ -268,7 +281,9 @@ def _collect(
             continue
         if result.status == "failed":
             _record_failure(store, cfg, failures, task, result)
-            remove_parts([p.part for p in pieces.pop(vid, {}).values() if p.part])
+            # a failed assembly (a suspect video under on_suspect: fail) leaves its parts too
+            finished = [p.part for p in pieces.pop(vid, {}).values() if p.part]
+            remove_parts([*finished, *task.parts])
             log.warning("%s: %s: %s", task.record.rel_path, result.exception, result.reason)
         events.video_finished(vid, result.status)
     return frame_crops
@@ -335,15 +350,14 @@ class _ProgressEvents:
             )
 
 
-def _crash_result(task: Task, exc: BaseException) -> VideoResult:
-    """A task that raised something other than a decode error (a bug or a dead worker)."""
-    reason = one_line(exc)
-    if type(exc).__name__ == "KilledWorker":  # dask gave up after cluster.allowed_failures restarts
-        tries = getattr(exc, "allowed_failures", 0) + 1
-        reason = (
-            f"the worker process died while extracting this video ({tries} attempts; segfault, "
-            "out of memory or killed)"
-        )
+def _killed_result(task: Task, exc: BaseException) -> VideoResult:
+    """dask gave up on a task after ``cluster.allowed_failures`` restarts of the worker running it
+    (a segfault in a decoder, memory exhausted by this video, or killed)."""
+    tries = getattr(exc, "allowed_failures", 0) + 1
+    reason = (
+        f"the worker process died while extracting this video ({tries} attempts; segfault, "
+        "out of memory or killed)"
+    )
     return VideoResult(
         task.record.video_id,
         "failed",

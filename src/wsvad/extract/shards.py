@@ -16,8 +16,8 @@ from typing import NamedTuple
 from wsvad.data.records import VideoRecord
 from wsvad.errors import WsvadError
 from wsvad.extract.config import ExtractConfig, resolve_config
-from wsvad.pipeline.bookkeeping import LOCK, tmp_entries
-from wsvad.pipeline.store import FeatureStore
+from wsvad.pipeline.bookkeeping import tmp_entries
+from wsvad.pipeline.store import LOCK, FeatureStore
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from wsvad.data.records import VideoRecord
+from wsvad.data.suspects import suspect_of
 from wsvad.errors import WsvadError
 from wsvad.extract.accel import check_device, prepare_model
 from wsvad.extract.config import ExtractConfig
@@ -31,7 +31,6 @@ from wsvad.extract.decode import (
     DecodeError,
     Decoder,
     VideoInfo,
-    decode_errors,
     fps_ratio,
     is_frame_folder,
     iter_frames,
@@ -40,6 +39,7 @@ from wsvad.extract.decode import (
     resampled_count,
     source_index,
 )
+from wsvad.extract.faults import one_line, stop_error
 from wsvad.extract.forward import ChunkSink, run_model
 from wsvad.extract.segments import publish
 from wsvad.extract.snippets import SnippetStream, n_snippets
@@ -63,6 +63,11 @@ TaskStatus = Literal[VideoOutcome, "part", "split"]
 
 class TooShort(DecodeError):
     """The video decoded fine but yields no snippet (another decoder would not change that)."""
+
+
+class SuspectVideo(TooShort):
+    """Decoded, but not as long as its container declares, and ``on_suspect: fail`` (another
+    decoder reads the same bytes, so none is tried)."""
 
 
 class Task(NamedTuple):
@@ -128,7 +133,8 @@ def get_model(cfg: ExtractConfig):
 
 
 def run_task(task: Task, cfg: ExtractConfig) -> VideoResult:
-    """Entry point submitted to the cluster; undecodable input becomes a ``failed`` result."""
+    """Entry point submitted to the cluster. A video the readers cannot decode becomes a ``failed``
+    result; anything else (model, store, host, bug) raises the WsvadError that stops the run."""
     import torch
 
     torch.set_num_threads(cfg.torch_threads)
@@ -139,23 +145,19 @@ def run_task(task: Task, cfg: ExtractConfig) -> VideoResult:
             result = _assemble(task, cfg)
         else:
             result = _extract(task, cfg, tried)
-    except decode_errors() as exc:
+    except DecodeError as exc:
         return VideoResult(
             task.record.video_id,
             "failed",
             start=task.start,
-            exception=type(exc).__name__,
+            exception=exc.kind,
             reason=one_line(exc),
             decoders_tried=",".join(tried) or None,
             seconds=time.perf_counter() - began,
         )
+    except Exception as exc:
+        raise stop_error(exc, task.record.rel_path, cfg.backbone, cfg.device) from exc
     return result._replace(seconds=time.perf_counter() - began)
-
-
-def one_line(exc: BaseException) -> str:
-    """A short single-line reason (FFmpeg's "[Errno 1094995529]" prefix says nothing to a user)."""
-    text = re.sub(r"^\[Errno -?\d+\]\s*", "", " ".join(str(exc).split()))
-    return (text or type(exc).__name__)[:300]
 
 
 def _decoders(cfg: ExtractConfig, path: Path) -> list[Decoder]:
@@ -171,14 +173,14 @@ def _extract(task: Task, cfg: ExtractConfig, tried: list[str]) -> VideoResult:
         tried.append(decoder)
         try:
             return _extract_with(task, cfg, decoder)
-        except decode_errors() as exc:
+        except DecodeError as exc:
             if attempt + 1 == len(chain) or isinstance(exc, TooShort):
                 raise
             log.warning(
                 "%s: %s failed (%s: %s); retrying with %s",
                 record.rel_path,
                 decoder,
-                type(exc).__name__,
+                exc.kind,
                 str(exc).splitlines()[0] if str(exc) else "",
                 chain[attempt + 1],
             )
@@ -189,7 +191,7 @@ def _extract_with(task: Task, cfg: ExtractConfig, decoder: Decoder) -> VideoResu
     """Extract ``task`` (a whole video or one piece) with ``decoder``, or plan its pieces."""
     record = task.record
     info = probe(record.path, decoder, fps_hint=record.fps)
-    ratio = fps_ratio(info.fps, cfg.fps) if cfg.fps else None
+    ratio = _fps_ratio(record, info, cfg)
     store = FeatureStore.open(task.store)
     pieces = _plan_pieces(task, cfg, info, ratio)
     if pieces:
@@ -216,6 +218,19 @@ def _extract_with(task: Task, cfg: ExtractConfig, decoder: Decoder) -> VideoResu
     except BaseException:
         writer.abort()
         raise
+
+
+def _fps_ratio(record: VideoRecord, info: VideoInfo, cfg: ExtractConfig) -> Fraction | None:
+    """Source frames per output frame; a video without a frame rate cannot be resampled."""
+    if not cfg.fps:
+        return None
+    if not info.fps or info.fps <= 0:
+        raise DecodeError(
+            f"{record.rel_path}: the source fps is unknown, so the video cannot be resampled to "
+            f"{cfg.fps:g} fps",
+            info.decoder,
+        )
+    return fps_ratio(info.fps, cfg.fps)
 
 
 def _plan_pieces(
@@ -348,6 +363,10 @@ def video_attrs(
         "decoder": decoder,
     }
     attrs.update(record.to_attrs())
+    suspect = suspect_of(path, n_source, source_fps)
+    if suspect and cfg.on_suspect == "fail":
+        raise SuspectVideo(f"suspect video: {suspect['reason']}", decoder)
+    attrs["suspect"] = suspect  # None: checked, agrees with its container (or declares nothing)
     return attrs
 
 

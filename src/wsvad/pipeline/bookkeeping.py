@@ -7,17 +7,18 @@ Every piece of bookkeeping is therefore a zarr group whose attrs carry the data 
     STORE/.tmp/                 group: arrays being written, renamed into videos/ when complete
     STORE/failures/             group, attrs {video_id: failure}: the client's failure table
     STORE/failures/<writer>/    group, the same for one concurrent writer (job-array shard)
-    STORE/.lock[-<writer>]/     group, attrs {host, pid, since}: the process writing the store
+    STORE/.lock[-<writer>]/     group, attrs {host, pid, since, command}: the process writing the
+                                store (wsvad.locks with ``group=True``)
     STORE/bags/                 group of bag caches (train stage)
 
 The resolved extract config is the store attr ``config`` (``--config STORE`` reads it back).
 Group metadata is written here as the zarr v3 ``zarr.json`` document itself, through a temporary
-file and a rename, so a reader never sees half of it; creating one that must not exist yet
-(a lock, a group two writers may create at once) uses ``os.link``, which fails if it exists.
+file and a rename (wsvad.atomic), so a reader never sees half of it; creating one that must not
+exist yet (a group two writers may create at once) uses ``os.link``, which fails if it exists.
 
 Stores written before this layout (``failures.json``, ``failures.d/*.json``, ``config.yaml``, plain
-``.tmp/`` / ``bags/`` folders, ``.lock`` files) are still read; ``migrate`` converts them, and
-the extract client calls it once it holds the store's lock.
+``.tmp/`` / ``bags/`` folders, ``.lock`` files) are still read (a ``.lock`` file by wsvad.locks);
+``migrate`` converts them, and the extract client calls it once it holds the store's lock.
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from wsvad.atomic import write_bytes_atomic
+
 TMP = ".tmp"
 FAILURES = "failures"
 BAGS = "bags"
-LOCK = ".lock"
 META = "zarr.json"
 # the layout before this module (still read; converted by ``migrate``)
 LEGACY_FAILURES = "failures.json"
@@ -57,9 +58,9 @@ def _temp_beside(path: Path, data: bytes) -> Path:
 
 
 def write_group(folder: Path, attrs: dict[str, Any]) -> None:
-    """Create or replace the group at ``folder`` with ``attrs`` (atomic)."""
+    """Create or replace the group at ``folder`` with ``attrs`` (atomic, durable)."""
     folder.mkdir(parents=True, exist_ok=True)
-    os.replace(_temp_beside(folder / META, group_document(attrs)), folder / META)
+    write_bytes_atomic(folder / META, group_document(attrs))
 
 
 def create_group_exclusive(folder: Path, attrs: dict[str, Any]) -> bool:
@@ -152,52 +153,6 @@ def _legacy_failure_files(store: Path) -> list[Path]:
     if (store / LEGACY_FAILURES_DIR).is_dir():
         files += sorted((store / LEGACY_FAILURES_DIR).glob("*.json"))
     return [p for p in files if p.is_file()]
-
-
-# ---------------------------------------------------------------------------------- locks
-def try_lock(lock: Path, holder: dict[str, Any]) -> bool:
-    """Take the lock at ``lock`` for ``holder``; ``False`` when someone holds it.
-
-    ``mkdir`` is the atomic test-and-set; the holder's group document follows. Raises
-    ``OSError`` when the filesystem refuses the write (read-only, full, no permission).
-    """
-    try:
-        os.mkdir(lock)
-    except FileExistsError:
-        return False
-    # written in place, no temporary file: nobody else writes into a lock we created, and on a
-    # nearly full disk the lock must cost no more than one file
-    with open(lock / META, "wb") as fh:
-        fh.write(group_document(holder))
-    return True
-
-
-def lock_holder(lock: Path) -> dict[str, Any]:
-    """Who holds ``lock`` (a lock group, or a legacy lock file); ``{}`` if unknown."""
-    if lock.is_file():
-        try:
-            holder = json.loads(lock.read_text())
-        except (OSError, json.JSONDecodeError):
-            return {}
-        return holder if isinstance(holder, dict) else {}
-    return group_attrs(lock) or {}
-
-
-def is_abandoned(lock: Path, grace_s: float = 30.0) -> bool:
-    """A lock folder without its holder document, older than ``grace_s``: its creator died
-    between the ``mkdir`` and the write (a live one writes it at once)."""
-    try:
-        age = time.time() - lock.stat().st_mtime
-    except OSError:
-        return False
-    return lock.is_dir() and not (lock / META).is_file() and age > grace_s
-
-
-def remove_lock(lock: Path) -> None:
-    if lock.is_dir():
-        shutil.rmtree(lock, ignore_errors=True)
-    else:
-        lock.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------- migration

@@ -35,13 +35,14 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from wsvad import __version__
+from wsvad import __version__, locks
 from wsvad.errors import WsvadError
 from wsvad.pipeline import bookkeeping
-from wsvad.pipeline.bookkeeping import LOCK, TMP
+from wsvad.pipeline.bookkeeping import TMP
 from wsvad.pipeline.nodes import node_name, video_id_of
 
 SCHEMA = "wsvad.features/1"
+LOCK = locks.LOCK
 VIDEOS = "videos"
 # ~64 snippets per chunk: 2.6 MB for 10 crops x 1024 float32, small enough to read one bag range.
 # store attr provenance.kind: features computed by `wsvad extract`, or read from published files
@@ -378,29 +379,17 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ locking
     def acquire_lock(self, name: str = LOCK) -> None:
-        """Refuse a second writer process on the same store (a stale lock of a dead pid is taken
-        over).
+        """Refuse a second writer process on the same store (:func:`wsvad.locks.acquire`: a stale
+        lock of a dead pid is taken over).
 
         Job-array shards pass their own ``name`` (one lock per shard): they write disjoint videos.
         The client (``name`` = ``.lock``) then converts a legacy store's bookkeeping.
         """
         lock = self.path / name
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
         try:
-            taken = bookkeeping.try_lock(lock, me)
+            locks.acquire(lock, self.path, "writing this store", group=True)
         except OSError as exc:  # read-only or full filesystem, no permission
             raise store_write_error(lock, exc) from exc
-        if not taken:
-            holder = bookkeeping.lock_holder(lock)
-            dead = holder.get("host") == me["host"] and not _pid_alive(int(holder.get("pid", -1)))
-            if dead or bookkeeping.is_abandoned(lock):
-                bookkeeping.remove_lock(lock)
-                return self.acquire_lock(name)
-            raise WsvadError(
-                f"{self.path}: another wsvad process (pid {holder.get('pid')} on "
-                f"{holder.get('host')}) is writing this store; wait for it to finish, or delete "
-                f"{lock} if that process is gone"
-            )
         if name == LOCK:
             try:
                 bookkeeping.migrate(self.path)
@@ -408,10 +397,7 @@ class FeatureStore:
                 raise store_write_error(self.path, exc) from exc
 
     def release_lock(self, name: str = LOCK) -> None:
-        lock = self.path / name
-        holder = bookkeeping.lock_holder(lock)
-        if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
-            bookkeeping.remove_lock(lock)
+        locks.release(self.path / name)
 
     # ------------------------------------------------------------------ summary
     def disk_bytes(self) -> int:
@@ -438,18 +424,6 @@ class FeatureStore:
             "snippets": int(sum(self.array(v).shape[0] for v in done)),
             "disk_bytes": self.disk_bytes(),
         }
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _describe_config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:

@@ -1,18 +1,20 @@
 """The bag cache: every video's T bags computed once and kept next to the store.
 
-Layout: ``STORE/bags/<rule>-<pool>-T<k>-<dtype>/`` is a zarr group holding ``bags``
-``[V, T, C, *F]`` (one chunk per video, uncompressed: features hardly compress and reads must be
-fast) and ``n_snippets`` ``[V]``; its attrs name the video ids, the rule and the store's
-``config_hash``. The group is built in ``STORE/bags/.tmp-*`` and renamed into place, so the rename
-is the completion marker, as for videos. A cache whose store fingerprint or video list no longer
-matches the store is rebuilt. When the store is read-only the cache goes under the run directory.
+Layout: ``STORE/bags/<rule>-<pool>-T<k>-<dtype>[-cropmean]/`` is a zarr group holding ``bags``
+``[V, T, C, *F]`` (``C = 1`` with ``-cropmean``: crops averaged before the bags are cut, see
+:func:`wsvad.scoring.recipe.training_bags`; one chunk per video, uncompressed: features hardly
+compress and reads must be fast) and ``n_snippets`` ``[V]``; its attrs name the video ids, the
+rule and the store's ``config_hash``. The group is built in ``STORE/bags/.tmp-*`` and renamed
+into place, so the rename is the completion marker, as for videos. A cache whose store fingerprint
+or video list no longer matches the store is rebuilt. When the store is read-only the cache goes
+under the run directory.
 
 Memory: building streams one video at a time, so raw features (35 GB for UCF 10-crop I3D) are
 never all in memory. Training then LOADS the cached bags into RAM (``load_bags``) instead of
 memory-mapping them: a balanced step gathers 60 random videos, and 60 zarr chunk reads per step
 would cost more than the model itself. UCF 10-crop I3D bags are 1,610 x 32 x 10 x 1024 x 4 B =
-2.1 GB (1.05 GB with ``bags.dtype: float16``; 0.21 GB with ``crop_mode: mean``, which averages
-crops while loading).
+2.1 GB (1.05 GB with ``bags.dtype: float16``; 0.21 GB with ``crop_mode: mean``, whose cache holds
+the crop mean only).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from wsvad.errors import WsvadError
 from wsvad.pipeline.bags import segment_into_bags
 from wsvad.pipeline.bookkeeping import ensure_group
 from wsvad.pipeline.store import FeatureStore
+from wsvad.scoring.recipe import ScoringRecipe, input_key, training_bags
 
 log = logging.getLogger(__name__)
 SCHEMA = "wsvad.bags/1"
@@ -44,8 +47,10 @@ def store_fingerprint(store: FeatureStore) -> str:
     )
 
 
-def cache_name(rule: str, pool: str, count: int, dtype: str) -> str:
-    return f"{rule}-{pool}-T{count}-{dtype}"
+def cache_name(
+    rule: str, pool: str, count: int, dtype: str, recipe: ScoringRecipe | None = None
+) -> str:
+    return f"{rule}-{pool}-T{count}-{dtype}{input_key(recipe) if recipe else ''}"
 
 
 def _is_valid(path: Path, fingerprint: str, video_ids: list[str]) -> bool:
@@ -70,6 +75,7 @@ def ensure_bag_cache(
     dtype: str = "float32",
     fallback_dir: Path | None = None,
     progress=None,
+    recipe: ScoringRecipe | None = None,
 ) -> Path:
     """Return the path of an up-to-date bag cache for every complete video, building it if needed.
 
@@ -79,7 +85,19 @@ def ensure_bag_cache(
         dtype: ``float32`` or ``float16``.
         fallback_dir: where to put the cache when the store is not writable.
         progress: optional ``callable(done, total)`` called after each video while building.
+        recipe: the run's scoring recipe (its bag settings are ``rule``, ``pool``, ``count``): the
+            cached bags are its training inputs (:func:`wsvad.scoring.recipe.training_bags`), e.g.
+            crops averaged first. ``None``: every crop bagged as stored.
     """
+    if recipe is not None and (recipe.bag_rule, recipe.bag_pool, recipe.bag_count) != (
+        rule,
+        pool,
+        count,
+    ):
+        raise ValueError(
+            f"recipe bags {recipe.bag_rule}/{recipe.bag_pool}/{recipe.bag_count} "
+            f"differ from {rule}/{pool}/{count}"
+        )
     video_ids = store.video_ids()
     if not video_ids:
         raise WsvadError(f"{store.path}: the store holds no complete video")
@@ -91,7 +109,7 @@ def ensure_bag_cache(
             f"video; train it with bags.count={bagged['T']} (got {count})"
         )
     fingerprint = store_fingerprint(store)
-    name = cache_name(rule, pool, count, dtype)
+    name = cache_name(rule, pool, count, dtype, recipe)
     parent = store.path / "bags"
     if not os.access(store.path, os.W_OK) or (parent.exists() and not os.access(parent, os.W_OK)):
         if fallback_dir is None:
@@ -106,7 +124,10 @@ def ensure_bag_cache(
     ensure_group(parent)  # a zarr group, so listings of the store stay free of warnings
     tmp = parent / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     try:
-        _build(store, tmp, video_ids, rule, pool, count, dtype, fingerprint, progress)
+        bagger = _bagger(store, rule, pool, count, recipe)
+        facts = {"rule": rule, "pool": pool, "count": count, "dtype": dtype}
+        facts |= {"inputs": input_key(recipe) if recipe else "", "store_fingerprint": fingerprint}
+        _build(store, tmp, video_ids, bagger, facts, progress)
         if final.exists():
             stale = parent / f".stale-{name}-{uuid.uuid4().hex[:8]}"
             os.rename(final, stale)
@@ -123,23 +144,37 @@ def ensure_bag_cache(
     return final
 
 
-def _build(store, path, video_ids, rule, pool, count, dtype, fingerprint, progress) -> None:
-    shape = (len(video_ids), count, store.crops, *store.feature_shape)
+def _bagger(store: FeatureStore, rule: str, pool: str, count: int, recipe: ScoringRecipe | None):
+    """``(N, C, *F) -> (T, K, *F)``: the cached bags of one video."""
+    if recipe is not None:
+        return lambda raw: training_bags(recipe, raw)
+    if store.attrs.get("bagged"):
+        return lambda raw: raw  # rows are already the T segment means: the identity
+    return lambda raw: segment_into_bags(raw, count, rule, pool)
+
+
+def _build(store, path, video_ids, bagger, facts: dict, progress) -> None:
+    """Write the bags of every video (``bagger``) and ``facts`` (rule, pool, count, dtype...)."""
+    dtype = facts["dtype"]
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
-    bags = group.create_array(
-        "bags", shape=shape, chunks=(1, *shape[1:]), dtype=dtype, compressors=None, fill_value=0
-    )
+    bags = None
     n_snippets = np.zeros(len(video_ids), dtype=np.int64)
     for row, vid in enumerate(video_ids):
         raw = store.read(vid)  # (N, C, *F): one video at a time
         if len(raw) == 0:
             raise WsvadError(f"{store.path}: video {vid!r} has no snippets")
-        if store.attrs.get("bagged"):
-            bags[row] = raw.astype(dtype)  # rows are already the T segment means: the identity
-        else:
-            bags[row] = segment_into_bags(raw, count, rule, pool).astype(
-                dtype
-            )  # (N, C, *F) -> (T, C, *F)
+        one = bagger(raw)  # (T, K, *F)
+        if bags is None:  # the shape of the first video's bags is every video's
+            shape = (len(video_ids), *one.shape)
+            bags = group.create_array(
+                "bags",
+                shape=shape,
+                chunks=(1, *shape[1:]),
+                dtype=dtype,
+                compressors=None,
+                fill_value=0,
+            )
+        bags[row] = one.astype(dtype)
         n_snippets[row] = len(raw)
         if progress is not None:
             progress(row + 1, len(video_ids))
@@ -147,11 +182,7 @@ def _build(store, path, video_ids, rule, pool, count, dtype, fingerprint, progre
     group.attrs.update(
         {
             "schema": SCHEMA,
-            "rule": rule,
-            "pool": pool,
-            "count": count,
-            "dtype": dtype,
-            "store_fingerprint": fingerprint,
+            **facts,
             "video_ids": video_ids,
             "status": "complete",
         }

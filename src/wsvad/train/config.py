@@ -29,7 +29,7 @@ class BagConfig(BaseModel):
     # boundary rule (wsvad.pipeline.bags); default rtfm
     rule: BagRule | None = None
     pool: BagPool | None = None  # pooling inside a bag; default mean
-    count: int = Field(32, ge=1)  # T bags per video
+    count: int | None = Field(None, ge=1)  # T bags per video; default 32
     dtype: Literal["float32", "float16"] = "float32"  # of the bag cache (float16 halves its memory)
 
 
@@ -45,10 +45,16 @@ class SamplerConfig(BaseModel):
 class OptimConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Literal["adam", "adagrad", "rmsprop", "radam", "sgd"] | None = None
+    name: Literal["adam", "adagrad", "adadelta", "rmsprop", "radam", "sgd"] | None = None
     lr: float | None = Field(None, gt=0.0)
     weight_decay: float | None = Field(None, ge=0.0)
     momentum: float | None = Field(None, ge=0.0)  # sgd and rmsprop only; default 0
+    # the epsilon in the denominator (not sgd); default: torch's for that optimizer (adagrad
+    # 1e-10, adam 1e-8, adadelta 1e-6); Sultani's Keras code uses 1e-8
+    eps: float | None = Field(None, gt=0.0)
+    # adagrad only: the accumulator's start; default 0 (as Keras 1; tf.keras 2 used 0.1)
+    initial_accumulator_value: float | None = Field(None, ge=0.0)
+    rho: float | None = Field(None, gt=0.0, lt=1.0)  # adadelta only: decay of the averages; 0.9
     # steps at which lr is multiplied by lr_gamma; default none
     lr_milestones: list[int] | None = None
     lr_gamma: float | None = Field(None, gt=0.0)  # default 0.1
@@ -111,7 +117,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
         "lr_gamma": 0.1,
     },
     "sampler": {"batch_per_class": 30, "window": 64, "windows_per_step": 1},
-    "bags": {"rule": "rtfm", "pool": "mean"},
+    "bags": {"rule": "rtfm", "pool": "mean", "count": 32},
     "iterations": 1000,
     "crop_mode": "separate",
     "score_on": "snippets",

@@ -3,9 +3,10 @@
 ``RUN/checkpoints/last.safetensors`` holds the model (``model.*``), the optimizer's tensors
 (``optim.<param>.<key>``) and torch's RNG state; ``last.json`` holds everything else (step,
 sampler position, python/numpy RNG states, optimizer scalars, best-so-far) plus the sha256 of the
-tensors file, and is written last (the completion marker). A run killed at any point resumes from
-its last checkpoint and ends with the same weights as an uninterrupted run
-(tests/train/test_train_run.py::test_resumed_run_equals_uninterrupted_run, and
+tensors file, and is written last (the completion marker); the tensors it names are kept aside
+until it is replaced, so a kill between the two writes resumes from the previous checkpoint. A
+run killed at any point resumes from its last checkpoint and ends with the same weights as an
+uninterrupted run (tests/train/test_train_run.py::test_resumed_run_equals_uninterrupted_run, and
 tests/reliability/test_killed_training.py for a SIGKILL).
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from wsvad.detectors.base import Detector
-from wsvad.detectors.checkpoint import read_pair, save_detector, save_tensors, write_json
+from wsvad.detectors.checkpoint import read_pair, save_detector, save_pair_keeping_previous
 from wsvad.train.config import OptimConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -33,19 +34,30 @@ Progress = Callable[[int, int, dict[str, float]], None]
 
 
 def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """The optimizer named in ``cfg`` (names as in the papers: adam, adagrad, rmsprop, radam,
-    sgd)."""
+    """The optimizer named in ``cfg`` (names as in the papers: adam, adagrad, adadelta, rmsprop,
+    radam, sgd); ``eps``, ``initial_accumulator_value`` and ``rho`` left ``None`` keep torch's
+    defaults. Options that do not apply to the named optimizer are ignored, as ``momentum`` is for
+    adam (the detector's defaults fill every key whatever the optimizer)."""
     wd = cfg.weight_decay or 0.0
+    eps = {} if cfg.eps is None else {"eps": cfg.eps}
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd, **eps)
     if cfg.name == "adagrad":
-        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=wd)
+        start = cfg.initial_accumulator_value or 0.0
+        return torch.optim.Adagrad(
+            params, lr=cfg.lr, weight_decay=wd, initial_accumulator_value=start, **eps
+        )
+    if cfg.name == "adadelta":
+        rho = 0.9 if cfg.rho is None else cfg.rho
+        return torch.optim.Adadelta(params, lr=cfg.lr, rho=rho, weight_decay=wd, **eps)
     if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=wd, momentum=cfg.momentum)
+        return torch.optim.RMSprop(
+            params, lr=cfg.lr, weight_decay=wd, momentum=cfg.momentum or 0.0, **eps
+        )
     if cfg.name == "radam":
-        return torch.optim.RAdam(params, lr=cfg.lr, weight_decay=wd)
+        return torch.optim.RAdam(params, lr=cfg.lr, weight_decay=wd, **eps)
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, weight_decay=wd, momentum=cfg.momentum)
+        return torch.optim.SGD(params, lr=cfg.lr, weight_decay=wd, momentum=cfg.momentum or 0.0)
     raise ValueError(f"unknown optimizer {cfg.name!r}")
 
 
@@ -92,7 +104,6 @@ def save_checkpoint(
     tensors = {f"model.{k}": v for k, v in detector.state_dict().items()}
     tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
-    digest = save_tensors(stem.with_name(stem.name + ".safetensors"), tensors)
     np_state = np.random.get_state()
     py_state = random.getstate()
     meta = {
@@ -109,14 +120,13 @@ def save_checkpoint(
                 float(np_state[4]),
             ],
         },
-        "weights_sha256": digest,
         **extra,
     }
-    write_json(stem.with_name(stem.name + ".json"), meta)
+    save_pair_keeping_previous(stem, tensors, meta)
 
 
 def load_checkpoint(stem: Path, detector: Detector, opt, sampler) -> dict[str, Any]:
-    tensors, meta = read_pair(stem)
+    tensors, meta = read_pair(stem, previous=True)
     detector.load_state_dict(
         {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from wsvad import __version__
+from wsvad import __version__, locks
 from wsvad.config import config_to_json, save_config
 from wsvad.errors import WsvadError
 from wsvad.pipeline.store import FeatureStore
@@ -31,6 +31,7 @@ from wsvad.train.data import LabelReport, VideoInfo
 
 if TYPE_CHECKING:  # these import torch
     from wsvad.detectors.base import Detector
+    from wsvad.scoring.recipe import ScoringRecipe
     from wsvad.train.loop import LoopResult
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,36 @@ def run_train(
         stop_after: stop with a checkpoint after this many steps (tests of resumption).
         overwrite: delete an existing run in ``cfg.out`` instead of resuming it.
         cache_progress: ``callable(done, total)`` while the bag cache is being built.
+
+    The run directory is locked (``RUN/.lock``, :mod:`wsvad.locks`) for the whole run: a second
+    ``wsvad train`` into it, or ``wsvad evaluate --run`` on it, is refused naming this process.
     """
-    if not cfg.seeds:
-        return _run_single(cfg, progress, stop_after, overwrite, cache_progress)
+    out = Path(cfg.out)
+    lock = _lock_run_dir(out)
+    try:
+        if not cfg.seeds:
+            return _run_single(cfg, progress, stop_after, overwrite, cache_progress)
+        return _run_seeds(cfg, progress, stop_after, overwrite, cache_progress)
+    finally:
+        locks.release(lock)
+
+
+def _lock_run_dir(out: Path) -> Path:
+    lock = out / locks.LOCK
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        locks.acquire(lock, out, "training into this run directory")
+    except OSError as exc:
+        raise WsvadError(
+            f"{exc.filename or out}: cannot write the run directory ({exc.strerror or exc})"
+        ) from exc
+    return lock
+
+
+def _run_seeds(
+    cfg: TrainConfig, progress, stop_after: int | None, overwrite: bool, cache_progress
+) -> TrainResult:
+    """One run per seed of ``cfg.seeds`` under ``out/seed-<k>/`` and the ``run.json`` over them."""
     out = Path(cfg.out)
     members = []
     for seed in cfg.seeds:
@@ -177,7 +205,7 @@ def _run_single(
     total = cfg.iterations if cfg.iterations is not None else cfg.epochs * sampler.steps_per_epoch
     if progress is not None:  # the length before it starts, in epochs (`wsvad train` prints it)
         progress(0, total, {"epochs": total / sampler.steps_per_epoch})
-    model_meta = _model_meta(cfg, store, data.class_names)
+    model_meta = _model_meta(cfg, store, data)
     evaluate = _selection_score(cfg, store, data)
     result = train_loop(
         detector, sampler, cfg, out, total, model_meta, evaluate, progress, stop_after
@@ -217,7 +245,7 @@ def _finish(
         detector,
         {**model_meta, "step": selected_step, "selection_score": result.best_score},
     )
-    scores = score_split(detector, store, data.test, cfg)
+    scores = score_split(detector, store, data.test, data.recipe)
     save_scores(out / "scores.npz", scores)
     auc = quick_frame_auc(scores, data.test, *_snippet_geometry(store))
     collapse = collapse_warning(scores)  # reported with the AUC by the CLI and kept in run.json
@@ -269,7 +297,9 @@ def _prepare_out(cfg: TrainConfig, overwrite: bool) -> None:
     out = Path(cfg.out)
     run_json = out / "run.json"
     if out.exists() and overwrite:
-        shutil.rmtree(out)
+        for child in out.iterdir():  # all but the lock this process holds
+            if child.name != locks.LOCK:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
     elif run_json.is_file() and json.loads(run_json.read_text()).get("status") == "complete":
         raise WsvadError(f"{out}: holds a finished run; choose another --out or pass --overwrite")
     elif (out / "config.yaml").is_file():
@@ -285,7 +315,7 @@ def _prepare_out(cfg: TrainConfig, overwrite: bool) -> None:
                 f"{out}: an unfinished run with a different config is there (differs in "
                 f"{', '.join(diff)}); run the same command to resume it, or pass --overwrite"
             )
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(c.name != locks.LOCK for c in out.iterdir()):
         raise WsvadError(f"{out}: exists and is not a wsvad run directory; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
 
@@ -301,6 +331,7 @@ class _TrainingData:
     report: LabelReport
     videos: Any  # BagVideos or SnippetVideos of ``train``: what the sampler draws from
     val_videos: Any  # BagVideos of ``val`` (selection "val"), else None
+    recipe: ScoringRecipe  # how the test videos are scored (recorded in model.json, run.json)
 
 
 def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -> _TrainingData:
@@ -309,11 +340,14 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
     from wsvad.train.cache import ensure_bag_cache, load_bags
     from wsvad.train.data import BagVideos, SnippetVideos, check_training_set, load_video_infos
     from wsvad.train.samplers import sampler_needs
+    from wsvad.train.scoring import scoring_recipe
 
     infos, class_names, report = load_video_infos(store, cfg.dataset, cfg.root)
     needs = sampler_needs(cls.sampler)
     check_training_set(infos, store.path, needs_both=cls.sampler == "balanced")
     train, val, test = _split(cfg, infos, store.path)
+    # Training inputs are prepared by the recipe test videos are scored with.
+    recipe = scoring_recipe(cfg, store)
     cache = None
     if needs == "bags" or val:
         cache = ensure_bag_cache(
@@ -324,6 +358,7 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
             cfg.bags.dtype,
             fallback_dir=Path(cfg.out) / "bag-cache",
             progress=cache_progress,
+            recipe=recipe,
         )
     if needs == "bags":
         videos = BagVideos(load_bags(cache, [v.video_id for v in train], cfg.crop_mode), train)
@@ -332,7 +367,7 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
     val_videos = None
     if cfg.selection.mode == "val":
         val_videos = BagVideos(load_bags(cache, [v.video_id for v in val], cfg.crop_mode), val)
-    return _TrainingData(train, val, test, class_names, report, videos, val_videos)
+    return _TrainingData(train, val, test, class_names, report, videos, val_videos, recipe)
 
 
 def _split(
@@ -379,13 +414,14 @@ def _snippet_geometry(store: FeatureStore) -> tuple[int, int]:
     return int(attrs.get("snippet_len") or 16), int(attrs.get("stride") or 16)
 
 
-def _model_meta(cfg: TrainConfig, store: FeatureStore, class_names: list[str]) -> dict[str, Any]:
+def _model_meta(cfg: TrainConfig, store: FeatureStore, data: _TrainingData) -> dict[str, Any]:
     """What every saved model (``model.json``, ``checkpoints/best.json``) records besides its
-    build spec."""
+    build spec, the scoring recipe included."""
     from wsvad.train.cache import store_fingerprint
 
     return {
-        "class_names": class_names,
+        "class_names": data.class_names,
+        "scoring": data.recipe.to_json(),
         "store": str(store.path),
         "store_fingerprint": store_fingerprint(store),
         "seed": cfg.seed,
@@ -409,7 +445,7 @@ def _selection_score(cfg: TrainConfig, store: FeatureStore, data: _TrainingData)
         snippet_len, stride = _snippet_geometry(store)
 
         def evaluate(det) -> float:
-            scores = score_split(det, store, data.test, cfg)
+            scores = score_split(det, store, data.test, data.recipe)
             return quick_frame_auc(scores, data.test, snippet_len, stride) or 0.0
 
         return evaluate
@@ -470,6 +506,7 @@ def _single_run_json(
         "T": cfg.bags.count,
         "crop_mode": cfg.crop_mode,
         "score_on": cfg.score_on,
+        "scoring": data.recipe.to_json(),
         "snippet_len": snippet_len,
         "stride": stride,
         "tail": store.attrs.get("tail"),

@@ -4,89 +4,55 @@ per-class, plots, published alignment rules) is ``wsvad evaluate``; this is the 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from wsvad.atomic import atomic_path
 from wsvad.detectors.base import Detector
-from wsvad.pipeline.bags import bag_scores_to_snippets, segment_into_bags
 from wsvad.pipeline.store import FeatureStore
+from wsvad.scoring.recipe import BaggedStore, ScoringRecipe
+from wsvad.scoring.score import score_features
 from wsvad.train.config import TrainConfig
 from wsvad.train.data import BagVideos, VideoInfo
 
 
-@torch.no_grad()
-def score_video_crops(
-    detector: Detector,
-    raw: np.ndarray,
-    cfg: TrainConfig,
-    bagged: dict | None = None,
-    n_raw: int | None = None,
-) -> np.ndarray:
-    """Snippet scores of one video: ``(N, C, *F)`` -> ``(N,)`` float32, scored crop by crop with
-    ``detector.score_video`` and averaged over crops (the common protocol).
-
-    With ``score_on: bags`` the video is first cut into the training bags and the bag scores are
-    mapped back to the snippets they pooled (Sultani et al.'s evaluation of a bag-level model).
-    A store that already holds segments (``bagged`` store attr) is scored as it is, and the segment
-    scores are mapped back to its ``n_raw`` original snippets when that count is known, so that
-    ``scores.npz`` always holds snippet-level scores.
-    """
-    if bagged:
-        n = n_raw or len(raw)
-        seq = raw
-    else:
-        n = len(raw)
-        seq = (
-            segment_into_bags(raw, cfg.bags.count, cfg.bags.rule, cfg.bags.pool)
-            if cfg.score_on == "bags"
-            else raw
-        )
-    per_crop = []
-    for c in range(seq.shape[1]):
-        crop = torch.from_numpy(np.ascontiguousarray(seq[:, c], dtype=np.float32)).to(
-            cfg.device
-        )  # (N or T, *F)
-        per_crop.append(detector.score_video(crop).cpu().numpy())
-    scores = np.mean(per_crop, axis=0)  # (C, N or T) -> (N or T,)
-    if bagged:
-        if n_raw:
-            scores = bag_scores_to_snippets(scores, n_raw, bagged["rule"])
-    elif cfg.score_on == "bags":
-        scores = bag_scores_to_snippets(scores, n, cfg.bags.rule)
-    return scores.astype(np.float32)
+def scoring_recipe(cfg: TrainConfig, store: FeatureStore) -> ScoringRecipe:
+    """The recipe the run's test scores are made with (resolved ``cfg``), recorded in
+    ``model.json`` and ``run.json`` so that ``wsvad score`` and evaluate repeat it exactly."""
+    bagged = store.attrs.get("bagged")
+    return ScoringRecipe(
+        crop_mode=cfg.crop_mode,
+        score_on=cfg.score_on,
+        bag_rule=cfg.bags.rule,
+        bag_pool=cfg.bags.pool,
+        bag_count=cfg.bags.count,
+        bagged=BaggedStore(rule=bagged["rule"], T=int(bagged["T"])) if bagged else None,
+    )
 
 
 def score_split(
-    detector: Detector, store: FeatureStore, infos: list[VideoInfo], cfg: TrainConfig
+    detector: Detector, store: FeatureStore, infos: list[VideoInfo], recipe: ScoringRecipe
 ) -> dict[str, np.ndarray]:
-    """Scores of every video in ``infos``, read one at a time from the store."""
-    was_training = detector.training
-    detector.eval()
-    try:
-        bagged = store.attrs.get("bagged")
-        return {
-            v.video_id: score_video_crops(
-                detector,
-                store.read(v.video_id),
-                cfg,
-                bagged,
-                store.video_attrs(v.video_id).get("n_snippets_raw") if bagged else None,
-            )
-            for v in infos
-        }
-    finally:
-        detector.train(was_training)
+    """Snippet scores of every video in ``infos`` (read one at a time from the store), made by
+    :func:`wsvad.scoring.score.score_features`, the function every other scorer calls."""
+    raw_count = store.attrs.get("bagged") is not None
+    return {
+        v.video_id: score_features(
+            detector,
+            recipe,
+            store.read(v.video_id),
+            store.video_attrs(v.video_id).get("n_snippets_raw") if raw_count else None,
+        )
+        for v in infos
+    }
 
 
 def save_scores(path: Path, scores: dict[str, np.ndarray]) -> None:
     """``scores.npz``: one float32 ``[N]`` array per video id (atomic write)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **{vid: np.asarray(s, dtype=np.float32) for vid, s in scores.items()})
-    os.replace(tmp, path)
 
 
 COLLAPSE_SPREAD = 1e-4

@@ -11,14 +11,13 @@ crops of a video on consecutive lines.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from wsvad.atomic import atomic_path, write_text_atomic
 from wsvad.errors import WsvadError
 from wsvad.pipeline.store import DEFAULT_CHUNK_T, FeatureStore
 from wsvad.transfer.config import ExportConfig
@@ -37,33 +36,16 @@ class ExportResult:
     gt_note: str | None = None  # why no GT file was written
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = _tmp_name(path)
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _write_npy(path: Path, array: Any, crop: int | None) -> None:
     """Stream ``array[:, crop]`` (or all of ``array``) from zarr into ``path``, atomically."""
     shape = tuple(array.shape) if crop is None else (array.shape[0], *array.shape[2:])
-    tmp = _tmp_name(path)
-    try:
+    with atomic_path(path) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(array.dtype), shape=shape)
         for start in range(0, shape[0], DEFAULT_CHUNK_T):
             stop = min(start + DEFAULT_CHUNK_T, shape[0])
             out[start:stop] = array[start:stop] if crop is None else array[start:stop, crop]
         out.flush()
         del out  # closes the memmap before the rename
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _order(store: FeatureStore, ids: list[str]) -> dict[str, list[str]]:
@@ -110,10 +92,8 @@ def _write_gt(store: FeatureStore, vids: list[str], out: Path, result: ExportRes
             gt[int(start) : int(end)] = 1.0
         parts.append(gt)
     path = out / "gt-test.npy"
-    tmp = _tmp_name(path)
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.concatenate(parts), allow_pickle=False)
-    os.replace(tmp, path)
     result.gt = path
 
 

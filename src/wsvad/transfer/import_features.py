@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from wsvad.atomic import write_text_atomic
 from wsvad.checksums import sha256_file
 from wsvad.config import config_hash, config_to_json
 from wsvad.data.framecount import probe_frame_count
@@ -29,7 +30,6 @@ from wsvad.data.records import VideoRecord
 from wsvad.errors import WsvadError
 from wsvad.pipeline.store import DEFAULT_CHUNK_T, FeatureStore
 from wsvad.transfer.config import ImportConfig
-from wsvad.transfer.export_features import write_text_atomic
 from wsvad.transfer.formats import FeatureFormat, Source, get_format
 from wsvad.transfer.lists import (
     ListSpec,

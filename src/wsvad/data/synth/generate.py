@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from wsvad import __version__
+from wsvad.atomic import atomic_path, write_text_atomic
 from wsvad.data.synth.config import SynthConfig
 from wsvad.data.synth.events import EVENTS, PERSISTENT, Overlay
 from wsvad.data.synth.scene import (
@@ -207,9 +207,9 @@ def encode(path: Path, chunks, width: int, height: int, fps: int, crf: int) -> N
     renamed at the end."""
     import av
 
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    # the temporary name keeps the suffix: PyAV picks the container format from it
+    with atomic_path(path, suffix=path.suffix) as tmp:
         with av.open(str(tmp), mode="w") as container:
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -230,15 +230,6 @@ def encode(path: Path, chunks, width: int, height: int, fps: int, crf: int) -> N
                         container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8", newline="\n")
-    os.replace(tmp, path)
 
 
 def annotation_line(video_id: str, cls: str, events: list[dict]) -> str:
@@ -299,7 +290,7 @@ def write_dataset(
         ),
         "videos": videos,
     }
-    _write_text(cfg.out / PROVENANCE, json.dumps(provenance, indent=1) + "\n")
+    write_text_atomic(cfg.out / PROVENANCE, json.dumps(provenance, indent=1) + "\n")
     n_frames = sum(v["n_frames"] for v in videos.values())
     return SynthSummary(cfg.out, len(plans), generated, n_frames, time.perf_counter() - began)
 
@@ -332,7 +323,7 @@ def _claim_output(cfg: SynthConfig) -> dict:
         "parameters": params,
         "complete": False,
     }
-    _write_text(meta_path, json.dumps(provenance, indent=1) + "\n")
+    write_text_atomic(meta_path, json.dumps(provenance, indent=1) + "\n")
     return provenance
 
 
@@ -366,10 +357,10 @@ def _write_lists(out: Path, plans: list[VideoPlan], videos: dict[str, dict]) -> 
         rels = sorted(
             p.rel_path for p in plans if p.split == split
         )  # the official lists are sorted
-        _write_text(out / name, "".join(f"{r}\n" for r in rels))
+        write_text_atomic(out / name, "".join(f"{r}\n" for r in rels))
     lines = [
         annotation_line(p.video_id, p.cls, videos[p.video_id]["events"])
         for p in plans
         if p.split == "test"
     ]
-    _write_text(out / ANNOTATION, "".join(f"{line}\n" for line in sorted(lines)))
+    write_text_atomic(out / ANNOTATION, "".join(f"{line}\n" for line in sorted(lines)))

@@ -14,13 +14,13 @@ import io
 import logging
 import os
 import pickle
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from wsvad.atomic import atomic_path, write_text_atomic
 from wsvad.checksums import sha256_file
 from wsvad.errors import WsvadError
 
@@ -144,27 +144,16 @@ def cached_conversion(
         log.warning("%s: checksum does not match %s; converting again", target, sidecar.name)
 
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in convert().items()}
-    temps: list[str] = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}-", suffix=".tmp")
-        os.close(fd)
-        temps.append(tmp)
-        save_file(tensors, tmp, metadata={"source_sha256": source_sha256, "stem": stem})
-        digest = sha256_file(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is as readable as a download
-        os.replace(tmp, target)
-        fd, tmp_sidecar = tempfile.mkstemp(dir=directory, prefix=f".{stem}-", suffix=".tmp")
-        temps.append(tmp_sidecar)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(digest + "\n")
-        os.replace(tmp_sidecar, sidecar)
+        with atomic_path(target) as tmp:
+            save_file(tensors, str(tmp), metadata={"source_sha256": source_sha256, "stem": stem})
+            digest = sha256_file(tmp)
+        write_text_atomic(sidecar, digest + "\n")
         log.info("converted %s weights to %s (sha256 %s)", stem, target, digest)
     except OSError as exc:
         # A read-only or full cache costs a conversion per process, not a failure.
         log.warning("%s: cannot cache converted weights (%s)", directory, exc.strerror or exc)
-        for leftover in temps:
-            Path(leftover).unlink(missing_ok=True)
     return tensors
 
 
@@ -257,7 +246,6 @@ def write_random_weights(
         else torch.randn(shape, generator=gen) * 0.01
         for key, shape in expected.items()
     }
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    save_file(state, str(partial))
-    os.replace(partial, path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp))
     return path
