@@ -109,7 +109,7 @@ def test_config_errors_are_in_the_users_words(planted_store, tmp_path, capsys):
     afile.write_text("")
     assert run(["train", "--store", store, "--out", str(afile / "run"), "--iterations", "2"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {afile}") and "not a directory" in err
+    assert err.startswith(f"error: {afile}") and "not a directory" in err.lower()
     assert "NotADirectoryError" not in err and "Errno" not in err
 
 
@@ -160,7 +160,9 @@ def test_ctrl_c_is_one_line_exit_130_and_the_rerun_says_what_it_resumed(tmp_path
         [*args, "--workers", "0"], env=env, capture_output=True, text=True, timeout=300
     )
     assert rerun.returncode == 0, rerun.stderr
-    assert rerun.stderr.startswith(f"resuming {out}: {done} videos already complete\n")
+    assert rerun.stderr.startswith(f"extract: {6 - done}/{6 - done} videos (100%), ")
+    assert rerun.stderr.endswith(f"frame-crops/s, resumed: {done} videos already complete\n")
+    assert f"{out}: {6 - done} extracted, {done} already complete" in rerun.stdout
     assert len(FeatureStore.open(out).video_ids()) == 6
 
 

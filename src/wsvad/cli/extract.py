@@ -240,8 +240,8 @@ def extract(
     elif check_only:
         _check(cfg)
     else:
-        say_resumed(cfg.out, cfg.overwrite)
-        with _ExtractProgress(progress_every) as on_progress:
+        resumed = already_complete(cfg.out, cfg.overwrite)
+        with _ExtractProgress(progress_every, resumed) as on_progress:
             summary = run_extract(cfg, progress=on_progress)
         _report(summary)
 
@@ -368,8 +368,9 @@ class _ExtractProgress:
     """Videos done/total, frame-crops/s and ETA (a bar, or log lines), fed by run_extract's
     callback."""
 
-    def __init__(self, every: float):
+    def __init__(self, every: float, resumed: int = 0):
         self.reporter = Reporter("extract", "videos", every)
+        self.resumed = f", resumed: {resumed} videos already complete" if resumed else ""
 
     def __enter__(self):
         import time
@@ -382,20 +383,17 @@ class _ExtractProgress:
     def update(self, event) -> None:
         rate = event.frame_crops / max(1e-9, self.clock() - self.began)
         text = f"{rate:,.0f} frame-crops/s" + (f", {event.failed} failed" if event.failed else "")
-        self.reporter.update(event.done, event.total, text)
+        self.reporter.update(event.done, event.total, text + self.resumed)
 
     def __exit__(self, *exc) -> None:
         self.reporter.__exit__(*exc)
 
 
-def say_resumed(store_path, overwrite: bool) -> None:
-    """``resuming STORE: N videos already complete`` when the command continues a store."""
+def already_complete(store_path, overwrite: bool) -> int:
+    """How many videos a store being continued already holds (0 for a new or replaced store): the
+    progress lines say so, as the summary does at the end."""
     from wsvad.pipeline.store import FeatureStore
 
     if store_path is None or overwrite or not FeatureStore.is_store(store_path):
-        return
-    done = len(FeatureStore.open(store_path).video_ids())
-    if done:
-        err_console.print(
-            f"resuming {store_path}: {done} videos already complete", markup=False, soft_wrap=True
-        )
+        return 0
+    return len(FeatureStore.open(store_path).video_ids())

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from wsvad.cli.app import app, console, err_console
-from wsvad.cli.extract import say_resumed
+from wsvad.cli.extract import already_complete
 from wsvad.cli.options import (
     ConfigOpt,
     DebugOpt,
@@ -216,7 +216,6 @@ def import_(
         "overwrite": overwrite or None,
     }
     cfg = load_config(ImportConfig, config, flags=flags, sets=sets)
-    say_resumed(cfg.out, cfg.overwrite)
     result = _import_with_progress(cfg, progress_every)
     _print_import_problems(result, cfg.out)
     console.print(
@@ -232,12 +231,14 @@ def _import_with_progress(cfg, every: float):
     """``run_import`` under the progress reporter (videos done; the total is not known ahead)."""
     from wsvad.transfer.import_features import run_import
 
+    resumed = already_complete(cfg.out, cfg.overwrite)
+    note = f"resumed: {resumed} videos already complete" if resumed else ""
     with Reporter("import", "videos", every) as reporter:
         done = [0]
 
         def progress(_vid: str, _ok: bool) -> None:
             done[0] += 1
-            reporter.update(done[0])
+            reporter.update(done[0], info=note)
 
         return run_import(cfg, progress=progress)
 
