@@ -185,6 +185,16 @@ def make_planted_store(tmp_path):
     return factory
 
 
+@pytest.fixture(scope="module")
+def make_module_store(tmp_path_factory):
+    """``make_planted_store`` for module-scoped fixtures (a store shared by a module's tests)."""
+
+    def factory(name: str = "store", **kwargs):
+        return write_planted_store(tmp_path_factory.mktemp(name) / name, **kwargs)
+
+    return factory
+
+
 @pytest.fixture
 def planted_store(make_planted_store):
     """The default planted store: 16-d features, 2 crops, 12 train + 6 test videos per label."""
@@ -211,6 +221,17 @@ def cuda_missing() -> str | None:
         f"gpu test: needs a CUDA device; torch {torch.__version__} (CUDA build "
         f"{torch.version.cuda or 'none'}) sees none. Run `make test-gpu` on a GPU machine"
     )
+
+
+def pytest_configure(config):
+    """``WSVAD_FAKE_CUDA=1``: torch reports one CUDA device for the whole session, so a CPU machine
+    finds the tests that assume there is no GPU (docs/guarantees.md). Nothing can run on it: the
+    ``gpu`` tests stay deselected."""
+    if os.environ.get("WSVAD_FAKE_CUDA") == "1":
+        import torch
+
+        torch.cuda.is_available = lambda: True
+        torch.cuda.device_count = lambda: 1
 
 
 def pytest_runtest_setup(item):

@@ -21,11 +21,28 @@ class _Item:
 
 
 @pytest.fixture
-def guard(request):
-    """tests/conftest.py's ``pytest_runtest_setup`` hook, as pytest loaded it."""
+def conftest(request):
+    """tests/conftest.py as pytest loaded it."""
     plugins = request.config.pluginmanager.get_plugins()
-    (conftest,) = [p for p in plugins if getattr(p, "__file__", None) == str(CONFTEST)]
+    (module,) = [p for p in plugins if getattr(p, "__file__", None) == str(CONFTEST)]
+    return module
+
+
+@pytest.fixture
+def guard(conftest):
+    """tests/conftest.py's ``pytest_runtest_setup`` hook."""
     return conftest.pytest_runtest_setup
+
+
+def test_wsvad_fake_cuda_makes_torch_report_one_gpu(conftest, monkeypatch, no_cuda):
+    import torch
+
+    monkeypatch.delenv("WSVAD_FAKE_CUDA", raising=False)
+    conftest.pytest_configure(None)
+    assert not torch.cuda.is_available()  # not asked for: untouched
+    monkeypatch.setenv("WSVAD_FAKE_CUDA", "1")
+    conftest.pytest_configure(None)  # no_cuda's monkeypatch restores the real functions after
+    assert torch.cuda.is_available() and torch.cuda.device_count() == 1
 
 
 def test_a_gpu_test_skips_with_its_reason_where_cuda_is_missing(guard, fake_cuda):

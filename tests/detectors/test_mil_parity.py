@@ -6,8 +6,9 @@ The released code (Keras 1 + Theano, Python 2) cannot run here; tools/parity/mil
 transcribes its ``custom_objective``, the ``l2(0.001)`` regularisers and Keras 1's Adagrad into
 float64 numpy with hand-written backpropagation (checked against TensorFlow autodiff: largest
 relative difference 2.9e-14) and wrote tests/detectors/data/mil_step.npz. This test rebuilds the
-seeded inputs, initial weights and dropout masks from that script and compares loss terms,
-gradients and updated weights of both steps.
+seeded inputs, initial weights and dropout masks from that script, takes two steps of the training
+loop (``wsvad.train.loop._optimizer_step``) with the settings `wsvad train --detector mil` resolves
+to, and compares loss terms, gradients and updated weights of both steps.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import pytest
 import torch
 
 from wsvad.detectors import Batch, build_detector, detector_class
-from wsvad.train.config import OptimConfig
-from wsvad.train.loop import build_optimizer
+from wsvad.train.config import TrainConfig, resolve
+from wsvad.train.loop import _optimizer_step, build_optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("data") / "mil_step.npz"
@@ -52,6 +53,18 @@ class _MaskReplay(torch.nn.Module):
         return x * mask
 
 
+class _FixedSampler:
+    """The sampler interface the training loop's step reads, serving one fixed batch."""
+
+    at_epoch_start = False
+
+    def __init__(self, batch: Batch):
+        self.batch = batch
+
+    def next_batch(self) -> Batch:
+        return self.batch
+
+
 def _wsvad_order(a: np.ndarray, n: int) -> np.ndarray:
     """The Keras batch is 30 abnormal then 30 normal videos; wsvad's is normal first."""
     return np.concatenate([a[n:], a[:n]])
@@ -73,22 +86,23 @@ def steps():
             layer.weight.copy_(torch.from_numpy(init[f"W{k}"].T))  # Keras kernels are (in, out)
             layer.bias.copy_(torch.from_numpy(init[f"b{k}"]))
     det.train()
-    opt = build_optimizer(
-        det.parameters(), OptimConfig(**detector_class("mil").train_defaults["optim"])
+    # `wsvad train --detector mil` without a config: the resolved recipe, the loop's own step
+    cfg = resolve(
+        TrainConfig(store="s", out="o", detector={"name": "mil"}),
+        detector_class("mil").train_defaults,
     )
+    opt = build_optimizer(det.parameters(), cfg.optim)
     n = tool.N_EXP
     features = torch.from_numpy(_wsvad_order(x, n))
     labels = torch.tensor([0.0] * n + [1.0] * n)
+    sampler = _FixedSampler(Batch(features, labels, labels.long()))
     results = []
-    for pair in masks:
+    for step, pair in enumerate(masks):
         det.dropout = _MaskReplay([_wsvad_order(m, n) for m in pair], tool.DROPOUT)
-        losses = det.loss(Batch(features, labels, labels.long()))
-        opt.zero_grad()
-        losses["loss"].backward()
+        losses = _optimizer_step(det, opt, sampler, cfg, step)
         grads = {
             k: (layer.weight.grad.T.clone(), layer.bias.grad.clone()) for k, layer in layers.items()
         }
-        opt.step()
         after = {
             k: (layer.weight.detach().T.clone(), layer.bias.detach().clone())
             for k, layer in layers.items()

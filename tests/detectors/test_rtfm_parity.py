@@ -5,7 +5,8 @@ own ``train()`` and ``Model`` (github.com/tianyu0207/RTFM @ cf938f4c) on CPU wit
 tools/parity/rtfm_step.py (command in its docstring). That script also defines the seeded inputs,
 initial weights and dropout masks; this test rebuilds them from it (checking their sha256 against
 the golden file), loads the weights through the same key mapping ``wsvad import-model`` uses, and
-takes one Adam step with the detector's default optimizer settings.
+takes one step of the training loop (``wsvad.train.loop._optimizer_step``) with the optimizer
+settings `wsvad train --detector rtfm` resolves to (Adam lr 1e-3, weight decay 5e-3).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import torch
 
 from wsvad.detectors import Batch, build_detector, detector_class
 from wsvad.detectors.rtfm import state_from_public_code
-from wsvad.train.config import OptimConfig
-from wsvad.train.loop import build_optimizer
+from wsvad.train.config import TrainConfig, resolve
+from wsvad.train.loop import _optimizer_step, build_optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("data") / "rtfm_step.npz"
@@ -35,6 +36,18 @@ def _tool():
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+class _FixedSampler:
+    """The sampler interface the training loop's step reads, serving one fixed batch."""
+
+    at_epoch_start = False
+
+    def __init__(self, batch: Batch):
+        self.batch = batch
+
+    def next_batch(self) -> Batch:
+        return self.batch
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +71,18 @@ def step():
     # the (normal, abnormal) rows of the batch in one call.
     det.drop = tool.MaskReplay([*masks[:3], np.concatenate([masks[4], masks[3]])])
     det.train()
-    optim = OptimConfig(**detector_class("rtfm").train_defaults["optim"])
-    opt = build_optimizer(det.parameters(), optim)
+    # the resolved defaults of `wsvad train --detector rtfm` and the training loop's own step
+    cfg = resolve(
+        TrainConfig(store="s", out="o", detector={"name": "rtfm"}),
+        detector_class("rtfm").train_defaults,
+    )
+    opt = build_optimizer(det.parameters(), cfg.optim)
     normal, abnormal = inputs
     features = torch.from_numpy(np.concatenate([normal, abnormal])).transpose(1, 2)  # (B,T,C,D)
     labels = torch.tensor([0.0] * tool.BATCH + [1.0] * tool.BATCH)
-    losses = det.loss(Batch(features, labels, labels.long()))
-    opt.zero_grad()
-    losses["loss"].backward()
-    opt.step()
+    losses = _optimizer_step(
+        det, opt, _FixedSampler(Batch(features, labels, labels.long())), cfg, 0
+    )
     assert det.drop.calls == 4
     return golden, det, losses, init
 

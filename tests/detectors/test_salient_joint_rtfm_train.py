@@ -65,6 +65,8 @@ def test_trains_scores_and_reloads(name, shape, sets, make_planted_store, tmp_pa
         f"test_{label}_{i:02d}" for label in ("normal", "abnormal") for i in range(10)
     )
     detector, meta = load_detector(out / "model")
-    assert meta["detector"] == name and meta["feature_shape"] == list(shape)
+    # rtfm trains with the store's 2 crops inside each sample (crop_mode inside): F = (C, D)
+    expected = [2, *shape] if name == "rtfm" else list(shape)
+    assert meta["detector"] == name and meta["feature_shape"] == expected
     raw = torch.from_numpy(store.read("test_abnormal_00")[:, 0].astype(np.float32))
     assert detector.score_video(raw).shape == (raw.shape[0],)

@@ -206,3 +206,19 @@ def test_standalone_with_an_imported_store_declares_estimates(benchmark_lists, t
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert report["protocol"]["estimated_frame_counts"] == 2
     assert report["metrics"]["n_frames"] == sum(counted.values()) + 16 * (30 + 25)
+
+
+def test_compare_shows_the_protocol_of_each_run():
+    from wsvad.evaluate.protocol import Protocol
+    from wsvad.evaluate.report import compare_table
+
+    authors = Protocol("rtfm", name="authors", reproduces="XDVioDet", paper_figure="auc")
+    reports = [
+        {"protocol": Protocol().to_json(), "metrics": {"auc": 0.5}},
+        {"protocol": authors.to_json(), "metrics": {"auc": 0.75}},
+    ]
+    header, rows = compare_table(reports, ["ours", "theirs"])
+    by_title = {row[0]: row[1:] for row in rows}
+    assert header == ["", "ours", "theirs"] and by_title["AUC"] == ["50.00", "75.00"]
+    assert by_title["protocol"] == ["wsvad", "authors"]
+    assert by_title["alignment"] == ["true-frames", "rtfm"]

@@ -62,3 +62,20 @@ def test_extract_then_label_then_train_then_evaluate(tmp_path, make_video, monke
     quick = json.loads((run / "run.json").read_text())["quick_frame_auc"]
     assert metrics["auc"] == pytest.approx(quick, abs=1e-6)
     assert f"{100 * metrics['auc']:.2f}" in out
+
+    # With the store gone, the dataset's videos give the frame counts: the same figures.
+    store.rename(tmp_path / "store.moved")
+    assert cli(["evaluate", "--run", str(run), "--no-plots", "--no-report"]) == EXIT_OK
+    again = json.loads((run / "eval" / "metrics.json").read_text())
+    assert again["metrics"]["auc"] == metrics["auc"] and again["coverage"]["matched"] == 4
+    (tmp_path / "store.moved").rename(store)
+    capsys.readouterr()
+
+    # The labels live in the dataset: without its root the run cannot be evaluated as trained.
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps(info | {"root": str(tmp_path / "moved")}))
+    assert cli(["evaluate", "--run", str(run), "--no-plots", "--no-report"]) == 1
+    assert (
+        f"{tmp_path / 'moved'}: the root of the dataset the run took its labels from (run.json) "
+        "is not a directory; pass --root"
+    ) in capsys.readouterr().err

@@ -125,10 +125,12 @@ def test_score_reproduces_the_training_features_and_detector(trained_run, tmp_pa
 
 def test_stream_prints_each_snippet_with_latency(trained_run, tmp_path, capsys):
     video, run, expected = trained_run
-    assert (
-        cli(["score", str(video), "--run", str(run), "--stream", "--out", str(tmp_path / "s")]) == 0
-    )
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("snippet")]
+    args = ["--run", str(run), "--threshold", "1", "--out", str(tmp_path / "s")]
+    assert cli(["score", "--stream", str(video), *args]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"stream {video} (file, 25 fps), detector mil of {run}; causal: ")
+    assert out[0].endswith("over the last 1 snippets; equals the offline score")
+    lines = [line for line in out if line.startswith("snippet")]
     assert len(lines) == 3
     # the half-open range of snippet_scores.csv (start_frame 0, end_frame 16), on screen too
     assert lines[0].startswith("snippet     0  frames [0, 16)  score ") and lines[0].endswith(" ms")
@@ -137,7 +139,12 @@ def test_stream_prints_each_snippet_with_latency(trained_run, tmp_path, capsys):
     assert [float(line.split("score ")[1].split()[0]) for line in lines] == pytest.approx(
         expected, abs=5e-4
     )
-    assert json.loads((tmp_path / "s" / "score.json").read_text())["mode"] == "stream"
+    assert out[-1].startswith("end of stream: 3 snippets scored, 0 dropped, latency p50 ")
+    header, rows = _csv(tmp_path / "s" / "snippet_scores.csv")
+    assert header == ["snippet", "start_frame", "end_frame", "score", "latency_ms"]
+    assert np.array([float(r[3]) for r in rows]) == pytest.approx(expected, abs=1e-5)
+    summary = json.loads((tmp_path / "s" / "score.json").read_text())
+    assert summary["mode"] == "stream" and summary["events"][0]["window"] == 1
 
 
 def test_score_without_store_names_the_problem(trained_run, tmp_path, capsys):

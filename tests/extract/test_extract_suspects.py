@@ -1,6 +1,7 @@
-"""Suspect videos in extraction: a truncated MP4 and an AVI with null frames decode without an
-error; ``on_suspect: store`` (the default) keeps them with a ``suspect`` attr, a summary warning and
-a line in ``wsvad info``; ``fail`` records them failed with the reason (exit 3)."""
+"""Suspect videos in extraction: a truncated MP4 and MKV and an AVI with null frames decode
+without an error; ``on_suspect: store`` (the default) keeps them with a ``suspect`` attr, a summary
+warning and a line in ``wsvad info``; ``fail`` records them failed with the reason (exit 3);
+``wsvad check`` flags the same videos in the same words."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ CLI_SMALL = [
 CUT = "decoded 36 of the 120 frames the header declares; 36 frames at 25 fps span 1.44 s"
 NULLS = (
     "decoded 40 of the 235 frames the header declares; 40 frames at 15 fps span 2.67 s, the "
-    "container declares 15.67 s (timeline squeezed 5.9x); the frames span the declared 15.67 s: "
-    "the container drops or repeats frames (null frames, variable frame rate)"
+    "container declares 15.67 s (timeline squeezed 5.9x); the data spans the declared 15.67 s: "
+    "frames missing in between (null frames, variable frame rate, undecodable frames)"
 )
 
 
@@ -40,6 +41,7 @@ def wide_console(monkeypatch):
 def dataset(tmp_path, make_noise_video, cut_video) -> Path:
     make_noise_video("videos/good.mp4", n_frames=40)
     cut_video(make_noise_video("videos/cut.mp4", options={"movflags": "faststart"}), 36)
+    cut_video(make_noise_video("videos/cutmkv.mkv"), 36)
     pts = [6 * i for i in range(40)]
     make_noise_video("videos/nulls.avi", n_frames=40, fps=15, codec="mpeg4", pts=pts)
     return tmp_path / "videos"
@@ -56,12 +58,13 @@ def test_suspects_are_stored_with_their_facts_a_warning_and_an_info_line(dataset
     args = ["extract", "--dataset", "folder", "--root", str(dataset), *CLI_SMALL]
     assert run([*args, "--out", str(tmp_path / "store")]) == 0
     out = capsys.readouterr()
-    assert "3 extracted, 0 already complete, 0 failed, 3 selected" in out.out
+    assert "4 extracted, 0 already complete, 0 failed, 4 selected" in out.out
     # (without the progress reporter's final line: stderr is not a terminal here)
     err = [line for line in out.err.splitlines() if not line.startswith("extract: ")]
-    assert err[0].startswith("warning: 2 suspect video(s) stored, decoded length disagrees")
+    assert err[0].startswith("warning: 3 suspect video(s) stored, decoded length disagrees")
     assert err[1].startswith(f"  cut: {CUT}") and err[1].endswith(": cut file")
-    assert err[2] == f"  nulls: {NULLS}"
+    assert err[2].startswith("  cutmkv: 36 frames at 25 fps span 1.44 s, the container declares")
+    assert err[3] == f"  nulls: {NULLS}"
     store = FeatureStore.open(tmp_path / "store")
     assert store.video_attrs("good")["suspect"] is None
     cut = store.video_attrs("cut")
@@ -84,8 +87,8 @@ def test_suspects_are_stored_with_their_facts_a_warning_and_an_info_line(dataset
     assert json.loads(json.dumps(nulls)) == nulls  # plain JSON
     assert run(["info", str(tmp_path / "store")]) == 0
     info = capsys.readouterr().out
-    assert re.search(r"videos suspect\s+│ 2 ", info)
-    assert "suspect videos, stored; decoded length disagrees (2):" in info
+    assert re.search(r"videos suspect\s+│ 3 ", info)
+    assert "suspect videos, stored; decoded length disagrees (3):" in info
     assert f"  cut [truncated]: {CUT}" in info and f"  nulls [dropped-frames]: {NULLS}" in info
 
 
@@ -93,7 +96,7 @@ def test_on_suspect_fail_records_them_failed_with_the_reason(dataset, tmp_path, 
     summary = run_extract(cfg_for(dataset, tmp_path / "store", on_suspect="fail"))
     assert (summary.extracted, sorted(summary.failures), summary.suspects) == (
         1,
-        ["cut", "nulls"],
+        ["cut", "cutmkv", "nulls"],
         {},
     )
     store = FeatureStore.open(tmp_path / "store")
@@ -113,8 +116,24 @@ def test_on_suspect_fail_records_them_failed_with_the_reason(dataset, tmp_path, 
     assert "  nulls: SuspectVideo: suspect video: decoded 40 of the 235" in capsys.readouterr().err
     assert run([*args, "--out", str(tmp_path / "cli"), "--on-suspect", "skip"]) == 1
     assert capsys.readouterr().err.startswith(
-        "error: command line: on_suspect: Input should be 'store' or 'fail'"
+        "error: command line: on_suspect: should be 'store' or 'fail'"
     )
+
+
+def test_check_flags_the_videos_extraction_stores_as_suspect(dataset, tmp_path, capsys):
+    assert run(["check", "--dataset", "folder", "--root", str(dataset), "--probe", "all"]) == 0
+    flagged = {
+        line.split(": ", 1)[0].split()[-1]: line.split(": ", 1)[1]
+        for line in capsys.readouterr().out.splitlines()
+        if ": suspect video (" in line
+    }
+    summary = run_extract(cfg_for(dataset, tmp_path / "store"))
+    assert sorted(flagged) == ["cut.mp4", "cutmkv.mkv", "nulls.avi"]
+    assert sorted(summary.suspects) == ["cut", "cutmkv", "nulls"]
+    for rel, message in flagged.items():
+        # the same frame count, fps and declared facts: the same words
+        stored = summary.suspects[Path(rel).stem]
+        assert message.rstrip(" │") == f"suspect video ({stored['cause']}): {stored['reason']}"
 
 
 def test_a_split_suspect_video_fails_at_assembly_and_leaves_no_parts(

@@ -7,7 +7,9 @@ everywhere, so the reductions run in the same order).
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -22,6 +24,10 @@ from wsvad.extract.config import ExtractConfig
 from wsvad.extract.run import run_extract
 from wsvad.pipeline.bookkeeping import tmp_entries
 from wsvad.pipeline.store import FeatureStore
+
+# dask_jobqueue installs a SIGINT handler when imported, which only the main thread may do; the
+# killed-worker test starts the cluster from a thread.
+pytest.importorskip("dask_jobqueue")
 
 pytestmark = pytest.mark.slurm
 
@@ -167,8 +173,9 @@ def test_a_killed_worker_job_loses_nothing(slurm_cluster, videos, reference, tmp
     deadline = time.monotonic() + 120
     while victim is None and time.monotonic() < deadline and thread.is_alive():
         for partial in tmp_entries(out):
-            job = slurm_job_of(int(partial.name.split(".")[-2]))  # <node>.<host>.<pid>.<uuid>
-            if job:
+            pid = int(partial.name.split(".")[-2])  # <node>.<host>.<pid>.<uuid>
+            job = slurm_job_of(pid)
+            if job and _frozen_mid_video(pid, partial):
                 victim = (partial, job)
                 subprocess.run(["scancel", "--signal=KILL", job], check=True)
                 break
@@ -183,6 +190,20 @@ def test_a_killed_worker_job_loses_nothing(slurm_cluster, videos, reference, tmp
         cfg_for(videos, out, {"kind": "inline"})
     )  # resume: nothing redone, debris removed
     assert (again.skipped, again.extracted) == (4, 0) and not victim[0].exists()
+
+
+def _frozen_mid_video(pid: int, partial: Path) -> bool:
+    """Stop the worker, then check that its array is still being written: on a loaded machine the
+    worker may publish it between our listing and the kill, and a kill after publishing loses
+    nothing to test. A worker that already published is let go on."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return False
+    if partial.exists():
+        return True
+    os.kill(pid, signal.SIGCONT)
+    return False
 
 
 def slurm_job_of(pid: int) -> str | None:

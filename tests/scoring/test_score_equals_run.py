@@ -8,7 +8,6 @@ trainings take seconds. The stores have two crops, so the crop rule matters.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -39,23 +38,13 @@ SHRINK = {
 }
 
 
-def _write_planted_store():
-    """tests/conftest.py's store writer (a conftest cannot be imported as a module)."""
-    spec = importlib.util.spec_from_file_location("wsvad_tests_root", REPO / "tests/conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.write_planted_store
-
-
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory) -> dict[str, Path]:
+def stores(make_module_store) -> dict[str, Path]:
     """Two crops, 8 + 8 training and 2 + 2 test videos of 6-13 snippets: [8] and [2, 8]."""
-    write = _write_planted_store()
-    tmp = tmp_path_factory.mktemp("stores")
     common = dict(crops=2, n_train=8, n_test=2, snippets=(6, 14), run_lengths=(2, 4), shift=3.0)
     return {
-        "plain": write(tmp / "plain", feature_shape=(8,), **common).path,
-        "time": write(tmp / "time", feature_shape=(2, 8), seed=1, **common).path,
+        "plain": make_module_store("plain", feature_shape=(8,), **common).path,
+        "time": make_module_store("time", feature_shape=(2, 8), seed=1, **common).path,
     }
 
 

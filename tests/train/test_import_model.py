@@ -15,16 +15,19 @@ from wsvad.detectors import build_detector
 from wsvad.detectors.checkpoint import load_detector
 from wsvad.detectors.rtfm import PUBLIC_CODE_PREFIXES
 
-# The public code's Model(2048, batch_size): 47 state-dict entries, names as its model.py builds
-# them (the golden file of tests/detectors/test_rtfm_parity.py records them from the real code).
+# The public code's Model(n_features, batch_size): 47 state-dict entries, named as its model.py
+# builds them (tests/detectors/test_rtfm_parity.py loads the real code's names and shapes, D = 2048,
+# through the same mapping). The public Model is 2048-d; these tests use D = 16 to stay fast: the
+# mapping is by name, the shapes are checked against the detector the store needs.
 N_PUBLIC_KEYS = 47
+D = 16
 
 
-def _public_checkpoint(seed: int = 0) -> dict[str, torch.Tensor]:
+def _public_checkpoint(seed: int = 0, dim: int = D) -> dict[str, torch.Tensor]:
     """A state dict named as the public code saves it: a wsvad RTFM's weights under the public
     names (the inverse of PUBLIC_CODE_PREFIXES), BatchNorm statistics made non-trivial."""
     torch.manual_seed(seed)
-    det = build_detector("rtfm", (2048,), {"non_local_zero_init": False})
+    det = build_detector("rtfm", (dim,), {"non_local_zero_init": False})
     public = {}
     for key, value in det.state_dict().items():
         theirs, ours = next((t, o) for t, o in PUBLIC_CODE_PREFIXES if key.startswith(o))
@@ -38,7 +41,7 @@ def _public_checkpoint(seed: int = 0) -> dict[str, torch.Tensor]:
 
 def _store(make_planted_store):
     return make_planted_store(
-        "rtfm2048", feature_shape=(2048,), crops=2, n_train=1, n_test=2, snippets=(20, 28)
+        "rtfm", feature_shape=(D,), crops=2, n_train=1, n_test=2, snippets=(20, 28)
     )
 
 
@@ -95,7 +98,7 @@ def test_wrong_keys_and_shapes_are_listed(make_planted_store, tmp_path, capsys):
     public = _public_checkpoint()
     public["Aggregate.conv_6.0.weight"] = torch.zeros(3)
     del public["fc3.bias"]
-    public["fc1.weight"] = torch.zeros(512, 1024)
+    public["fc1.weight"] = torch.zeros(512, 8)
     weights = tmp_path / "bad.pkl"
     torch.save(public, weights)
     out = tmp_path / "run"
@@ -105,7 +108,7 @@ def test_wrong_keys_and_shapes_are_listed(make_planted_store, tmp_path, capsys):
     assert f"{weights}: not a public RTFM Model state dict" in err
     assert "unexpected keys: Aggregate.conv_6.0.weight" in err
     assert "missing keys: fc3.bias" in err
-    assert "wrong shapes: fc1.weight (512, 1024) (model fc1.weight (512, 2048))" in err
+    assert f"wrong shapes: fc1.weight (512, 8) (model fc1.weight (512, {D}))" in err
     assert not out.exists()  # refused before anything is written
 
 
@@ -126,14 +129,14 @@ def test_a_checkpoint_that_would_run_code_is_refused(make_planted_store, tmp_pat
 
 
 def test_a_store_of_another_width_is_refused_with_the_shapes(make_planted_store, tmp_path, capsys):
-    store = make_planted_store("w16", feature_shape=(16,), n_train=1, n_test=1)
+    store = make_planted_store("w8", feature_shape=(8,), n_train=1, n_test=1)
     weights = tmp_path / "rtfm.pkl"
     torch.save(_public_checkpoint(), weights)
     argv = ["import-model", "--format", "rtfm", "--weights", str(weights)]
     assert cli(argv + ["--store", str(store.path), "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
-    assert "wrong shapes: Aggregate.conv_1.0.weight (512, 2048, 3)" in err
-    assert "(model mtn.dilated.0.0.weight (512, 16, 3))" in err
+    assert f"wrong shapes: Aggregate.conv_1.0.weight (512, {D}, 3)" in err
+    assert "(model mtn.dilated.0.0.weight (512, 8, 3))" in err
 
 
 def test_unknown_format_is_refused(make_planted_store, tmp_path, capsys):

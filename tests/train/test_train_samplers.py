@@ -83,6 +83,14 @@ def test_balanced_needs_both_labels():
         build_sampler("balanced", _bag_videos([0, 0]), SamplerConfig(batch_per_class=1), seed=0)
 
 
+def _recipe(crop_mode: str):
+    from wsvad.scoring.recipe import ScoringRecipe
+
+    return ScoringRecipe(
+        crop_mode=crop_mode, score_on="snippets", bag_rule="rtfm", bag_pool="mean", bag_count=32
+    )
+
+
 @pytest.fixture
 def counting_store(tmp_path) -> FeatureStore:
     """Snippet t of crop c of video v holds [t, c, v]; lengths 10, 3 and 8."""
@@ -101,7 +109,7 @@ def counting_store(tmp_path) -> FeatureStore:
 
 def test_random_consecutive_windows_are_consecutive_and_cover_every_window(counting_store):
     infos = _infos([0, 1, 0], [10, 3, 8])
-    videos = SnippetVideos(counting_store, infos, "separate")
+    videos = SnippetVideos(counting_store, infos, _recipe("separate"))
     sampler = build_sampler(
         "random_consecutive", videos, SamplerConfig(window=4, windows_per_step=2), seed=0
     )
@@ -132,7 +140,7 @@ def test_random_consecutive_windows_are_consecutive_and_cover_every_window(count
 
 def test_random_consecutive_crop_mean_and_resume(counting_store):
     infos = _infos([0, 1, 0], [10, 3, 8])
-    videos = SnippetVideos(counting_store, infos, "mean")
+    videos = SnippetVideos(counting_store, infos, _recipe("mean"))
     cfg = SamplerConfig(window=4, windows_per_step=1)
     a = build_sampler("random_consecutive", videos, cfg, seed=3)
     first = [

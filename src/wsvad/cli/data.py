@@ -31,9 +31,10 @@ CheckRootOpt = Annotated[Path, Opt("--root", help="Dataset root folder. Required
 ProbeOpt = Annotated[
     str,
     Opt(
-        help="Videos probed with PyAV: header frame counts check intervals, demuxed packets "
-        "flag suspect videos (truncated, dropped frames): annotated (test videos with "
-        "intervals), all (also finds unreadable videos) or none. Default: annotated.",
+        help="Videos whose frame counts (as extraction decodes them) check the intervals and "
+        "are compared with their container's (suspect: truncated, dropped frames): annotated "
+        "(test videos with intervals), all (also finds unreadable videos) or none. "
+        "Default: annotated.",
         show_default=False,
     ),
 ]

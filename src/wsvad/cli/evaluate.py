@@ -107,7 +107,10 @@ RunsArg = Annotated[
     ),
 ]
 VideoArg = Annotated[
-    str, typer.Argument(help="Video file, folder of frames, or stream URL (rtsp://, http://).")
+    str | None,
+    typer.Argument(
+        help="Video file, folder of frames, or stream URL, scored offline. Omit with --stream."
+    ),
 ]
 ScoreRunOpt = Annotated[
     Path | None,
@@ -125,21 +128,67 @@ IntervalThresholdOpt = Annotated[
     ),
 ]
 StreamOpt = Annotated[
-    bool,
+    str | None,
     Opt(
         "--stream",
-        help="Print each snippet's score as soon as it is decoded, with its latency. "
-        "Default: off (offline).",
+        metavar="<source>",
+        help="Score SOURCE live, each snippet as soon as its frames arrive (causal rule: "
+        "docs/streaming.md): a file, a network stream (udp://, rtsp://, http://) or a capture "
+        "device (/dev/video0). Default: off (offline).",
     ),
 ]
 WindowOpt = Annotated[
-    int | None, Opt(help="--stream: snippets of context the detector sees. Default: 32.")
+    int | None,
+    Opt(
+        help="--stream: snippets of context the detector sees, 0 = all so far. Default: the "
+        "detector's (`wsvad detectors`)."
+    ),
+]
+JsonlOpt = Annotated[
+    bool,
+    Opt(
+        "--jsonl",
+        help="--stream: one JSON object per line on stdout (start, snippet, interval_start, "
+        "interval_end, end); messages for people go to stderr. Default: off.",
+    ),
+]
+HysteresisOpt = Annotated[
+    float | None,
+    Opt(help="--stream: an interval closes below threshold - hysteresis. Default: 0."),
+]
+MinDurationOpt = Annotated[
+    float | None,
+    Opt(help="--stream: seconds an interval must last before it is reported. Default: 0."),
+]
+BufferOpt = Annotated[
+    int | None,
+    Opt(
+        help="--stream: snippets held while the scorer is busy; a live source drops the oldest "
+        "beyond that (counted). Default: 2."
+    ),
+]
+RealtimeOpt = Annotated[
+    bool,
+    Opt(
+        "--realtime",
+        help="--stream: play a file at its own frame rate, as a camera would. Default: as fast "
+        "as it is scored.",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    Opt(help="--stream: seconds without data that end a network stream or device. Default: 10."),
+]
+PrecisionOpt = Annotated[
+    str | None,
+    Opt(help="--stream: fp32 or bf16 backbone. Default: the run's store's precision."),
 ]
 ScoreOutOpt = Annotated[
     Path | None,
     Opt(
         "--out",
-        help="Output folder (CSV, timeline PNG, score.json). Default: RUN/score/<video stem>/.",
+        help="Output folder (CSV, timeline PNG, score.json; with --stream snippet_scores.csv and "
+        "score.json when it ends). Default: RUN/score/<video stem>/; none with --stream.",
     ),
 ]
 ScoreCropsOpt = Annotated[
@@ -245,11 +294,18 @@ def compare(runs: RunsArg, report_file: CompareReportOpt = None, debug: DebugOpt
 
 @app.command()
 def score(
-    video: VideoArg,
+    video: VideoArg = None,
     run: ScoreRunOpt = None,
     threshold: IntervalThresholdOpt = None,
-    stream: StreamOpt = False,
+    stream: StreamOpt = None,
     window: WindowOpt = None,
+    jsonl: JsonlOpt = False,
+    hysteresis: HysteresisOpt = None,
+    min_duration: MinDurationOpt = None,
+    buffer: BufferOpt = None,
+    realtime: RealtimeOpt = False,
+    timeout: TimeoutOpt = None,
+    precision: PrecisionOpt = None,
     out: ScoreOutOpt = None,
     device: DeviceOpt = None,
     decoder: DecoderOpt = None,
@@ -259,17 +315,23 @@ def score(
     sets: SetsOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Score a new video end to end: decode, crops, backbone, the run's detector."""
+    """Score a new video end to end (decode, crops, backbone, the run's detector), or a live
+    source snippet by snippet with --stream."""
     from wsvad.config import load_config
     from wsvad.evaluate.config import ScoreConfig
-    from wsvad.evaluate.score_video import describe_interval, score_video
 
     flags = {
         "video": video,
         "run": run,
         "threshold": threshold,
-        "stream": stream or None,
+        "stream": stream,
         "window": window,
+        "hysteresis": hysteresis,
+        "min_duration": min_duration,
+        "buffer": buffer,
+        "realtime": realtime or None,
+        "timeout": timeout,
+        "precision": precision,
         "out": out,
         "device": device,
         "decoder": decoder,
@@ -277,6 +339,17 @@ def score(
         "from_store": from_store or None,
     }
     cfg = load_config(ScoreConfig, config, flags=flags, sets=sets)
+    if cfg.stream is not None:
+        from wsvad.cli.score_stream import score_stream
+
+        score_stream(cfg, jsonl)
+        return
+    _score_offline(cfg)
+
+
+def _score_offline(cfg) -> None:
+    from wsvad.evaluate.score_video import describe_interval, score_video
+
     result = (
         _score_stored(cfg)
         if cfg.from_store
@@ -285,12 +358,9 @@ def score(
             cfg.run,
             cfg.out,
             cfg.threshold,
-            cfg.stream,
-            cfg.window,
-            cfg.device,
-            cfg.decoder,
-            cfg.crops,
-            on_snippet=_print_snippet if cfg.stream else None,
+            device=cfg.device,
+            decoder=cfg.decoder,
+            crops=cfg.crops,
         )
     )
     n = len(result.intervals)
@@ -309,18 +379,7 @@ def _score_stored(cfg):
     """``score --from-store``: the stored features of a video of the run's store."""
     from wsvad.evaluate.score_stored import score_stored_video
 
-    if cfg.stream:
-        raise WsvadError("--from-store scores stored features; --stream needs a video to decode")
     return score_stored_video(cfg.video, cfg.run, cfg.out, cfg.threshold, cfg.device)
-
-
-def _print_snippet(s) -> None:
-    """``score --stream``: one line per snippet as soon as it is scored."""
-    console.print(
-        f"snippet {s.index:5d}  frames [{s.start}, {s.end})  score {s.score:.3f}  "
-        f"latency {1000 * s.latency:.0f} ms",
-        markup=False,
-    )
 
 
 def _print_problems(problems) -> None:

@@ -5,10 +5,10 @@ not in the test split, unreadable lists). What needs the videos themselves, whet
 interval lies inside its video, is checked here against the video's frame count as extraction and
 evaluation count it (:func:`wsvad.data.framecount.frame_count`: images of a frame folder, decoded
 frames of a video file). An interval ending past the count is a warning (``frame_labels`` clips
-it), one starting past it an error. Probed video files are also demuxed (read, not decoded) and
-compared with what their header declares: a truncated file or one whose container drops frames
-is a ``suspect-video`` warning (:mod:`wsvad.data.suspects`), the same finding extraction records
-in the store.
+it), one starting past it an error.
+Each probed video file is also compared with what its container declares: a truncated file or one
+whose container drops frames is a ``suspect-video`` warning (:mod:`wsvad.data.suspects`), the same
+finding extraction records in the store.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def check_frames(
                 )
             )
         else:
-            problems += _interval_problems(rec, n, how) + _suspect_problems(rec)
+            problems += _interval_problems(rec, n, how) + _suspect_problems(rec, n)
         if progress is not None:
             progress(done, len(chosen))
     return problems
@@ -123,10 +123,10 @@ def _interval_problems(rec: VideoRecord, n: int, how: str) -> list[Problem]:
     return problems
 
 
-def _suspect_problems(rec: VideoRecord) -> list[Problem]:
-    """A warning when ``rec`` demuxes to another length than its container declares (extraction
-    stores it with a ``suspect`` attr, or fails it with ``--on-suspect fail``)."""
-    suspect = probe_suspect(rec.path)
+def _suspect_problems(rec: VideoRecord, n: int) -> list[Problem]:
+    """A warning when the ``n`` frames of ``rec`` disagree with what its container declares
+    (extraction stores it with a ``suspect`` attr, or fails it with ``--on-suspect fail``)."""
+    suspect = probe_suspect(rec.path, frames=n)
     if suspect is None:
         return []
     cause = f" ({suspect['cause']})" if suspect.get("cause") else ""

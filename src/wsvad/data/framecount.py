@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 
 from wsvad.data.listfiles import count_images
+from wsvad.data.suspects import declared_facts
 
 log = logging.getLogger(__name__)
 
@@ -64,28 +65,16 @@ def probe_frame_count(path: Path) -> int | None:
 
 def declared_frame_count(path: Path) -> tuple[int | None, str]:
     """``(frames, how)`` as the container header declares them (``header``, ``duration x fps``),
-    read without decoding; ``(None, reason)`` when the file states neither or cannot be opened.
-    A frame folder declares its images."""
+    read without decoding (:func:`wsvad.data.suspects.declared_facts`); ``(None, reason)`` when the
+    file states neither or cannot be opened. A frame folder declares its images."""
     path = Path(path)
     if path.is_dir():
         return count_images(path), "images"
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return None, "no video stream"
-            stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames), "header"
-            duration = (
-                stream.duration * stream.time_base
-                if stream.duration
-                else (container.duration or 0) / 1e6
-            )
-            rate = stream.average_rate or stream.base_rate
-            if duration and rate:
-                return int(round(float(duration) * float(rate))), "duration x fps"
-            return None, "header states no frame count or duration"
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    facts = declared_facts(path)
+    if facts is None:
+        return None, "PyAV cannot open it or it has no video stream"
+    if facts["frames"]:
+        return facts["frames"], "header"
+    if facts["duration"] and facts["fps"]:
+        return int(round(facts["duration"] * facts["fps"])), "duration x fps"
+    return None, "header states no frame count or duration"

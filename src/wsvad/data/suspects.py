@@ -1,16 +1,17 @@
 """Suspect videos: decoded fine, but not as long as their container declares.
 
 A truncated file (an MP4 cut to 99 of its 420 frames, an AVI, MKV or MPEG-TS cut after its header)
-decodes without an error, and so does footage whose container drops or repeats frames (an AVI with
-null frames: OpenCV's ``tree.avi`` declares 444 frames over 29.6 s and decodes to 68 frames at
-15 fps, its timeline squeezed 6.5x). Stored as they are, frame index / fps is not time any more:
-snippets, intervals and scores no longer line up with the video.
+decodes without an error, and so does footage whose container drops or repeats frames (OpenCV's
+``tree.avi`` declares 444 frames over 29.6 s and decodes to 68 frames at 15 fps, its timeline
+squeezed 6.5x; an AVI with null frames does the same). Stored as they are, frame index / fps is
+not time any more: snippets, intervals and scores no longer line up with the video.
 
 This module compares what the container declares (:func:`declared_facts`: header frame count,
-stream duration, fps) with what was decoded (extraction) or demuxed (``wsvad check``, no decoding)
-and describes the disagreement as a plain-JSON ``suspect`` entry (:func:`find_suspect`). When there
-is one, the packets' timestamps tell the two causes apart (:func:`packet_facts`): data that stops
-early is a cut file; data that spans the declared duration with fewer frames is a container that
+stream duration, fps) with what was decoded (extraction; ``wsvad check`` with the frame count it
+takes anyway, :func:`wsvad.data.framecount.frame_count`) or demuxed (no decoding), and describes
+the disagreement as a plain-JSON ``suspect`` entry (:func:`find_suspect`). When there is one, the
+packets' timestamps tell the two causes apart (:func:`packet_facts`): data that stops early is a
+cut file; data that spans the declared duration with fewer frames is a container that
 drops frames. An MPEG-TS has no header length: it is suspect when it ends inside a 188-byte packet
 (a cut on a packet boundary cannot be seen).
 """
@@ -172,7 +173,8 @@ def find_suspect(
 def explain(entry: dict[str, Any], packets: dict[str, Any] | None) -> dict[str, Any]:
     """Add the likely ``cause`` to a suspect ``entry`` from the packets' timestamps: ``truncated``
     (the data stops before the declared end) or ``dropped-frames`` (the data spans the declared
-    length, with fewer frames); ``None`` when the timestamps cannot tell.
+    length, with fewer frames: null frames, a variable frame rate, or frames the decoder skipped);
+    ``None`` when the timestamps cannot tell.
 
     The declared length is the longer of the stated duration and the header's frames / fps (FFmpeg
     re-estimates the duration of a cut AVI from its data; its header still counts every frame).
@@ -191,8 +193,8 @@ def explain(entry: dict[str, Any], packets: dict[str, Any] | None) -> dict[str, 
         elif entry["decoded"]["frames"] < seconds * fps:
             cause = "dropped-frames"
             note = (
-                f"the frames span the declared {seconds:.2f} s: the container drops or repeats "
-                "frames (null frames, variable frame rate)"
+                f"the data spans the declared {seconds:.2f} s: frames missing in between "
+                "(null frames, variable frame rate, undecodable frames)"
             )
     reason = f"{entry['reason']}; {note}" if note else entry["reason"]
     return {**entry, "reason": reason, "cause": cause, "packets": packets}
@@ -207,13 +209,19 @@ def suspect_of(path: Path | str, frames: int | None, fps: float | None) -> dict 
     return explain(entry, packet_facts(path)) if entry else None
 
 
-def probe_suspect(path: Path | str) -> dict | None:
-    """The suspect entry of a video found without decoding it (``wsvad check``): its demuxed
-    packets, at the declared fps, against what its container declares."""
+def probe_suspect(path: Path | str, frames: int | None = None) -> dict | None:
+    """The suspect entry of a video before extraction (``wsvad check``): ``frames`` (its frame
+    count, :func:`wsvad.data.framecount.frame_count`), or when not given its demuxed packets, at
+    the declared fps, against what its container declares."""
     declared = declared_facts(path)
-    packets = packet_facts(path) if declared else None
-    if packets is None:
+    if declared is None:
         return None
-    demuxed = {"frames": packets["packets"], "fps": declared["fps"]}
-    entry = find_suspect(declared, demuxed, counted="demuxed")
-    return explain(entry, packets) if entry else None
+    packets = packet_facts(path) if frames is None else None
+    if frames is None and packets is None:
+        return None
+    counted = "decoded" if frames is not None else "demuxed"
+    count = frames if frames is not None else packets["packets"]
+    entry = find_suspect(declared, {"frames": count, "fps": declared["fps"]}, counted)
+    if entry is None:
+        return None
+    return explain(entry, packets if packets is not None else packet_facts(path))

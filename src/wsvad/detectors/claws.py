@@ -34,8 +34,11 @@ Choices where the paper is vague (each a ``ClawsParams`` option or stated here):
   probabilities are positive, ReLU before or after the product is the same.
 - ``min_distance`` floors ``d`` in ``1 / d`` (a batch whose vectors all coincide has ``d = 0``).
 - ``dropout`` 0.6: not given in the paper; Sultani et al.'s rate, whose FC 512-32-1 CLAWS reuses.
-- "Mean normalization" of the features (sec. 4.3) is a property of the feature store, not of the
-  detector; none is applied here.
+- "Mean normalization" of the features (sec. 4.3, no formula given) is a train option, not part of
+  the detector: ``feature_norm: mean`` (the default for claws and in its configs) maps each feature
+  dimension to ``(x - mu) / (max - min)`` with the training snippets' statistics, recorded in the
+  run's scoring recipe and applied to test videos too (wsvad.scoring.recipe). Features: C3D with
+  ``d = 2048`` in sec. 4.3.
 - ``score_video`` cuts a test video into consecutive windows of ``window`` snippets (the softmax
   needs a batch of the training length); the tail is covered by the last ``window`` snippets, which
   overlap the previous window (those snippets get the mean of both windows' scores); videos shorter
@@ -142,10 +145,12 @@ class Claws(Detector):
     feature_ndim: ClassVar[int] = 1
     example_feature_shape: ClassVar[tuple[int, ...]] = (32,)
     example_params: ClassVar[dict] = {"hidden": (16, 8), "window": 16}
-    # sec. 4.3: RMSProp, lr 1e-4 divided by 10 after 80k of 100k iterations, one batch of b = 64.
+    # sec. 4.3: RMSProp, lr 1e-4 divided by 10 after 80k of 100k iterations, one batch of b = 64;
+    # "Mean normalization is applied on the extracted features": feature_norm (scoring.recipe).
     train_defaults: ClassVar[dict] = {
         "optim": {"name": "rmsprop", "lr": 1.0e-4, "lr_milestones": [80000], "lr_gamma": 0.1},
         "sampler": {"window": 64, "windows_per_step": 1},
+        "feature_norm": "mean",
         "iterations": 100000,
     }
 

@@ -47,9 +47,12 @@ follow the code; each difference is a ``RtfmParams`` field):
 Crops: the code feeds all 10 crops of a video ``(B, C, T, D)``, runs each crop through the network,
 averages the scores and the magnitudes over crops before top-k, and applies the magnitude loss per
 crop with the crop-averaged top-k indices. With ``crops_inside: true`` the detector expects
-``feature_shape = (C, *F)`` and batches ``(B, T, C, *F)`` and does exactly that. With the default
-(false) every batch item is one crop (or the crop mean), as the trainer's crop mode decides, and ``C
-= 1``. ``score_video`` accepts ``(N, *F)`` (one crop) or ``(N, C, *F)`` (crops averaged).
+``feature_shape = (C, *F)`` and batches ``(B, T, C, *F)`` and does exactly that; the trainer's
+``crop_mode: inside`` (the default for rtfm and in every ``configs/train/*_rtfm.yaml``) sets it and
+builds the detector with the store's crops, and test videos are scored with all crops inside too.
+With ``crops_inside: false`` every batch item is one crop (``crop_mode: separate``) or the crop
+mean, and ``C = 1``. ``score_video`` accepts ``(N, *F)`` (one crop) or ``(N, C, *F)`` (crops
+averaged inside the model, any C).
 """
 
 from __future__ import annotations
@@ -154,9 +157,11 @@ class Rtfm(Detector):
     example_params: ClassVar[dict] = {"branch_channels": 8, "non_local_zero_init": False}
     # The code's defaults (option.py, main.py): Adam lr 1e-3 (constant), weight decay 5e-3,
     # 32 + 32 videos per step, 15000 steps.
+    # Every crop of a video inside one sample, as the code trains (crop_mode inside).
     train_defaults: ClassVar[dict] = {
         "optim": {"name": "adam", "lr": 1.0e-3, "weight_decay": 5.0e-3},
         "sampler": {"batch_per_class": 32},
+        "crop_mode": "inside",
         "iterations": 15000,
     }
 

@@ -58,20 +58,39 @@ class EvaluateConfig(BaseModel):
 
 
 class ScoreConfig(BaseModel):
-    """``wsvad score``: one new video through the run's extraction settings and detector."""
+    """``wsvad score``: one new video through the run's extraction settings and detector, offline
+    (``video``) or live, snippet by snippet (``stream``: a file, network URL or capture device)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # a video file, a folder of frames, or a stream URL (rtsp://, http://; read with PyAV)
-    video: str
+    video: str | None = None
     run: Path  # run directory of `wsvad train`
-    out: Path | None = None  # None: RUN/score/<video stem>/
+    out: Path | None = None  # None: RUN/score/<video stem>/ offline; nothing written when streaming
     # frames scored >= threshold form the printed intervals
     threshold: float = Field(0.5, ge=0.0, le=1.0)
-    stream: bool = False  # score each snippet as soon as it is decoded (causal, sliding window)
-    window: int = Field(32, ge=1)  # stream mode: snippets of context the detector sees
+    # score this source live, each snippet as soon as it arrives (wsvad.evaluate.stream)
+    stream: str | None = None
+    # stream: snippets of context (docs/streaming.md); 0 = all so far; None = the detector's
+    window: int | None = Field(None, ge=0)
+    hysteresis: float = Field(0.0, ge=0.0, le=1.0)  # stream: intervals close below threshold - h
+    min_duration: float = Field(0.0, ge=0.0)  # stream: seconds before an interval is reported
+    buffer: int = Field(2, ge=1)  # stream: snippets held between reader and scorer
+    realtime: bool = False  # stream: play a file at its own frame rate (drops like a live source)
+    timeout: float = Field(10.0, gt=0.0)  # stream: seconds without data that end a live source
+    precision: Literal["fp32", "bf16"] | None = None  # stream: None = the store's
     device: Device = "cpu"  # cpu | cuda | cuda:N
     decoder: Literal["auto", "decord", "av"] = "auto"  # auto: decord, PyAV when decord fails
     crops: Literal[1, 5, 10] | None = None  # None: the crops of the run's store
     # video is a video id of the run's store: score its stored features (no decoding)
     from_store: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ScoreConfig:
+        if self.video is not None and self.stream is not None:
+            raise ValueError("give a VIDEO to score offline or --stream SOURCE, not both")
+        if self.video is None and self.stream is None:
+            raise ValueError("give a VIDEO to score offline or --stream SOURCE to score live")
+        if self.from_store and self.stream is not None:
+            raise ValueError("--from-store scores stored features, --stream decodes a source")
+        return self

@@ -184,7 +184,8 @@ def _truth_from_dataset(cfg: EvaluateConfig, where: _Locations) -> _GroundTruth:
     records, dataset_classes, absent = sources.dataset_test_index(where.dataset, Path(where.root))
     store_attrs: dict = {}
     authors = cfg.protocol == "authors"
-    if where.store is not None:
+    # A run's store that is gone leaves the videos; a --store given on the command line must open.
+    if where.store is not None and (cfg.run is None or Path(where.store).is_dir()):
         from wsvad.pipeline.store import FeatureStore
 
         store_attrs = FeatureStore.open(Path(where.store)).attrs

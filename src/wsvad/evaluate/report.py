@@ -147,6 +147,7 @@ def compare_table(reports: list[dict], names: list[str]) -> tuple[list[str], lis
     class_names = list(dict.fromkeys(name for r in reports for name in _class_names(r)))
     rows = [[title, *(format_figure(r, key) for r in reports)] for key, title in HEADLINE]
     rows += [[f"AUC {c}", *(format_figure(r, c) for r in reports)] for c in class_names]
+    rows.append(["protocol", *(r["protocol"].get("name", "wsvad") for r in reports)])
     rows.append(["alignment", *(r["protocol"].get("alignment", "?") for r in reports)])
     rows.append(["seeds", *(_seeds_text(r) for r in reports)])
     rows.append(["model selection", *(_selection_text(r) for r in reports)])

@@ -5,10 +5,9 @@ rule, fps).
 
 Offline mode scores all snippets at once with :func:`wsvad.scoring.score.score_features` and the
 run's scoring recipe (crops, bags, pooling, ``score_on``), the function that made the run's test
-scores, so a stored test video scores as in ``scores.npz``. Stream mode scores snippet ``i`` as soon
-as its frames are decoded, from the last ``window`` snippets only (causal: detectors that look at
-the whole video, such as the bag-based ones, see a sliding window), and reports the latency from
-the snippet's last decoded frame to its score.
+scores, so a stored test video scores as in ``scores.npz``. Live scoring, snippet by snippet with
+each detector's causal rule, is ``wsvad score --stream`` (:mod:`wsvad.evaluate.stream`), which
+reuses this module's run setup, frame readers and model chain.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -159,18 +158,15 @@ def score_video(
     run: Path,
     out: Path | None = None,
     threshold: float = 0.5,
-    stream: bool = False,
-    window: int = 32,
     device: str = "cpu",
     decoder: str = "auto",
     crops: int | None = None,
-    on_snippet: Callable[[SnippetScore], None] | None = None,
 ) -> ScoreResult:
     """Score one video; writes ``frame_scores.csv``, ``snippet_scores.csv``, ``timeline.png`` and
     ``score.json`` to ``out`` (default ``RUN/score/<video stem>/``).
 
     Steps: the run's extraction settings and models, the frames at the store's frame rate, the
-    snippet scores (stream or offline), the frame scores and intervals, the output files.
+    snippet scores, the frame scores and intervals, the output files.
     """
     from wsvad.data.groundtruth import snippet_scores_to_frames
     from wsvad.evaluate.plots import gt_runs
@@ -180,7 +176,7 @@ def score_video(
     chain = _load_chain(setup, stem, device)
     frames, fps = _frames_at_run_fps(str(source), decoder, setup)
     snippets = SnippetStream(_crops(frames, setup), setup.snippet_len, setup.stride, setup.tail)
-    results = _score_snippets(snippets, setup, chain, stream, window, on_snippet)
+    results = _score_snippets(snippets, setup, chain)
     if not results:
         raise WsvadError(
             f"{source}: no complete {setup.snippet_len}-frame snippet (tail rule {setup.tail})"
@@ -193,7 +189,7 @@ def score_video(
     )
     scored = ScoreResult(results, frame_scores, fps, gt_runs(frame_scores >= threshold), {})
     out_dir = Path(out) if out is not None else Path(run) / "score" / Path(str(source)).stem
-    mode = _Mode(threshold, stream, window)
+    mode = _Mode(threshold, False, 0)
     return scored._replace(files=_write_outputs(out_dir, source, scored, mode, setup, chain.meta))
 
 
@@ -244,15 +240,10 @@ def _frames_at_run_fps(
 
 
 def _score_snippets(
-    snippets: Iterable[tuple[int, np.ndarray]],
-    setup: ScoreSetup,
-    chain: _Chain,
-    stream: bool,
-    window: int,
-    on_snippet: Callable[[SnippetScore], None] | None,
+    snippets: Iterable[tuple[int, np.ndarray]], setup: ScoreSetup, chain: _Chain
 ) -> list[SnippetScore]:
-    """Score every snippet: in stream mode each one as soon as it is decoded, from the last
-    ``window`` snippets (and passed to ``on_snippet``); offline, all at once at the end."""
+    """Score every snippet with the run's recipe once all are extracted; a snippet's latency is
+    its backbone time (offline, its score waits for the whole video)."""
     import torch
 
     features: list[np.ndarray] = []
@@ -261,13 +252,10 @@ def _score_snippets(
         for index, snippet in snippets:  # snippet: (L, C, S, S, 3)
             ready = time.perf_counter()
             features.append(chain.features(snippet))  # (C, *F)
-            score = float(chain.detect(features[-window:])[-1]) if stream else float("nan")
             start = index * setup.stride
             latency = time.perf_counter() - ready
-            results.append(SnippetScore(index, start, start + setup.snippet_len, score, latency))
-            if stream and on_snippet is not None:
-                on_snippet(results[-1])
-        if features and not stream:
+            results.append(SnippetScore(index, start, start + setup.snippet_len, 0.0, latency))
+        if features:
             offline = chain.detect(features)
             results = [r._replace(score=float(s)) for r, s in zip(results, offline, strict=True)]
     return results
@@ -275,7 +263,7 @@ def _score_snippets(
 
 class _Mode(NamedTuple):
     threshold: float
-    stream: bool
+    stream: bool  # always False here: `score --stream` writes its own outputs (cli.score_stream)
     window: int
 
 

@@ -94,30 +94,11 @@ def ensure_bag_cache(
         pool,
         count,
     ):
-        raise ValueError(
-            f"recipe bags {recipe.bag_rule}/{recipe.bag_pool}/{recipe.bag_count} "
-            f"differ from {rule}/{pool}/{count}"
-        )
-    video_ids = store.video_ids()
-    if not video_ids:
-        raise WsvadError(f"{store.path}: the store holds no complete video")
-    bagged = store.attrs.get("bagged")
-    if bagged and int(bagged["T"]) != count:
-        # Re-pooling segment means into another number of bags would mix segments unevenly.
-        raise WsvadError(
-            f"{store.path}: the store already holds {bagged['T']} {bagged['rule']} segments per "
-            f"video; train it with bags.count={bagged['T']} (got {count})"
-        )
+        raise ValueError(f"recipe bags differ from {rule}/{pool}/{count}: {recipe}")
+    video_ids = _checked_video_ids(store, count)
     fingerprint = store_fingerprint(store)
     name = cache_name(rule, pool, count, dtype, recipe)
-    parent = store.path / "bags"
-    if not os.access(store.path, os.W_OK) or (parent.exists() and not os.access(parent, os.W_OK)):
-        if fallback_dir is None:
-            raise WsvadError(
-                f"{store.path}: store is read-only and no other place for the bag cache was given"
-            )
-        parent = Path(fallback_dir)
-        log.warning("%s is read-only; caching bags in %s", store.path, parent)
+    parent = _cache_parent(store, fallback_dir)
     final = parent / name
     if _is_valid(final, fingerprint, video_ids):
         return final
@@ -142,6 +123,35 @@ def ensure_bag_cache(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _checked_video_ids(store: FeatureStore, count: int) -> list[str]:
+    """The store's complete videos; refused when there are none or its segments are not ``count``
+    per video."""
+    video_ids = store.video_ids()
+    if not video_ids:
+        raise WsvadError(f"{store.path}: the store holds no complete video")
+    bagged = store.attrs.get("bagged")
+    if bagged and int(bagged["T"]) != count:
+        # Re-pooling segment means into another number of bags would mix segments unevenly.
+        raise WsvadError(
+            f"{store.path}: the store already holds {bagged['T']} {bagged['rule']} segments per "
+            f"video; train it with bags.count={bagged['T']} (got {count})"
+        )
+    return video_ids
+
+
+def _cache_parent(store: FeatureStore, fallback_dir: Path | None) -> Path:
+    """``STORE/bags``, or ``fallback_dir`` when the store is read-only."""
+    parent = store.path / "bags"
+    if not os.access(store.path, os.W_OK) or (parent.exists() and not os.access(parent, os.W_OK)):
+        if fallback_dir is None:
+            raise WsvadError(
+                f"{store.path}: store is read-only and no other place for the bag cache was given"
+            )
+        parent = Path(fallback_dir)
+        log.warning("%s is read-only; caching bags in %s", store.path, parent)
+    return parent
 
 
 def _bagger(store: FeatureStore, rule: str, pool: str, count: int, recipe: ScoringRecipe | None):
@@ -193,8 +203,9 @@ def load_bags(cache: Path, video_ids: list[str], crop_mode: str) -> np.ndarray:
     """Load the cached bags of ``video_ids`` into memory, ``(V, T, K, *F)``.
 
     ``K`` is the number of crops for ``crop_mode="separate"`` and 1 for ``"mean"`` (averaged video
-    by video, so the 10-crop array is never held whole). The cache's dtype is kept (float16 stays
-    float16; batches are converted to float32 when they are drawn).
+    by video, so the 10-crop array is never held whole) and ``"inside"``, whose samples hold every
+    crop: ``(V, T, 1, C, *F)``. The cache's dtype is kept (float16 stays float16; batches are
+    converted to float32 when they are drawn).
     """
     group = zarr.open_group(str(cache), mode="r", use_consolidated=False)
     index = {vid: i for i, vid in enumerate(group.attrs["video_ids"])}
@@ -202,6 +213,12 @@ def load_bags(cache: Path, video_ids: list[str], crop_mode: str) -> np.ndarray:
     if missing:
         raise WsvadError(f"{cache}: bag cache lacks {len(missing)} videos, e.g. {missing[:3]}")
     bags = group["bags"]
+    if crop_mode == "inside":
+        t, *crops_and_feat = bags.shape[1:]
+        out = np.empty((len(video_ids), t, 1, *crops_and_feat), dtype=bags.dtype)
+        for row, vid in enumerate(video_ids):
+            out[row, :, 0] = bags[index[vid]]  # (T, C, *F)
+        return out
     _, t, c, *feat = bags.shape
     k = c if crop_mode == "separate" else 1
     out = np.empty((len(video_ids), t, k, *feat), dtype=bags.dtype)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from wsvad.config import Device
 from wsvad.pipeline.bags import BagPool, BagRule
+from wsvad.scoring.recipe import CropMode, FeatureNormKind, ScoreOn
 
 
 class DetectorConfig(BaseModel):
@@ -79,10 +80,14 @@ class TrainConfig(BaseModel):
     root: Path | None = None  # dataset root for the adapter
     detector: DetectorConfig = DetectorConfig()
     bags: BagConfig = BagConfig()
-    # each crop a sample, or their mean; default separate
-    crop_mode: Literal["separate", "mean"] | None = None
+    # each crop a sample (separate), their mean (mean), or all crops inside one sample (inside:
+    # detectors with a crops_inside param, i.e. rtfm); default separate
+    crop_mode: CropMode | None = None
     # score test videos' raw snippets or their T bags; default snippets
-    score_on: Literal["snippets", "bags"] | None = None
+    score_on: ScoreOn | None = None
+    # per-dimension feature normalisation fitted on the training snippets (wsvad.scoring.recipe):
+    # mean = (x - mu) / (max - min) (CLAWS sec. 4.3), center = x - mu; default none
+    feature_norm: FeatureNormKind | None = None
     sampler: SamplerConfig = SamplerConfig()
     optim: OptimConfig = OptimConfig()
     iterations: int | None = Field(None, ge=1)  # optimizer steps (exclusive with epochs)
@@ -121,9 +126,10 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "iterations": 1000,
     "crop_mode": "separate",
     "score_on": "snippets",
+    "feature_norm": "none",
 }
 SECTIONS = ("optim", "sampler", "bags")
-TOP_LEVEL = ("crop_mode", "score_on")
+TOP_LEVEL = ("crop_mode", "score_on", "feature_norm")
 
 
 def resolve(cfg: TrainConfig, detector_defaults: dict[str, Any]) -> TrainConfig:

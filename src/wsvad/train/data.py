@@ -12,6 +12,7 @@ import numpy as np
 
 from wsvad.errors import WsvadError
 from wsvad.pipeline.store import FeatureStore
+from wsvad.scoring.recipe import ScoringRecipe, prepare_snippets
 
 log = logging.getLogger(__name__)
 
@@ -213,18 +214,19 @@ class BagVideos:
 
 
 class SnippetVideos:
-    """Raw snippet features read lazily from the store (never all in memory); TrainVideos too."""
+    """Raw snippet features read lazily from the store (never all in memory), prepared by the
+    run's scoring recipe (crops averaged or kept, as test videos are); TrainVideos too."""
 
-    def __init__(self, store: FeatureStore, infos: list[VideoInfo], crop_mode: str):
+    def __init__(self, store: FeatureStore, infos: list[VideoInfo], recipe: ScoringRecipe):
         import torch
 
         self.store = store
         self.infos = infos
-        self.crop_mode = crop_mode
+        self.recipe = recipe
         self.labels = torch.tensor([v.label for v in infos], dtype=torch.float32)
         self.class_index = np.array([v.class_index for v in infos], dtype=np.int64)
         self.lengths = np.array([v.n_snippets for v in infos], dtype=np.int64)
-        self.n_crops = store.crops if crop_mode == "separate" else 1
+        self.n_crops = store.crops if recipe.crop_mode == "separate" else 1
         self._arrays: dict[int, object] = {}
 
     def __len__(self) -> int:
@@ -238,14 +240,16 @@ class SnippetVideos:
     def __getitem__(self, index: int):
         import torch
 
-        raw = np.asarray(self._array(index)[...], dtype=np.float32)  # (N, C, *F)
-        if self.crop_mode == "mean":
-            raw = raw.mean(axis=1, keepdims=True)
-        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(raw, 1, 0)))  # (K, N, *F)
+        x = prepare_snippets(self.recipe, self._array(index)[...])  # (N, K, *F)
+        if self.recipe.crop_mode == "inside":
+            return torch.from_numpy(x[None])  # (1, N, C, *F): a sample holds every crop
+        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, 1, 0)))  # (K, N, *F)
 
     def window(self, index: int, crop: int, start: int, length: int) -> np.ndarray:
+        """``(<= length, *F)`` snippets of one sample (``(<= length, C, *F)`` with crops inside)."""
         arr = self._array(index)
-        if self.crop_mode == "mean":
-            # (b, C, *F) -> (b, *F)
-            return np.asarray(arr[start : start + length], dtype=np.float32).mean(axis=1)
-        return np.asarray(arr[start : start + length, crop], dtype=np.float32)
+        if self.recipe.crop_mode == "separate":
+            x = prepare_snippets(self.recipe, arr[start : start + length, crop : crop + 1])
+        else:  # every crop is read: averaged, or all inside the sample
+            x = prepare_snippets(self.recipe, arr[start : start + length])
+        return x if self.recipe.crop_mode == "inside" else x[:, 0]

@@ -74,9 +74,10 @@ def import_model(
         detector=DetectorConfig(name="rtfm"),
     )
     cls = train_run._detector_class("rtfm")
-    cfg = resolve(cfg, cls.train_defaults)
+    cfg = train_run._crops_inside(resolve(cfg, cls.train_defaults))  # the code's 10 crops inside
     opened = train_run._open_store(cfg, cls)
-    detector = build_detector("rtfm", opened.feature_shape, cfg.detector.params)
+    shape = train_run._detector_shape(cfg, opened)
+    detector = build_detector("rtfm", shape, cfg.detector.params)
     try:
         detector.load_state_dict(state_from_public_code(public, detector))
     except ValueError as exc:
@@ -102,6 +103,7 @@ def _write_run(cfg: TrainConfig, store, data, detector, imported: dict[str, Any]
     """Weights, test scores and ``run.json`` of an imported model (the train stage's writers)."""
     from wsvad.detectors.checkpoint import save_detector
     from wsvad.train import run as train_run
+    from wsvad.train.record import Outcome, single_run_json, snippet_geometry
     from wsvad.train.scoring import collapse_warning, quick_frame_auc, save_scores, score_split
 
     out = Path(cfg.out)
@@ -109,10 +111,10 @@ def _write_run(cfg: TrainConfig, store, data, detector, imported: dict[str, Any]
     save_detector(out / "model", detector, {**model_meta, "step": 0, "selection_score": None})
     scores = score_split(detector, store, data.test, data.recipe)
     save_scores(out / "scores.npz", scores)
-    auc = quick_frame_auc(scores, data.test, *train_run._snippet_geometry(store))
+    auc = quick_frame_auc(scores, data.test, *snippet_geometry(store))
     collapse = collapse_warning(scores)
-    outcome = train_run._Outcome(0, 0, None, auc, collapse)
-    run_json = train_run._single_run_json(cfg, store, data, model_meta, outcome)
+    outcome = Outcome(0, 0, None, auc, collapse)
+    run_json = single_run_json(cfg, store, data, model_meta, outcome)
     train_run._write_json(out / "run.json", {**run_json, "imported": imported})
     return train_run.TrainResult(
         out, cfg.seed, 0, True, auc, cfg.selection.mode, 0, data.report, collapse=collapse

@@ -28,6 +28,7 @@ from wsvad.pipeline.store import FeatureStore
 from wsvad.runs import mean_std, training_warning
 from wsvad.train.config import TrainConfig, resolve, with_seed
 from wsvad.train.data import LabelReport, VideoInfo
+from wsvad.train.record import Outcome, multi_seed_run_json, single_run_json, snippet_geometry
 
 if TYPE_CHECKING:  # these import torch
     from wsvad.detectors.base import Detector
@@ -114,7 +115,7 @@ def _run_seeds(
         )
     save_config(cfg, out / "config.yaml")
     summary = mean_std(m.frame_auc for m in members)
-    _write_json(out / "run.json", _multi_seed_run_json(cfg, members, summary))
+    _write_json(out / "run.json", multi_seed_run_json(cfg, members, summary))
     first = members[0]
     return TrainResult(
         out,
@@ -128,32 +129,6 @@ def _run_seeds(
         sum(m.seconds for m in members),
         members,
     )
-
-
-def _multi_seed_run_json(
-    cfg: TrainConfig, members: list[TrainResult], summary: dict[str, Any]
-) -> dict[str, Any]:
-    """``run.json`` of a multi-seed run: the seeds' directories and figures, and their summary."""
-    return {
-        "wsvad_version": __version__,
-        "kind": "multi-seed",
-        "seeds": list(cfg.seeds),
-        "runs": [
-            {
-                "seed": m.seed,
-                "dir": m.run_dir.name,
-                "frame_auc": m.frame_auc,
-                "steps": m.steps,
-                "collapse": m.collapse,
-            }
-            for m in members
-        ],
-        "frame_auc": summary,
-        "model_selection": cfg.selection.mode,
-        # The seeds' collapse notes are in "runs"; this is the selection warning only.
-        "warning": training_warning(cfg.selection.mode),
-        "status": "complete" if all(m.finished for m in members) else "partial",
-    }
 
 
 def _finished_member(cfg: TrainConfig) -> TrainResult | None:
@@ -192,7 +167,7 @@ def _run_single(
     from wsvad.train.samplers import build_sampler
 
     cls = _detector_class(cfg.detector.name)
-    cfg = resolve(cfg, cls.train_defaults)
+    cfg = _crops_inside(resolve(cfg, cls.train_defaults))
     _warn_about_scoring(cfg)
     store = _open_store(cfg, cls)
     out = Path(cfg.out)
@@ -200,7 +175,7 @@ def _run_single(
     save_config(cfg, out / "config.yaml")
 
     data = _training_data(cfg, cls, store, cache_progress)
-    detector = _seeded_detector(cfg, store.feature_shape, len(data.class_names))
+    detector = _seeded_detector(cfg, _detector_shape(cfg, store), len(data.class_names))
     sampler = build_sampler(cls.sampler, data.videos, cfg.sampler, cfg.seed)
     total = cfg.iterations if cfg.iterations is not None else cfg.epochs * sampler.steps_per_epoch
     if progress is not None:  # the length before it starts, in epochs (`wsvad train` prints it)
@@ -247,10 +222,10 @@ def _finish(
     )
     scores = score_split(detector, store, data.test, data.recipe)
     save_scores(out / "scores.npz", scores)
-    auc = quick_frame_auc(scores, data.test, *_snippet_geometry(store))
+    auc = quick_frame_auc(scores, data.test, *snippet_geometry(store))
     collapse = collapse_warning(scores)  # reported with the AUC by the CLI and kept in run.json
-    outcome = _Outcome(result.steps, selected_step, result.best_score, auc, collapse)
-    _write_json(out / "run.json", _single_run_json(cfg, store, data, model_meta, outcome))
+    outcome = Outcome(result.steps, selected_step, result.best_score, auc, collapse)
+    _write_json(out / "run.json", single_run_json(cfg, store, data, model_meta, outcome))
     return TrainResult(
         out,
         cfg.seed,
@@ -272,6 +247,37 @@ def _detector_class(name: str):
         return detector_class(name)
     except WsvadError as exc:
         raise WsvadError(f"--detector: {exc}") from exc
+
+
+def _crops_inside(cfg: TrainConfig) -> TrainConfig:
+    """``crop_mode: inside`` is the detector's ``crops_inside`` param (rtfm): set it; refuse a
+    detector without one, or a ``crops_inside`` that contradicts the crop mode."""
+    from wsvad.detectors.registry import detector_params_model
+
+    name, inside = cfg.detector.name, cfg.crop_mode == "inside"
+    given = cfg.detector.params.get("crops_inside")
+    if "crops_inside" not in detector_params_model(name).model_fields:
+        if inside:
+            raise WsvadError(
+                f"crop_mode inside: detector {name!r} scores one crop at a time; only detectors "
+                "with a crops_inside param (rtfm) take every crop in one sample"
+            )
+        return cfg
+    if given is not None and bool(given) != inside:
+        raise WsvadError(
+            f"detector.params.crops_inside={given} contradicts crop_mode {cfg.crop_mode}; "
+            "set crop_mode: inside for crops inside a sample, and leave crops_inside unset"
+        )
+    if not inside:
+        return cfg
+    params = {**cfg.detector.params, "crops_inside": True}
+    return cfg.model_copy(update={"detector": cfg.detector.model_copy(update={"params": params})})
+
+
+def _detector_shape(cfg: TrainConfig, store: FeatureStore) -> tuple[int, ...]:
+    """The detector's ``F``: the store's, or ``(C, *F)`` with every crop inside a sample."""
+    inside = cfg.crop_mode == "inside"
+    return (store.crops, *store.feature_shape) if inside else tuple(store.feature_shape)
 
 
 def _warn_about_scoring(cfg: TrainConfig) -> None:
@@ -347,7 +353,7 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
     check_training_set(infos, store.path, needs_both=cls.sampler == "balanced")
     train, val, test = _split(cfg, infos, store.path)
     # Training inputs are prepared by the recipe test videos are scored with.
-    recipe = scoring_recipe(cfg, store)
+    recipe = scoring_recipe(cfg, store, train)
     cache = None
     if needs == "bags" or val:
         cache = ensure_bag_cache(
@@ -363,7 +369,7 @@ def _training_data(cfg: TrainConfig, cls, store: FeatureStore, cache_progress) -
     if needs == "bags":
         videos = BagVideos(load_bags(cache, [v.video_id for v in train], cfg.crop_mode), train)
     else:
-        videos = SnippetVideos(store, train, cfg.crop_mode)
+        videos = SnippetVideos(store, train, recipe)
     val_videos = None
     if cfg.selection.mode == "val":
         val_videos = BagVideos(load_bags(cache, [v.video_id for v in val], cfg.crop_mode), val)
@@ -408,12 +414,6 @@ def _seeded_detector(cfg: TrainConfig, feature_shape: tuple[int, ...], n_classes
         raise WsvadError(str(exc)) from exc
 
 
-def _snippet_geometry(store: FeatureStore) -> tuple[int, int]:
-    """``(snippet_len, stride)`` of the store, 16 when it does not say."""
-    attrs = store.attrs
-    return int(attrs.get("snippet_len") or 16), int(attrs.get("stride") or 16)
-
-
 def _model_meta(cfg: TrainConfig, store: FeatureStore, data: _TrainingData) -> dict[str, Any]:
     """What every saved model (``model.json``, ``checkpoints/best.json``) records besides its
     build spec, the scoring recipe included."""
@@ -442,7 +442,7 @@ def _selection_score(cfg: TrainConfig, store: FeatureStore, data: _TrainingData)
 
         return evaluate
     if cfg.selection.mode == "test-best":
-        snippet_len, stride = _snippet_geometry(store)
+        snippet_len, stride = snippet_geometry(store)
 
         def evaluate(det) -> float:
             scores = score_split(det, store, data.test, data.recipe)
@@ -464,67 +464,3 @@ def _load_selected_weights(
     tensors, _ = read_pair(out / "checkpoints" / "best")
     detector.load_state_dict(tensors)
     return result.best_step
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """The figures of a finished single-seed run that ``run.json`` records."""
-
-    steps: int
-    selected_step: int
-    selection_score: float | None
-    quick_frame_auc: float | None
-    collapse: str | None
-
-
-def _single_run_json(
-    cfg: TrainConfig,
-    store: FeatureStore,
-    data: _TrainingData,
-    model_meta: dict[str, Any],
-    outcome: _Outcome,
-) -> dict[str, Any]:
-    """``run.json`` of a finished single-seed run (docs/architecture.md, "Run directory")."""
-    import torch
-
-    snippet_len, stride = _snippet_geometry(store)
-    report = data.report
-    return {
-        "wsvad_version": __version__,
-        "kind": "single",
-        "store": str(store.path),
-        "store_fingerprint": model_meta["store_fingerprint"],
-        "dataset": cfg.dataset or store.attrs.get("dataset"),
-        "root": None if cfg.root is None else str(cfg.root),
-        "labels_from": report.source,
-        "detector": cfg.detector.name,
-        "seed": cfg.seed,
-        "feature_shape": list(store.feature_shape),
-        "class_names": data.class_names,
-        "bag_rule": cfg.bags.rule,
-        "bag_pool": cfg.bags.pool,
-        "T": cfg.bags.count,
-        "crop_mode": cfg.crop_mode,
-        "score_on": cfg.score_on,
-        "scoring": data.recipe.to_json(),
-        "snippet_len": snippet_len,
-        "stride": stride,
-        "tail": store.attrs.get("tail"),
-        "model_selection": cfg.selection.mode,
-        "selected_step": outcome.selected_step,
-        "selection_score": outcome.selection_score,
-        "warning": training_warning(cfg.selection.mode, [outcome.collapse]),
-        "steps": outcome.steps,
-        "n_train": len(data.train),
-        "n_val": len(data.val),
-        "n_test": len(data.test),
-        "quick_frame_auc": outcome.quick_frame_auc,
-        "collapse": outcome.collapse,
-        "unmatched": {
-            "not_in_dataset": report.not_in_dataset,
-            "not_in_store": report.not_in_store,
-            "unlabelled": report.unlabelled,
-        },
-        "torch_version": torch.__version__,
-        "status": "complete",
-    }

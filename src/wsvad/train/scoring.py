@@ -12,16 +12,24 @@ import torch
 from wsvad.atomic import atomic_path
 from wsvad.detectors.base import Detector
 from wsvad.pipeline.store import FeatureStore
-from wsvad.scoring.recipe import BaggedStore, ScoringRecipe
+from wsvad.scoring.recipe import BaggedStore, ScoringRecipe, fit_feature_norm
 from wsvad.scoring.score import score_features
 from wsvad.train.config import TrainConfig
 from wsvad.train.data import BagVideos, VideoInfo
 
 
-def scoring_recipe(cfg: TrainConfig, store: FeatureStore) -> ScoringRecipe:
+def scoring_recipe(
+    cfg: TrainConfig, store: FeatureStore, train: list[VideoInfo] | None = None
+) -> ScoringRecipe:
     """The recipe the run's test scores are made with (resolved ``cfg``), recorded in
-    ``model.json`` and ``run.json`` so that ``wsvad score`` and evaluate repeat it exactly."""
+    ``model.json`` and ``run.json`` so that ``wsvad score`` and evaluate repeat it exactly.
+
+    A ``feature_norm`` other than ``none`` is fitted on the ``train`` videos (one pass over their
+    stored features), never on test videos."""
     bagged = store.attrs.get("bagged")
+    if cfg.feature_norm != "none" and not train:
+        raise ValueError(f"feature_norm {cfg.feature_norm!r} needs the training videos to fit")
+    videos = (store.read(v.video_id) for v in train or [])
     return ScoringRecipe(
         crop_mode=cfg.crop_mode,
         score_on=cfg.score_on,
@@ -29,6 +37,7 @@ def scoring_recipe(cfg: TrainConfig, store: FeatureStore) -> ScoringRecipe:
         bag_pool=cfg.bags.pool,
         bag_count=cfg.bags.count,
         bagged=BaggedStore(rule=bagged["rule"], T=int(bagged["T"])) if bagged else None,
+        feature_norm=fit_feature_norm(cfg.feature_norm, videos, cfg.crop_mode),
     )
 
 
