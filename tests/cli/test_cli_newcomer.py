@@ -28,8 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 def wide_console(monkeypatch):
     from wsvad.cli.app import console, err_console
 
-    monkeypatch.setattr(console, "width", 250)
-    monkeypatch.setattr(err_console, "width", 250)
+    # the private field: setting the `width` property would leave the old width pinned after it
+    monkeypatch.setattr(console, "_width", 250)
+    monkeypatch.setattr(err_console, "_width", 250)
 
 
 def test_version(capsys):

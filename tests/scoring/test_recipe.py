@@ -89,7 +89,7 @@ def test_scoring_restores_the_training_mode(mil):
 
 
 def test_a_malformed_recipe_names_the_file_and_key():
-    with pytest.raises(WsvadError, match=r"^m\.json: scoring recipe: crop_mode: should be"):
+    with pytest.raises(WsvadError, match=r"^m\.json: scoring recipe: crop_mode: Input should be"):
         ScoringRecipe.from_json(_recipe().to_json() | {"crop_mode": "all"}, "m.json")
 
 
