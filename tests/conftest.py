@@ -14,10 +14,6 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# WSVAD_BENCHMARK_LISTS points a git worktree (whose parent holds no shared/) at the lists.
-BENCHMARK_LISTS = Path(
-    os.environ.get("WSVAD_BENCHMARK_LISTS") or REPO.parent / "shared" / "data" / "benchmark-lists"
-)
 
 
 def write_video(
@@ -207,10 +203,12 @@ def planted_store(make_planted_store):
 
 @pytest.fixture(scope="session")
 def benchmark_lists() -> Path:
-    """The real, byte-exact official lists and annotations (shared/data/benchmark-lists)."""
-    if not BENCHMARK_LISTS.is_dir():
-        pytest.skip(f"benchmark lists not found at {BENCHMARK_LISTS}")
-    return BENCHMARK_LISTS
+    """The real, byte-exact official lists and annotations, as shipped in the package
+    (wsvad/data/benchmark_lists), sha256-checked: a damaged copy fails every test using it."""
+    from wsvad.data.packaged import lists_dir, verify_all
+
+    assert verify_all() == []
+    return lists_dir()
 
 
 def cuda_missing() -> str | None:
@@ -286,7 +284,6 @@ def _load_local_slurm():
 def slurm_cluster(tmp_path_factory):
     """A real single-node SLURM on localhost for the session (skips, with the reason, where it can't
     start)."""
-    import os
 
     local_slurm = _load_local_slurm()
     reason = local_slurm.why_unavailable()

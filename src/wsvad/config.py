@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
 from wsvad.atomic import write_text_atomic
-from wsvad.errors import WsvadError
+from wsvad.errors import UsageError, WsvadError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -35,7 +35,23 @@ def _check_device(value: str) -> str:
 Device = Annotated[str, AfterValidator(_check_device)]
 
 
+def _config_of_store(path: Path) -> dict[str, Any]:
+    """``--config STORE``: the resolved config a feature store was made with (its attr
+    ``config``), without ``overwrite`` so that repeating it resumes instead of wiping the store."""
+    try:
+        attrs = json.loads((path / "zarr.json").read_text(encoding="utf-8"))["attributes"]
+        config = dict(attrs["config"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WsvadError(
+            f"{path}: a folder given as --config must be a feature store made by `wsvad extract`"
+        ) from exc
+    config["overwrite"] = False
+    return config
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if Path(path).is_dir():
+        return _config_of_store(Path(path))
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -92,18 +108,42 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return out
 
 
+# pydantic's wording -> the user's (what the key needs, never the model's class name)
+_PLAIN_WORDS = {
+    "extra_forbidden": "unknown key",
+    "missing": "required, but not given",
+    "model_type": "expected a section of keys (key: {name: value}), not a single value",
+    "dict_type": "expected a section of keys (key: {name: value}), not a single value",
+}
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _plain_message(err: dict[str, Any]) -> str:
+    if err["type"] in _PLAIN_WORDS:
+        return _PLAIN_WORDS[err["type"]]
+    msg = str(err["msg"])
+    for prefix in _PYDANTIC_PREFIXES:
+        msg = msg.removeprefix(prefix)
+    return msg.replace("Input should be", "should be")
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: ``source: key.path: reason (got value)``."""
+    """One line per problem: ``source: key.path: reason (got value)``, in the user's words."""
     lines = []
     for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"]) or "<root>"
+        key = ".".join(str(part) for part in err["loc"])
         got = err.get("input")
         shown = "" if isinstance(got, dict) or err["type"] == "missing" else f" (got {got!r})"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"{source}: {key}: {msg}{shown}")
+        lines.append(f"{source}: {key or '<root>'}: {_plain_message(err)}{shown}")
     return "\n".join(lines)
+
+
+def _missing_options(exc: ValidationError) -> list[str]:
+    """The top-level keys a config lacks, when that is all that is wrong with it."""
+    errors = exc.errors()
+    if not errors or any(e["type"] != "missing" or len(e["loc"]) != 1 for e in errors):
+        return []
+    return [str(e["loc"][0]) for e in errors]
 
 
 def load_config(
@@ -116,7 +156,7 @@ def load_config(
 
     Args:
         model: the pydantic model of the stage.
-        path: optional YAML file.
+        path: optional YAML file (or a feature store folder: the config it was made with).
         flags: named CLI options; ``None`` values mean "not given" and are dropped. Dotted keys
             (``"optim.lr"``) address nested fields.
         sets: ``key.path=value`` overrides, applied last.
@@ -135,6 +175,12 @@ def load_config(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        missing = _missing_options(exc)
+        if missing and path is None:  # nothing but required options left out: bad usage (exit 2)
+            shown = ", ".join(f"--{key.replace('_', '-')}" for key in missing)
+            raise UsageError(
+                f"missing {shown} (give it on the command line, or in a file passed with --config)"
+            ) from exc
         raise WsvadError(format_validation_error(exc, source)) from exc
 
 

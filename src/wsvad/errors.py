@@ -10,3 +10,11 @@ EXIT_PARTIAL = 3  # the command finished, but some inputs failed; the summary na
 
 class WsvadError(Exception):
     """Bad input or an unusable environment: the CLI prints the message on one line and exits 1."""
+
+
+EXIT_USAGE = 2  # bad usage: unknown option, invalid or missing value
+
+
+class UsageError(WsvadError):
+    """Bad usage found after parsing (a required setting given neither as an option nor in
+    --config): the CLI prints the message on one line and exits 2."""

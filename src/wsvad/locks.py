@@ -7,8 +7,11 @@ with one line naming the holder: pid, host and command. A lock left by a process
 host is taken over; one from another host is not (its pid cannot be checked from here).
 
 The lock is a file created with ``O_CREAT | O_EXCL`` (atomic on local filesystems and NFSv3+), so
-no lock library is needed; its JSON is written into the created file. Imports only wsvad.errors:
-every package may use it (docs/architecture.md, foundation).
+no lock library is needed; its JSON is written into the created file. A feature store holds only
+zarr nodes (wsvad.pipeline.bookkeeping), so its lock is a zarr group (``group=True``): the folder
+``STORE/.lock/`` whose ``zarr.json``, created the same way, carries the holder as its attrs. A
+lock file of an older store is still honoured (and a dead holder's taken over). Imports only
+wsvad.errors: every package may use it (docs/architecture.md, foundation).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import socket
 import sys
 import time
@@ -71,18 +75,29 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+GROUP_META = "zarr.json"  # the document of a lock kept as a zarr group
+
+
 def _read_holder(lock: Path) -> dict[str, Any]:
+    path = lock / GROUP_META if lock.is_dir() else lock
     try:
-        holder = json.loads(lock.read_text(encoding="utf-8"))
+        holder = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # being written this instant, or garbage: an unnamed holder
         return {}
+    if lock.is_dir():  # a group lock: the holder is the group's attrs
+        holder = holder.get("attributes") if isinstance(holder, dict) else None
     return holder if isinstance(holder, dict) else {}
+
+
+def holder(lock: Path) -> dict[str, Any]:
+    """What ``lock`` records of its holder (``{}`` when nothing is readable)."""
+    return _read_holder(lock)
 
 
 def live_holder(lock: Path) -> dict[str, Any] | None:
     """The holder of ``lock`` unless there is none or it is a dead process of this host."""
-    if not lock.exists():
-        return None
+    if not lock.exists() or (lock.is_dir() and not (lock / GROUP_META).exists()):
+        return None  # a group lock's folder alone holds nothing: its zarr.json is the lock
     holder = _read_holder(lock)
     if holder.get("host") == socket.gethostname() and not pid_alive(_pid(holder)):
         return None
@@ -109,8 +124,31 @@ def held_message(owner: Path, holder: dict[str, Any], doing: str, lock: Path) ->
     )
 
 
-def acquire(lock: Path, owner: Path, doing: str) -> None:
-    """Create ``lock`` for this process, taking over a dead holder's.
+def _remove(lock: Path) -> None:
+    if lock.is_dir():
+        shutil.rmtree(lock, ignore_errors=True)
+    else:
+        lock.unlink(missing_ok=True)
+
+
+def _create(lock: Path, me: dict[str, Any], group: bool) -> bool:
+    """Create the lock (``False``: it exists); ``group``: as the zarr group ``lock/``."""
+    target = lock / GROUP_META if group else lock
+    try:
+        if group:
+            lock.mkdir(exist_ok=True)  # FileExistsError when an older lock file is there
+        fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    document = {"zarr_format": 3, "node_type": "group", "attributes": me} if group else me
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(document, fh)
+    return True
+
+
+def acquire(lock: Path, owner: Path, doing: str, group: bool = False) -> None:
+    """Create ``lock`` for this process, taking over a dead holder's (``group``: as a zarr group,
+    for feature stores).
 
     Raises:
         LockHeld: a live process holds it (one line naming it; ``doing`` as in "is writing this
@@ -120,16 +158,14 @@ def acquire(lock: Path, owner: Path, doing: str) -> None:
     me = _this_process()
     for _ in range(3):  # a dead holder's lock is removed and the create retried
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = live_holder(lock)
-            if holder is not None:
-                raise LockHeld(held_message(owner, holder, doing, lock)) from None
-            lock.unlink(missing_ok=True)
+            if _create(lock, me, group):
+                return
+        except FileNotFoundError:  # the group's folder was removed meanwhile (a release): retry
             continue
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(me, fh)
-        return
+        holder = live_holder(lock)
+        if holder is not None:
+            raise LockHeld(held_message(owner, holder, doing, lock))
+        _remove(lock)
     raise LockHeld(held_message(owner, _read_holder(lock), doing, lock))
 
 
@@ -137,7 +173,7 @@ def release(lock: Path) -> None:
     """Delete ``lock`` if this process holds it (never another process's)."""
     holder = _read_holder(lock)
     if _pid(holder) == os.getpid() and holder.get("host") == socket.gethostname():
-        lock.unlink(missing_ok=True)
+        _remove(lock)
 
 
 def refuse_if_held(lock: Path, owner: Path, doing: str) -> None:

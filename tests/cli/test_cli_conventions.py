@@ -29,6 +29,7 @@ def test_help_lists_the_commands_in_pipeline_order():
         "extract",
         "info",
         "backbones",
+        "detectors",
         "train",
         "import-model",
         "evaluate",

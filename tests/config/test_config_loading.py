@@ -60,7 +60,7 @@ def test_out_of_range_and_wrong_type_are_named(tmp_path):
         load_config(Demo, cfg_file)
     message = str(info.value)
     assert "bad.yaml: crops:" in message and "(got 8)" in message
-    assert "bad.yaml: workers: Input should be greater than or equal to 1 (got 0)" in message
+    assert "bad.yaml: workers: should be greater than or equal to 1 (got 0)" in message
 
 
 def test_malformed_yaml_reports_line(tmp_path):

@@ -96,6 +96,7 @@ def test_shanghaitech_errors(tmp_path):
         (root / "videos" / f"{vid}.avi").touch()
     (root / "SH_Train.txt").write_text("01_001\r\n01_0014\r\nbogus\r\n01_002")
     (root / "SH_Test.txt").write_text("01_0014\n01_0099\n01_003\n01_002\n01_002")
+    (root / "test_frame_mask").mkdir()  # a mask folder of its own, without 01_0014's mask
     index = load_dataset("shanghaitech", root)
     got = sorted((p.severity, p.kind, p.message) for p in index.problems)
     assert got == [

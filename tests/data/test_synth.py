@@ -150,13 +150,13 @@ def test_synth_cli_and_parameter_errors(tmp_path, capsys):
     assert load_dataset("ucf", tmp_path / "s").problems == []
     assert run(["synth", "--out", str(tmp_path / "t"), "--size", "97x72"]) == 1
     assert (
-        "error: command line: size: Value error, width and height must be even and at least 32 "
+        "error: command line: size: width and height must be even and at least 32 "
         "(H.264 4:2:0) (got '97x72')" in capsys.readouterr().err
     )
     with pytest.raises(
         WsvadError,
         match=(
-            "classes: Value error, must be distinct names among Fighting, Running, Explosion, "
+            "classes: must be distinct names among Fighting, Running, Explosion, "
             "AbandonedObject; got Riot"
         ),
     ):

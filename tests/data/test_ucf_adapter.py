@@ -10,6 +10,7 @@ import pytest
 
 from wsvad.data import load_dataset
 from wsvad.data.ucf import UCF_CLASSES
+from wsvad.errors import WsvadError
 
 ANN = "Temporal_Anomaly_Annotation_for_Testing_Videos.txt"
 
@@ -202,17 +203,25 @@ def test_ucf_reports_every_inconsistency_with_its_file_and_reason(tmp_path, touc
     assert all(p.severity == "error" for p in index.errors) and len(index.errors) == 10
 
 
-def test_ucf_missing_files_are_errors_not_exceptions(tmp_path):
+def test_ucf_empty_root_is_one_error_and_lists_come_from_the_package(tmp_path):
     root = tmp_path / "empty"
     root.mkdir()
+    with pytest.raises(WsvadError, match=f"^no videos found under {root} "):
+        load_dataset("ucf", root)
+    # only one video, no list or annotation: the official ones shipped with wsvad label it
+    (root / "Abuse").mkdir()
+    (root / "Abuse" / "Abuse028_x264.mp4").write_bytes(b"")
     index = load_dataset("ucf", root)
-    assert index.records == []
-    assert [p.message for p in index.problems] == [
-        f"{root}/Anomaly_Train.txt: train list not found",
-        f"{root}/Anomaly_Test.txt: test list not found",
-        f"{root}/{ANN}: annotation file not found",
-    ]
-    (root / "Anomaly_Train.txt").write_bytes(b"\xff\xfe\x00bad")
+    [record] = index.records
+    assert (record.video_id, record.split, record.label, record.intervals) == (
+        "Abuse028_x264",
+        "test",
+        1,
+        ((165, 241),),
+    )
+    assert {p.kind for p in index.problems} == {"missing-video"}
+    assert len(index.problems) == 1899
+    (root / "Anomaly_Train.txt").write_bytes(b"\xff\xfe\x00bad")  # a list of its own wins
     index = load_dataset("ucf", root)
     unreadable = [p for p in index.problems if p.kind == "unreadable-list"]
     assert [p.message for p in unreadable] == [f"{root}/Anomaly_Train.txt: not UTF-8 text (byte 0)"]

@@ -23,7 +23,7 @@ def test_unknown_key_and_bad_alignment_are_named():
     with pytest.raises(WsvadError, match="command line: alignmnet: unknown key"):
         load_config(EvaluateConfig, None, sets=["alignmnet=rtfm", "run=r"])
     with pytest.raises(
-        WsvadError, match="alignment: Input should be 'true-frames', 'rtfm' or 'rtfm-ucf'"
+        WsvadError, match="alignment: should be 'true-frames', 'rtfm' or 'rtfm-ucf'"
     ):
         load_config(EvaluateConfig, None, flags={"run": "r", "alignment": "frames"})
 

@@ -131,6 +131,24 @@ def test_timelines_pick_best_and_worst(tmp_path, store):
     assert names == ["best-c.png", "sample-b.png", "worst-a.png"]
 
 
+def test_timeline_titles_print_the_metric_that_ranked_them(tmp_path, store, monkeypatch):
+    from wsvad.evaluate import plots
+
+    titles = {}
+    drawn = plots.plot_timeline
+
+    def record(path, *args, title, **kwargs):
+        titles[path.name] = title
+        return drawn(path, *args, title=title, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_timeline", record)
+    run = make_run(tmp_path / "run", store, {0: GOOD})
+    assert cli(["evaluate", "--run", str(run), "--set", "timelines=1"]) == 0
+    # ranked by mean |score - label| (a .333, b .25, c .15): the titles say that figure
+    assert titles["best-c.png"].startswith("c (best, mean |score - label| 0.150")
+    assert titles["worst-a.png"].startswith("a (worst, mean |score - label| 0.333")
+
+
 def test_test_set_selection_is_flagged(tmp_path, store, capsys):
     run = make_run(tmp_path / "run", store, {0: GOOD}, selection="test-best")
     cli(["evaluate", "--run", str(run), "--no-plots"])

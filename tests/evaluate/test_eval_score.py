@@ -112,7 +112,7 @@ def test_score_reproduces_the_training_features_and_detector(trained_run, tmp_pa
     runs = gt_runs(frame_scores >= threshold)
     assert runs and f"{len(runs)} anomalous interval" in out
     for start, end in runs:
-        assert f"frames {start}-{end - 1} ({start / 25:.2f} s - {end / 25:.2f} s)" in out
+        assert f"frames [{start}, {end}) ({start / 25:.2f} s - {end / 25:.2f} s)" in out
     summary = json.loads((tmp_path / "s" / "score.json").read_text())
     assert (
         summary["mode"] == "offline"
@@ -132,7 +132,9 @@ def test_stream_prints_each_snippet_with_latency(trained_run, tmp_path, capsys):
     assert out[0].endswith("over the last 1 snippets; equals the offline score")
     lines = [line for line in out if line.startswith("snippet")]
     assert len(lines) == 3
-    assert lines[0].startswith("snippet     0  frames 0-15  score ") and lines[0].endswith(" ms")
+    # the half-open range of snippet_scores.csv (start_frame 0, end_frame 16), on screen too
+    assert lines[0].startswith("snippet     0  frames [0, 16)  score ") and lines[0].endswith(" ms")
+    assert (tmp_path / "s" / "snippet_scores.csv").read_text().splitlines()[1].startswith("0,0,16,")
     # MIL scores each snippet alone, so the causal stream scores equal the offline ones.
     assert [float(line.split("score ")[1].split()[0]) for line in lines] == pytest.approx(
         expected, abs=5e-4
@@ -157,3 +159,26 @@ def test_score_missing_video_is_a_clear_error(trained_run, tmp_path, capsys):
     _, run, _ = trained_run
     assert cli(["score", str(tmp_path / "nope.mp4"), "--run", str(run)]) == 1
     assert f"error: {tmp_path / 'nope.mp4'}: no such video" in capsys.readouterr().err
+
+
+def test_timeline_lines_never_take_the_shading_colour(tmp_path, monkeypatch):
+    """Ground truth is shaded red and no score line is red; `wsvad score` shades its own
+    prediction orange, apart from its blue score line."""
+    import matplotlib.colors as mcolors
+
+    from wsvad.evaluate import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda plt, fig, path: figures.append(fig) or path)
+    gt = np.r_[np.zeros(20), np.ones(10), np.zeros(20)].astype(np.uint8)
+    seeds = {f"seed {k}": np.linspace(0, 1, 50) ** (k + 1) for k in range(5)}
+    plots.plot_timeline(tmp_path / "t.png", gt, seeds, title="x")
+    plots.plot_timeline(
+        tmp_path / "s.png", gt, {"score": seeds["seed 0"]}, "y", shade_color="tab:orange"
+    )
+    for fig, shade in zip(figures, ("tab:red", "tab:orange"), strict=True):
+        ax = fig.axes[0]
+        lines = [mcolors.to_hex(line.get_color()) for line in ax.lines]
+        span = mcolors.to_hex(ax.patches[0].get_facecolor()[:3])
+        assert span == mcolors.to_hex(shade) and span not in lines
+        assert len(set(lines)) == len(lines)  # every seed its own colour

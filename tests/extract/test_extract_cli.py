@@ -15,6 +15,7 @@ import numpy as np
 
 from wsvad.cli import run
 from wsvad.errors import EXIT_PARTIAL
+from wsvad.pipeline.bookkeeping import tmp_entries
 from wsvad.pipeline.store import FeatureStore
 
 SMALL = ["--backbone", "random3d", "--resize", "short64", "--set", "crop_size=48"]
@@ -87,7 +88,7 @@ def test_cli_bad_option_values_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "v").mkdir()
     assert run(extract_args(tmp_path / "v", tmp_path / "s", "--tail", "wrap")) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: command line: tail: Input should be 'drop', 'pad' or 'loop'")
+    assert err == "error: command line: tail: should be 'drop', 'pad' or 'loop' (got 'wrap')\n"
     assert run(extract_args(tmp_path / "v", tmp_path / "s", "--device", "gpu0")) == 1
     assert "error: command line: device: expected cpu, cuda or cuda:N (got 'gpu0')" in (
         capsys.readouterr().err
@@ -122,7 +123,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, make_
     done_at_kill = len(list(videos.iterdir()))
     assert 2 <= done_at_kill < 6
     assert run(base) == 0  # resumes: stale lock of the dead pid, .tmp debris, remaining videos
-    assert not any((tmp_path / "killed" / ".tmp").iterdir())
+    assert not tmp_entries(tmp_path / "killed")
     assert (
         run(extract_args(tmp_path / "v", tmp_path / "clean", "--workers", "0", "--crops", "10"))
         == 0

@@ -13,6 +13,7 @@ import pytest
 from wsvad.cli import run
 from wsvad.errors import EXIT_ERROR, EXIT_PARTIAL
 from wsvad.extract import worker
+from wsvad.pipeline.bookkeeping import tmp_entries
 from wsvad.pipeline.store import FeatureStore
 
 SMALL = ["--backbone", "random3d", "--resize", "short64", "--crops", "1", "--workers", "0"]
@@ -73,7 +74,7 @@ def assert_stopped_cleanly(out: Path, before, err: str, message: str) -> None:
     assert store.failures() == before[0]  # the table of the first run, untouched
     assert store.video_ids() == ["a"]  # c neither stored nor failed
     np.testing.assert_array_equal(store.read("a"), before[1])
-    assert not (out / ".lock").exists() and not any((out / ".tmp").iterdir())
+    assert not (out / ".lock").exists() and not tmp_entries(out)
 
 
 FORWARD = "c.mp4: extraction stopped: "

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
+from wsvad.config import load_config
 from wsvad.errors import WsvadError
 from wsvad.extract.config import ExtractConfig
 from wsvad.extract.run import run_extract
+from wsvad.pipeline.bookkeeping import tmp_entries
 from wsvad.pipeline.store import FeatureStore
 
 SMALL = {
@@ -91,9 +92,7 @@ def test_features_and_attrs_match_a_direct_computation(dataset, tmp_path):
     )
     assert attrs["provenance"] == {"kind": "extracted"} and attrs["feature_shape"] == [64]
     assert attrs["config"]["crop_size"] == 48 and len(attrs["config_hash"]) == 16
-    saved = ExtractConfig.model_validate(
-        yaml.safe_load((tmp_path / "store" / "config.yaml").read_text())
-    )
+    saved = load_config(ExtractConfig, tmp_path / "store")  # --config STORE
     assert (saved.snippet_len, saved.stride, saved.overwrite) == (
         16,
         16,
@@ -196,7 +195,7 @@ def test_long_video_pieces_assemble_to_the_unsplit_result(
     np.testing.assert_array_equal(split.read("long"), whole.read("long"))
     assert split.video_attrs("long")["n_frames"] == 133
     assert split.read("long").shape[0] == {"loop": 16, "pad": 16, "drop": 15}[tail]
-    assert not any((tmp_path / "split" / ".tmp").iterdir())  # parts are removed after assembly
+    assert not tmp_entries(tmp_path / "split")  # parts are removed after assembly
 
 
 def test_fps_resampling_and_float16(tmp_path, make_video):
@@ -245,9 +244,7 @@ def test_auto_falls_back_to_pyav_when_decord_fails_mid_stream(dataset, tmp_path,
     cfg = cfg_for(dataset, tmp_path / "store", crops=1, batch_clips=1)
     assert run_extract(cfg).failures == {}
     store = FeatureStore.open(tmp_path / "store")
-    assert store.video_attrs("a")["decoder"] == "av" and not any(
-        (tmp_path / "store" / ".tmp").iterdir()
-    )
+    assert store.video_attrs("a")["decoder"] == "av" and not any(tmp_entries(tmp_path / "store"))
     np.testing.assert_array_equal(store.read("a"), expected_features(dataset / "a.mp4", cfg))
     failed = run_extract(cfg_for(dataset, tmp_path / "only-decord", crops=1, decoder="decord"))
     assert failed.failures["a"] == {

@@ -14,6 +14,7 @@ from wsvad.errors import WsvadError
 from wsvad.extract.config import ExtractConfig, resolve_config
 from wsvad.extract.run import run_extract
 from wsvad.pipeline.bags import segment_into_bags
+from wsvad.pipeline.bookkeeping import tmp_entries
 from wsvad.pipeline.store import FeatureStore
 
 SMALL = {
@@ -88,7 +89,7 @@ def test_store_attrs_say_the_rows_are_segments(stores):
     assert (raw.attrs["segments"], raw.attrs["bagged"]) == (None, None)
     assert seg.feature_shape == raw.feature_shape == (64,)  # per row per crop, unchanged
     assert seg.attrs["config_hash"] != raw.attrs["config_hash"]
-    assert not any((seg.path / ".tmp").iterdir())  # the raw rows were removed after segmenting
+    assert not tmp_entries(seg.path)  # the raw rows were removed after segmenting
 
 
 def test_raw_config_hash_is_unchanged_by_the_option():
@@ -150,7 +151,7 @@ def test_rtfm_rule_and_split_pieces_give_the_segments_of_the_whole_video(
         13,
         100,
     )
-    assert not any((tmp_path / "seg" / ".tmp").iterdir())
+    assert not tmp_entries(tmp_path / "seg")
 
 
 def test_cli_segments_flags_reach_the_store(tmp_path, make_video, capsys):

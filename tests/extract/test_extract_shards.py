@@ -3,7 +3,6 @@ check."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from wsvad.errors import EXIT_OK, EXIT_PARTIAL, WsvadError
 from wsvad.extract.config import ExtractConfig
 from wsvad.extract.run import run_extract
 from wsvad.extract.shards import check_store, prepare_store, shard_records
+from wsvad.pipeline.bookkeeping import group_attrs
 from wsvad.pipeline.store import FeatureStore
 
 SMALL = {
@@ -88,11 +88,11 @@ def test_shards_fill_the_store_identically_to_one_run(dataset, tmp_path):
     second = run_extract(cfg_for(dataset, out, shard="1/2"))
     assert (first.total, first.extracted, set(first.failures)) == (3, 2, {"broken"})
     assert (second.total, second.extracted, second.failures) == (2, 2, {})
-    # each shard wrote only its own failure file; nothing in the client's failures.json
-    assert not (out / "failures.json").exists()
-    per_writer = json.loads((out / "failures.d" / "shard-0-of-2.json").read_text())
+    # each shard wrote only its own failure group; nothing in the client's table
+    assert group_attrs(out / "failures") == {}
+    per_writer = group_attrs(out / "failures" / "shard-0-of-2")
     assert list(per_writer) == ["broken"] and per_writer["broken"]["source"] == "broken.mp4"
-    assert (out / "failures.d" / "shard-1-of-2.json").read_text().strip() == "{}"
+    assert group_attrs(out / "failures" / "shard-1-of-2") == {}
     a, b = FeatureStore.open(tmp_path / "whole"), FeatureStore.open(out)
     assert a.video_ids() == b.video_ids() == ["v0", "v1", "v2", "v3"]
     for vid in a.video_ids():
@@ -121,7 +121,7 @@ def test_a_video_completed_later_is_no_longer_a_failure(dataset, tmp_path, make_
     store = FeatureStore.open(out)
     assert store.failures() == {} and check_store(cfg_for(dataset, out)).complete
     # the shard's own file still names it, but a complete video is never reported as failed
-    assert "broken" in json.loads((out / "failures.d" / "shard-0-of-2.json").read_text())
+    assert "broken" in group_attrs(out / "failures" / "shard-0-of-2")
 
 
 def test_shard_locks_are_per_shard(dataset, tmp_path):

@@ -100,7 +100,7 @@ def test_slurm_script_cli_validates_and_writes_an_executable_script(tmp_path, ca
     )  # --gpus implies cuda
     assert f"--output={tmp_path}/store.logs/setup-%j.out" in text
     assert run([*base, "--set", "crops=8", "--script", str(tmp_path / "x.sh")]) == 1
-    assert "crops: Input should be 1, 5 or 10" in capsys.readouterr().err
+    assert "crops: should be 1, 5 or 10 (got 8)" in capsys.readouterr().err
     assert run([*base, "--walltime", "2h", "--script", str(tmp_path / "x.sh")]) == 1
     assert "--walltime: walltime '2h' is not HH:MM:SS" in capsys.readouterr().err
     assert (
@@ -183,7 +183,7 @@ def test_bad_batch_options_are_refused_before_any_job_is_submitted():
     with pytest.raises(WsvadError, match=r"cluster.options: jobz: unknown key \(got 2\)"):
         open_client(ClusterConfig(kind="slurm", options={"jobz": 2})).__enter__()
     with pytest.raises(
-        WsvadError, match="cluster.options: walltime: Value error, walltime '1 day' is not HH:MM:SS"
+        WsvadError, match="cluster.options: walltime: walltime '1 day' is not HH:MM:SS"
     ):
         open_client(ClusterConfig(kind="pbs", options={"walltime": "1 day"})).__enter__()
 

@@ -22,7 +22,8 @@ from wsvad.cli import run
 from wsvad.errors import EXIT_OK
 from wsvad.extract.config import ExtractConfig
 from wsvad.extract.run import run_extract
-from wsvad.pipeline.store import TMP, FeatureStore
+from wsvad.pipeline.bookkeeping import tmp_entries
+from wsvad.pipeline.store import FeatureStore
 
 # dask_jobqueue installs a SIGINT handler when imported, which only the main thread may do; the
 # killed-worker test starts the cluster from a thread.
@@ -155,9 +156,9 @@ def test_job_array_script_runs_under_sbatch(slurm_cluster, videos, reference, tm
     logs = "\n".join(p.read_text() for p in sorted(Path(f"{out}.logs").glob("*.out")))
     assert (check_state, exit_code) == ("COMPLETED", "0:0"), logs
     assert "4 of 4 complete, 0 failed, 0 missing" in logs
-    assert sorted(p.name for p in (out / "failures.d").iterdir()) == [
-        "shard-0-of-2.json",
-        "shard-1-of-2.json",
+    assert sorted(p.name for p in (out / "failures").iterdir() if p.is_dir()) == [
+        "shard-0-of-2",
+        "shard-1-of-2",
     ]
     assert_identical(out, reference)
 
@@ -171,7 +172,7 @@ def test_a_killed_worker_job_loses_nothing(slurm_cluster, videos, reference, tmp
     victim = None
     deadline = time.monotonic() + 120
     while victim is None and time.monotonic() < deadline and thread.is_alive():
-        for partial in (out / TMP).glob("*") if (out / TMP).is_dir() else []:
+        for partial in tmp_entries(out):
             pid = int(partial.name.split(".")[-2])  # <node>.<host>.<pid>.<uuid>
             job = slurm_job_of(pid)
             if job and _frozen_mid_video(pid, partial):

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from wsvad.errors import WsvadError
+from wsvad.locks import holder as lock_holder
+from wsvad.pipeline.bookkeeping import tmp_entries
 from wsvad.pipeline.store import FeatureStore, node_name, video_id_of
 
 ATTRS = {
@@ -52,7 +54,7 @@ def test_unfinished_writer_leaves_no_video(tmp_path):
         writer.append(rows(5))
         raise RuntimeError("boom")
     assert store.video_ids() == [] and not store.has_video("v")
-    assert not any((tmp_path / "s" / ".tmp").iterdir())
+    assert not tmp_entries(tmp_path / "s")
 
 
 def test_reopen_same_config_refuse_changed_config_overwrite(tmp_path):
@@ -97,13 +99,13 @@ def test_failures_merge_and_clear(tmp_path):
 
 def test_lock_refuses_a_live_writer_and_takes_over_a_dead_one(tmp_path):
     store = FeatureStore.create(tmp_path / "s", ATTRS)
-    lock = tmp_path / "s" / ".lock"
+    lock = tmp_path / "s" / ".lock"  # a lock file of the layout before lock groups: still honoured
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid()}))
     with pytest.raises(WsvadError, match=rf"another wsvad process \(pid {os.getppid()} on "):
         store.acquire_lock()
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": 2**22 + 11}))
     store.acquire_lock()
-    assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert lock_holder(lock)["pid"] == os.getpid() and (lock / "zarr.json").is_file()
     store.release_lock()
     assert not lock.exists()
 

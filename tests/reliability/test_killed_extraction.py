@@ -20,6 +20,7 @@ import pytest
 from wsvad.cli import run
 from wsvad.errors import EXIT_ERROR, EXIT_PARTIAL
 from wsvad.locks import command_text
+from wsvad.pipeline.bookkeeping import tmp_entries
 from wsvad.pipeline.store import FeatureStore
 
 FRAMES = {"v0": 40, "v1": 72, "v2": 100, "v3": 56, "v4": 130, "v5": 90}
@@ -72,7 +73,7 @@ def reference(dataset, tmp_path_factory) -> Path:
 
 
 def _store_ready(out: Path) -> bool:
-    return (out / ".lock").is_file() and FeatureStore.is_store(out)
+    return (out / ".lock").exists() and FeatureStore.is_store(out)
 
 
 def _n_done(out: Path) -> int:
@@ -80,7 +81,7 @@ def _n_done(out: Path) -> int:
 
 
 def _busy(out: Path) -> bool:
-    return (out / ".tmp").is_dir() and any((out / ".tmp").iterdir())
+    return (out / ".tmp").is_dir() and tmp_entries(out)
 
 
 def _is_dask_worker(cmdline: list[str]) -> bool:
@@ -140,9 +141,9 @@ def _kill_extract_then_resume(
         pass
     done_after = assert_complete_means_complete(out, ROWS)
     assert set(done) <= set(done_after)
-    assert (out / ".lock").is_file()  # the dead process's lock is left behind ...
+    assert (out / ".lock").exists()  # the dead process's lock is left behind ...
     assert run(args) == 0  # ... and taken over by the same command, which resumes
-    assert not any((out / ".tmp").iterdir()) if (out / ".tmp").exists() else True
+    assert not tmp_entries(out) if (out / ".tmp").exists() else True
     assert_same_store(out, reference)
     assert FeatureStore.open(out).failures() == {} and not (out / ".lock").exists()
     return len(done)
@@ -315,7 +316,7 @@ def test_a_video_that_kills_its_worker_is_retried_then_failed(
     }
     # one half-written array per attempt: the first death was retried once (allowed_failures=1), not
     # more
-    assert sorted(p.name.split(".")[0] for p in (out / ".tmp").iterdir()) == ["v2", "v2"]
+    assert sorted(p.name.split(".")[0] for p in tmp_entries(out)) == ["v2", "v2"]
     monkeypatch.delenv("WSVAD_FAULT_EXIT_ON")
     assert run(args) == 0  # the same command redoes only v2 and clears its failure
     expected, got = snapshot(reference), snapshot(out)
@@ -325,7 +326,7 @@ def test_a_video_that_kills_its_worker_is_retried_then_failed(
             got[vid][0].tobytes() == expected[vid][0].tobytes()
             and got[vid][1]["n_snippets"] == ROWS[vid]
         )
-    assert store.failures() == {} and not any((out / ".tmp").iterdir())
+    assert store.failures() == {} and not tmp_entries(out)
 
 
 def test_default_retries_of_a_dead_worker():

@@ -116,5 +116,5 @@ def test_a_bag_cache_of_normalised_features_is_its_own(planted_store, tmp_path):
         }
     )
     run_train(cfg)
-    names = sorted(p.name for p in (planted_store.path / "bags").iterdir())
+    names = sorted(p.name for p in (planted_store.path / "bags").iterdir() if p.is_dir())
     assert len(names) == 1 and names[0].startswith("sultani-mean-T4-float32-normcenter-")

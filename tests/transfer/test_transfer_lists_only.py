@@ -12,7 +12,7 @@ import pytest
 
 from wsvad.cli import run
 from wsvad.data import load_dataset
-from wsvad.errors import EXIT_OK, EXIT_PARTIAL
+from wsvad.errors import EXIT_OK, EXIT_PARTIAL, WsvadError
 from wsvad.evaluate.sources import truths_from_store
 from wsvad.pipeline.store import FeatureStore
 
@@ -97,9 +97,9 @@ def test_adapters_keep_listed_videos_without_files(kit, tmp_path):
         "Abuse/Abuse028_x264.mp4",
         root / "Abuse/Abuse028_x264.mp4",
     )
-    # The default still wants the videos: every listed video is a missing-video error.
-    strict = load_dataset("ucf", root)
-    assert (len(strict.records), {p.kind for p in strict.errors}) == (0, {"missing-video"})
+    # The default still wants the videos: with none under the root, one error says so.
+    with pytest.raises(WsvadError, match=f"^no videos found under {root} "):
+        load_dataset("ucf", root)
 
     sh = tmp_path / "SH"
     sh.mkdir()
@@ -386,3 +386,21 @@ def test_evaluate_sultani_c3d_without_frame_counts(kit, tmp_path, capsys):
     assert any(
         r.startswith("-,Abuse028_x264,1,Abuse,512,76,") for r in rows
     )  # 32 segments x 16 frames
+
+
+def test_import_with_only_the_features_uses_the_packaged_lists(kit, tmp_path, capsys):
+    """No list or annotation under --root: the official copies shipped in the package label the
+    imported videos."""
+    root = tmp_path / "nothing_here"
+    root.mkdir()
+    train_list, test_list, feats = _rtfm_files(kit, tmp_path)
+    store = tmp_path / "store"
+    args = ["import", "--format", "rtfm", "--list", str(train_list), "--list", str(test_list)]
+    args += ["--features-root", str(feats), "--dataset", "ucf", "--root", str(root)]
+    assert run([*args, "--out", str(store)]) == EXIT_OK
+    assert "1892 dataset videos have no features" in capsys.readouterr().err
+    fs = FeatureStore.open(store)
+    assert fs.video_ids() == sorted(TRAIN + list(TEST))
+    attrs = fs.video_attrs("Abuse028_x264")
+    assert (attrs["split"], attrs["label"], attrs["intervals"]) == ("test", 1, [[165, 241]])
+    assert fs.video_attrs("Normal_Videos001_x264")["split"] == "train"

@@ -5,14 +5,18 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 import typer
 
 from wsvad import locks
 from wsvad.cli.app import app, err_console
-from wsvad.errors import EXIT_ERROR, EXIT_OK, WsvadError
+from wsvad.errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, WsvadError
 
 # The command modules register their commands on `app` when imported, in this order, which is the
 # order of `wsvad --help` (the pipeline's). A new command module is one more line here.
@@ -46,7 +50,7 @@ __all__ = ["app", "main", "run"]
 # Bad usage is click's (2); Ctrl-C is 130. Commands never *return* a code: typer ignores return
 # values when it runs standalone, while typer.Exit means the same under app() and under run().
 _EXIT_INTERRUPTED = 130  # typer turns Ctrl-C into Exit(130)
-_INTERRUPTED = "interrupted: finished work is kept; run the same command again to resume"
+_INTERRUPTED = "interrupted; run the same command again to resume"
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -55,6 +59,11 @@ def run(argv: list[str] | None = None) -> int:
     locks.set_command(args)  # named in the lock files this process writes
     debug = _debug_requested(args)
     _configure_logging(debug)
+    with _quiet_interrupt(debug):
+        return _run(args, debug)
+
+
+def _run(args: list[str], debug: bool) -> int:
     try:
         # Not standalone, typer returns the code of a typer.Exit, or the command's None.
         code = app(args=args, prog_name="wsvad", standalone_mode=False)
@@ -68,10 +77,20 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         code = _EXIT_INTERRUPTED
+    except UsageError as exc:
+        if debug:
+            raise
+        _print_error(str(exc))
+        return EXIT_USAGE
     except WsvadError as exc:
         if debug:
             raise
         _print_error(str(exc))
+        return EXIT_ERROR
+    except OSError as exc:  # the filesystem refused: name the path and the reason, in words
+        if debug:
+            raise
+        _print_error(_os_error_words(exc))
         return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - the last line of defence turns crashes into one line
         if debug:
@@ -88,6 +107,39 @@ def run(argv: list[str] | None = None) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     sys.exit(run(argv))
+
+
+@contextmanager
+def _quiet_interrupt(debug: bool) -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as usual, but first silences dask's loggers: while the
+    cluster shuts down they would bury the one line that says how to resume under warnings about
+    workers that are still alive. Python's own handler is restored afterwards."""
+
+    def interrupted(signum, frame) -> None:
+        if not debug:
+            for name in ("distributed", "dask"):
+                logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        raise KeyboardInterrupt
+
+    installed = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    if installed:
+        signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _os_error_words(exc: OSError) -> str:
+    """``/runs/x/config.yaml: not a directory (a path above it is a file)``."""
+    reason = (exc.strerror or str(exc)).lower()
+    if isinstance(exc, NotADirectoryError):
+        reason += " (a path above it is a file, not a folder)"
+    return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
 def _debug_requested(args: list[str]) -> bool:

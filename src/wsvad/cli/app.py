@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 
@@ -45,8 +47,27 @@ def progress_bar(
     return Progress(*columns, console=err_console, transient=transient, disable=disable)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from wsvad import __version__
+
+        console.print(f"wsvad {__version__}", markup=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def root(debug: DebugOpt = False) -> None:
+def root(
+    debug: DebugOpt = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit. Default: off.",
+        ),
+    ] = False,
+) -> None:
     """Weakly-supervised video anomaly detection: extract features, train detectors, evaluate.
 
     Exit codes: 0 success; 1 an error stopped the command; 2 bad usage; 3 the command finished

@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
-from wsvad.cli.app import app, console, err_console, progress_bar
+from wsvad.cli.app import app, console, err_console
 from wsvad.cli.options import ConfigOpt, DebugOpt, SeedOpt, SetsOpt
+from wsvad.cli.progress import Reporter
 from wsvad.errors import EXIT_ERROR
 
 Opt = typer.Option
@@ -273,13 +274,5 @@ def _severity(severity: str) -> str:
 def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on stderr fed by a ``(done, total)`` callback; shows nothing until the
     first call."""
-    bar = progress_bar(label, elapsed=True)
-    tasks: list = []
-
-    def on_progress(done: int, total: int) -> None:
-        if not tasks:
-            tasks.append(bar.add_task(label, total=total))
-        bar.update(tasks[0], completed=done)
-
-    with bar:
-        yield on_progress
+    with Reporter(label, "videos") as reporter:
+        yield lambda done, total: reporter.update(done, total)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from wsvad.cli.app import app, console, err_console, progress_bar
+from wsvad.cli.app import app, console, err_console
 from wsvad.cli.options import (
     AccountOpt,
     BackboneOpt,
@@ -25,12 +25,14 @@ from wsvad.cli.options import (
     MemoryOpt,
     OverwriteStoreOpt,
     PrecisionOpt,
+    ProgressEveryOpt,
     QueueOpt,
     RootOpt,
     SetsOpt,
     StoreOutOpt,
     WalltimeOpt,
 )
+from wsvad.cli.progress import DEFAULT_EVERY_S, Reporter
 from wsvad.errors import EXIT_PARTIAL, WsvadError
 
 Opt = typer.Option
@@ -191,6 +193,7 @@ def extract(
     on_suspect: OnSuspectOpt = None,
     prepare_only: PrepareOnlyOpt = False,
     check_only: CheckOnlyOpt = False,
+    progress_every: ProgressEveryOpt = DEFAULT_EVERY_S,
     debug: DebugOpt = False,
 ) -> None:
     # Over 60 lines only because of its signature (one line per option); the body is short.
@@ -237,7 +240,8 @@ def extract(
     elif check_only:
         _check(cfg)
     else:
-        with _ProgressBar() as on_progress:
+        resumed = already_complete(cfg.out, cfg.overwrite)
+        with _ExtractProgress(progress_every, resumed) as on_progress:
             summary = run_extract(cfg, progress=on_progress)
         _report(summary)
 
@@ -315,7 +319,7 @@ def _report(summary) -> None:
     if not summary.failures:
         return
     err_console.print(
-        f"{len(summary.failures)} video(s) failed (recorded in {summary.store}/failures.json):",
+        f"{len(summary.failures)} video(s) failed (recorded in {summary.store}/failures):",
         markup=False,
         soft_wrap=True,
     )
@@ -360,22 +364,18 @@ def _check(cfg) -> None:
         raise typer.Exit(EXIT_PARTIAL)
 
 
-class _ProgressBar:
-    """Rich progress on stderr: videos done/total, frame-crops/s and ETA, fed by run_extract's
+class _ExtractProgress:
+    """Videos done/total, frame-crops/s and ETA (a bar, or log lines), fed by run_extract's
     callback."""
+
+    def __init__(self, every: float, resumed: int = 0):
+        self.reporter = Reporter("extract", "videos", every)
+        self.resumed = f", resumed: {resumed} videos already complete" if resumed else ""
 
     def __enter__(self):
         import time
 
-        self.progress = progress_bar(
-            "extract",
-            "videos",
-            "{task.fields[rate]}",
-            transient=False,
-            disable=not err_console.is_terminal,
-        )
-        self.progress.__enter__()
-        self.task = None
+        self.reporter.__enter__()
         self.began = time.perf_counter()
         self.clock = time.perf_counter
         return self.update
@@ -383,9 +383,17 @@ class _ProgressBar:
     def update(self, event) -> None:
         rate = event.frame_crops / max(1e-9, self.clock() - self.began)
         text = f"{rate:,.0f} frame-crops/s" + (f", {event.failed} failed" if event.failed else "")
-        if self.task is None:
-            self.task = self.progress.add_task("extract", total=event.total, rate=text)
-        self.progress.update(self.task, completed=event.done, rate=text)
+        self.reporter.update(event.done, event.total, text + self.resumed)
 
     def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
+        self.reporter.__exit__(*exc)
+
+
+def already_complete(store_path, overwrite: bool) -> int:
+    """How many videos a store being continued already holds (0 for a new or replaced store): the
+    progress lines say so, as the summary does at the end."""
+    from wsvad.pipeline.store import FeatureStore
+
+    if store_path is None or overwrite or not FeatureStore.is_store(store_path):
+        return 0
+    return len(FeatureStore.open(store_path).video_ids())

@@ -75,8 +75,8 @@ def info(store_path: StoreArg = None, store: InfoStoreOpt = None, debug: DebugOp
         console.print(f"failures ({len(failures)}):")
     for vid, failure in sorted(failures.items()):
         console.print(
-            f"  {vid} [{failure.get('decoder')}] {failure.get('exception')}: "
-            f"{failure.get('reason')}",
+            f"  {vid} [{plain(failure.get('decoder'), 'no decoder')}] "
+            f"{plain(failure.get('exception'))}: {plain(failure.get('reason'))}",
             markup=False,
             soft_wrap=True,
         )
@@ -104,11 +104,30 @@ def _info_rows(summary: dict, attrs: dict, origin: str) -> list[tuple[str, str]]
     ]
     for key in _INFO_ATTRS:
         if key in attrs:
-            value = attrs[key]
-            rows.append(
-                (key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
-            )
+            rows.append((key, plain(attrs[key], _UNSET.get(key, "-"))))
     return rows
+
+
+# what an attr left unset (None) means, in words
+_UNSET = {"fps": "native (not resampled)", "weights_sha256": "none (random or no weights)"}
+
+
+def plain(value, unset: str = "-") -> str:
+    """An attr value in words, never a Python repr: ``None`` -> ``unset``, lists joined with
+    commas, mappings as ``key: value``.
+
+    >>> plain({"kind": "imported", "format": "rtfm"}), plain([1, 2]), plain(None), plain(True)
+    ('kind: imported, format: rtfm', '1, 2', '-', 'yes')
+    """
+    if value is None:
+        return unset
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(plain(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {plain(v)}" for k, v in value.items())
+    return str(value)
 
 
 def _rows_are(attrs: dict) -> str:
@@ -142,6 +161,53 @@ def backbones(debug: DebugOpt = False) -> None:
     console.print(table)
     for note in notes:
         console.print(note, markup=False, soft_wrap=True)
+
+
+@app.command()
+def detectors(debug: DebugOpt = False) -> None:
+    """List the detectors: paper, the features and store each needs, and its shipped configs."""
+    from rich.table import Table
+
+    from wsvad.detectors import detector_class, list_detectors
+    from wsvad.detectors.papers import PAPERS
+
+    table = Table("name", "paper", "features per snippet", "store", "configs")
+    for name in list_detectors():
+        cls = detector_class(name)
+        table.add_row(
+            name,
+            PAPERS.get(name, "-"),
+            _features_needed(cls.feature_ndim),
+            _store_needed(cls.sampler),
+            ", ".join(_shipped_configs(name)) or "-",
+        )
+    console.print(table)
+    console.print(
+        "configs: configs/train/<name>.yaml (`wsvad train --config ...`); papers: docs/papers.md",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _features_needed(ndim: int) -> str:
+    if ndim == 1:
+        return "[D] (any backbone)"
+    # the only 2-D features wsvad makes: I3D with its temporal axis kept
+    return "[7, D] (--backbone i3d --set backbone_options.keep_time=true)"
+
+
+def _store_needed(sampler: str) -> str:
+    if sampler == "random_consecutive":
+        return "snippets (not --segments)"
+    return "snippets or segments (--segments T)"
+
+
+def _shipped_configs(name: str) -> list[str]:
+    """The ``configs/train/*_<name>.yaml`` of a source checkout (none in an installed wheel)."""
+    import wsvad
+
+    folder = Path(wsvad.__file__).resolve().parents[2] / "configs" / "train"
+    return sorted(p.stem for p in folder.glob(f"*_{name}.yaml"))
 
 
 def _origin(attrs: dict) -> str:

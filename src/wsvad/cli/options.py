@@ -12,12 +12,41 @@ both default to that model's values, so the ``Default:`` texts here must match i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 Opt = typer.Option
+
+
+def one_of(choices: Callable[[], Sequence[Any]]) -> Callable[[Any], Any]:
+    """An option callback that rejects a value outside ``choices()`` while parsing: bad usage,
+    exit 2, before any work starts (``choices`` is called only when the option is given)."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return value
+        allowed = list(choices())
+        if value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(map(str, allowed))}")
+        return value
+
+    return check
+
+
+def dataset_names() -> list[str]:
+    from wsvad.data import list_datasets
+
+    return [adapter.name for adapter in list_datasets()]
+
+
+def detector_names() -> list[str]:
+    from wsvad.detectors import list_detectors
+
+    return list_detectors()
+
 
 # wsvad.cli.run reads --debug from the argument list before parsing (logging is set up before any
 # command runs); every command declares it so that `wsvad train --debug` parses and --help lists it.
@@ -59,6 +88,7 @@ DatasetOpt = Annotated[
         "--dataset",
         help="Dataset adapter: ucf, shanghaitech, xd, folder, synthetic (see `wsvad datasets`). "
         "Default: folder.",
+        callback=one_of(dataset_names),
     ),
 ]
 RootOpt = Annotated[
@@ -84,22 +114,31 @@ CropsOpt = Annotated[
     Opt(
         "--crops",
         help="Crops per frame: 1 (centre), 5 (corners + centre) or 10 (5 + flipped). Default: 10.",
+        callback=one_of(lambda: (1, 5, 10)),
     ),
 ]
 PrecisionOpt = Annotated[
     str | None,
     Opt(
-        "--precision", help="Model compute precision: fp32, bf16 or fp16 (autocast). Default: fp32."
+        "--precision",
+        help="Model compute precision: fp32, bf16 or fp16 (autocast). Default: fp32.",
+        callback=one_of(lambda: ("fp32", "bf16", "fp16")),
     ),
 ]
 DtypeOpt = Annotated[
-    str | None, Opt("--dtype", help="Stored feature dtype: float32 or float16. Default: float32.")
+    str | None,
+    Opt(
+        "--dtype",
+        help="Stored feature dtype: float32 or float16. Default: float32.",
+        callback=one_of(lambda: ("float32", "float16")),
+    ),
 ]
 DecoderOpt = Annotated[
     str | None,
     Opt(
         "--decoder",
         help="Video decoder: auto (decord, PyAV if decord fails), decord or av. Default: auto.",
+        callback=one_of(lambda: ("auto", "decord", "av")),
     ),
 ]
 OverwriteStoreOpt = Annotated[
@@ -107,6 +146,17 @@ OverwriteStoreOpt = Annotated[
 ]
 StoreOpt = Annotated[
     Path | None, Opt("--store", help="Feature store to read. Required (here or in --config).")
+]
+
+ProgressEveryOpt = Annotated[
+    float,
+    Opt(
+        "--progress-every",
+        min=1,
+        show_default=False,
+        help="Seconds between progress lines when stderr is not a terminal (nohup, SLURM, CI "
+        "logs); a terminal shows a bar. Default: 30.",
+    ),
 ]
 
 # Batch jobs on SLURM or PBS (JobQueueConfig's fields; None: the model's default).

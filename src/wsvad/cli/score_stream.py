@@ -60,7 +60,7 @@ def describe_event(event: dict[str, Any], time_unit: str = "s") -> str | None:
     if kind == "snippet":
         dropped = f"  dropped {event['dropped']}" if event["dropped"] else ""
         return (
-            f"snippet {event['index']:5d}  frames {event['start_frame']}-{event['end_frame'] - 1}"
+            f"snippet {event['index']:5d}  frames [{event['start_frame']}, {event['end_frame']})"
             f"  score {event['score']:.3f}  latency {1000 * event['latency']:.0f} ms{dropped}"
         )
     if kind == "interval_start":

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from wsvad.cli.app import app, console, err_console, progress_bar
-from wsvad.cli.options import ConfigOpt, DebugOpt, DeviceOpt, SeedOpt, SetsOpt, StoreOpt
+from wsvad.cli.app import app, console, err_console
+from wsvad.cli.options import (
+    ConfigOpt,
+    DebugOpt,
+    DeviceOpt,
+    ProgressEveryOpt,
+    SeedOpt,
+    SetsOpt,
+    StoreOpt,
+    dataset_names,
+    detector_names,
+    one_of,
+)
+from wsvad.cli.progress import DEFAULT_EVERY_S, Reporter
 from wsvad.errors import EXIT_PARTIAL, WsvadError
 
 Opt = typer.Option
@@ -18,13 +33,17 @@ Opt = typer.Option
 RunOutOpt = Annotated[
     Path | None, Opt("--out", help="Run directory to write. Required (here or in --config).")
 ]
-DetectorOpt = Annotated[str | None, Opt(help="Detector name (see wsvad.detectors). Default: mil.")]
+DetectorOpt = Annotated[
+    str | None,
+    Opt(help="Detector (see `wsvad detectors`). Default: mil.", callback=one_of(detector_names)),
+]
 LabelsDatasetOpt = Annotated[
     str | None,
     Opt(
         "--dataset",
         help="Take the labels from this dataset adapter (see `wsvad datasets`). "
         "Default: the labels in the store's attrs.",
+        callback=one_of(dataset_names),
     ),
 ]
 LabelsRootOpt = Annotated[
@@ -65,6 +84,7 @@ def train(
     device: DeviceOpt = None,
     overwrite: OverwriteOpt = False,
     sets: SetsOpt = None,
+    progress_every: ProgressEveryOpt = DEFAULT_EVERY_S,
     debug: DebugOpt = False,
 ) -> None:
     """Train a detector with video-level labels; writes config, weights, log and test scores to
@@ -85,7 +105,8 @@ def train(
         "device": device,
     }
     cfg = load_config(TrainConfig, config, flags, sets)
-    result = _train_with_progress(cfg, overwrite)
+    with _no_half_made_run(cfg.out):
+        result = _train_with_progress(cfg, overwrite, progress_every)
     report = result.report
     if report is not None and not report.clean:
         _print_unmatched(report)
@@ -105,21 +126,47 @@ def _parse_seeds(text: str | None) -> list[int] | None:
         ) from None
 
 
-def _train_with_progress(cfg, overwrite: bool):
-    """``run_train`` under a progress bar: the bag cache first, then the optimizer steps."""
+@contextmanager
+def _no_half_made_run(out: Path | None) -> Iterator[None]:
+    """A new run folder that a failed train leaves without a checkpoint is removed, so that it
+    never looks like a run. An interrupted run (Ctrl-C) keeps its checkpoint and resumes."""
+    fresh = out is not None and not (out.exists() and any(out.iterdir()))
+    try:
+        yield
+    except Exception:
+        if fresh and out.is_dir() and not any(out.rglob("checkpoints/last.json")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _train_with_progress(cfg, overwrite: bool, every: float = DEFAULT_EVERY_S):
+    """``run_train`` under one progress reporter: the bag cache first, then the optimizer steps
+    (of each seed); a resumed run says at which step it resumed."""
     from wsvad.train import run_train
 
-    with progress_bar("{task.description}", "{task.fields[info]}") as bar:
-        task = bar.add_task("train", total=None, info="")
+    last = [0]  # the step of the previous call: a smaller one starts a new seed
+
+    with Reporter("train", "steps", every) as reporter:
 
         def progress(step: int, total: int, logged: dict[str, float]) -> None:
-            info = f"loss {logged['loss']:.4f}  {logged['it_s']:.0f} it/s" if logged else ""
-            bar.update(task, completed=step, total=total, info=info)
+            if step == 0 and "epochs" in logged:
+                err_console.print(
+                    f"{cfg.out}: {total} steps = {logged['epochs']:.1f} epochs of its training "
+                    "videos (--iterations N or --set epochs=N to change)",
+                    markup=False,
+                    soft_wrap=True,
+                )
+                return
+            if step <= last[0] or last[0] == 0:
+                if step > 1:  # the first step of this session is step + 1 of the checkpoint
+                    err_console.print(f"{cfg.out}: resumed at step {step - 1}", markup=False)
+                reporter.update(step - 1, total, phase="train", unit="steps")
+            last[0] = step
+            info = f"loss {logged['loss']:.4f}" if "loss" in logged else ""
+            reporter.update(step, total, info, phase="train")
 
         def cache_progress(done: int, total: int) -> None:
-            bar.update(task, description="bag cache", completed=done, total=total, info="")
-            if done == total:
-                bar.update(task, description="train", completed=0, total=None)
+            reporter.update(done, total, phase="bag cache", unit="videos")
 
         return run_train(cfg, progress=progress, overwrite=overwrite, cache_progress=cache_progress)
 

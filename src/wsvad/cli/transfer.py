@@ -8,15 +8,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from wsvad.cli.app import app, console, err_console, progress_bar
+from wsvad.cli.app import app, console, err_console
+from wsvad.cli.extract import already_complete
 from wsvad.cli.options import (
     ConfigOpt,
     DebugOpt,
     OverwriteStoreOpt,
+    ProgressEveryOpt,
     SetsOpt,
     StoreOpt,
     StoreOutOpt,
 )
+from wsvad.cli.progress import DEFAULT_EVERY_S, Reporter
 from wsvad.errors import EXIT_PARTIAL
 
 Opt = typer.Option
@@ -185,13 +188,13 @@ def import_(
     overwrite: OverwriteStoreOpt = False,
     config: ConfigOpt = None,
     sets: SetsOpt = None,
+    progress_every: ProgressEveryOpt = DEFAULT_EVERY_S,
     debug: DebugOpt = False,
 ) -> None:
     """Import published features (RTFM, XD/UR-DMU per-crop, Sultani C3D, video_features,
     VGGish) into a store."""
     from wsvad.config import load_config
     from wsvad.transfer.config import ImportConfig
-    from wsvad.transfer.import_features import run_import
 
     given = [{"path": p} for p in lists or []]
     given += [{"path": p, "split": "train"} for p in train_lists or []]
@@ -213,9 +216,7 @@ def import_(
         "overwrite": overwrite or None,
     }
     cfg = load_config(ImportConfig, config, flags=flags, sets=sets)
-    with progress_bar("import") as bar:
-        task = bar.add_task("import", total=None)
-        result = run_import(cfg, progress=lambda _vid, _ok: bar.advance(task))
+    result = _import_with_progress(cfg, progress_every)
     _print_import_problems(result, cfg.out)
     console.print(
         f"{cfg.out}: imported {len(result.imported)}, already complete {len(result.skipped)}, "
@@ -224,6 +225,22 @@ def import_(
     )
     if result.partial:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _import_with_progress(cfg, every: float):
+    """``run_import`` under the progress reporter (videos done; the total is not known ahead)."""
+    from wsvad.transfer.import_features import run_import
+
+    resumed = already_complete(cfg.out, cfg.overwrite)
+    note = f"resumed: {resumed} videos already complete" if resumed else ""
+    with Reporter("import", "videos", every) as reporter:
+        done = [0]
+
+        def progress(_vid: str, _ok: bool) -> None:
+            done[0] += 1
+            reporter.update(done[0], info=note)
+
+        return run_import(cfg, progress=progress)
 
 
 def _print_import_problems(result, out: Path) -> None:
@@ -245,7 +262,7 @@ def _print_import_problems(result, out: Path) -> None:
         table = Table(
             "video id",
             "reason",
-            title=f"{len(result.failed)} videos failed (recorded in {out}/failures.json)",
+            title=f"{len(result.failed)} videos failed (recorded in {out}/failures)",
         )
         for vid, reason in sorted(result.failed.items())[:_SHOWN]:
             table.add_row(vid, reason)

@@ -1,7 +1,7 @@
 """Reading the list and annotation files of shared dataset copies, and finding videos on disk.
 
 Shared copies of the benchmarks differ in small ways that must not matter (all seen in the real
-files under shared/data/benchmark-lists, see its SOURCES.md): CRLF line endings (RTFM lists,
+files under wsvad/data/benchmark_lists, see its SOURCES.md): CRLF line endings (RTFM lists,
 salva-u copies), no final newline (ShanghaiTech and UR-DMU lists), trailing spaces (the UCF
 temporal annotation ends every line with two), Windows paths
 (``G:\\UCF_Test_ten_crop_i3d\\x_i3d.npy``), and per-crop feature lists (``<name>__<crop>.npy``,

@@ -52,7 +52,15 @@ def load_dataset(name: str, root: Path | str, **options: Any) -> DatasetIndex:
     root = Path(root)
     if not root.is_dir():
         raise WsvadError(f"{root}: dataset root does not exist or is not a directory")
-    return get_dataset(name).load(root, **options)
+    index = get_dataset(name).load(root, **options)
+    if options.get("require_videos", True) and not index.records:
+        # an empty or misspelt folder: one line instead of an empty store (or one error per
+        # video of the official lists, which the adapters find even without the videos)
+        raise WsvadError(
+            f"no videos found under {root} (dataset {name!r}; `wsvad datasets` shows the layout "
+            "it expects)"
+        )
+    return index
 
 
 def _import_all() -> None:

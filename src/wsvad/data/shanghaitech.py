@@ -1,6 +1,6 @@
 """ShanghaiTech Campus, weakly-supervised re-split of Zhong et al. (CVPR 2019): 238 train, 199 test.
 
-Checked against the real files in shared/data/benchmark-lists (see its SOURCES.md):
+Checked against the real files in wsvad/data/benchmark_lists (see its SOURCES.md):
 
 * ``SH_Train.txt`` / ``SH_Test.txt`` (GCN-Anomaly-Detection ``ShanghaiTech_new_split/``, same
   bytes as RTFM's ``list/``): one bare id per line (``01_0014``), no label column, no final
@@ -35,12 +35,12 @@ from wsvad.data.groundtruth import intervals_from_mask
 from wsvad.data.listfiles import (
     MediaIndex,
     absent_videos_warning,
-    find_file,
     index_media,
     read_lines,
     rel_posix,
     video_stem,
 )
+from wsvad.data.packaged import official_file, packaged_mask_dir
 from wsvad.data.records import DatasetIndex, Interval, Problem, VideoRecord
 from wsvad.data.registry import register_dataset
 
@@ -56,7 +56,7 @@ def _find_masks(root: Path, mask_dir: Path | None) -> dict[str, Path]:
         [mask_dir]
         if mask_dir is not None
         else sorted(p for p in root.rglob("test_frame_mask") if p.is_dir())
-    )
+    ) or [packaged_mask_dir()]  # none under the root: the official masks shipped with wsvad
     masks: dict[str, Path] = {}
     for folder in folders:
         for path in sorted(Path(folder).glob("*.npy")):
@@ -87,7 +87,9 @@ def load_shanghaitech_layout(
     layout = _Layout(root, masks, index_media(root), require_videos, problems)
     records: list[VideoRecord] = []
     for split, given in (("train", train_list), ("test", test_list)):
-        path = Path(given) if given is not None else find_file(root, LISTS[split])
+        path = (
+            Path(given) if given is not None else official_file(root, "shanghaitech", LISTS[split])
+        )
         if path is None or not path.is_file():
             shown = path if path is not None else root / LISTS[split][0]
             problems.append(

@@ -1,6 +1,6 @@
 """UCF-Crime (Sultani, Chen, Shah, CVPR 2018): official split lists and temporal annotation.
 
-Checked against the real files in shared/data/benchmark-lists (see its SOURCES.md):
+Checked against the real files in wsvad/data/benchmark_lists (see its SOURCES.md):
 
 * ``Anomaly_Train.txt`` / ``Anomaly_Test.txt``: one ``<Folder>/<video>.mp4`` per line;
   1610 = 810 + 800 and 290 = 140 + 150. Training normals live in
@@ -41,7 +41,6 @@ from pathlib import Path
 from wsvad.data.listfiles import (
     MediaIndex,
     absent_videos_warning,
-    find_file,
     index_media,
     posix_path,
     read_lines,
@@ -49,6 +48,7 @@ from wsvad.data.listfiles import (
     rel_posix,
     video_stem,
 )
+from wsvad.data.packaged import official_file
 from wsvad.data.records import DatasetIndex, Interval, Problem, VideoRecord
 from wsvad.data.registry import register_dataset
 
@@ -257,7 +257,7 @@ def _find_layout_files(
     """The train list, test list and annotation: as given, else found under ``root``."""
     files: dict[str, Path | None] = {}
     for key, names in (("train", TRAIN_LISTS), ("test", TEST_LISTS), ("annotation", ANNOTATIONS)):
-        path = Path(given[key]) if given[key] is not None else find_file(root, names)
+        path = Path(given[key]) if given[key] is not None else official_file(root, "ucf", names)
         if path is None or not path.is_file():
             shown = path if path is not None else f"{root}/{names[0]}"
             what = "list" if key != "annotation" else "file"

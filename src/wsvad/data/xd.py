@@ -1,6 +1,6 @@
 """XD-Violence (Wu et al., ECCV 2020): labels in the video names, test frame annotations.
 
-Checked against the real files in shared/data/benchmark-lists (see its SOURCES.md):
+Checked against the real files in wsvad/data/benchmark_lists (see its SOURCES.md):
 
 * Names: ``<movie or v=YouTubeId>__#<range or 1>_label_<L1>-<L2>-<L3>``; ``label_A`` is normal,
   otherwise up to three of B1 fighting, B2 shooting, B4 riot, B5 abuse, B6 car accident,
@@ -38,6 +38,7 @@ from wsvad.data.listfiles import (
     rel_posix,
     video_stem,
 )
+from wsvad.data.packaged import official_file
 from wsvad.data.records import DatasetIndex, Interval, Problem, VideoRecord
 from wsvad.data.registry import register_dataset
 
@@ -151,7 +152,9 @@ def load_xd_layout(
     """
     problems: list[Problem] = []
     ann_path, annotated = _read_annotation(root, annotations, problems)
-    listed = _read_split_lists(root, {"train": train_list, "test": test_list}, problems)
+    listed = _read_split_lists(
+        root, {"train": train_list, "test": test_list}, problems, packaged=not require_videos
+    )
     media = index_media(root)
     layout = _Layout(root, ann_path, annotated, listed, media, require_videos, problems)
     records: list[VideoRecord] = []
@@ -183,7 +186,9 @@ def _read_annotation(
     root: Path, annotations: Path | str | None, problems: list[Problem]
 ) -> tuple[Path | None, dict[str, tuple[tuple[Interval, ...], int]]]:
     """The annotation file (as given, else found under ``root``) and what it annotates."""
-    ann_path = Path(annotations) if annotations is not None else find_file(root, ANNOTATIONS)
+    ann_path = (
+        Path(annotations) if annotations is not None else official_file(root, "xd", ANNOTATIONS)
+    )
     if ann_path is None or not ann_path.is_file():
         shown = ann_path if ann_path is not None else root / ANNOTATIONS[0]
         problems.append(
@@ -199,13 +204,26 @@ def _read_annotation(
 
 
 def _read_split_lists(
-    root: Path, given: dict[str, Path | str | None], problems: list[Problem]
+    root: Path, given: dict[str, Path | str | None], problems: list[Problem], packaged: bool
 ) -> dict[str, str]:
-    """``{video id: split}`` from the split lists (as given, else found); empty without lists."""
+    """``{video id: split}`` from the split lists (as given, else found); empty without lists.
+
+    ``packaged``: with no list under the root, read the official ones shipped with wsvad. Only
+    without videos (imported features): with videos, their Train/Test folders give the split, and
+    the official lists would leave every video of a custom XD-style set without one.
+    """
     listed: dict[str, str] = {}
     for split in ("train", "test"):
         explicit = given[split]
-        path = Path(explicit) if explicit is not None else find_file(root, LISTS[split])
+        path = (
+            Path(explicit)
+            if explicit is not None
+            else (
+                official_file(root, "xd", LISTS[split])
+                if packaged
+                else find_file(root, LISTS[split])
+            )
+        )
         if explicit is not None and not Path(explicit).is_file():
             problems.append(
                 Problem(

@@ -84,6 +84,13 @@ def gt_runs(gt: np.ndarray) -> list[tuple[int, int]]:
     return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2], strict=True)]
 
 
+def _line_colours(avoid: str) -> list[str]:
+    """Distinct colours for score lines, without ``avoid`` (the shading's)."""
+    cycle = ["tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
+    cycle += ["tab:cyan", "tab:gray", "tab:orange", "tab:red"]
+    return [c for c in cycle if c != avoid] * 10  # seeds beyond ten repeat colours
+
+
 def plot_timeline(
     path: Path,
     gt: np.ndarray,
@@ -92,21 +99,27 @@ def plot_timeline(
     threshold: float | None = None,
     fps: float | None = None,
     shade_label: str = "ground truth",
+    shade_color: str = "tab:red",
 ) -> Path:
-    """Frame scores of one video (one line per series, e.g. per seed), the runs of ``gt`` shaded."""
+    """Frame scores of one video (one line per series, e.g. per seed), the runs of ``gt`` shaded.
+
+    The score lines never take the shade's colour (red is ground truth; ``wsvad score`` shades
+    its own prediction in another colour), so what the model said and what is true never look
+    alike.
+    """
     plt, fig, ax = _figure(8.0, 2.6)
     scale = 1.0 / fps if fps else 1.0
     for i, (start, end) in enumerate(gt_runs(gt)):
         ax.axvspan(
             start * scale,
             end * scale,
-            color="tab:red",
+            color=shade_color,
             alpha=0.18,
             lw=0,
             label=shade_label if i == 0 else None,
         )
-    for label, scores in series.items():
-        ax.plot(np.arange(len(scores)) * scale, scores, lw=1.2, label=label)
+    for (label, scores), color in zip(series.items(), _line_colours(shade_color), strict=False):
+        ax.plot(np.arange(len(scores)) * scale, scores, lw=1.2, label=label, color=color)
     if threshold is not None:
         ax.axhline(threshold, ls=":", lw=0.8, color="black", label=f"threshold {threshold:g}")
     ax.set(

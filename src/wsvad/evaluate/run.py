@@ -331,7 +331,9 @@ def _plots(cfg: EvaluateConfig, inputs: Inputs, pooled_by_seed: dict[str, Pooled
             for label, seed_videos in by_id.items()
             if vid in seed_videos
         }
-        auc_text = "" if row["auc"] is None else f", AUC {100 * row['auc']:.1f}"
+        # the title names the metric the best/worst ranking used, then the video's AUC
+        auc_text = f", mean |score - label| {row['error']:.3f}"
+        auc_text += "" if row["auc"] is None else f", AUC {100 * row['auc']:.1f}"
         safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in vid)
         files.append(
             plots.plot_timeline(

@@ -294,6 +294,7 @@ def _write_outputs(
         title=f"{Path(str(source)).name} ({'stream' if mode.stream else 'offline'})",
         threshold=threshold,
         shade_label=f"score >= {threshold:g}",
+        shade_color="tab:orange",  # a prediction, not ground truth (red in evaluate's timelines)
     )
     write_json_atomic(files["summary"], _summary(source, scored, mode, setup, meta))
     return files
@@ -351,12 +352,13 @@ def _write_text(path: Path, lines: list[str]) -> None:
 
 
 def describe_interval(start: int, end: int, fps: float | None) -> str:
-    """A half-open frame interval for people.
+    """A half-open frame interval for people, with the numbers score.json and the CSVs hold
+    (``[start, end)``: ``end`` is the first frame after it).
 
     >>> describe_interval(120, 241, 25.0), describe_interval(0, 16, None)
-    ('frames 120-240 (4.80 s - 9.64 s)', 'frames 0-15')
+    ('frames [120, 241) (4.80 s - 9.64 s)', 'frames [0, 16)')
     """
-    text = f"frames {start}-{end - 1}"
+    text = f"frames [{start}, {end})"
     return f"{text} ({start / fps:.2f} s - {end / fps:.2f} s)" if fps else text
 
 

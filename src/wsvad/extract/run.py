@@ -193,7 +193,7 @@ def run_extract(
         done_now = [r.video_id for r in todo if r.video_id not in failures]
         store.record_failures({}, clear=done_now, writer=shard_writer(cfg))
         suspects = stored_suspects(store, done_now)
-    # the client's own writes (config.yaml, attrs, failures.json) on a full or read-only disk
+    # the client's own writes (attrs, failure table) on a full or read-only disk
     except OSError as exc:
         raise store_write_error(store.path, exc) from exc
     finally:

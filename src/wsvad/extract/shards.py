@@ -3,8 +3,8 @@ starts, and the completeness check that runs after it.
 
 Shards write into one shared store without coordinating: each video is its own array published by
 a rename, each shard takes its own lock (``.lock-shard-K-of-N``) and writes its failures to its own
-``failures.d/shard-K-of-N.json``. Only the setup step writes the store's root metadata
-(``zarr.json``, ``config.yaml``), before any shard runs, so no file ever has two concurrent writers.
+``failures/shard-K-of-N`` group. Only the setup step writes the store's root metadata
+(``zarr.json``), before any shard runs, so no file ever has two concurrent writers.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import logging
 from pathlib import Path
 from typing import NamedTuple
 
-from wsvad.config import save_config
 from wsvad.data.records import VideoRecord
 from wsvad.errors import WsvadError
 from wsvad.extract.config import ExtractConfig, resolve_config
-from wsvad.pipeline.store import LOCK, TMP, FeatureStore
+from wsvad.pipeline.bookkeeping import tmp_entries
+from wsvad.pipeline.store import LOCK, FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def shard_records(records: list[VideoRecord], shard: str) -> list[VideoRecord]:
 
 def shard_writer(cfg: ExtractConfig) -> str | None:
     """The name under which a shard writes its failures (``None``: the client's own
-    failures.json)."""
+    failure table)."""
     if cfg.shard is None:
         return None
     k, n = parse_shard(cfg.shard)
@@ -106,13 +106,11 @@ def prepare_store(cfg: ExtractConfig) -> tuple[FeatureStore, int]:
 
 def initialise_store(store: FeatureStore, cfg: ExtractConfig, records: list[VideoRecord]) -> None:
     """What only a sole writer may do before videos are written: delete ``.tmp`` debris of killed
-    runs, save the resolved config and record the expected videos (for ``info`` /
+    runs and record the expected videos (for ``info`` /
     ``--check-only``)."""
     removed = store.clean_tmp()
     if removed:
         log.info("%s: removed %d half-written array(s) of an interrupted run", store.path, removed)
-    # saved without overwrite, so `--config STORE/config.yaml` resumes instead of wiping the store
-    save_config(cfg.model_copy(update={"overwrite": False}), store.path / "config.yaml")
     expected = sorted(set(store.attrs.get("expected_videos") or []) | {r.video_id for r in records})
     store.update_attrs(expected_videos=expected)
 
@@ -147,6 +145,5 @@ def check_store(cfg: ExtractConfig) -> StoreCheck:
     expected = {r.video_id for r in records}
     failures = {vid: f for vid, f in store.failures().items() if vid in expected}
     missing = sorted(expected - done - set(failures))
-    tmp = store.path / TMP
-    debris = sum(1 for _ in tmp.iterdir()) if tmp.is_dir() else 0
+    debris = len(tmp_entries(store.path))
     return StoreCheck(store.path, len(expected), len(expected & done), failures, missing, debris)

@@ -236,6 +236,8 @@ def _local(cfg: ClusterConfig) -> Iterator[Runner]:
         {
             "distributed.scheduler.allowed-failures": cfg.allowed_failures,
             "distributed.scheduler.worker-saturation": 1.0,
+            # Ctrl-C is the client's to handle: worker processes ignore it (no tracebacks)
+            "distributed.worker.preload": ["wsvad.pipeline.worker_signals"],
         }
     ):
         if cfg.gpus_per_node:

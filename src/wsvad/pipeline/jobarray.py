@@ -6,7 +6,7 @@ One bash file submits three jobs chained with ``--dependency``:
 1. ``setup`` creates the store (``wsvad extract ... --prepare-only``) before any shard starts, so
    no two tasks race to create it and only one process ever writes the store's root metadata;
 2. the array (``afterok:setup``): task K runs ``wsvad extract ... --shard K/N`` inline, writing only
-   its own videos, its own lock and its own ``failures.d`` file;
+   its own videos, its own lock and its own ``failures/<shard>`` group;
 3. ``check`` (``afterany:array``, so it also runs when some tasks failed or were killed) runs
    ``wsvad extract ... --check-only``, whose exit code 3 marks the job FAILED when videos failed or
    are missing. Re-running the script resumes: complete videos are skipped by every shard.

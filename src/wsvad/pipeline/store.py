@@ -5,8 +5,12 @@ Layout (schema ``wsvad.features/1``, zarr v3, see docs/architecture.md)::
     STORE/zarr.json            store attrs (written only by the client process)
     STORE/videos/<node>/       one array per COMPLETE video, [T, crops, *feature_shape]
     STORE/.tmp/<node>.<tag>/   arrays being written; renamed into videos/ when complete
-    STORE/failures.json        {video_id: {...}} written atomically by the client
+    STORE/failures/            group; attrs {video_id: {...}}, written atomically by the client
+    STORE/failures/<writer>/   the same, one per concurrent writer (job-array shard)
+    STORE/.lock/               group; attrs name the process writing the store
     STORE/bags/...             derived caches (train stage)
+
+Everything is a zarr node, so ``zarr.open_group(STORE)`` lists without warnings (bookkeeping.py).
 
 Completion is the directory rename: a reader can never see a half-written video, and a killed job
 leaves only ``.tmp`` debris, which the next run deletes and redoes. One writer per video group and
@@ -32,16 +36,14 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from wsvad import __version__, locks
-from wsvad.atomic import write_text_atomic
 from wsvad.errors import WsvadError
+from wsvad.pipeline import bookkeeping
+from wsvad.pipeline.bookkeeping import TMP
 from wsvad.pipeline.nodes import node_name, video_id_of
 
 SCHEMA = "wsvad.features/1"
-VIDEOS = "videos"
-TMP = ".tmp"
-FAILURES = "failures.json"
-FAILURES_DIR = "failures.d"  # one failures file per concurrent writer (job-array shard)
 LOCK = locks.LOCK
+VIDEOS = "videos"
 # ~64 snippets per chunk: 2.6 MB for 10 crops x 1024 float32, small enough to read one bag range.
 # store attr provenance.kind: features computed by `wsvad extract`, or read from published files
 ProvenanceKind = Literal["extracted", "imported"]
@@ -100,7 +102,7 @@ class VideoWriter:
         feature_shape = tuple(store.feature_shape)
         self.n_rows = 0
         try:
-            self.tmp_dir.parent.mkdir(parents=True, exist_ok=True)
+            bookkeeping.ensure_group(self.tmp_dir.parent)
             self._array = self._create(n_crops, feature_shape, chunk_t)
         except OSError as exc:
             raise store_write_error(self.tmp_dir, exc) from exc
@@ -349,26 +351,13 @@ class FeatureStore:
 
     def clean_tmp(self) -> int:
         """Delete half-written arrays left by killed jobs; returns how many were removed."""
-        tmp = self.path / TMP
-        if not tmp.is_dir():
-            return 0
-        removed = 0
-        for child in tmp.iterdir():
-            shutil.rmtree(child, ignore_errors=True)
-            removed += 1
-        return removed
+        return bookkeeping.clean_tmp(self.path)
 
     # ------------------------------------------------------------------ failures
     def failures(self) -> dict[str, dict[str, Any]]:
-        """Failed videos that are not complete: ``failures.json`` merged with
-        ``failures.d/<writer>.json``."""
-        merged: dict[str, dict[str, Any]] = {}
-        files = [self.path / FAILURES]
-        if (self.path / FAILURES_DIR).is_dir():
-            files += sorted((self.path / FAILURES_DIR).glob("*.json"))
-        for path in files:
-            if path.is_file():
-                merged.update(json.loads(path.read_text(encoding="utf-8")))
+        """Failed videos that are not complete: the client's failure table merged with every
+        writer's (and with a legacy store's ``failures.json`` / ``failures.d``)."""
+        merged = bookkeeping.read_failures(self.path)
         # a video completed by a later run (or another writer) is no longer a failure
         return {vid: failure for vid, failure in merged.items() if not self.has_video(vid)}
 
@@ -381,20 +370,12 @@ class FeatureStore:
     ) -> None:
         """Merge new failures and drop ``clear`` ids (videos that now succeeded).
 
-        ``writer=None``: the client's ``failures.json``. Concurrent writers (job-array shards) each
-        pass their own name and only ever rewrite ``failures.d/<writer>.json``, so no file has two
-        writers.
+        ``writer=None``: the client's table (attrs of ``STORE/failures``). Concurrent writers
+        (job-array shards) each pass their own name and only ever rewrite
+        ``STORE/failures/<writer>``, so no file has two writers.
         """
-        if writer is None:
-            path = self.path / FAILURES
-        else:
-            path = self.path / FAILURES_DIR / f"{node_name(writer)}.json"
-            path.parent.mkdir(exist_ok=True)
-        current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        for vid in clear:
-            current.pop(vid, None)
-        current.update(_json_safe(failures))
-        write_text_atomic(path, json.dumps(current, indent=1, sort_keys=True))
+        name = None if writer is None else node_name(writer)
+        bookkeeping.update_failures(self.path, name, _json_safe(failures), list(clear))
 
     # ------------------------------------------------------------------ locking
     def acquire_lock(self, name: str = LOCK) -> None:
@@ -402,12 +383,18 @@ class FeatureStore:
         lock of a dead pid is taken over).
 
         Job-array shards pass their own ``name`` (one lock per shard): they write disjoint videos.
+        The client (``name`` = ``.lock``) then converts a legacy store's bookkeeping.
         """
         lock = self.path / name
         try:
-            locks.acquire(lock, self.path, "writing this store")
+            locks.acquire(lock, self.path, "writing this store", group=True)
         except OSError as exc:  # read-only or full filesystem, no permission
             raise store_write_error(lock, exc) from exc
+        if name == LOCK:
+            try:
+                bookkeeping.migrate(self.path)
+            except OSError as exc:
+                raise store_write_error(self.path, exc) from exc
 
     def release_lock(self, name: str = LOCK) -> None:
         locks.release(self.path / name)

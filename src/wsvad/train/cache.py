@@ -31,6 +31,7 @@ import zarr
 from wsvad.config import config_hash
 from wsvad.errors import WsvadError
 from wsvad.pipeline.bags import segment_into_bags
+from wsvad.pipeline.bookkeeping import ensure_group
 from wsvad.pipeline.store import FeatureStore
 from wsvad.scoring.recipe import ScoringRecipe, input_key, training_bags
 
@@ -101,7 +102,7 @@ def ensure_bag_cache(
     final = parent / name
     if _is_valid(final, fingerprint, video_ids):
         return final
-    parent.mkdir(parents=True, exist_ok=True)
+    ensure_group(parent)  # a zarr group, so listings of the store stay free of warnings
     tmp = parent / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     try:
         bagger = _bagger(store, rule, pool, count, recipe)

@@ -178,6 +178,8 @@ def _run_single(
     detector = _seeded_detector(cfg, _detector_shape(cfg, store), len(data.class_names))
     sampler = build_sampler(cls.sampler, data.videos, cfg.sampler, cfg.seed)
     total = cfg.iterations if cfg.iterations is not None else cfg.epochs * sampler.steps_per_epoch
+    if progress is not None:  # the length before it starts, in epochs (`wsvad train` prints it)
+        progress(0, total, {"epochs": total / sampler.steps_per_epoch})
     model_meta = _model_meta(cfg, store, data)
     evaluate = _selection_score(cfg, store, data)
     result = train_loop(

@@ -1,6 +1,6 @@
 """Published feature lists -> which feature files belong to which video, and in which split.
 
-The lists come as their authors left them (see shared/data/benchmark-lists/SOURCES.md): RTFM's UCF
+The lists come as their authors left them (see wsvad/data/benchmark_lists/SOURCES.md): RTFM's UCF
 lists are CRLF with absolute Windows paths (``G:\\UCF_Test_ten_crop_i3d\\Abuse028_x264_i3d.npy``),
 UR-DMU's have no final newline and relative per-crop paths (``dataset/Abuse/Abuse028_x264__0.npy``),
 XDVioDet's are absolute POSIX per-crop paths. Only the file name (and, when it exists under the

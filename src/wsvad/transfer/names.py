@@ -6,7 +6,7 @@
 - UCF-Crime: ``Normal_Videos...`` is normal; otherwise the letters before the number are the class
   (``Abuse028_x264`` -> Abuse).
 - ShanghaiTech (weak split, Zhong et al.): anomalous clips have 4-digit ids (``01_0014``), normal
-  ones 3-digit ids (``01_001``), in both splits (shared/data/benchmark-lists/SOURCES.md).
+  ones 3-digit ids (``01_001``), in both splits (wsvad/data/benchmark_lists/SOURCES.md).
 Frame-level ground truth is never in a name: without a dataset adapter, intervals stay unknown.
 """
 
