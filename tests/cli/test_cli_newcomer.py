@@ -45,6 +45,8 @@ def test_detectors_lists_paper_features_store_and_configs(capsys):
     assert sorted(k for k in rows if k) == list_detectors()
     assert "Sultani et al., CVPR 2018" in rows["mil"] and "ucf_mil" in rows["mil"]
     assert "[7, D]" in rows["dam"] and "snippets (not --segments)" in rows["claws"]
+    assert "  mil: offline needs the whole video; stream: the last 32 snippets" in out
+    assert "  salient: offline needs its bag of split_size = 28 snippets" in out
     papers_md = (REPO / "docs" / "papers.md").read_text()
     for name in list_detectors():
         assert f"| `{name}` | {PAPERS[name]}" in papers_md

@@ -169,6 +169,7 @@ def detectors(debug: DebugOpt = False) -> None:
     from rich.table import Table
 
     from wsvad.detectors import detector_class, list_detectors
+    from wsvad.detectors.causal import causal_summary
     from wsvad.detectors.papers import PAPERS
 
     table = Table("name", "paper", "features per snippet", "store", "configs")
@@ -182,6 +183,10 @@ def detectors(debug: DebugOpt = False) -> None:
             ", ".join(_shipped_configs(name)) or "-",
         )
     console.print(table)
+    # Streaming (docs/streaming.md): whether `wsvad score --stream` equals the offline score.
+    console.print("streaming (`wsvad score --stream`) with each detector's defaults:", markup=False)
+    for name in list_detectors():
+        console.print(f"  {name}: {causal_summary(name)}", markup=False, soft_wrap=True)
     console.print(
         "configs: configs/train/<name>.yaml (`wsvad train --config ...`); papers: docs/papers.md",
         markup=False,
