@@ -327,7 +327,7 @@ def test_ctrl_c_ends_the_stream_with_exit_130(video_store, tmp_path, capsys, mon
     assert events[-1]["reason"] == "interrupted" and events[-1]["snippets"] == 2
     err = captured.err.splitlines()
     assert err[0].startswith("stream ") and [e for e in err if "interrupted" in e] == [err[-1]]
-    assert err[-1].startswith("interrupted: ")
+    assert err[-1] == "interrupted; run the same command again to resume"  # cli.md's one line
 
 
 def test_stream_usage_errors(video_store, tmp_path, capsys):
