@@ -23,7 +23,8 @@ from wsvad.cli import run
 
 # Every exit code of the CLI convention (/work/shared/design/cli.md) except 130 (Ctrl-C)
 EXIT_CODES = {0, 1, 2, 3}
-OUT = "<out>"  # placeholder: a fresh output path under the example's own output folder
+# Documented default outputs in the working directory, written when no path is given for them
+DEFAULT_OUTPUTS = {"slurm-script": ["extract-array.sh"]}
 
 
 class Sandbox:
@@ -172,10 +173,29 @@ OPTIONS: dict[str, dict[str, st.SearchStrategy]] = {
         "--stride": INT,
         "--snippet-len": INT,
         "--threshold": FLOAT,
+        "--protocol": _values("wsvad", "authors", "x"),
         "--no-plots": None,
         "--config": "path",
     },
-    "score": {"": "path", "--run": "path", "--out": "out", "--window": INT, "--crops": INT},
+    "score": {
+        "": "path",
+        "--run": "path",
+        "--out": "out",
+        "--window": INT,
+        "--crops": INT,
+        "--stream": None,
+        "--timeout": _values("0.5", "0", "-1", "x"),
+        "--min-duration": FLOAT,
+        "--from-store": "path",
+    },
+    "import-model": {
+        "--format": _values("rtfm", "nope"),
+        "--weights": "path",
+        "--store": "path",
+        "--out": "out",
+        "--dataset": _values("ucf", "nope"),
+        "--root": "path",
+    },
     "compare": {"": "path", "--report": "out"},
     "report": {"": "path", "--out": "out", "--title": TEXT},
     "import": {
@@ -270,6 +290,8 @@ def _fuzz(sandbox: Sandbox, data, capsys) -> None:
     argv = data.draw(command_lines(sandbox, out_dir), label="argv")
     before = sandbox.snapshot(out_dir)
     code = run(argv)
+    for name in DEFAULT_OUTPUTS.get(argv[0], []):
+        (Path.cwd() / name).unlink(missing_ok=True)
     captured = capsys.readouterr()
     text = captured.out + captured.err
     assert code in EXIT_CODES, (argv, code, text[-2000:])
@@ -332,3 +354,12 @@ def test_what_fuzzing_found_is_one_line(sandbox, capsys, argv, message):
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and message.replace("{inputs}", inputs) in lines[0], err
     assert "run with --debug" not in err
+
+
+def test_a_slurm_script_for_a_non_utf8_store_path_names_its_real_bytes(tmp_path):
+    """Found by fuzzing: writing the script failed with UnicodeEncodeError (an unexpected error)."""
+    out = Path(os.fsdecode(bytes(tmp_path) + b"/store-\xe9"))
+    script = tmp_path / "array.sh"
+    args = ["slurm-script", "--root", str(tmp_path), "--out", str(out), "--script", str(script)]
+    assert run([*args, "--dataset", "folder"]) == 0
+    assert bytes(tmp_path) + b"/store-\xe9" in script.read_bytes()
