@@ -23,6 +23,8 @@ import shutil
 import socket
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +185,19 @@ def refuse_if_held(lock: Path, owner: Path, doing: str) -> None:
         _pid(holder) == os.getpid() and holder.get("host") == socket.gethostname()
     ):
         raise LockHeld(held_message(owner, holder, doing, lock))
+
+
+@contextmanager
+def holding(directory: Path, doing: str) -> Iterator[Path]:
+    """Create ``directory`` and hold ``directory/.lock`` while the block runs (a run directory)."""
+    lock = Path(directory) / LOCK
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        acquire(lock, lock.parent, doing)
+    except OSError as exc:
+        where = exc.filename or directory
+        raise WsvadError(f"{where}: cannot write here ({exc.strerror or exc})") from exc
+    try:
+        yield lock
+    finally:
+        release(lock)

@@ -57,6 +57,7 @@ def run(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` and return its exit code (used by tests and ``main``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     locks.set_command(args)  # named in the lock files this process writes
+    _printable_output()
     debug = _debug_requested(args)
     _configure_logging(debug)
     with _quiet_interrupt(debug):
@@ -95,8 +96,7 @@ def _run(args: list[str], debug: bool) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence turns crashes into one line
         if debug:
             raise
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        _print_error(f"{type(exc).__name__}: {first} (run with --debug for the traceback)")
+        _print_error(_unexpected(exc))
         return EXIT_ERROR
     code = EXIT_OK if code is None else code
     if code == _EXIT_INTERRUPTED:
@@ -157,6 +157,28 @@ def _configure_logging(debug: bool) -> None:
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def _unexpected(exc: Exception) -> str:
+    """The one line of an exception no command turned into a WsvadError.
+
+    An OSError naming a file (a name too long, a folder where a file was expected, no permission)
+    is the user's path, not a crash: it is said as ``PATH: reason``, like a WsvadError.
+    """
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first} (run with --debug for the traceback)"
+
+
+def _printable_output() -> None:
+    """Paths are not always UTF-8 (``caf\\xe9.mp4``): print their odd bytes as ``\\xe9`` instead of
+    failing with UnicodeEncodeError halfway through a message or a table."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # not a text stream we may reconfigure
+            pass
 
 
 def _print_error(message: str) -> None:

@@ -188,5 +188,6 @@ def _write_executable(script: Path, text: str) -> None:
     """Write ``script`` atomically (a temporary file renamed over it), executable."""
     script.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(script) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        # paths that are not UTF-8 go back to their own bytes: the shell sees the real file names
+        tmp.write_bytes(text.encode("utf-8", "surrogateescape"))
         tmp.chmod(0o755)

@@ -279,10 +279,21 @@ def _read_run_json(run: Path) -> dict:
         raise WsvadError(
             f"{run}: not a run directory (no run.json; was it written by `wsvad train`?)"
         )
+    return read_json_object(path)
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON object from a file wsvad wrote (run.json, model.json); anything else is refused with
+    one line naming the file."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise WsvadError(f"{path}: not valid JSON ({exc.msg})") from exc
+    except UnicodeDecodeError as exc:
+        raise WsvadError(f"{path}: not a text file ({exc.reason})") from exc
+    if not isinstance(data, dict):
+        raise WsvadError(f"{path}: not a JSON object (got {type(data).__name__})")
+    return data
 
 
 def _seed_dirs(run: Path) -> dict[str, Path]:

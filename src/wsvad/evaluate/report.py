@@ -106,10 +106,11 @@ def read_report(path: Path) -> dict:
                 data = json.loads(candidate.read_text(encoding="utf-8"))
             except json.JSONDecodeError as exc:
                 raise WsvadError(f"{candidate}: not valid JSON ({exc.msg})") from exc
-            if data.get("schema") != SCHEMA:
-                raise WsvadError(
-                    f"{candidate}: not a wsvad metrics file (schema {data.get('schema')!r})"
-                )
+            except UnicodeDecodeError as exc:  # a binary file
+                raise WsvadError(f"{candidate}: not a text file ({exc.reason})") from exc
+            schema = data.get("schema") if isinstance(data, dict) else None
+            if schema != SCHEMA:
+                raise WsvadError(f"{candidate}: not a wsvad metrics file (schema {schema!r})")
             data["_path"] = str(candidate)
             return data
     raise WsvadError(f"{path}: no metrics.json (run `wsvad evaluate --run {path}` first)")

@@ -12,7 +12,6 @@ reuses this module's run setup, frame readers and model chain.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -61,11 +60,13 @@ class ScoreResult(NamedTuple):
 
 def single_run(run: Path) -> tuple[Path, dict[str, Any]]:
     """The run directory whose model scores (a multi-seed run: its first seed) and its run.json."""
+    from wsvad.evaluate.inputs import read_json_object
+
     run = Path(run)
     info_path = run / "run.json"
     if not info_path.is_file():
         raise WsvadError(f"{run}: not a run directory (no run.json)")
-    info = json.loads(info_path.read_text(encoding="utf-8"))
+    info = read_json_object(info_path)
     if info.get("kind") == "multi-seed" or not (run / "model.json").is_file():
         members = sorted(p.parent for p in run.glob("seed-*/model.json"))
         if not members:
@@ -74,7 +75,7 @@ def single_run(run: Path) -> tuple[Path, dict[str, Any]]:
             )
         log.info("%s: multi-seed run, scoring with %s", run, members[0].name)
         run = members[0]
-        info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+        info = read_json_object(run / "run.json")
     return run, info
 
 
@@ -84,7 +85,7 @@ def setup_from_run(run: Path, crops: int | None = None) -> tuple[ScoreSetup, Pat
 
     run, info = single_run(run)
     store = info.get("store")
-    if not store or not Path(store).is_dir():
+    if not isinstance(store, str) or not store or not Path(store).is_dir():
         raise WsvadError(
             f"{run}: the run's feature store {store} is gone; its attrs hold the extraction "
             "settings `wsvad score` must repeat"

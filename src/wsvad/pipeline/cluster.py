@@ -238,6 +238,11 @@ def _local(cfg: ClusterConfig) -> Iterator[Runner]:
             "distributed.scheduler.worker-saturation": 1.0,
             # Ctrl-C is the client's to handle: worker processes ignore it (no tracebacks)
             "distributed.worker.preload": ["wsvad.pipeline.worker_signals"],
+            # A worker process killed (OOM, kill -9) is restarted by its nanny, which lives in this
+            # process. SpecCluster closes a nanny whose worker is not back 15 s (the default) after
+            # a death; under load, or after a second kill during the restart, it is not, and the
+            # run then waits forever with no workers (found by tests/reliability/test_chaos.py).
+            "distributed.deploy.lost-worker-timeout": "1000 days",
         }
     ):
         if cfg.gpus_per_node:

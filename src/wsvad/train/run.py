@@ -75,36 +75,17 @@ def run_train(
         stop_after: stop with a checkpoint after this many steps (tests of resumption).
         overwrite: delete an existing run in ``cfg.out`` instead of resuming it.
         cache_progress: ``callable(done, total)`` while the bag cache is being built.
-
-    The run directory is locked (``RUN/.lock``, :mod:`wsvad.locks`) for the whole run: a second
-    ``wsvad train`` into it, or ``wsvad evaluate --run`` on it, is refused naming this process.
     """
-    out = Path(cfg.out)
-    lock = _lock_run_dir(out)
-    try:
+    # RUN/.lock: a second train into RUN, or an evaluate of RUN, is refused naming this process
+    with locks.holding(Path(cfg.out), "training into this run directory"):
         if not cfg.seeds:
             return _run_single(cfg, progress, stop_after, overwrite, cache_progress)
         return _run_seeds(cfg, progress, stop_after, overwrite, cache_progress)
-    finally:
-        locks.release(lock)
-
-
-def _lock_run_dir(out: Path) -> Path:
-    lock = out / locks.LOCK
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        locks.acquire(lock, out, "training into this run directory")
-    except OSError as exc:
-        raise WsvadError(
-            f"{exc.filename or out}: cannot write the run directory ({exc.strerror or exc})"
-        ) from exc
-    return lock
 
 
 def _run_seeds(
     cfg: TrainConfig, progress, stop_after: int | None, overwrite: bool, cache_progress
 ) -> TrainResult:
-    """One run per seed of ``cfg.seeds`` under ``out/seed-<k>/`` and the ``run.json`` over them."""
     out = Path(cfg.out)
     members = []
     for seed in cfg.seeds:
@@ -303,9 +284,8 @@ def _prepare_out(cfg: TrainConfig, overwrite: bool) -> None:
     out = Path(cfg.out)
     run_json = out / "run.json"
     if out.exists() and overwrite:
-        for child in out.iterdir():  # all but the lock this process holds
-            if child.name != locks.LOCK:
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        for child in (c for c in out.iterdir() if c.name != locks.LOCK):  # keep our lock
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
     elif run_json.is_file() and json.loads(run_json.read_text()).get("status") == "complete":
         raise WsvadError(f"{out}: holds a finished run; choose another --out or pass --overwrite")
     elif (out / "config.yaml").is_file():
