@@ -9,6 +9,11 @@ figures in docs/cluster.md come from this script.
 
 Run: ``python benchmarks/precision.py [--clips 4] [--precisions bf16] [--device cpu]``. On CPU, fp16
 autocast runs but is slow (no fast fp16 convolutions); measure it on a GPU.
+
+``--auc WORK`` instead measures whether bf16 features can replace fp32 ones: it synthesises the demo
+dataset into WORK (``wsvad synth``), extracts it twice (1 crop, ``--precision fp32`` and ``bf16``),
+prints the per-snippet cosine of the two stores, trains the MIL detector (synthetic_mil.yaml, same
+seed) on each and prints both frame AUCs. Every step resumes, so a second run only retrains.
 """
 
 from __future__ import annotations
@@ -63,6 +68,59 @@ def real_clips(n_clips: int, folder: Path) -> np.ndarray:
     return crops[:, 0].reshape(n_clips, 16, 224, 224, 3)
 
 
+def _ok(code: int, what: str) -> None:
+    if code != 0:
+        raise SystemExit(f"{what} failed with exit code {code}")
+
+
+def store_cosines(fp32_store: Path, bf16_store: Path) -> np.ndarray:
+    """Cosine of every snippet (and crop) of two stores of the same videos."""
+    from wsvad.pipeline.store import FeatureStore
+
+    left, right = FeatureStore.open(fp32_store), FeatureStore.open(bf16_store)
+    cosines = []
+    for vid in left.video_ids():
+        a, b = left.read(vid).astype(np.float64), right.read(vid).astype(np.float64)
+        a, b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
+        cosines.append((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1))
+    return np.concatenate(cosines)
+
+
+def auc_effect(work: Path, seed: int) -> None:
+    """fp32 vs bf16 features of the synthetic demo set: snippet cosines and the MIL frame AUC."""
+    import json
+
+    from wsvad.cli import run
+
+    repo = Path(__file__).resolve().parents[1]
+    data = work / "data"
+    _ok(
+        run(["synth", "--config", str(repo / "configs/synth/demo.yaml"), "--out", str(data)]),
+        "synth",
+    )
+    aucs = {}
+    for precision in ("fp32", "bf16"):
+        store = work / f"features-{precision}"
+        extract = ["extract", "--dataset", "ucf", "--root", str(data), "--crops", "1"]
+        _ok(run([*extract, "--out", str(store), "--precision", precision]), f"extract {precision}")
+        out = work / "runs" / f"mil-{precision}-seed{seed}"
+        train = ["train", "--config", str(repo / "configs/train/synthetic_mil.yaml")]
+        train += ["--store", str(store), "--dataset", "ucf", "--root", str(data)]
+        _ok(run([*train, "--out", str(out), "--seed", str(seed), "--overwrite"]), "train")
+        _ok(run(["evaluate", "--run", str(out), "--no-plots"]), "evaluate")
+        metrics = json.loads((out / "eval" / "metrics.json").read_text())["metrics"]
+        aucs[precision] = metrics["auc"]
+    cos = store_cosines(work / "features-fp32", work / "features-bf16")
+    print(
+        f"bf16 vs fp32 features, {len(cos)} snippets of the synthetic demo set: cosine min "
+        f"{cos.min():.6f}, mean {cos.mean():.6f}, share >= 0.9999: {(cos >= 0.9999).mean():.1%}"
+    )
+    print(
+        f"MIL frame AUC (seed {seed}): fp32 {aucs['fp32']:.4f}, bf16 {aucs['bf16']:.4f}, "
+        f"difference {aucs['bf16'] - aucs['fp32']:+.4f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=4, help="16-frame clips compared (default: 4)")
@@ -71,8 +129,15 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    parser.add_argument(
+        "--auc", type=Path, default=None, help="WORK folder: measure the effect on a detector"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="training seed of --auc (default: 0)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.auc is not None:
+        auc_effect(args.auc, args.seed)
+        return
     model, spec = build_backbone("i3d", device=args.device), get_backbone_spec("i3d")
     flops = count_flops(model, args.device)
     print(
