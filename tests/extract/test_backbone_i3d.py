@@ -228,3 +228,20 @@ def test_i3d_spec_and_prepare():
     assert (out == -1.0).sum() == out.size - 2
     with pytest.raises(ValueError, match=r"uint8 \[B, L, S, S, 3\]"):
         spec.prepare(np.zeros((4, 5, 5, 3), dtype=np.uint8))
+
+
+def test_prepare_table_equals_the_arithmetic():
+    # the look-up table must give the bits of x * float32(2/255) - 1 computed on the frames
+    # (stores extracted before and after it must stay bit-identical)
+    from wsvad.extract.backbones.i3d import prepare_i3d
+
+    clips = np.arange(256, dtype=np.uint8)[None, :, None, None, None].repeat(3, axis=-1)
+    expected = np.empty(clips.shape, dtype=np.float32)
+    np.multiply(clips, np.float32(2.0 / 255.0), out=expected, casting="unsafe")
+    expected -= np.float32(1.0)
+    out = prepare_i3d(clips)  # (1, 3, 256, 1, 1)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(
+        out.transpose(0, 2, 3, 4, 1).view(np.uint32), expected.view(np.uint32)
+    )
+    assert out[0, 0, 0, 0, 0] == -1.0 and out[0, 0, 255, 0, 0] == 1.0

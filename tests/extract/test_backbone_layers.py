@@ -90,3 +90,22 @@ def test_unit3d_is_a_same_padded_conv(kernel, stride, channels_last):
         out_relu = relu(x)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out_relu, expected.clamp_min(0), atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_autocast_runs_the_onednn_convolutions_in_bf16():
+    # autocast has no rule for torch.mkldnn_convolution: without the explicit cast the 3D
+    # convolutions of I3D ran in fp32 under --precision bf16 and only the 1x1x1 ones got faster
+    torch.manual_seed(0)
+    unit = Unit3D(8, 16, kernel=(3, 3, 3)).eval()
+    x = torch.randn(2, 8, 5, 9, 9).contiguous(memory_format=torch.channels_last_3d)
+    with torch.inference_mode():
+        ref = unit(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = unit(x)
+    assert ref.dtype == torch.float32 and low.dtype == torch.bfloat16
+    expected = F.relu(
+        F.conv3d(x.bfloat16(), unit.conv.weight.bfloat16(), unit.conv.bias.bfloat16(), 1, 1)
+    )
+    torch.testing.assert_close(low, expected, rtol=0.02, atol=0.02)
+    cosine = F.cosine_similarity(low.float().flatten(), ref.flatten(), dim=0)
+    assert 0.999 < cosine.item() < 1.0  # bf16 really rounds, and stays close to fp32

@@ -83,3 +83,20 @@ def test_resize_and_crop_end_to_end_shape_and_centre():
     out = resize_and_crop(frames, "short96", 96, 10)
     assert out.shape == (3, 10, 96, 96, 3) and out.dtype == np.uint8
     assert out[0, 0, 0, 0, 0] > 128 and out[0, 5, 0, 0, 1] > 128  # red TL, green (flipped) TL
+
+
+@pytest.mark.parametrize("n_crops", [1, 5, 10])
+def test_crop_batch_copies_each_crop_once_in_the_order_of_make_crops(n_crops):
+    from wsvad.extract.crops import crop_batch, crop_views
+
+    rng = np.random.default_rng(n_crops)
+    snippets = [rng.integers(0, 256, (4, 30, 41, 3), dtype=np.uint8) for _ in range(3)]
+    batch = crop_batch(snippets, 20, n_crops)
+    assert batch.shape == (3 * n_crops, 4, 20, 20, 3) and batch.flags.c_contiguous
+    for j, snippet in enumerate(snippets):
+        per_frame = make_crops(snippet, 20, n_crops)  # (L, C, S, S, 3)
+        np.testing.assert_array_equal(
+            batch[j * n_crops : (j + 1) * n_crops], per_frame.transpose(1, 0, 2, 3, 4)
+        )
+    views = crop_views(snippets[0], 20, n_crops)
+    assert all(np.shares_memory(view, snippets[0]) for view in views)  # views, not copies

@@ -137,7 +137,7 @@ def test_out_of_memory_while_cropping_frames_stops_the_run(half_done, monkeypatc
     def no_memory(*args, **kwargs):
         raise MemoryError("Unable to allocate 1.2 GiB for an array with shape (16, 2160, 3840, 3)")
 
-    monkeypatch.setattr(worker, "resize_and_crop", no_memory)
+    monkeypatch.setattr(worker, "resize_frames", no_memory)
     assert extract(root, out) == EXIT_ERROR
     message = (
         "out of memory (MemoryError: Unable to allocate 1.2 GiB for an array with shape (16, "

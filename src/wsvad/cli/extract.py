@@ -306,6 +306,8 @@ def _report(summary) -> None:
         f"{len(summary.failures)} failed, {summary.total} selected ({summary.seconds:.1f} s)",
         soft_wrap=True,
     )
+    if summary.precision:
+        console.print(summary.precision, markup=False, soft_wrap=True)
     if summary.suspects:
         err_console.print(
             f"warning: {len(summary.suspects)} suspect video(s) stored, decoded length disagrees "

@@ -93,19 +93,40 @@ def crop_positions(height: int, width: int, size: int) -> list[tuple[int, int]]:
     return [(0, 0), (0, right), (bottom, 0), (bottom, right), centre]
 
 
-def make_crops(frames: np.ndarray, size: int, n_crops: int) -> np.ndarray:
-    """Crop resized frames ``[N, H, W, 3] -> [N, C, S, S, 3]`` in :func:`crop_order` order."""
-    _, height, width, _ = frames.shape
+def crop_views(frames: np.ndarray, size: int, n_crops: int) -> list[np.ndarray]:
+    """The crops of resized frames ``[..., H, W, 3]`` as views (no pixel is copied), in
+    :func:`crop_order` order; each is ``[..., S, S, 3]``."""
+    height, width = frames.shape[-3:-1]
     positions = crop_positions(height, width, size)
     if n_crops == 1:
         positions = positions[4:]
     elif n_crops not in (5, 10):
         raise ValueError(f"crops must be 1, 5 or 10, got {n_crops}")
-    views = [frames[:, top : top + size, left : left + size] for top, left in positions]
+    views = [frames[..., top : top + size, left : left + size, :] for top, left in positions]
     if n_crops == 10:
-        flipped = frames[:, :, ::-1]
-        views += [flipped[:, top : top + size, left : left + size] for top, left in positions]
-    return np.ascontiguousarray(np.stack(views, axis=1))  # (N, C, S, S, 3)
+        flipped = frames[..., :, ::-1, :]
+        views += [flipped[..., top : top + size, left : left + size, :] for top, left in positions]
+    return views
+
+
+def make_crops(frames: np.ndarray, size: int, n_crops: int) -> np.ndarray:
+    """Crop resized frames ``[N, H, W, 3] -> [N, C, S, S, 3]`` in :func:`crop_order` order."""
+    return np.ascontiguousarray(np.stack(crop_views(frames, size, n_crops), axis=1))
+
+
+def crop_batch(snippets: list[np.ndarray], size: int, n_crops: int) -> np.ndarray:
+    """Snippets of resized frames ``[L, H, W, 3]`` -> the model's clips ``[b * C, L, S, S, 3]``
+    (snippet-major, crops in :func:`crop_order` order).
+
+    Each crop is copied once, straight from the frames into the batch: the frames are resized once
+    and the ten crops are views of them until here.
+    """
+    length = snippets[0].shape[0]
+    batch = np.empty((len(snippets) * n_crops, length, size, size, 3), dtype=np.uint8)
+    for j, snippet in enumerate(snippets):
+        for k, view in enumerate(crop_views(snippet, size, n_crops)):
+            batch[j * n_crops + k] = view
+    return batch
 
 
 def resize_and_crop(frames: np.ndarray, resize: str, size: int, n_crops: int) -> np.ndarray:

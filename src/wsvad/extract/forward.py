@@ -14,6 +14,7 @@ import numpy as np
 
 from wsvad.extract.accel import autocast, host_batch, to_device
 from wsvad.extract.config import ExtractConfig
+from wsvad.extract.crops import crop_batch
 from wsvad.extract.faults import ForwardFailed
 from wsvad.extract.snippets import SnippetStream
 from wsvad.pipeline.cluster import report_progress
@@ -32,15 +33,16 @@ def run_model(stream: SnippetStream, model, spec, cfg: ExtractConfig, writer: Vi
     stop = threading.Event()
 
     def send(pending: list[np.ndarray]) -> None:  # a batch (b*C, 3, L, S, S)
-        _put(batches, stop, host_batch(spec.prepare(np.concatenate(pending)), cfg.device))
+        clips = crop_batch(pending, cfg.crop_size, cfg.crops)  # (b*C, L, S, S, 3)
+        _put(batches, stop, host_batch(spec.prepare(clips), cfg.device))
 
     def produce() -> None:
         try:
             pending: list[np.ndarray] = []
-            for _, snippet in stream:  # snippet: (L, C, S, S, 3)
+            for _, snippet in stream:  # snippet: (L, H, W, 3) resized frames
                 if stop.is_set():  # the consumer failed: stop decoding
                     return
-                pending.append(snippet.transpose(1, 0, 2, 3, 4))  # -> (C, L, S, S, 3)
+                pending.append(snippet)
                 if len(pending) == per_batch:
                     send(pending)
                     pending = []

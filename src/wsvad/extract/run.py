@@ -21,6 +21,7 @@ from wsvad.extract.config import ExtractConfig, resolve_config
 from wsvad.extract.crops import crop_order
 from wsvad.extract.faults import stop_error
 from wsvad.extract.forward import PROGRESS_TOPIC
+from wsvad.extract.precision import compute_attrs, precision_line
 from wsvad.extract.segments import segment_attrs
 from wsvad.extract.shards import (
     initialise_store,
@@ -69,6 +70,7 @@ class ExtractSummary(NamedTuple):
     # videos this run stored although their decoded length disagrees with their container's
     # (on_suspect: store): video id -> the store's ``suspect`` attr
     suspects: dict[str, dict[str, Any]] = {}  # never mutated: the run builds a new one
+    precision: str = ""  # which precision the model ran in (extract.precision.precision_line)
 
 
 def select_records(cfg: ExtractConfig) -> list[VideoRecord]:
@@ -138,6 +140,8 @@ def store_attrs(cfg: ExtractConfig) -> dict[str, Any]:
             "flip-X = crop X of the horizontally flipped frame (torchvision ten_crop order)"
         ),
         "decoder": cfg.decoder,
+        "precision": cfg.precision,
+        "compute": compute_attrs(cfg),
         **segment_attrs(cfg),
         "config": cfg.model_dump(mode="json"),
         "config_hash": config_hash({**feature, "weights_sha256": spec.weights_sha256}),
@@ -207,6 +211,7 @@ def run_extract(
         frame_crops,
         time.perf_counter() - began,
         suspects,
+        precision_line(cfg),
     )
 
 

@@ -26,7 +26,7 @@ from wsvad.data.suspects import suspect_of
 from wsvad.errors import WsvadError
 from wsvad.extract.accel import check_device, prepare_model
 from wsvad.extract.config import ExtractConfig
-from wsvad.extract.crops import resize_and_crop
+from wsvad.extract.crops import resize_frames, resized_shape
 from wsvad.extract.decode import (
     DecodeError,
     Decoder,
@@ -268,12 +268,12 @@ def _snippet_stream(
         counter.first = first_source
         decoded = counter.count(iter_frames(record.path, decoder, start=first_source))
         timeline = resample(decoded, ratio, first_source, first_output) if ratio else decoded
-        return _crops(timeline, cfg)
+        return _resized(timeline, cfg)
 
     def head() -> list[np.ndarray]:
         source = iter_frames(record.path, decoder)
         timeline = resample(source, ratio, 0, 0) if ratio else source
-        return list(islice(_crops(timeline, cfg), cfg.snippet_len))
+        return list(islice(_resized(timeline, cfg), cfg.snippet_len))
 
     first = frames(start * cfg.stride)
     return SnippetStream(first, cfg.snippet_len, cfg.stride, cfg.tail, start, stop, head)
@@ -323,9 +323,9 @@ class _Counter:
             yield frame
 
 
-def _crops(frames: Iterator[np.ndarray], cfg: ExtractConfig) -> Iterator[np.ndarray]:
-    """Per-frame crops ``[C, S, S, 3]``; frames are resized in small windows to amortise torch
-    calls."""
+def _resized(frames: Iterator[np.ndarray], cfg: ExtractConfig) -> Iterator[np.ndarray]:
+    """Frames resized to ``cfg.resize`` ``[h, w, 3]`` (views of a window); resized in small
+    windows to amortise torch calls. The crops are taken later, as views (crops.crop_batch)."""
     while True:
         window = list(islice(frames, _RESIZE_WINDOW))
         if not window:
@@ -334,7 +334,8 @@ def _crops(frames: Iterator[np.ndarray], cfg: ExtractConfig) -> Iterator[np.ndar
             stacked = np.stack(window)  # (N, H, W, 3)
         except ValueError as exc:
             raise DecodeError(f"frame size changes inside the video ({exc})", "any") from exc
-        yield from resize_and_crop(stacked, cfg.resize, cfg.crop_size, cfg.crops)
+        height, width = stacked.shape[1:3]
+        yield from resize_frames(stacked, resized_shape(height, width, cfg.resize))
 
 
 def video_attrs(

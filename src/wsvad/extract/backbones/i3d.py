@@ -112,10 +112,24 @@ def prepare_i3d(clips: np.ndarray) -> np.ndarray:
     """
     if clips.dtype != np.uint8 or clips.ndim != 5 or clips.shape[-1] != 3:
         raise ValueError(f"prepare expects uint8 [B, L, S, S, 3], got {clips.dtype} {clips.shape}")
-    out = np.empty(clips.shape, dtype=np.float32)
-    np.multiply(clips, np.float32(2.0 / 255.0), out=out, casting="unsafe")
-    out -= np.float32(1.0)
+    # one table look-up per value: the same float32 numbers as multiplying and subtracting
+    # (test_prepare_table_equals_the_arithmetic), at half the CPU time of the two passes
+    out = _I3D_VALUES[clips]
     return out.transpose(0, 4, 1, 2, 3)  # (B, L, S, S, 3) -> (B, 3, L, S, S), a view
+
+
+def _i3d_values() -> np.ndarray:
+    """``x * (2 / 255) - 1`` in float32 for every uint8 ``x``, computed as the arithmetic was."""
+    values = np.empty(256, dtype=np.float32)
+    np.multiply(
+        np.arange(256, dtype=np.uint8), np.float32(2.0 / 255.0), out=values, casting="unsafe"
+    )
+    values -= np.float32(1.0)
+    values.setflags(write=False)
+    return values
+
+
+_I3D_VALUES = _i3d_values()
 
 
 def i3d_spec(

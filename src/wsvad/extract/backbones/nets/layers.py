@@ -85,9 +85,13 @@ def conv3d(x: torch.Tensor, conv: nn.Conv3d, padding: tuple[int, ...]) -> torch.
     returns NCDHW, which would then slow every following layer; oneDNN keeps NDHWC.
     """
     if x.is_contiguous(memory_format=torch.channels_last_3d) and x.device.type == "cpu" and _MKLDNN:
-        return torch.mkldnn_convolution(
-            x, conv.weight, conv.bias, padding, conv.stride, (1, 1, 1), 1
-        )
+        weight, bias = conv.weight, conv.bias
+        if torch.is_autocast_enabled("cpu"):
+            # autocast has no rule for mkldnn_convolution (it would run in fp32): cast as autocast
+            # casts F.conv3d, so bf16 runs oneDNN's native bf16 kernels on the whole network
+            dtype = torch.get_autocast_dtype("cpu")
+            x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
+        return torch.mkldnn_convolution(x, weight, bias, padding, conv.stride, (1, 1, 1), 1)
     return F.conv3d(x, conv.weight, conv.bias, conv.stride, padding)
 
 
