@@ -33,7 +33,7 @@ Choices where the paper is vague (each a ``StaParams`` option or stated here):
   sequence as one map.
 - Memory and speed: eq. 2's ``N x C x C`` row weights (134 MB a video at N=32, C=1024) are never
   stored; ``_RowAttention`` computes them two rows at a time and recomputes them in the backward
-  pass (3.4x faster than the einsum formulation with per-video checkpointing, equal within float32
+  pass (4x faster than the einsum formulation with per-video checkpointing, equal within float32
   rounding: tests/detectors/test_sta_detector.py). ``checkpoint_videos`` (default off) also
   recomputes the rest of the passes in the backward pass, that many videos at a time.
 
