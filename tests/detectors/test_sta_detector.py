@@ -212,3 +212,22 @@ def test_fused_criss_cross_equals_the_written_out_equations(dtype, rtol):
         scale = reference.abs().max()
         assert float((fused - reference).abs().max()) <= rtol * float(scale)
     assert float(results[1][2].abs().max()) > 0  # the query weights do get a gradient
+
+
+def test_fused_criss_cross_runs_under_bf16_autocast():
+    """The train config's ``precision: bf16`` autocast: the fused row attention runs its matmuls
+    in bf16 and hands float32 gradients back, close to the fp32 ones."""
+    torch.manual_seed(0)
+    cca = CrissCrossAttention(10)
+    fmap = torch.randn(2, 6, 48)
+    grads = []
+    for bf16 in (False, True):
+        x = fmap.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = cca(cca(x))
+        (grad,) = torch.autograd.grad(out.float().square().sum(), x)
+        grads.append((out.float().detach(), grad))
+    assert grads[1][1].dtype == torch.float32
+    assert not torch.equal(grads[1][0], grads[0][0])  # bf16 did run
+    assert torch.allclose(grads[1][0], grads[0][0], rtol=0.05, atol=0.05)
+    assert torch.allclose(grads[1][1], grads[0][1], rtol=0.05, atol=0.1)
