@@ -180,3 +180,54 @@ def test_sta_learns_planted_anomalies():
     det.eval()
     scores = torch.cat([det.score_video(x) for x in test_x])
     assert roc_auc_score(test_y.flatten().numpy(), scores.numpy()) > 0.85
+
+
+def _reference_criss_cross(cca: CrissCrossAttention, fmap: torch.Tensor) -> torch.Tensor:
+    """Eq. 1-3 written out with the full (B, N, C, C) row and (B, N, C, N) column tensors."""
+    q, k = cca.unit_queries_keys(fmap)
+    row = torch.einsum("bijd,bind->bijn", q, k)
+    col = torch.einsum("bijd,bmjd->bijm", q, k)
+    not_centre = ~torch.eye(fmap.shape[1], dtype=torch.bool).unsqueeze(1)  # (N, 1, N)
+    e_row, e_col = row.exp(), col.exp() * not_centre
+    norm = e_row.sum(dim=-1) + e_col.sum(dim=-1)
+    aggregated = torch.einsum("bijn,bin->bij", e_row, fmap) + torch.einsum(
+        "bijm,bmj->bij", e_col, fmap
+    )
+    return aggregated / norm + fmap
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+def test_fused_criss_cross_equals_the_written_out_equations(dtype, rtol):
+    torch.manual_seed(0)
+    cca = CrissCrossAttention(10).to(dtype)
+    fmap = torch.randn(3, 7, 37, dtype=dtype)  # 21 rows: not a multiple of the row block
+    results = []
+    for attend in (cca, lambda x: _reference_criss_cross(cca, x)):
+        x = fmap.clone().requires_grad_(True)
+        out = attend(attend(x))  # two passes, as the detector runs them
+        weights = torch.linspace(-1, 1, out.numel(), dtype=dtype).reshape(out.shape)
+        grads = torch.autograd.grad((out * weights).sum(), [x, cca.query.weight, cca.key.weight])
+        results.append((out.detach(), *grads))
+    for fused, reference in zip(*results, strict=True):
+        scale = reference.abs().max()
+        assert float((fused - reference).abs().max()) <= rtol * float(scale)
+    assert float(results[1][2].abs().max()) > 0  # the query weights do get a gradient
+
+
+def test_fused_criss_cross_runs_under_bf16_autocast():
+    """The train config's ``precision: bf16`` autocast: the fused row attention runs its matmuls
+    in bf16 and hands float32 gradients back, close to the fp32 ones."""
+    torch.manual_seed(0)
+    cca = CrissCrossAttention(10)
+    fmap = torch.randn(2, 6, 48)
+    grads = []
+    for bf16 in (False, True):
+        x = fmap.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = cca(cca(x))
+        (grad,) = torch.autograd.grad(out.float().square().sum(), x)
+        grads.append((out.float().detach(), grad))
+    assert grads[1][1].dtype == torch.float32
+    assert not torch.equal(grads[1][0], grads[0][0])  # bf16 did run
+    assert torch.allclose(grads[1][0], grads[0][0], rtol=0.05, atol=0.05)
+    assert torch.allclose(grads[1][1], grads[0][1], rtol=0.05, atol=0.1)

@@ -6,7 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import (
+    auc,
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 
 from wsvad.evaluate import metrics as M
 
@@ -89,3 +95,36 @@ def test_compressed_curves_equal_sklearn_on_repeated_frames():
     )
     precision, recall, _ = precision_recall_curve(labels, scores)
     assert M.pr_auc_trapezoid(runs) == pytest.approx(auc(recall, precision), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_numpy_metrics_equal_sklearn_on_tied_weighted_inputs(seed):
+    """frame_roc_auc, average_precision and pr_auc_trapezoid are sklearn's figures, computed in
+    NumPy: equal within 1e-12 on scores with many ties, weighted runs and unweighted frames."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 400))
+    labels = (rng.random(n) < rng.uniform(0.05, 0.9)).astype(np.uint8)
+    labels[:2] = (0, 1)
+    scores = np.round(rng.random(n), int(rng.integers(1, 4)))  # 10 to 1000 levels: ties
+    weights = rng.integers(1, 40, n).astype(np.float64)
+    w = M.Weighted(labels, scores, weights)
+    precision, recall, _ = precision_recall_curve(labels, scores, sample_weight=weights)
+    expected = {
+        "auc": roc_auc_score(labels, scores, sample_weight=weights),
+        "ap": average_precision_score(labels, scores, sample_weight=weights),
+        "trapz": auc(recall, precision),
+        "auc_frames": roc_auc_score(labels, scores),
+    }
+    got = {
+        "auc": M.frame_roc_auc(w),
+        "ap": M.average_precision(w),
+        "trapz": M.pr_auc_trapezoid(w),
+        "auc_frames": M.frame_roc_auc(labels, scores),
+    }
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=0, abs=1e-12), key
+    fpr, tpr, _ = roc_curve(labels, scores, sample_weight=weights)
+    for ours, theirs in zip(
+        (*M.roc_points(w), *M.pr_points(w)), (fpr, tpr, recall, precision), strict=True
+    ):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)

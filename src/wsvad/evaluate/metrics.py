@@ -1,10 +1,14 @@
 """Frame-level metrics of weakly-supervised video anomaly detection: arrays in, numbers out.
 
-Every curve comes from scikit-learn. Frame arrays are run-length compressed into weighted samples
-first (:func:`compress_runs`): a snippet score repeated over 16 frames with one label becomes one
-sample of weight 16, which gives exactly the same ROC/PR curves as the repeated frames (sklearn
-accumulates ``sample_weight`` where it would count samples) and makes the full UCF-Crime protocol
-(~1.1 M frames, 13 per-class subsets) take a fraction of a second.
+The figures are scikit-learn's definitions, computed in NumPy (:func:`_weighted_curve` is
+sklearn's ``_binary_clf_curve``; tests/evaluate/test_eval_metrics.py checks equality with
+sklearn within 1e-12 on tied, weighted inputs): importing sklearn costs more than the whole
+UCF-Crime protocol, and its per-call input validation dominated the 290 per-video AUCs.
+Frame arrays are run-length compressed into weighted samples first (:func:`compress_runs`): a
+snippet score repeated over 16 frames with one label becomes one sample of weight 16, which gives
+exactly the same ROC/PR curves as the repeated frames (sklearn accumulates ``sample_weight`` where
+it would count samples) and makes the full UCF-Crime protocol (~1.1 M frames, 13 per-class
+subsets) take a fraction of a second.
 
 Two "AP" figures exist in the literature and both are reported, never mixed:
 
@@ -20,13 +24,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.metrics import (
-    auc,
-    average_precision_score,
-    precision_recall_curve,
-    roc_auc_score,
-    roc_curve,
-)
 
 
 class Weighted(NamedTuple):
@@ -75,6 +72,29 @@ def _both_classes(w: Weighted) -> bool:
     return len(present) == 2
 
 
+def _weighted_curve(w: Weighted) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted true and false positives at each distinct score, highest score first (sklearn's
+    ``_binary_clf_curve`` with ``sample_weight``)."""
+    order = np.argsort(w.scores, kind="mergesort")[::-1]
+    scores, labels, weights = w.scores[order], w.labels[order], w.weights[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+    tps = np.cumsum(labels * weights)[last_of_tie]
+    fps = np.cumsum((1 - labels) * weights)[last_of_tie]
+    return tps, fps
+
+
+def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.trapezoid(y, x)) if hasattr(np, "trapezoid") else float(np.trapz(y, x))
+
+
+def _precision_recall(w: Weighted) -> tuple[np.ndarray, np.ndarray]:
+    """sklearn's ``precision_recall_curve`` points: every distinct score, lowest first, then
+    recall 0 with precision 1."""
+    tps, fps = _weighted_curve(w)
+    precision, recall = tps / (tps + fps), tps / tps[-1]
+    return np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0]
+
+
 def frame_roc_auc(labels: np.ndarray | Weighted, scores: np.ndarray | None = None) -> float:
     """Area under the frame-level ROC curve; NaN when only one class is present (undefined).
 
@@ -84,7 +104,8 @@ def frame_roc_auc(labels: np.ndarray | Weighted, scores: np.ndarray | None = Non
     w = _as_weighted(labels, scores)
     if not _both_classes(w):
         return float("nan")
-    return float(roc_auc_score(w.labels, w.scores, sample_weight=w.weights))
+    tps, fps = _weighted_curve(w)
+    return _trapezoid(np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]])
 
 
 def average_precision(labels: np.ndarray | Weighted, scores: np.ndarray | None = None) -> float:
@@ -92,7 +113,8 @@ def average_precision(labels: np.ndarray | Weighted, scores: np.ndarray | None =
     w = _as_weighted(labels, scores)
     if not _both_classes(w):
         return float("nan")
-    return float(average_precision_score(w.labels, w.scores, sample_weight=w.weights))
+    precision, recall = _precision_recall(w)
+    return float(-np.sum(np.diff(recall) * precision[:-1]))
 
 
 def pr_auc_trapezoid(labels: np.ndarray | Weighted, scores: np.ndarray | None = None) -> float:
@@ -100,8 +122,9 @@ def pr_auc_trapezoid(labels: np.ndarray | Weighted, scores: np.ndarray | None = 
     w = _as_weighted(labels, scores)
     if not _both_classes(w):
         return float("nan")
-    precision, recall, _ = precision_recall_curve(w.labels, w.scores, sample_weight=w.weights)
-    return float(auc(recall, precision))
+    precision, recall = _precision_recall(w)
+    # sklearn's auc() on a decreasing x: the area with its sign flipped
+    return -_trapezoid(recall, precision)
 
 
 def false_alarm_rate(normal_scores: np.ndarray, threshold: float = 0.5) -> float:
@@ -122,16 +145,21 @@ def roc_points(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(fpr, tpr)`` of the frame-level ROC curve (for plots)."""
     w = _as_weighted(labels, scores)
-    fpr, tpr, _ = roc_curve(w.labels, w.scores, sample_weight=w.weights)
-    return fpr, tpr
+    tps, fps = _weighted_curve(w)
+    # sklearn's drop_intermediate: keep the corners of the curve, drop collinear points
+    corners = np.flatnonzero(
+        np.r_[True, np.diff(fps, 2) != 0, True] | np.r_[True, np.diff(tps, 2) != 0, True]
+    )
+    fps, tps = np.r_[0.0, fps[corners]], np.r_[0.0, tps[corners]]
+    with np.errstate(invalid="ignore", divide="ignore"):  # NaN for an absent class, as sklearn
+        return fps / fps[-1], tps / tps[-1]
 
 
 def pr_points(
     labels: np.ndarray | Weighted, scores: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(recall, precision)`` of the frame-level PR curve (for plots)."""
-    w = _as_weighted(labels, scores)
-    precision, recall, _ = precision_recall_curve(w.labels, w.scores, sample_weight=w.weights)
+    precision, recall = _precision_recall(_as_weighted(labels, scores))
     return recall, precision
 
 

@@ -94,6 +94,11 @@ def run_evaluate(cfg: EvaluateConfig) -> EvalOutcome:
     snippet counts) become ``outcome.problems``; when no video matches, nothing is written and
     ``outcome.report`` is None.
     """
+    with sources.memoised_index():
+        return _run_evaluate(cfg)
+
+
+def _run_evaluate(cfg: EvaluateConfig) -> EvalOutcome:
     inputs = resolve(cfg)
     per_seed, pooled_by_seed, problems, n_matched = _evaluate_seeds(cfg, inputs)
     outcome = EvalOutcome(
