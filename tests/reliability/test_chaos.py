@@ -215,7 +215,7 @@ def test_chaos_run_ends_bit_identical_with_exactly_the_hostile_files_failed(
         f"\nchaos run: {N_VIDEOS} videos ({len(hostile)} hostile), 2 dask workers; "
         f"{worker_kills} worker SIGKILLs + 1 SIGKILL of wsvad extract (after {done_at_main_kill} "
         f"videos) survived; {killer.retried + killer2.retried} videos redone after their worker "
-        f"was killed; store bit-identical to the clean run; failures.json = the {len(hostile)} "
+        f"was killed; store bit-identical to the clean run; failure record = the {len(hostile)} "
         f"hostile files; {chaos_seconds:.0f} s (clean inline run {clean_seconds:.0f} s, under load)"
     )
     assert worker_kills >= 3, "too few kills to call this a chaos run"
