@@ -58,6 +58,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/gpu.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/evaluate.py
+	$(BIN)/python benchmarks/evaluate_process.py --repeats 3
+	$(BIN)/python benchmarks/stream.py --precision fp32,bf16
 
 clean:
 	rm -rf $(DEMO_DIR)

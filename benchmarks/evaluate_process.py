@@ -2,7 +2,7 @@
 lists and the scores file, the protocol, metrics.json (``--no-report --no-plots``).
 
 Inputs are built once: a dataset root holding only the official UCF-Crime lists and temporal
-annotations (``$WSVAD_BENCHMARK_LISTS`` or ``../shared/data/benchmark-lists``) and seeded snippet
+annotations (``$WSVAD_BENCHMARK_LISTS`` or the lists shipped in the package) and seeded snippet
 scores for its 290 test videos (anomalous ones cover their annotated frames; the normal ones are
 sized so the protocol holds ~1.1 M frames, like the real test set). ``--protocol authors`` (RTFM's
 rule, frame counts T x 16) needs no store. Goal (issue #19): < 1.5 s whole process.
@@ -26,9 +26,18 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-LISTS = Path(
-    os.environ.get("WSVAD_BENCHMARK_LISTS") or REPO.parent / "shared" / "data" / "benchmark-lists"
-)
+
+
+def _lists() -> Path:
+    """``$WSVAD_BENCHMARK_LISTS`` if set, else the official lists shipped inside the package."""
+    if os.environ.get("WSVAD_BENCHMARK_LISTS"):
+        return Path(os.environ["WSVAD_BENCHMARK_LISTS"])
+    from wsvad.data.packaged import lists_dir
+
+    return lists_dir()
+
+
+LISTS = _lists()
 UCF_FILES = (
     "Anomaly_Train.txt",
     "Anomaly_Test.txt",
