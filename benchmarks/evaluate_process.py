@@ -25,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def _lists() -> Path:
     """``$WSVAD_BENCHMARK_LISTS`` if set, else the official lists shipped inside the package."""
