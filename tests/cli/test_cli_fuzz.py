@@ -332,7 +332,7 @@ def test_fuzzed_command_lines_many(sandbox, data, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["compare", "{inputs}/" + "n" * 300], "{inputs}/" + "n" * 300 + ": File name too long"),
+        (["compare", "{inputs}/" + "n" * 300], "{inputs}/" + "n" * 300 + ": file name too long"),
         (["compare", "{inputs}/garbage.bin"], "{inputs}/garbage.bin: not a text file"),
         (
             ["concat", "--config", "{inputs}/garbage.bin", "--store", "{inputs}/store"],

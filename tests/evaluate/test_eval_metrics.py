@@ -128,3 +128,15 @@ def test_numpy_metrics_equal_sklearn_on_tied_weighted_inputs(seed):
         (*M.roc_points(w), *M.pr_points(w)), (fpr, tpr, recall, precision), strict=True
     ):
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_curve_points_of_one_or_two_distinct_scores_equal_sklearn(levels):
+    """A collapsed model scores every frame alike: the ROC curve has one or two thresholds, no
+    intermediate point to drop (an IndexError once made `wsvad evaluate` fail on such runs)."""
+    labels = np.array([0, 1, 0, 1, 1, 0], dtype=np.uint8)
+    scores = np.array([0.0, 0.0, 0.0, 0.5, 0.0, 0.5])[: len(labels)] * (levels - 1)
+    fpr, tpr, _ = roc_curve(labels, scores)
+    ours = M.roc_points(labels, scores)
+    np.testing.assert_allclose(ours[0], fpr, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours[1], tpr, rtol=0, atol=1e-12)

@@ -146,11 +146,14 @@ def roc_points(
     """``(fpr, tpr)`` of the frame-level ROC curve (for plots)."""
     w = _as_weighted(labels, scores)
     tps, fps = _weighted_curve(w)
-    # sklearn's drop_intermediate: keep the corners of the curve, drop collinear points
-    corners = np.flatnonzero(
-        np.r_[True, np.diff(fps, 2) != 0, True] | np.r_[True, np.diff(tps, 2) != 0, True]
-    )
-    fps, tps = np.r_[0.0, fps[corners]], np.r_[0.0, tps[corners]]
+    # sklearn's drop_intermediate: keep the corners of the curve, drop collinear points (a curve
+    # of one or two thresholds, e.g. a collapsed model's constant scores, has only corners)
+    if len(fps) > 2:
+        corners = np.flatnonzero(
+            np.r_[True, np.diff(fps, 2) != 0, True] | np.r_[True, np.diff(tps, 2) != 0, True]
+        )
+        fps, tps = fps[corners], tps[corners]
+    fps, tps = np.r_[0.0, fps], np.r_[0.0, tps]
     with np.errstate(invalid="ignore", divide="ignore"):  # NaN for an absent class, as sklearn
         return fps / fps[-1], tps / tps[-1]
 
