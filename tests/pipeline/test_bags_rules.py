@@ -126,3 +126,27 @@ def test_scores_round_trip_is_exact_for_bag_level_models():
 def test_bad_arguments_are_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_scores_back_to_snippets_default_rule_is_rtfm():
+    # N=3, T=4 is where the rules share snippets differently: rtfm bounds [0, 0, 1, 2, 3] (snippet 0
+    # in bags 0 and 1), sultani bounds round([0, .5, 1, 1.5, 2]) = [0, 1, 1, 2, 2] (snippet 1 in
+    # bags 1 and 2).
+    scores = np.array([0.1, 0.3, 0.5, 0.9])
+    np.testing.assert_allclose(bag_scores_to_snippets(scores, 3), [0.2, 0.5, 0.9], rtol=1e-6)
+    out = bag_scores_to_snippets(scores, 3, "sultani")
+    np.testing.assert_allclose(out, [0.1, 0.4, 0.9], rtol=1e-6)
+    assert out.dtype == np.float32
+
+
+def test_scores_back_to_snippets_take_a_batch_of_one_video():
+    # A detector's (1, T) output is flattened to the T bag scores.
+    out = bag_scores_to_snippets(np.array([[0.1, 0.9]]), 4)
+    np.testing.assert_allclose(out, [0.1, 0.1, 0.9, 0.9], rtol=1e-6)
+
+
+def test_scores_back_to_snippets_fill_snippet_one_from_snippet_zero():
+    # Sultani, N=2, T=1: the single bag pools snippet 0 only; snippet 1 takes its score.
+    assert bag_scores_to_snippets(np.array([0.7]), 2, "sultani").tolist() == pytest.approx(
+        [0.7, 0.7]
+    )
