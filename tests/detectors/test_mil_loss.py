@@ -7,6 +7,12 @@ import torch
 
 from wsvad.detectors import Batch, build_detector
 from wsvad.detectors.checkpoint import load_detector, save_detector
+from wsvad.detectors.losses import (
+    mil_all_pairs_hinge,
+    mil_ranking_hinge,
+    sparsity,
+    temporal_smoothness,
+)
 from wsvad.errors import WsvadError
 
 
@@ -161,3 +167,28 @@ def test_load_detector_names_missing_files(tmp_path):
     (tmp_path / "m.safetensors").unlink()
     with pytest.raises(WsvadError, match="m.safetensors: missing"):
         load_detector(tmp_path / "m")
+
+
+# Three normal and two abnormal videos for the loss terms themselves (detectors/losses.py).
+NORMAL3 = torch.tensor([[0.3, 0.6, 0.0], [0.8, 0.1, 0.2], [0.1, 0.0, 0.05]])  # max .6 .8 .1
+ABNORMAL2 = torch.tensor([[0.2, 0.9, 0.1], [0.4, 0.3, 0.5]])  # max .9 .5
+
+
+def test_loss_terms_hand_computed_with_the_default_margin_of_one():
+    # paired: max(0, 1 - .9 + .6) = .7 and max(0, 1 - .5 + .8) = 1.3, mean 1.0
+    assert float(mil_ranking_hinge(ABNORMAL2, NORMAL3[:2])) == pytest.approx(1.0)
+    # all pairs, summed over abnormal j per normal i: .7 + 1.1, .9 + 1.3, .2 + .6 -> mean 1.6
+    # (a mean over j would give .8, a sum over i then mean over j 2.4)
+    assert float(mil_all_pairs_hinge(ABNORMAL2, NORMAL3)) == pytest.approx(1.6)
+    # (.2-.9)^2 + (.9-.1)^2 = 1.13 and (.4-.3)^2 + (.3-.5)^2 = .05 -> mean .59
+    assert float(temporal_smoothness(ABNORMAL2)) == pytest.approx(0.59)
+    # row sums 1.2 and 1.2 -> mean 1.2; column sums would give .6, 1.2, .6
+    assert float(sparsity(ABNORMAL2)) == pytest.approx(1.2)
+    assert float(sparsity(NORMAL3)) == pytest.approx((0.9 + 1.1 + 0.15) / 3)
+
+
+def test_ranking_hinges_clip_pairs_that_meet_the_margin_at_zero():
+    # margin .2, paired: max(0, .2 - .9 + .6) = 0 (not -.1) and .2 - .5 + .8 = .5 -> mean .25
+    assert float(mil_ranking_hinge(ABNORMAL2, NORMAL3[:2], margin=0.2)) == pytest.approx(0.25)
+    # all pairs: normal 0: 0 + .3; normal 1: .1 + .5; normal 2: 0 + 0 -> mean .3
+    assert float(mil_all_pairs_hinge(ABNORMAL2, NORMAL3, margin=0.2)) == pytest.approx(0.3)
