@@ -6,10 +6,13 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from pydantic import BaseModel
 
 from wsvad.detectors import build_detector, detector_class, detector_params_model, list_detectors
 from wsvad.detectors.checkpoint import load_detector, save_detector
+from wsvad.detectors.registry import register_detector
 from wsvad.errors import WsvadError
 
 KNOWN = "claws, dam, joint, mil, rtfm, salient, sta"
@@ -51,3 +54,37 @@ def test_a_saved_detector_naming_an_unknown_detector_names_its_file(tmp_path):
     with pytest.raises(WsvadError) as info:
         load_detector(tmp_path / "model")
     assert str(info.value) == f"{tmp_path / 'model'}.json: unknown detector 'gone'; known: {KNOWN}"
+
+
+def test_a_name_registered_twice_is_refused():
+    with pytest.raises(ValueError, match=r"^detector 'mil' registered twice$"):
+        register_detector("mil", params=BaseModel)(detector_class("salient"))
+    assert detector_class("mil").registry_name == "mil"
+    assert detector_class("salient").registry_name == "salient"
+
+
+def test_build_detector_records_what_rebuilds_it():
+    det = build_detector("mil", [np.int64(8)], {"hidden1": 7}, n_classes=np.int64(1))
+    assert det.build_spec == {
+        "detector": "mil",
+        "params": {**detector_params_model("mil")().model_dump(mode="json"), "hidden1": 7},
+        "feature_shape": [8],
+        "n_classes": 1,
+    }
+    assert type(det.build_spec["feature_shape"][0]) is int
+    assert type(det.build_spec["n_classes"]) is int
+    assert det.fc1.in_features == 8 and det.fc1.out_features == 7
+    # a params model instance is used as it is; n_classes reaches the detector
+    params = detector_params_model("joint")(segments=3)
+    joint = build_detector("joint", (8,), params, n_classes=3)
+    assert joint.params is params
+    assert joint.build_spec["n_classes"] == 3 and joint.n_classes == 3
+    assert build_detector("mil", (8,)).params == detector_params_model("mil")()
+
+
+def test_invalid_detector_params_name_the_detector_and_the_field():
+    with pytest.raises(ValueError) as info:
+        build_detector("mil", (8,), {"hidden1": 0})
+    assert str(info.value) == (
+        "detector mil params: hidden1: Input should be greater than or equal to 1 (got 0)"
+    )
