@@ -49,6 +49,13 @@ def test_linspace_ranges_hand_computed():
     # linspace(0, 2, 5) = [0, .5, 1, 1.5, 2] -> [0, 0, 1, 1, 2]: empty ranges take one snippet
     assert linspace_ranges(2, 4) == [(0, 1), (0, 1), (1, 2), (1, 2)]
     assert linspace_ranges(1, 3) == [(0, 1), (0, 1), (0, 1)]
+    assert linspace_ranges(5, 1) == [(0, 5)]
+
+
+def test_linspace_ranges_bounds_are_exact_where_float32_is_not():
+    # 3210 * 30 / 100 = 963 exactly; a float32 linspace gives 962.99994, floored to 962.
+    ranges = linspace_ranges(3210, 100)
+    assert ranges[29] == (930, 963) and ranges[30] == (963, 995)
 
 
 @pytest.mark.parametrize(

@@ -192,3 +192,27 @@ def test_ranking_hinges_clip_pairs_that_meet_the_margin_at_zero():
     assert float(mil_ranking_hinge(ABNORMAL2, NORMAL3[:2], margin=0.2)) == pytest.approx(0.25)
     # all pairs: normal 0: 0 + .3; normal 1: .1 + .5; normal 2: 0 + 0 -> mean .3
     assert float(mil_all_pairs_hinge(ABNORMAL2, NORMAL3, margin=0.2)) == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(("objective", "hinge"), [("released", 0.8), ("paired_mean", 0.4)])
+def test_mil_loss_uses_the_margin_param(objective, hinge):
+    # margin .5 on the scores above (abnormal maxima .9 and .3): released: normal 0 (max .4):
+    # max(0, .5-.9+.4) + (.5-.3+.4) = 0 + .6, normal 1 (max .6): .2 + .8, mean .8; paired: 0 and
+    # .5 - .3 + .6 = .8, mean .4
+    normal = torch.tensor([[0.1, 0.4, 0.2], [0.6, 0.2, 0.1]])
+    abnormal = torch.tensor([[0.3, 0.9, 0.5], [0.2, 0.3, 0.1]])
+    scores = torch.cat([normal, abnormal])
+    feats = torch.stack([scores, torch.zeros_like(scores)], dim=-1)
+    det = _mil_with_fixed_scores(margin=0.5, objective=objective, weight_penalty="none")
+    out = det.loss(Batch(feats, torch.tensor([0.0, 0, 1, 1]), torch.tensor([0, 0, 1, 1])))
+    assert float(out["hinge"]) == pytest.approx(hinge)
+
+
+def test_mil_relu_hidden2_puts_a_relu_on_the_32_unit_layer():
+    torch.manual_seed(0)
+    det = build_detector("mil", (10,), {"hidden1": 7, "hidden2": 5, "relu_hidden2": True}).eval()
+    x = torch.randn(3, 4, 10)
+    h2 = torch.relu(x @ det.fc1.weight.T + det.fc1.bias) @ det.fc2.weight.T + det.fc2.bias
+    assert (h2 < 0).any()
+    expected = torch.sigmoid(torch.relu(h2) @ det.fc3.weight.T + det.fc3.bias).squeeze(-1)
+    torch.testing.assert_close(det(x), expected, rtol=0, atol=1e-6)

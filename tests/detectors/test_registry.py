@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from wsvad.detectors import build_detector, detector_class, detector_params_model, list_detectors
+from wsvad.detectors import (
+    build_detector,
+    detector_class,
+    detector_params_model,
+    list_detectors,
+    registry,
+)
 from wsvad.detectors.checkpoint import load_detector, save_detector
+from wsvad.detectors.mil import Mil, MilParams
 from wsvad.detectors.registry import register_detector
 from wsvad.errors import WsvadError
 
@@ -88,3 +95,17 @@ def test_invalid_detector_params_name_the_detector_and_the_field():
     assert str(info.value) == (
         "detector mil params: hidden1: Input should be greater than or equal to 1 (got 0)"
     )
+
+
+def test_register_detector_adds_the_class_under_its_name():
+    class Probe(Mil):
+        pass
+
+    try:
+        assert register_detector("_probe", params=MilParams)(Probe) is Probe
+        assert registry._REGISTRY["_probe"] == (Probe, MilParams)
+        assert Probe.registry_name == "_probe" and Mil.registry_name == "mil"
+        assert detector_class("_probe") is Probe
+    finally:
+        registry._REGISTRY.pop("_probe", None)
+    assert "_probe" not in list_detectors()
