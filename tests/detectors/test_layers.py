@@ -37,6 +37,8 @@ def test_flatten_snippets_keeps_the_lead_axes():
         (5, 4, [(0, 4), (1, 5)]),
         (4, 4, [(0, 4)]),
         (3, 4, [(0, 3)]),  # shorter than one window
+        (1, 4, [(0, 1)]),
+        (3, 1, [(0, 1), (1, 2), (2, 3)]),
     ],
 )
 def test_window_ranges_hand_computed(n, length, expected):
@@ -84,11 +86,19 @@ def test_pool_ranges_mean_and_max_hand_computed():
     )
 
 
-def test_spread_range_scores_averages_overlaps():
+def test_spread_range_scores_averages_overlaps_in_the_scores_dtype():
     scores = torch.tensor([0.2, 0.6, 1.0], dtype=torch.float64)
     out = spread_range_scores(4, [(0, 2), (1, 3), (3, 4)], scores)
     assert out.dtype == torch.float64
-    torch.testing.assert_close(out, torch.tensor([0.2, 0.4, 0.6, 1.0], dtype=torch.float64))
+    # exactly the float64 values: sums in float32 would be off in the 8th digit
+    assert torch.equal(out, torch.tensor([0.2, (0.2 + 0.6) / 2, 0.6, 1.0], dtype=torch.float64))
+    low = spread_range_scores(2, [(0, 2), (1, 2)], torch.tensor([0.5, 1.0], dtype=torch.bfloat16))
+    assert low.dtype == torch.bfloat16 and low.tolist() == [0.5, 0.75]
+
+
+def test_spread_range_scores_refuses_more_scores_than_ranges():
+    with pytest.raises(ValueError, match="zip"):
+        spread_range_scores(2, [(0, 2)], torch.tensor([0.5, 0.7]))
 
 
 def test_spread_range_scores_names_an_uncovered_snippet():
