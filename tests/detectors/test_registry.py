@@ -86,6 +86,8 @@ def test_build_detector_records_what_rebuilds_it():
     joint = build_detector("joint", (8,), params, n_classes=3)
     assert joint.params is params
     assert joint.build_spec["n_classes"] == 3 and joint.n_classes == 3
+    default = build_detector("joint", (8,))  # no anomaly classes: a binary head
+    assert default.build_spec["n_classes"] == 1 and default.binary_head
     assert build_detector("mil", (8,)).params == detector_params_model("mil")()
 
 
