@@ -59,12 +59,13 @@ bench: $(STAMP)
 # Mutation testing of detectors/, evaluate/metrics.py and pipeline/bags.py (not part of `make test`;
 # hours on 2 cores). mutmut copies src and tests into ./mutants and imports the mutated copy from
 # there; the score script fails on any surviving mutant not explained in docs/testing.md.
-# One target only: make mutation MUTANTS='wsvad.pipeline.bags*'
+# One target only: make mutation MUTANTS='wsvad.pipeline.bags*'. One torch thread per worker: two
+# workers on two cores.
 MUTMUT_SPEC ?= mutmut==3.8.1
 MUTANTS ?=
 mutation: $(STAMP)
 	$(BIN)/pip install -q "$(MUTMUT_SPEC)"
-	$(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/mutmut run --max-children 2 $(MUTANTS)
 	$(BIN)/python tools/mutation_score.py $(subst *,,$(MUTANTS))
 
 clean:
