@@ -111,3 +111,11 @@ def test_register_detector_adds_the_class_under_its_name():
     finally:
         registry._REGISTRY.pop("_probe", None)
     assert "_probe" not in list_detectors()
+
+
+def test_build_spec_is_plain_json_for_every_detector():
+    # model.json stores it: tuples in params (dam's mlp_hidden, claws' hidden) must be JSON lists
+    for name in list_detectors():
+        cls = detector_class(name)
+        det = build_detector(name, cls.example_feature_shape, cls.example_params, n_classes=3)
+        assert json.loads(json.dumps(det.build_spec)) == det.build_spec, name
