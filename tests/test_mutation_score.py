@@ -35,10 +35,10 @@ def test_scores_per_target_and_names_the_unexplained(tmp_path):
     lines, unexplained = score.score_table(status, score.equivalent_mutants(DOCS))
     assert unexplained == ["wsvad.detectors.mil.xǁMilǁforward__mutmut_2: no tests"]
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
-    # total killed survived equivalent no-tests other score: 2 / (3 - 1) and 1 / 2
-    assert rows["wsvad.evaluate.metrics"] == ["3", "2", "0", "1", "0", "0", "100.0%"]
-    assert rows["wsvad.detectors.mil"] == ["2", "1", "0", "0", "1", "0", "50.0%"]
-    assert rows["all"] == ["5", "3", "0", "1", "1", "0", "75.0%"]
+    # total killed survived equivalent no-tests unrun other score: 2 / (3 - 1) and 1 / 2
+    assert rows["wsvad.evaluate.metrics"] == ["3", "2", "0", "1", "0", "0", "0", "100.0%"]
+    assert rows["wsvad.detectors.mil"] == ["2", "1", "0", "0", "1", "0", "0", "50.0%"]
+    assert rows["all"] == ["5", "3", "0", "1", "1", "0", "0", "75.0%"]
     args = ["--results", str(tmp_path / "results.txt"), "--docs", str(tmp_path / "testing.md")]
     assert score.main(args) == 1
     assert score.main([*args, "wsvad.evaluate"]) == 0

@@ -3,7 +3,8 @@
 Reads `mutmut results --all true` (run from the project root after `mutmut run`) and the list of
 equivalent mutants in docs/testing.md (every `wsvad....__mutmut_N` name written in backticks under
 the heading "## Equivalent mutants"). Per target module it prints killed / survived / equivalent /
-no tests / other, and the score killed / (total - equivalent). Exit status 1 when a mutant that is
+no tests / unrun (not checked yet) / other (timeout, suspicious...), and the score
+killed / (total - equivalent). Exit status 1 when a mutant that is
 not killed (survived, no tests, suspicious, timeout, not checked) is missing from the equivalent
 list, 0 otherwise.
 
@@ -57,14 +58,16 @@ def score_table(status: dict[str, str], equivalent: set[str]) -> tuple[list[str]
         elif name in equivalent:
             c["equivalent"] += 1
         else:
-            c["survived" if st == "survived" else "no tests" if st == "no tests" else "other"] += 1
+            kind = st if st in ("survived", "no tests", "not checked") else "other"
+            c[kind] += 1
             unexplained.append(f"{name}: {st}")
     header = f"{'target':36} {'total':>6} {'killed':>6} {'surv.':>6} {'equiv.':>6} {'no t.':>6}"
-    lines = [header + f" {'other':>6} {'score':>7}"]
+    lines = [header + f" {'unrun':>6} {'other':>6} {'score':>7}"]
     for target, c in sorted(counts.items()) + [("all", sum(counts.values(), Counter()))]:
         scored = c["total"] - c["equivalent"]
         score = f"{100 * c['killed'] / scored:6.1f}%" if scored else "    n/a"
-        cells = [c[k] for k in ("total", "killed", "survived", "equivalent", "no tests", "other")]
+        kinds = ("total", "killed", "survived", "equivalent", "no tests", "not checked", "other")
+        cells = [c[k] for k in kinds]
         lines.append(f"{target:36} " + " ".join(f"{v:6d}" for v in cells) + f" {score}")
     return lines, unexplained
 
