@@ -57,7 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/evaluate.py
 
 # Mutation testing of detectors/, evaluate/metrics.py and pipeline/bags.py (not part of `make test`;
-# hours on 2 cores). mutmut copies src and tests into ./mutants and imports the mutated copy from
+# long on 2 cores). mutmut copies src and tests into ./mutants and imports the mutated copy from
 # there; the score script fails on any surviving mutant not explained in docs/testing.md.
 # One target only: make mutation MUTANTS='wsvad.pipeline.bags*'. One torch thread per worker: two
 # workers on two cores.
