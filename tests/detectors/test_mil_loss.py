@@ -7,6 +7,12 @@ import torch
 
 from wsvad.detectors import Batch, build_detector
 from wsvad.detectors.checkpoint import load_detector, save_detector
+from wsvad.detectors.losses import (
+    mil_all_pairs_hinge,
+    mil_ranking_hinge,
+    sparsity,
+    temporal_smoothness,
+)
 from wsvad.errors import WsvadError
 
 
@@ -161,3 +167,52 @@ def test_load_detector_names_missing_files(tmp_path):
     (tmp_path / "m.safetensors").unlink()
     with pytest.raises(WsvadError, match="m.safetensors: missing"):
         load_detector(tmp_path / "m")
+
+
+# Three normal and two abnormal videos for the loss terms themselves (detectors/losses.py).
+NORMAL3 = torch.tensor([[0.3, 0.6, 0.0], [0.8, 0.1, 0.2], [0.1, 0.0, 0.05]])  # max .6 .8 .1
+ABNORMAL2 = torch.tensor([[0.2, 0.9, 0.1], [0.4, 0.3, 0.5]])  # max .9 .5
+
+
+def test_loss_terms_hand_computed_with_the_default_margin_of_one():
+    # paired: max(0, 1 - .9 + .6) = .7 and max(0, 1 - .5 + .8) = 1.3, mean 1.0
+    assert float(mil_ranking_hinge(ABNORMAL2, NORMAL3[:2])) == pytest.approx(1.0)
+    # all pairs, summed over abnormal j per normal i: .7 + 1.1, .9 + 1.3, .2 + .6 -> mean 1.6
+    # (a mean over j would give .8, a sum over i then mean over j 2.4)
+    assert float(mil_all_pairs_hinge(ABNORMAL2, NORMAL3)) == pytest.approx(1.6)
+    # (.2-.9)^2 + (.9-.1)^2 = 1.13 and (.4-.3)^2 + (.3-.5)^2 = .05 -> mean .59
+    assert float(temporal_smoothness(ABNORMAL2)) == pytest.approx(0.59)
+    # row sums 1.2 and 1.2 -> mean 1.2; column sums would give .6, 1.2, .6
+    assert float(sparsity(ABNORMAL2)) == pytest.approx(1.2)
+    assert float(sparsity(NORMAL3)) == pytest.approx((0.9 + 1.1 + 0.15) / 3)
+
+
+def test_ranking_hinges_clip_pairs_that_meet_the_margin_at_zero():
+    # margin .2, paired: max(0, .2 - .9 + .6) = 0 (not -.1) and .2 - .5 + .8 = .5 -> mean .25
+    assert float(mil_ranking_hinge(ABNORMAL2, NORMAL3[:2], margin=0.2)) == pytest.approx(0.25)
+    # all pairs: normal 0: 0 + .3; normal 1: .1 + .5; normal 2: 0 + 0 -> mean .3
+    assert float(mil_all_pairs_hinge(ABNORMAL2, NORMAL3, margin=0.2)) == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(("objective", "hinge"), [("released", 0.8), ("paired_mean", 0.4)])
+def test_mil_loss_uses_the_margin_param(objective, hinge):
+    # margin .5 on the scores above (abnormal maxima .9 and .3): released: normal 0 (max .4):
+    # max(0, .5-.9+.4) + (.5-.3+.4) = 0 + .6, normal 1 (max .6): .2 + .8, mean .8; paired: 0 and
+    # .5 - .3 + .6 = .8, mean .4
+    normal = torch.tensor([[0.1, 0.4, 0.2], [0.6, 0.2, 0.1]])
+    abnormal = torch.tensor([[0.3, 0.9, 0.5], [0.2, 0.3, 0.1]])
+    scores = torch.cat([normal, abnormal])
+    feats = torch.stack([scores, torch.zeros_like(scores)], dim=-1)
+    det = _mil_with_fixed_scores(margin=0.5, objective=objective, weight_penalty="none")
+    out = det.loss(Batch(feats, torch.tensor([0.0, 0, 1, 1]), torch.tensor([0, 0, 1, 1])))
+    assert float(out["hinge"]) == pytest.approx(hinge)
+
+
+def test_mil_relu_hidden2_puts_a_relu_on_the_32_unit_layer():
+    torch.manual_seed(0)
+    det = build_detector("mil", (10,), {"hidden1": 7, "hidden2": 5, "relu_hidden2": True}).eval()
+    x = torch.randn(3, 4, 10)
+    h2 = torch.relu(x @ det.fc1.weight.T + det.fc1.bias) @ det.fc2.weight.T + det.fc2.bias
+    assert (h2 < 0).any()
+    expected = torch.sigmoid(torch.relu(h2) @ det.fc3.weight.T + det.fc3.bias).squeeze(-1)
+    torch.testing.assert_close(det(x), expected, rtol=0, atol=1e-6)

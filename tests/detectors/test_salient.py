@@ -189,3 +189,34 @@ def test_configs_hold_the_papers_settings(dataset, expected):
         32,
         32,
     )
+
+
+def test_bilstm_runs_over_time_within_each_video():
+    # batch_first: a video's score does not depend on the other videos of the batch
+    torch.manual_seed(0)
+    det = build_detector("salient", (6,), {"bilstm": True, "lstm_hidden": 4, "d_a": 5}).eval()
+    x = torch.randn(3, 7, 6)
+    torch.testing.assert_close(det.video_scores(x)[:1], det.video_scores(x[:1]), rtol=0, atol=1e-6)
+
+
+def test_bilstm_with_input_pooling_pools_the_segment_features():
+    """Sec. 4.3 variant: attention from the BiLSTM states, M = F A_2^t from the input F."""
+    torch.manual_seed(0)
+    params = {"bilstm": True, "lstm_hidden": 4, "pool_source": "input", "d_a": 5, "r": 2}
+    det = build_detector("salient", (6,), params).eval()
+    x = torch.randn(2, 7, 6)
+    m = torch.bmm(det.attention(x), x).flatten(1)  # (B, r * 6): the input, not 2 * 4 states
+    expected = torch.sigmoid(det.fc2(det.fc1(m))).squeeze(1)
+    torch.testing.assert_close(det.video_scores(x), expected, rtol=0, atol=1e-6)
+
+
+def test_loss_casts_the_labels_to_the_scores_dtype():
+    torch.manual_seed(0)
+    det = build_detector("salient", (6,), {"d_a": 5}).eval().to(torch.bfloat16)
+    x = torch.randn(4, 5, 6, dtype=torch.bfloat16)
+    labels = torch.tensor([0.0, 0.0, 1.0, 1.0])  # float32, as every sampler makes them
+    loss = det.loss(Batch(x, labels, labels.long()))["loss"]
+    scores = det.video_scores(x).float()
+    want = -(labels * scores.log() + (1 - labels) * (1 - scores).log()).mean()
+    assert loss.dtype == torch.bfloat16
+    assert float(loss) == pytest.approx(float(want), rel=2e-2)

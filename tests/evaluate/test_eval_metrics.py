@@ -140,3 +140,91 @@ def test_curve_points_of_one_or_two_distinct_scores_equal_sklearn(levels):
     ours = M.roc_points(labels, scores)
     np.testing.assert_allclose(ours[0], fpr, rtol=0, atol=1e-12)
     np.testing.assert_allclose(ours[1], tpr, rtol=0, atol=1e-12)
+
+
+# Four frames for the plot curves: ranked .8(p) .4(n) .35(p) .1(n).
+Y4 = np.array([0, 0, 1, 1])
+S4 = np.array([0.1, 0.4, 0.35, 0.8])
+
+
+def test_roc_points_hand_worked():
+    # Thresholds inf, .8, .4, .35, .1: (fpr, tpr) = (0,0) (0,.5) (.5,.5) (.5,1) (1,1).
+    fpr, tpr = M.roc_points(Y4, S4)
+    np.testing.assert_allclose(fpr, [0, 0, 0.5, 0.5, 1])
+    np.testing.assert_allclose(tpr, [0, 0.5, 0.5, 1, 1])
+
+
+def test_pr_points_hand_worked_recall_first():
+    # Thresholds .1, .35, .4, .8 then the (0, 1) end: recall 1, 1, .5, .5, 0 at precision
+    # 2/4, 2/3, 1/2, 1/1, 1.
+    recall, precision = M.pr_points(Y4, S4)
+    np.testing.assert_allclose(recall, [1, 1, 0.5, 0.5, 0])
+    np.testing.assert_allclose(precision, [0.5, 2 / 3, 0.5, 1, 1])
+
+
+def test_plot_curves_of_runs_equal_the_curves_of_repeated_frames():
+    labels, scores = np.repeat(Y4, [3, 1, 2, 5]), np.repeat(S4, [3, 1, 2, 5])
+    runs = M.compress_runs(labels, scores)
+    for curve in (M.roc_points, M.pr_points):
+        for got, want in zip(curve(runs), curve(labels, scores), strict=True):
+            np.testing.assert_allclose(got, want)
+    # 3 negatives at .1, 1 at .4, 2 positives at .35, 5 at .8: fpr steps of 1/4, tpr of 5/7.
+    fpr, tpr = M.roc_points(runs)
+    np.testing.assert_allclose(fpr, [0, 0, 0.25, 0.25, 1])
+    np.testing.assert_allclose(tpr, [0, 5 / 7, 5 / 7, 1, 1])
+    # Thresholds .1, .35, .4, .8: 7 of 11, 7 of 8, 5 of 6, 5 of 5 frames above are positive.
+    recall, precision = M.pr_points(runs)
+    np.testing.assert_allclose(recall, [1, 1, 5 / 7, 5 / 7, 0])
+    np.testing.assert_allclose(precision, [7 / 11, 7 / 8, 5 / 6, 1, 1])
+
+
+def test_compress_runs_splits_on_a_label_change_or_a_score_change():
+    runs = M.compress_runs(np.array([0, 0, 1, 1, 1, 0]), np.array([0.2, 0.2, 0.2, 0.7, 0.7, 0.7]))
+    assert runs.labels.tolist() == [0, 1, 1, 0]
+    assert runs.labels.dtype == np.uint8
+    assert runs.scores.tolist() == [0.2, 0.2, 0.7, 0.7]
+    assert runs.weights.tolist() == [2.0, 1.0, 2.0, 1.0]
+
+
+def test_compress_runs_of_one_frame_is_one_run_of_float_scores():
+    runs = M.compress_runs(np.array([1]), np.array([3]))
+    assert runs.labels.tolist() == [1] and runs.weights.tolist() == [1.0]
+    assert runs.scores.dtype == np.float64 and runs.scores.tolist() == [3.0]
+
+
+def test_compress_runs_of_no_frames_is_empty():
+    runs = M.compress_runs(np.array([], dtype=np.int64), np.array([]))
+    assert runs.labels.dtype == np.uint8 and runs.labels.shape == (0,)
+    assert runs.scores.shape == (0,) and runs.weights.shape == (0,)
+
+
+def test_compress_runs_rejects_2d_frames():
+    with pytest.raises(ValueError, match=r"labels \(2, 2\) and scores \(2, 2\) must be equal 1-D"):
+        M.compress_runs(np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+def test_a_class_of_zero_weight_is_absent():
+    # Only label 0 carries weight: one class, so every metric is undefined.
+    runs = M.Weighted(np.array([0, 1], np.uint8), np.array([0.2, 0.9]), np.array([3.0, 0.0]))
+    assert math.isnan(M.frame_roc_auc(runs))
+    assert math.isnan(M.average_precision(runs))
+    assert math.isnan(M.pr_auc_trapezoid(runs))
+
+
+def test_false_alarm_rate_default_threshold_is_one_half():
+    assert M.false_alarm_rate(np.array([0.49, 0.5, 0.51, 0.1])) == pytest.approx(0.5)
+
+
+def test_metrics_of_a_single_frame_or_video_are_defined():
+    assert M.false_alarm_rate(np.array([0.7])) == 1.0
+    assert M.mean_average_accuracy(np.array([2]), np.array([2])) == (1.0, {2: 1.0})
+
+
+def test_mean_average_accuracy_of_no_videos_is_nan():
+    maa, per = M.mean_average_accuracy(np.array([]), np.array([]))
+    assert math.isnan(maa) and per == {}
+
+
+def test_mean_average_accuracy_rejects_2d_classes():
+    with pytest.raises(ValueError, match=r"\(1, 2\) classes must be equal 1-D shapes$"):
+        M.mean_average_accuracy(np.zeros((1, 2)), np.zeros((1, 2)))

@@ -120,9 +120,62 @@ def test_scores_round_trip_is_exact_for_bag_level_models():
         (lambda: bag_ranges(0, 32), "cannot cut a video of 0 snippets"),
         (lambda: bag_ranges(5, 0), "number of bags must be >= 1, got 0"),
         (lambda: bag_ranges(5, 2, "uniform"), "unknown bag rule 'uniform'; known: rtfm, sultani"),
-        (lambda: segment_into_bags(FIVE, 2, "rtfm", "median"), "unknown bag pooling 'median'"),
+        (
+            lambda: segment_into_bags(FIVE, 2, "rtfm", "median"),
+            "unknown bag pooling 'median'; known: mean, max",
+        ),
     ],
 )
 def test_bad_arguments_are_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_scores_back_to_snippets_default_rule_is_rtfm():
+    # N=3, T=4 is where the rules share snippets differently: rtfm bounds [0, 0, 1, 2, 3] (snippet 0
+    # in bags 0 and 1), sultani bounds round([0, .5, 1, 1.5, 2]) = [0, 1, 1, 2, 2] (snippet 1 in
+    # bags 1 and 2).
+    scores = np.array([0.1, 0.3, 0.5, 0.9])
+    np.testing.assert_allclose(bag_scores_to_snippets(scores, 3), [0.2, 0.5, 0.9], rtol=1e-6)
+    out = bag_scores_to_snippets(scores, 3, "sultani")
+    np.testing.assert_allclose(out, [0.1, 0.4, 0.9], rtol=1e-6)
+    assert out.dtype == np.float32
+
+
+def test_scores_back_to_snippets_take_a_batch_of_one_video():
+    # A detector's (1, T) output is flattened to the T bag scores.
+    out = bag_scores_to_snippets(np.array([[0.1, 0.9]]), 4)
+    np.testing.assert_allclose(out, [0.1, 0.1, 0.9, 0.9], rtol=1e-6)
+
+
+def test_scores_back_to_snippets_fill_snippet_one_from_snippet_zero():
+    # Sultani, N=2, T=1: the single bag pools snippet 0 only; snippet 1 takes its score.
+    assert bag_scores_to_snippets(np.array([0.7]), 2, "sultani").tolist() == pytest.approx(
+        [0.7, 0.7]
+    )
+
+
+def test_default_rule_is_rtfm_and_one_snippet_is_a_video():
+    # N=3, T=4: rtfm bounds [0, 0, 1, 2, 3], sultani round([0, .5, 1, 1.5, 2]) = [0, 1, 1, 2, 2].
+    assert bag_ranges(3, 4).tolist() == [[0, 1], [0, 1], [1, 2], [2, 3]]
+    assert bag_ranges(3, 4, "sultani").tolist() == [[0, 1], [1, 2], [1, 2], [2, 3]]
+    for rule in ("rtfm", "sultani"):
+        assert bag_ranges(1, 2, rule).tolist() == [[0, 1], [0, 1]]
+    # segment_into_bags defaults to rtfm + mean: no L2 norm, snippet 4 used
+    np.testing.assert_allclose(segment_into_bags(FIVE, 3), [[0, 10], [1.5, 11.5], [3.5, 13.5]])
+
+
+def test_bags_are_pooled_in_float32_whatever_the_input_dtype():
+    x = np.random.default_rng(0).normal(size=(37, 8))  # float64
+    for rule in ("rtfm", "sultani"):
+        bags = segment_into_bags(x, 4, rule)
+        assert bags.dtype == np.float32
+        # bit for bit the bags of the float32 store (a float64 mean differs in the last bit)
+        assert np.array_equal(bags, segment_into_bags(x.astype(np.float32), 4, rule))
+
+
+def test_sultani_l2_norm_is_over_the_feature_axis_not_the_crops():
+    feats = np.zeros((3, 2, 2), dtype=np.float32)  # (N, C, D), constant over time
+    feats[:, 0] = [3.0, 4.0]
+    feats[:, 1] = [0.0, 2.0]
+    np.testing.assert_allclose(segment_into_bags(feats, 1, "sultani"), [[[0.6, 0.8], [0, 1]]])
