@@ -95,7 +95,7 @@ def test_invalid_detector_params_name_the_detector_and_the_field():
     with pytest.raises(ValueError) as info:
         build_detector("mil", (8,), {"hidden1": 0})
     assert str(info.value) == (
-        "detector mil params: hidden1: Input should be greater than or equal to 1 (got 0)"
+        "detector mil params: hidden1: should be greater than or equal to 1 (got 0)"
     )
 
 

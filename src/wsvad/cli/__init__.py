@@ -111,13 +111,14 @@ def main(argv: list[str] | None = None) -> None:
 
 @contextmanager
 def _quiet_interrupt(debug: bool) -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt as usual, but first silences dask's loggers: while the
-    cluster shuts down they would bury the one line that says how to resume under warnings about
-    workers that are still alive. Python's own handler is restored afterwards."""
+    """Ctrl-C raises KeyboardInterrupt as usual, but first silences dask's and tornado's loggers:
+    while the cluster shuts down they would bury the one line that says how to resume under
+    warnings about workers that are still alive (and, with distributed 2026.8, a NameError tornado
+    logs from a cancelled callback). Python's own handler is restored afterwards."""
 
     def interrupted(signum, frame) -> None:
         if not debug:
-            for name in ("distributed", "dask"):
+            for name in ("distributed", "dask", "tornado"):
                 logging.getLogger(name).setLevel(logging.CRITICAL + 1)
         raise KeyboardInterrupt
 
