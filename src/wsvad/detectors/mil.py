@@ -6,7 +6,7 @@ dropout 0.6, FC 32, dropout 0.6, FC 1 + sigmoid, glorot-normal weights and zero 
 authors' released Keras code the 32-unit layer has no activation (the paper does not say);
 ``relu_hidden2`` switches one on.
 
-Loss (sec. 3.2; equation numbers as in arXiv:1801.04264 — no copy of the paper is in shared/papers,
+Loss (sec. 3.2; equation numbers as in arXiv:1801.04264; no copy of the paper is in shared/papers,
 so they are quoted from memory): a ranking hinge on the top-scored segments (eq. 4-5), temporal
 smoothness ``sum_i (f(V_a^i) - f(V_a^{i+1}))^2`` and sparsity ``sum_i f(V_a^i)`` on the abnormal
 video (eq. 6, ``lambda_1 = lambda_2 = 8e-5``) and a weight penalty (eq. 7). How the terms are

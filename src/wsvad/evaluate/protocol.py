@@ -83,9 +83,8 @@ class Protocol:
                 f"{self.snippet_len}, no video to count)"
             )
         # On T x stride frames true-frames repeats each score stride times and cuts nothing.
-        return (
-            f"frame counts of {n} videos are estimates (T × {self.stride}): true-frames = rtfm here"
-        )
+        estimate = f"T × {self.stride}"
+        return f"frame counts of {n} videos are estimates ({estimate}): true-frames = rtfm here"
 
     def to_json(self) -> dict:
         return asdict(self) | {
