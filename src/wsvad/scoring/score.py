@@ -88,18 +88,7 @@ def score_features(
         float32 ``(N,)`` (``(n_snippets,)`` for a bagged store when given): one score per snippet,
         in ``[0, 1]``. ``wsvad.data.groundtruth.snippet_scores_to_frames`` makes frame scores.
     """
-    sequences = model_sequences(recipe, features)  # (K, L, *F)
-    was_training = detector.training
-    detector.eval()
-    device = _device(detector)
-    try:
-        per_crop = [
-            detector.score_video(torch.from_numpy(seq).to(device)).float().cpu().numpy()
-            for seq in sequences
-        ]
-    finally:
-        detector.train(was_training)
-    scores = np.mean(per_crop, axis=0)  # (K, L) -> (L,)
+    scores = _mean_over_sequences(detector.score_video, detector, recipe, features)  # (L,)
     return to_snippet_scores(recipe, scores, len(features), n_snippets).astype(np.float32)
 
 
@@ -112,14 +101,21 @@ def classify_features(
     probabilities averaged over the scored sequences (crops)."""
     if not hasattr(detector, "classify_video"):
         raise ValueError(f"{type(detector).__name__} has no classification head")
+    return _mean_over_sequences(detector.classify_video, detector, recipe, features)
+
+
+def _mean_over_sequences(method, detector: Detector, recipe: ScoringRecipe, features) -> np.ndarray:
+    """``method`` (a bound ``score_video``/``classify_video``) on each of the recipe's model input
+    sequences of one video (one per scored crop), in eval mode (the mode is restored afterwards),
+    averaged over the sequences."""
     was_training = detector.training
     detector.eval()
     device = _device(detector)
     try:
-        probs = [
-            detector.classify_video(torch.from_numpy(seq).to(device)).float().cpu().numpy()
-            for seq in model_sequences(recipe, features)
+        outputs = [
+            method(torch.from_numpy(seq).to(device)).float().cpu().numpy()
+            for seq in model_sequences(recipe, features)  # (K, L, *F)
         ]
     finally:
         detector.train(was_training)
-    return np.mean(probs, axis=0)
+    return np.mean(outputs, axis=0)
