@@ -1,10 +1,17 @@
-"""Planted-anomaly bag features shared by the detector learning tests, and the training loop that
-measures how well a detector finds them."""
+"""Planted-anomaly bag features shared by the detector learning tests, the training loop that
+measures how well a detector finds them, and what the parity tests share (the tools/parity scripts
+that define their inputs, one training step of the loop on a fixed batch)."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _planted(n_per_class: int, T: int = 32, D: int = 64, seed: int = 0):
@@ -57,3 +64,41 @@ def auc_after_training():
     """``auc_after_training(det, optim, steps, per_class)`` -> the bag-level AUC on new planted
     videos."""
     return _auc_after_training
+
+
+@pytest.fixture(scope="session")
+def parity_tool():
+    """``load(name)``: the module ``tools/parity/<name>.py`` (the script that made a golden file
+    and defines its seeded inputs, weights and masks)."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(
+            f"{name}_tool", ROOT / "tools" / "parity" / f"{name}.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def loop_step():
+    """``step(detector, optimizer, batch, cfg, index)``: the training loop's own optimizer step
+    (``wsvad.train.loop._optimizer_step``) on ``batch``, served by a sampler that holds only it."""
+    from wsvad.train.loop import _optimizer_step
+
+    class FixedSampler:
+        at_epoch_start = False
+
+        def __init__(self, batch):
+            self.batch = batch
+
+        def next_batch(self):
+            return self.batch
+
+    def step(detector, optimizer, batch, cfg, index: int = 0):
+        return _optimizer_step(detector, optimizer, FixedSampler(batch), cfg, index)
+
+    return step

@@ -13,8 +13,6 @@ to, and compares loss terms, gradients and updated weights of both steps.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +21,9 @@ import torch
 
 from wsvad.detectors import Batch, build_detector, detector_class
 from wsvad.train.config import TrainConfig, resolve
-from wsvad.train.loop import _optimizer_step, build_optimizer
+from wsvad.train.loop import build_optimizer
 
-ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("data") / "mil_step.npz"
-
-
-def _tool():
-    path = ROOT / "tools" / "parity" / "mil_released_step.py"
-    spec = importlib.util.spec_from_file_location("mil_released_step_tool", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class _MaskReplay(torch.nn.Module):
@@ -53,27 +41,15 @@ class _MaskReplay(torch.nn.Module):
         return x * mask
 
 
-class _FixedSampler:
-    """The sampler interface the training loop's step reads, serving one fixed batch."""
-
-    at_epoch_start = False
-
-    def __init__(self, batch: Batch):
-        self.batch = batch
-
-    def next_batch(self) -> Batch:
-        return self.batch
-
-
 def _wsvad_order(a: np.ndarray, n: int) -> np.ndarray:
     """The Keras batch is 30 abnormal then 30 normal videos; wsvad's is normal first."""
     return np.concatenate([a[n:], a[:n]])
 
 
 @pytest.fixture(scope="module")
-def steps():
+def steps(parity_tool, loop_step):
     """(golden, per step: loss terms, gradients, weights after the step)."""
-    tool, golden = _tool(), np.load(GOLDEN)
+    tool, golden = parity_tool("mil_released_step"), np.load(GOLDEN)
     x, init, masks = tool.make_inputs(), tool.make_initial_weights(), tool.make_masks()
     assert tool.sha256_arrays([x]) == str(golden["inputs_sha256"])
     assert tool.sha256_arrays([init[k] for k in sorted(init)]) == str(golden["init_sha256"])
@@ -95,11 +71,11 @@ def steps():
     n = tool.N_EXP
     features = torch.from_numpy(_wsvad_order(x, n))
     labels = torch.tensor([0.0] * n + [1.0] * n)
-    sampler = _FixedSampler(Batch(features, labels, labels.long()))
+    batch = Batch(features, labels, labels.long())
     results = []
     for step, pair in enumerate(masks):
         det.dropout = _MaskReplay([_wsvad_order(m, n) for m in pair], tool.DROPOUT)
-        losses = _optimizer_step(det, opt, sampler, cfg, step)
+        losses = loop_step(det, opt, batch, cfg, step)
         grads = {
             k: (layer.weight.grad.T.clone(), layer.bias.grad.clone()) for k, layer in layers.items()
         }

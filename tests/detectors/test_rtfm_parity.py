@@ -11,8 +11,6 @@ settings `wsvad train --detector rtfm` resolves to (Adam lr 1e-3, weight decay 5
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,39 +20,16 @@ import torch
 from wsvad.detectors import Batch, build_detector, detector_class
 from wsvad.detectors.rtfm import state_from_public_code
 from wsvad.train.config import TrainConfig, resolve
-from wsvad.train.loop import _optimizer_step, build_optimizer
+from wsvad.train.loop import build_optimizer
 from wsvad.train.run import _crops_inside
 
-ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("data") / "rtfm_step.npz"
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        "rtfm_step_tool", ROOT / "tools/parity/rtfm_step.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-class _FixedSampler:
-    """The sampler interface the training loop's step reads, serving one fixed batch."""
-
-    at_epoch_start = False
-
-    def __init__(self, batch: Batch):
-        self.batch = batch
-
-    def next_batch(self) -> Batch:
-        return self.batch
-
-
 @pytest.fixture(scope="module")
-def step():
+def step(parity_tool, loop_step):
     """(golden figures, the wsvad detector after one step, its loss terms, initial weights)."""
-    tool, golden = _tool(), np.load(GOLDEN)
+    tool, golden = parity_tool("rtfm_step"), np.load(GOLDEN)
     names = [str(n) for n in golden["public_names"]]
     shapes = [tuple(int(x) for x in str(s).split(",") if x) for s in golden["public_shapes"]]
     init = tool.make_initial_state(names, shapes)
@@ -84,9 +59,7 @@ def step():
     normal, abnormal = inputs
     features = torch.from_numpy(np.concatenate([normal, abnormal])).transpose(1, 2)  # (B,T,C,D)
     labels = torch.tensor([0.0] * tool.BATCH + [1.0] * tool.BATCH)
-    losses = _optimizer_step(
-        det, opt, _FixedSampler(Batch(features, labels, labels.long())), cfg, 0
-    )
+    losses = loop_step(det, opt, Batch(features, labels, labels.long()), cfg)
     assert det.drop.calls == 4
     return golden, det, losses, init
 
