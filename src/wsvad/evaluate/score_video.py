@@ -232,9 +232,16 @@ def _frames_at_run_fps(
     source: str, decoder: str, setup: ScoreSetup
 ) -> tuple[Iterator[np.ndarray], float | None]:
     """The video's frames, resampled to the store's frame rate when it had one; and their fps."""
+    return at_run_fps(*_frames(source, decoder), setup)
+
+
+def at_run_fps(
+    frames: Iterator[np.ndarray], source_fps: float | None, setup: ScoreSetup
+) -> tuple[Iterator[np.ndarray], float | None]:
+    """``frames`` resampled to the store's frame rate when both rates are known, and their fps
+    (as extraction resampled the run's videos); offline scoring and the stream both use it."""
     from wsvad.extract.decode import fps_ratio, resample
 
-    frames, source_fps = _frames(source, decoder)
     if setup.fps and source_fps:
         return resample(frames, fps_ratio(source_fps, setup.fps), 0, 0), setup.fps
     return frames, source_fps

@@ -245,13 +245,12 @@ def stream_score(source: str, run: Path, options: StreamOptions, emit: Emit) -> 
 def _snippet_maker(setup: Any, source_fps: float | None):
     """Frames -> ``(index, (L, C, S, S, 3))`` snippets: the run's frame rate, resize and crops
     frame by frame (no batching, which would delay a snippet), snippet windows and tail rule."""
+    from wsvad.evaluate.score_video import at_run_fps
     from wsvad.extract.crops import resize_and_crop
-    from wsvad.extract.decode import fps_ratio, resample
     from wsvad.extract.snippets import SnippetStream
 
     def make(frames: Iterator[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
-        if setup.fps and source_fps:
-            frames = resample(frames, fps_ratio(source_fps, setup.fps), 0, 0)
+        frames, _ = at_run_fps(frames, source_fps, setup)
         crops = (
             resize_and_crop(f[None], setup.resize, setup.crop_size, setup.crops)[0] for f in frames
         )
