@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -140,6 +141,27 @@ def test_curve_points_of_one_or_two_distinct_scores_equal_sklearn(levels):
     ours = M.roc_points(labels, scores)
     np.testing.assert_allclose(ours[0], fpr, rtol=0, atol=1e-12)
     np.testing.assert_allclose(ours[1], tpr, rtol=0, atol=1e-12)
+
+
+def test_roc_points_drops_the_collinear_middle_of_a_three_threshold_curve():
+    """One normal and one anomalous frame at each of three scores: the three corners
+    (1/3, 1/3), (2/3, 2/3), (1, 1) lie on one line and sklearn drops the middle one."""
+    labels, scores = np.array([0, 1, 0, 1, 0, 1]), np.array([0.9, 0.9, 0.5, 0.5, 0.1, 0.1])
+    fpr, tpr, _ = roc_curve(labels, scores)
+    ours = M.roc_points(labels, scores)
+    np.testing.assert_allclose(ours[0], [0, 1 / 3, 1])
+    np.testing.assert_allclose(ours[0], fpr, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours[1], tpr, rtol=0, atol=1e-12)
+
+
+def test_roc_points_of_an_absent_class_are_nan_without_a_warning():
+    """A test split without anomalous frames has no ROC: NaN true-positive rates, as sklearn's
+    points, and no RuntimeWarning on the way (evaluate runs per class with warnings shown)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fpr, tpr = M.roc_points(np.zeros(4, dtype=np.uint8), np.array([0.1, 0.2, 0.3, 0.4]))
+    assert np.isnan(tpr).all()
+    np.testing.assert_allclose(fpr, [0, 0.25, 1])
 
 
 # Four frames for the plot curves: ranked .8(p) .4(n) .35(p) .1(n).

@@ -154,7 +154,9 @@ def roc_points(
         )
         fps, tps = fps[corners], tps[corners]
     fps, tps = np.r_[0.0, fps], np.r_[0.0, tps]
-    with np.errstate(invalid="ignore", divide="ignore"):  # NaN for an absent class, as sklearn
+    # NaN for an absent class, as sklearn: the counts are cumulative, so the last is their largest
+    # and the only division by zero is 0 / 0 (numpy's "invalid", never "divide")
+    with np.errstate(invalid="ignore"):
         return fps / fps[-1], tps / tps[-1]
 
 
