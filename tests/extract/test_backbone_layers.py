@@ -109,3 +109,63 @@ def test_bf16_autocast_runs_the_onednn_convolutions_in_bf16():
     torch.testing.assert_close(low, expected, rtol=0.02, atol=0.02)
     cosine = F.cosine_similarity(low.float().flatten(), ref.flatten(), dim=0)
     assert 0.999 < cosine.item() < 1.0  # bf16 really rounds, and stays close to fp32
+
+
+def _unfused_bf16(unit: Unit3D, x: torch.Tensor) -> torch.Tensor:
+    """The unit computed step by step in bf16: 'SAME' pad, conv, bias, ReLU."""
+    w, b = unit.conv.weight.bfloat16(), unit.conv.bias.bfloat16()
+    y = F.conv3d(_explicit(x, unit.kernel, unit.stride, 0.0).bfloat16(), w, b, unit.stride)
+    return y.clamp_min(0) if unit.relu else y
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "relu"),
+    [
+        ((1, 1, 1), (1, 1, 1), True),
+        ((1, 1, 1), (1, 1, 1), False),
+        ((3, 3, 3), (1, 1, 1), True),
+        ((7, 7, 7), (2, 2, 2), True),
+        ((2, 4, 4), (1, 2, 2), False),
+    ],
+)
+def test_fused_bf16_unit_equals_the_unfused_bf16_computation(kernel, stride, relu):
+    """Under bf16 autocast at inference the unit runs oneDNN's conv/linear with bias and ReLU fused
+    (and its bf16 weights cached): the same bf16 result as the unfused steps, channels-last out."""
+    torch.manual_seed(0)
+    unit = Unit3D(16, 24, kernel, stride, relu=relu).eval()
+    x = torch.randn(2, 16, 9, 13, 12).contiguous(memory_format=torch.channels_last_3d)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = unit(x)
+    assert out.dtype == torch.bfloat16
+    assert out.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(out.float(), _unfused_bf16(unit, x).float(), rtol=0.02, atol=0.03)
+    if relu:
+        assert out.min() == 0
+    else:
+        assert out.min() < 0
+
+
+def test_cached_bf16_weights_follow_new_weights():
+    """The bf16 copy of a unit's weights is cast once; loading other weights casts again."""
+    torch.manual_seed(0)
+    unit, other = Unit3D(8, 8, (3, 3, 3)).eval(), Unit3D(8, 8, (3, 3, 3)).eval()
+    x = torch.randn(1, 8, 4, 6, 6).contiguous(memory_format=torch.channels_last_3d)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        first = unit(x)
+        assert torch.equal(unit(x), first)
+        with torch.no_grad():
+            unit.load_state_dict(other.state_dict())
+        second = unit(x)
+        expected = other(x)
+    assert not torch.equal(second, first)
+    assert torch.equal(second, expected)
+
+
+def test_max_pool_keeps_bf16_under_autocast():
+    """autocast would run max_pool3d in fp32 (casting every activation there and back); a maximum is
+    exact in bf16, so the pooled values are the bf16 input's own values, still bf16."""
+    x = torch.randn(2, 4, 5, 9, 9).bfloat16().contiguous(memory_format=torch.channels_last_3d)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = max_pool_same(x, (3, 3, 3), (1, 1, 1))
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, max_pool_same(x.float(), (3, 3, 3), (1, 1, 1)).bfloat16())

@@ -15,6 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 
 _MKLDNN = torch.backends.mkldnn.is_available() and hasattr(torch, "mkldnn_convolution")
+# oneDNN's fused conv/linear + post-op kernels (what torch.compile's CPU backend calls)
+_FUSED = _MKLDNN and all(
+    hasattr(torch.ops.mkldnn, op) for op in ("_convolution_pointwise", "_linear_pointwise")
+)
 
 
 def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -69,13 +73,50 @@ class Unit3D(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.static_padding is None:
+            x = F.pad(x, _flat(_pads(x, self.kernel, self.stride)))
+        if _fused_bf16(x):
+            return _fused_unit(self, x)
         if self.pointwise:
             y = _pointwise(x, self.conv.weight, self.conv.bias)
             return F.relu(y, inplace=True) if self.relu else y
-        if self.static_padding is None:
-            x = F.pad(x, _flat(_pads(x, self.kernel, self.stride)))
         y = conv3d(x, self.conv, self.static_padding or (0, 0, 0))
         return F.relu(y, inplace=True) if self.relu else y
+
+
+def _fused_bf16(x: torch.Tensor) -> bool:
+    """bf16 autocast at inference on CPU with channels-last input: oneDNN's fused kernels apply."""
+    return (
+        _FUSED
+        and x.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and torch.is_inference_mode_enabled()
+        and x.is_contiguous(memory_format=torch.channels_last_3d)
+    )
+
+
+def _fused_unit(unit: Unit3D, x: torch.Tensor) -> torch.Tensor:
+    """The unit in bf16 with bias and ReLU inside oneDNN's kernel (its "post-op").
+
+    A separate ReLU pass, and for 1x1x1 units the bias copy of ``addmm``, cost as much memory
+    traffic as the bf16 arithmetic saves; fused, they are free. Same bf16 products and sums as the
+    unfused path (tests/extract/test_backbone_layers.py compares the two).
+    """
+    weight, bias = _cast_weights(unit.conv, torch.bfloat16)
+    x, attr = x.to(torch.bfloat16), "relu" if unit.relu else "none"
+    if unit.pointwise:
+        B, _, T, H, W = x.shape
+        rows = x.permute(0, 2, 3, 4, 1).reshape(-1, x.shape[1])  # NDHWC memory: a view
+        y = torch.ops.mkldnn._linear_pointwise(
+            rows, weight.view(weight.shape[0], -1), bias, attr, [], ""
+        )
+        return y.view(B, T, H, W, -1).permute(0, 4, 1, 2, 3)
+    padding = list(unit.static_padding or (0, 0, 0))
+    stride = list(unit.conv.stride)
+    return torch.ops.mkldnn._convolution_pointwise(
+        x, weight, bias, padding, stride, [1, 1, 1], 1, attr, [], ""
+    )
 
 
 def conv3d(x: torch.Tensor, conv: nn.Conv3d, padding: tuple[int, ...]) -> torch.Tensor:
@@ -90,9 +131,25 @@ def conv3d(x: torch.Tensor, conv: nn.Conv3d, padding: tuple[int, ...]) -> torch.
             # autocast has no rule for mkldnn_convolution (it would run in fp32): cast as autocast
             # casts F.conv3d, so bf16 runs oneDNN's native bf16 kernels on the whole network
             dtype = torch.get_autocast_dtype("cpu")
-            x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
+            x, (weight, bias) = x.to(dtype), _cast_weights(conv, dtype)
         return torch.mkldnn_convolution(x, weight, bias, padding, conv.stride, (1, 1, 1), 1)
     return F.conv3d(x, conv.weight, conv.bias, conv.stride, padding)
+
+
+def _cast_weights(conv: nn.Conv3d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``conv``'s weight (channels-last, as oneDNN reads it beside channels-last input) and bias in
+    ``dtype``, cast once per set of weights under inference mode instead of on every call: the
+    per-call cast and the weight's layout copy were a tenth of the bf16 forward. The key holds the
+    tensors' version counters, so weights loaded or changed in place afterwards are cast again."""
+    w, b = conv.weight, conv.bias
+    if not torch.is_inference_mode_enabled():
+        return w.to(dtype), b.to(dtype)
+    key = (dtype, w.data_ptr(), w._version, b.data_ptr(), b._version)
+    cached = conv.__dict__.get("_cast_cache")
+    if cached is None or cached[0] != key:
+        cast = w.to(dtype).contiguous(memory_format=torch.channels_last_3d), b.to(dtype)
+        conv.__dict__["_cast_cache"] = cached = (key, cast)
+    return cached[1]
 
 
 def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -113,7 +170,19 @@ def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tor
 def max_pool_same(
     x: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[int, int, int]
 ) -> torch.Tensor:
-    """3D max pooling with TF 'SAME' padding (padded positions never win)."""
+    """3D max pooling with TF 'SAME' padding (padded positions never win).
+
+    Autocast runs max_pool3d in fp32 on CPU, which cast every bf16 activation to fp32 and back (a
+    quarter of the bf16 forward went to those copies); a maximum is exact in any dtype, so the
+    pooling runs in the input's own dtype.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        return _max_pool_same(x, kernel, stride)
+
+
+def _max_pool_same(
+    x: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[int, int, int]
+) -> torch.Tensor:
     pads = _pads(x, kernel, stride)
     # PyTorch pads max pooling with -inf itself, but only symmetrically and at most k // 2.
     if all(a == b and a <= k // 2 for (a, b), k in zip(pads, kernel, strict=True)):
