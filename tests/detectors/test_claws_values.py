@@ -219,3 +219,14 @@ def test_load_hook_forwards_torchs_arguments_given_by_keyword():
     assert (missing, unexpected, errors) == ([], [], [])
     assert torch.equal(fresh.epoch_counts, state["epoch_counts"])
     assert fresh.epoch_segments.tolist() == [1.0, 4.0, 7.0]
+
+
+def test_state_before_the_first_epoch_is_empty_and_feature_shape_is_checked():
+    # what a checkpoint saved before start_epoch holds: no video, two clusters of z1 = 8
+    state = _small().state_dict()
+    assert state["epoch_centres"].shape == (0, 2, 8)
+    assert state["epoch_counts"].shape == (0, 2)
+    assert state["epoch_segments"].shape == (0,)
+    message = r"^claws needs one feature vector per snippet, \(D,\); got feature_shape \(7, 1024\)$"
+    with pytest.raises(ValueError, match=message):
+        build_detector("claws", (7, 1024), {})
