@@ -139,3 +139,19 @@ def test_header_says_whether_the_stream_equals_the_offline_score():
     assert causal_summary("dam") == "offline needs the whole video; stream: the last 32 snippets"
     assert causal_summary("mil") == causal_summary("dam")
     assert causal_rule("dam").exact  # on raw snippets (score_on: snippets) dam is online
+
+
+def test_header_and_summary_in_full(monkeypatch):
+    assert causal_rule("rtfm", window=0).header() == (
+        "causal: the run's offline rule over all snippets so far; the offline score needs the "
+        "whole video (non-local attention over all snippets and centred dilated convolutions in "
+        "the MTN), so stream and offline scores differ"
+    )
+    assert causal_summary("claws") == (
+        "offline needs its window of 64 snippets aligned to the video start; "
+        "stream: the last 64 snippets"
+    )
+    # A detector whose train defaults score raw snippets with an online rule is summarised "exact".
+    defaults = {k: v for k, v in detector_class("dam").train_defaults.items() if k != "score_on"}
+    monkeypatch.setattr(detector_class("dam"), "train_defaults", defaults)
+    assert causal_summary("dam") == "exact; stream: the last 2 snippets"

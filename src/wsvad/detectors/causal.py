@@ -114,10 +114,10 @@ def causal_rule(
 
 def causal_summary(name: str) -> str:
     """``wsvad detectors``' ``causal`` column: the rule of ``name`` with its default params and
-    train defaults (``score_on: bags`` for mil and dam, as their papers score test videos)."""
-    defaults = detector_class(name).train_defaults
-    bags = (defaults.get("bags") or {}).get("count")
-    rule = causal_rule(name, score_on=defaults.get("score_on"), bags=bags)
+    train defaults (``score_on: bags`` for mil and dam, as their papers score test videos).
+    The column keeps what the offline score needs up to its parenthesis, so the bag count (and
+    any other detail given there) is not shown."""
+    rule = causal_rule(name, score_on=detector_class(name).train_defaults.get("score_on"))
     head = "exact" if rule.exact else f"offline needs {rule.offline_sees.split(' (')[0]}"
     return f"{head}; stream: {_window_text(rule.window)}"
 
