@@ -164,6 +164,16 @@ def test_roc_points_of_an_absent_class_are_nan_without_a_warning():
     np.testing.assert_allclose(fpr, [0, 0.25, 1])
 
 
+def test_a_class_present_only_with_zero_weight_is_absent():
+    """Weighted frames of weight 0 do not make a class present: AUC, AP and PR-AUC are NaN at
+    once (no 0/0 on the way, so no RuntimeWarning), as for a split without that class."""
+    w = M.Weighted(np.array([0, 1, 0], np.uint8), np.array([0.2, 0.9, 0.4]), np.array([1.0, 0, 2]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figures = [M.frame_roc_auc(w), M.average_precision(w), M.pr_auc_trapezoid(w)]
+    assert all(math.isnan(f) for f in figures)
+
+
 # Four frames for the plot curves: ranked .8(p) .4(n) .35(p) .1(n).
 Y4 = np.array([0, 0, 1, 1])
 S4 = np.array([0.1, 0.4, 0.35, 0.8])

@@ -84,7 +84,7 @@ def _weighted_curve(w: Weighted) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.trapezoid(y, x)) if hasattr(np, "trapezoid") else float(np.trapz(y, x))
+    return float(np.trapezoid(y, x))  # numpy >= 2 (np.trapz is its deprecated name)
 
 
 def _precision_recall(w: Weighted) -> tuple[np.ndarray, np.ndarray]:
