@@ -434,3 +434,32 @@ def test_people_lines_for_intervals_in_seconds_and_in_frames():
     assert describe_event(start) == "anomaly from 0.96 s (score 0.910 >= 0.5)"
     end = {"event": "interval_end", "time": 40.0, "start": 24.0, "duration": 16.0, "peak": 0.97}
     assert describe_event(end, "frames") == "anomaly 24.00-40.00 ended (16.00, peak 0.970)"
+
+
+def test_offline_score_of_a_url_equals_the_file_and_names_a_refused_one(
+    tmp_path, make_video, capsys
+):
+    """`wsvad score URL` (offline, no --stream) reads the URL through the live scorer's opener:
+    the same snippet scores as the file itself; a URL nothing answers is one line, exit 1."""
+    from wsvad.evaluate.score_video import score_video
+
+    video = make_video("videos/live.ts", n_frames=N_FRAMES, size=(64, 48))
+    _extract(video, tmp_path / "store", decoder="av")
+    run, _ = _make_run(tmp_path, tmp_path / "store", "mil", {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Sender, video.read_bytes()))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/live.ts"
+    try:
+        from_url = score_video(url, run, out=tmp_path / "url", decoder="av")
+    finally:
+        server.shutdown()
+    from_file = score_video(str(video), run, out=tmp_path / "file", decoder="av")
+    assert len(from_url.snippets) == len(from_file.snippets) == N_FRAMES // SNIPPET
+    np.testing.assert_array_equal(
+        [s.score for s in from_url.snippets], [s.score for s in from_file.snippets]
+    )
+    capsys.readouterr()
+    refused = "http://127.0.0.1:9/none.ts"  # the discard port: nothing listens
+    assert cli(["score", refused, "--run", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {refused}: cannot open (" in err and "Traceback" not in err

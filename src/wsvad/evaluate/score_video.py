@@ -119,17 +119,11 @@ def _frames(source: str, decoder: str) -> tuple[Iterator[np.ndarray], float | No
     from wsvad.extract.decode import DecodeError, iter_frames, probe
 
     if "://" in source and not Path(source).exists():
-        import av
+        # the live scorer's opener: one PyAV path for URLs (errors in one line, end of stream)
+        from wsvad.evaluate.stream_sources import open_source
 
-        container = av.open(source)
-        stream = container.streams.video[0]
-
-        def gen() -> Iterator[np.ndarray]:
-            with container:
-                for frame in container.decode(stream):
-                    yield frame.to_ndarray(format="rgb24")
-
-        return gen(), float(stream.average_rate) if stream.average_rate else None
+        opened = open_source(source)
+        return (frame for frame, _ in opened.frames), opened.fps
     path = Path(source)
     if not path.exists():
         raise WsvadError(f"{path}: no such video")
