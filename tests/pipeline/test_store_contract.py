@@ -116,3 +116,57 @@ def test_clean_tmp_removes_debris_only(tmp_path):
     (tmp_path / "s" / ".tmp" / "half.host.1.abc").mkdir(parents=True)
     assert store.clean_tmp() == 1
     assert store.video_ids() == ["done"]
+
+
+def test_attrs_read_without_zarr_equal_zarr_attrs(tmp_path):
+    """Store and video attrs come from the zarr.json files directly (no zarr open): the same
+    values zarr itself reads, nested lists, None, floats and unicode included."""
+    import zarr
+
+    store = FeatureStore.create(tmp_path / "s", ATTRS)
+    attrs = {"n_frames": 1117, "fps": 29.97, "intervals": [[3, 40], [90, 120]], "suspect": None}
+    store.write_video("Ünï 01", rows(4), attrs | {"classes": ["Abuse"], "label": 1})
+    store.update_attrs(expected_videos=["Ünï 01"], note={"k": [1.5, None]})
+    reopened = FeatureStore.open(tmp_path / "s")
+    by_zarr = dict(zarr.open_array(str(tmp_path / "s" / "videos" / node_name("Ünï 01"))).attrs)
+    assert reopened.video_attrs("Ünï 01") == by_zarr
+    assert by_zarr["intervals"] == [[3, 40], [90, 120]] and by_zarr["n_snippets"] == 4
+    group = zarr.open_group(str(tmp_path / "s"), mode="r", use_consolidated=False)
+    assert reopened.attrs == dict(group.attrs) and reopened.attrs["note"] == {"k": [1.5, None]}
+    with pytest.raises(WsvadError, match=r"s: no complete video 'gone' in the store"):
+        reopened.video_attrs("gone")
+
+
+def test_broken_metadata_is_refused_naming_the_file(tmp_path):
+    store = FeatureStore.create(tmp_path / "s", ATTRS)
+    store.write_video("a", rows(2), {})
+    meta = tmp_path / "s" / "videos" / "a" / "zarr.json"
+    meta.write_text("{not json")
+    with pytest.raises(WsvadError, match=rf"{meta}: not zarr array metadata"):
+        store.video_attrs("a")
+    root = tmp_path / "s" / "zarr.json"
+    root.write_text(json.dumps({"zarr_format": 3, "node_type": "array", "attributes": {}}))
+    with pytest.raises(WsvadError, match=rf"cannot open feature store: {root} is not a zarr group"):
+        FeatureStore.open(tmp_path / "s")
+    root.write_text(json.dumps({"zarr_format": 2, "node_type": "group"}))
+    with pytest.raises(WsvadError, match="cannot open feature store: zarr format 2"):
+        FeatureStore.open(tmp_path / "s")
+    root.write_text("[1, 2")
+    with pytest.raises(WsvadError, match=rf"s: cannot open feature store: {root}: Expecting"):
+        FeatureStore.open(tmp_path / "s")
+
+
+def test_reading_attrs_does_not_import_zarr(tmp_path):
+    """Opening a store and reading its attrs (what ``wsvad evaluate`` does) never imports zarr:
+    its import is ~0.3 s of evaluate's start-up."""
+    import subprocess
+    import sys
+
+    FeatureStore.create(tmp_path / "s", ATTRS).write_video("a", rows(3), {"n_frames": 48})
+    code = (
+        "import sys; from wsvad.pipeline.store import FeatureStore as F; "
+        f"s = F.open({str(tmp_path / 's')!r}); "
+        "print(s.video_ids(), s.video_attrs('a')['n_frames'], s.crops, 'zarr' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["['a']", "48", "2", "False"]
