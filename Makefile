@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/evaluate.py
 	$(BIN)/python benchmarks/evaluate_process.py --repeats 3
 	$(BIN)/python benchmarks/stream.py --precision fp32,bf16
+	$(BIN)/python benchmarks/dam_stream.py
 
 # Mutation testing of detectors/, evaluate/metrics.py and pipeline/bags.py (not part of `make test`;
 # long on 2 cores). mutmut copies src and tests into ./mutants and imports the mutated copy from

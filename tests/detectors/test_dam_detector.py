@@ -1,6 +1,7 @@
 """DAM (Majhi et al., AVSS 2021): dissimilarity measures, attention wiring, weighted ranking loss,
 streaming, learning."""
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from wsvad.detectors import Batch, build_detector
 from wsvad.detectors.dam import (
     DamOutputs,
     DamParams,
-    benchmark_stream,
+    DamStream,
     dissimilarity,
     dissimilarity_map,
     previous_clips,
@@ -105,11 +106,39 @@ def test_weighted_ranking_loss_hand_computed(monkeypatch):
     assert float(losses["loss"]) == pytest.approx(0.3 + 8e-5 * (0.16 + 3.4))
 
 
-def test_loss_refuses_an_unbalanced_batch():
+@pytest.mark.parametrize(
+    "labels",
+    [
+        [1.0, 0.0],  # both halves wrong
+        [1.0, 1.0],  # only the normal half wrong
+        [0.0, 0.0],  # only the abnormal half wrong
+        [0.0, 1.0, 1.0],  # odd count (the halves, split at B // 2, are right)
+    ],
+)
+def test_loss_refuses_an_unbalanced_batch(labels):
     det = _small()
-    labels = torch.tensor([1.0, 0.0])
-    with pytest.raises(ValueError, match="dam loss needs a balanced batch"):
-        det.loss(Batch(torch.zeros(2, 3, 7, 16), labels, labels.long()))
+    y = torch.tensor(labels)
+    message = (
+        "dam loss needs a balanced batch: B/2 normal videos (label 0) then B/2 abnormal "
+        f"(label 1); got labels {labels}"
+    )
+    with pytest.raises(ValueError) as caught:
+        det.loss(Batch(torch.zeros(len(labels), 3, 7, 16), y, y.long()))
+    assert str(caught.value) == message
+
+
+def test_loss_hinge_uses_the_margin(monkeypatch):
+    det = _small(margin=0.5, lambda_smooth=0.0, lambda_sparse=0.0)
+    wd = torch.tensor([[0.2, 0.4], [0.1, 1.2]])  # 1 normal, then 1 abnormal
+    monkeypatch.setattr(det, "outputs", lambda features: DamOutputs(wd, torch.zeros_like(wd), wd))
+    labels = torch.tensor([0.0, 1.0])
+    losses = det.loss(Batch(torch.zeros(2, 2, 7, 16), labels, labels.long()))
+    # eq. 6: max(0, 0.5 - 1.2 + 0.4) = 0 with the margin 0.5; the default 1 would give 0.2
+    assert float(losses["hinge"]) == 0.0
+    wd[1] = torch.tensor([0.1, 0.7])  # 0.5 - 0.7 + 0.4 = 0.2 (margin 1 would give 0.7)
+    losses = det.loss(Batch(torch.zeros(2, 2, 7, 16), labels, labels.long()))
+    assert float(losses["hinge"]) == pytest.approx(0.2)
+    assert float(losses["loss"]) == pytest.approx(0.2)
 
 
 def test_wrong_feature_shapes_are_refused():
@@ -141,8 +170,29 @@ def test_streaming_scores_equal_offline_scores(params):
     assert abs(alone - float(offline[5])) > 1e-5  # well above the 1e-6 equality tolerance
 
 
-def test_benchmark_stream_runs_a_small_detector():
-    rate = benchmark_stream(
+def test_stream_reset_starts_a_new_video():
+    det = _small().eval()
+    with torch.no_grad():
+        det.dam_lstm.weight_ih_l0.mul_(20.0)
+        det.clip_fc.weight.mul_(20.0)
+    first, second = torch.randn(3, 7, 16), torch.randn(2, 7, 16)
+    stream = DamStream(det)
+    for clip in first:
+        stream.push(clip)
+    carried_on = stream.push(second[0])  # scored against first[-1]
+    stream.reset()
+    assert stream.previous is None
+    restarted = [stream.push(clip) for clip in second]
+    assert restarted == list(stream_scores(det, second))  # as a fresh stream scores the video
+    assert abs(carried_on - restarted[0]) > 1e-5  # without the reset the predecessor shows
+
+
+def test_dam_stream_benchmark_times_a_small_detector():
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "dam_stream.py"
+    spec = importlib.util.spec_from_file_location("dam_stream_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rate = bench.clips_per_second(
         n_clips=10, params=DamParams(hidden=8, mlp_hidden=(8,)), feature_shape=(7, 16)
     )
     assert rate > 10.0  # a tiny LSTM pair scores far more than 10 clips/s

@@ -56,7 +56,6 @@ Parameters as built (defaults, feature (7, 1024)): 17,335,874; with wsvad's time
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from typing import ClassVar, Literal, NamedTuple
 
@@ -294,27 +293,3 @@ def stream_scores(detector: Dam, clips: Iterable[Tensor]) -> Iterator[float]:
     stream = DamStream(detector)
     for clip in clips:
         yield stream.push(clip)
-
-
-def benchmark_stream(
-    n_clips: int = 200,
-    params: DamParams | None = None,
-    feature_shape: tuple[int, int] = (7, 1024),
-    seed: int = 0,
-) -> float:
-    """Clips per second of ``DamStream`` on random clips (a full-size detector by default, CPU,
-    eval mode).
-
-    Uses torch's current thread setting; detector time only (no I3D). Multiply by the frames per
-    clip (64 per snippet in the paper) to compare with the paper's 282 FPS.
-    """
-    torch.manual_seed(seed)
-    detector = Dam(feature_shape, params or DamParams()).eval()
-    clips = torch.randn(n_clips + 5, *feature_shape)
-    stream = DamStream(detector)
-    for clip in clips[:5]:  # warm-up: first calls allocate LSTM workspaces
-        stream.push(clip)
-    start = time.perf_counter()
-    for clip in clips[5:]:
-        stream.push(clip)
-    return n_clips / (time.perf_counter() - start)
