@@ -136,10 +136,80 @@ def test_crops_inside_average_scores_over_crops():
         build_detector("rtfm", (8,), {"crops_inside": True})
 
 
-def test_unbalanced_batch_is_rejected():
+@pytest.mark.parametrize(
+    "labels",
+    [[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]],
+    ids=["swapped", "no-normal", "no-abnormal", "odd-1-2", "odd-2-1"],
+)
+def test_unbalanced_batch_is_rejected(labels):
     det = build_detector("rtfm", (4,), {"branch_channels": 2})
-    with pytest.raises(ValueError, match="balanced batch"):
-        det.loss(Batch(torch.randn(2, 4, 4), torch.tensor([1.0, 0.0]), torch.tensor([1, 0])))
+    y = torch.tensor(labels)
+    with pytest.raises(
+        ValueError,
+        match=r"^rtfm: needs a balanced batch \(first half normal, second abnormal\)$",
+    ):
+        det.loss(Batch(torch.randn(len(labels), 4, 4), y, y.long()))
+
+
+# Two pairs (B = 4, T = 3, k = 1): the magnitude hinge is active for one pair only, so the
+# per-pair reduction of the paper's loss, the within-video smoothness (T > 2) and the l1 sparsity
+# (per video, then averaged) are all seen.
+SCORES4 = torch.tensor(
+    [[0.1, 0.2, 0.3], [0.2, 0.4, 0.1], [0.6, 0.1, 0.8], [0.2, 0.9, 0.5]]
+)  # (B=4, T=3)
+FEATS4 = torch.tensor(
+    [
+        [[[1.0, 0.0], [0.0, 0.5], [0.0, 0.0]]],  # normal: top-1 magnitude 1 at t = 0
+        [[[1.0, 0.0], [0.0, 8.0], [0.0, 0.0]]],  # normal: 8 at t = 1
+        [[[3.0, 4.0], [0.0, 1.0], [0.0, 0.0]]],  # abnormal: 5 at t = 0
+        [[[0.0, 0.0], [12.0, 16.0], [0.0, 2.0]]],  # abnormal: 20 at t = 1
+    ]
+)  # (B=4, C=1, T=3, D=2)
+
+
+def test_paper_variants_reduce_per_pair_and_per_video():
+    params = {
+        "k": 1,
+        "margin": 10.0,
+        "magnitude_loss": "paper",
+        "sparsity_norm": "l1",
+        "smooth_across_videos": False,
+    }
+    labels = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=torch.float64)  # cast (e.g. from NumPy)
+    batch = Batch(torch.zeros(4, 3, 2), labels, labels.long())
+    out = _fixed(params, SCORES4, FEATS4).loss(batch)
+    # top-1 scores 0.1, 0.4 (normal), 0.6, 0.9 (abnormal)
+    bce = -(math.log(0.9) + math.log(0.6)) / 2
+    assert out["bce"].item() == pytest.approx(bce, abs=1e-6)
+    # hinges max(0, 10 - 5 + 1) = 6 and max(0, 10 - 20 + 8) = 0, averaged over the pairs
+    assert out["magnitude"].item() == pytest.approx(3.0, abs=1e-5)
+    # within each abnormal video: .25 + .49 and .49 + .16, averaged over videos
+    assert out["smooth"].item() == pytest.approx(0.695, abs=1e-6)
+    assert out["sparse"].item() == pytest.approx((1.5 + 1.6) / 2, abs=1e-6)  # l1 per video, mean
+    expected = bce + 1e-4 * 3.0 + 8e-4 * 0.695 + 8e-3 * 1.55
+    assert out["loss"].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_magnitudes_are_crop_averaged_norms_of_the_mtn_output():
+    det = build_detector("rtfm", (2, 2), {"branch_channels": 2, "crops_inside": True}).eval()
+    torch.nn.init.zeros_(det.mtn.fuse[2].weight)  # fused branches vanish: the MTN is the identity
+    x = torch.tensor(
+        [
+            [[[3.0, 4.0], [0.0, 0.0]], [[0.0, 1.0], [0.0, 3.0]], [[6.0, 8.0], [5.0, 12.0]]],
+            [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 0.0], [8.0, 6.0]], [[2.0, 0.0], [0.0, 4.0]]],
+        ]
+    )  # (B=2, T=3, C=2, D=2)
+    # crop norms (5, 0), (1, 3), (10, 13) and (1, 1), (0, 10), (2, 4), averaged over the crops
+    assert det.magnitudes(x).tolist() == [
+        pytest.approx([2.5, 2.0, 11.5]),
+        pytest.approx([1.0, 5.0, 3.0]),
+    ]
+    torch.manual_seed(4)
+    det = build_detector("rtfm", (3, 8), {"branch_channels": 4, "crops_inside": True}).eval()
+    x = torch.randn(2, 5, 3, 8)  # (B, T, C, D)
+    with torch.no_grad():
+        per_crop = torch.stack([det.mtn(x[:, :, c]).norm(dim=2) for c in range(3)])  # (C, B, T)
+        assert torch.allclose(det.magnitudes(x), per_crop.mean(0), atol=1e-5)
 
 
 def test_gradients_reach_every_parameter():
