@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from wsvad.config import load_config
 from wsvad.detectors import Batch, build_detector
-from wsvad.detectors.joint import JointOutputs, JointParams
+from wsvad.detectors.joint import Joint, JointOutputs, JointParams
 from wsvad.detectors.layers import linspace_ranges, pool_ranges
 from wsvad.train.config import TrainConfig
 
@@ -103,12 +103,56 @@ def test_class_frequencies_and_beta_penalty_options():
     assert out["loss_att"].item() == pytest.approx(4 / 3 + (0.75 + 0.1875) / 2, abs=1e-6)
 
 
+def test_hinge_uses_the_configured_margin():
+    out = _fixed(_small(segments=3, margin=2.0), FIXED).loss(BATCH)
+    assert out["hinge"].item() == pytest.approx(2.0 - 0.9 + 0.3)  # max(0, m - 0.9 + 0.3)
+
+
+def _double_outputs(B: int) -> JointOutputs:
+    return JointOutputs(
+        scores=torch.full((B, 3), 0.5, dtype=torch.float64),
+        alpha=torch.full((B, 3), 1 / 3, dtype=torch.float64),
+        beta=torch.full((B, 3), 0.5, dtype=torch.float64),
+        logits=torch.zeros(B, 3, dtype=torch.float64),  # -log p = ln 3 for every class
+    )
+
+
+@pytest.mark.parametrize(
+    ("frequencies", "weight_sum"),
+    [(None, 3 * 0.5 + 2 * (2 / 3) + 5 / 6), ([0.1, 0.3, 0.6], 3 * 0.9 + 2 * 0.7 + 0.4)],
+)
+def test_class_weights_are_computed_in_the_logits_dtype(frequencies, weight_sum):
+    """A float64 model gets float64 weights ``1 - f_i`` (1/3, 0.1, 0.3 are inexact in float32)."""
+    det = _fixed(_small(segments=3, class_frequencies=frequencies), _double_outputs(6))
+    labels = torch.tensor([0.0] * 3 + [1.0] * 3)
+    loss_c = det.loss(Batch(torch.zeros(6, 3, 6), labels, torch.tensor([0, 0, 0, 1, 1, 2])))[
+        "loss_c"
+    ]
+    assert loss_c.dtype == torch.float64
+    assert loss_c.item() == pytest.approx(weight_sum / 6 * math.log(3), rel=0, abs=1e-13)
+
+
+@pytest.mark.parametrize("frequencies", [None, [0.5, 0.25, 0.25]])
+def test_loss_is_computed_where_the_batch_is_whatever_the_default_device(frequencies):
+    det = _fixed(_small(segments=3, class_frequencies=frequencies), FIXED)
+    with torch.device("meta"):  # tensors made without a device would land here
+        out = det.loss(BATCH)
+    assert {v.device.type for v in out.values()} == {"cpu"}
+    weights = (0.5, 0.5) if frequencies is None else (0.5, 0.75)
+    expected = (weights[0] * math.log(3) + weights[1] * math.log(2)) / 2
+    assert out["loss_c"].item() == pytest.approx(expected, abs=1e-6)
+
+
 def test_bad_class_settings_are_rejected_with_reasons():
     with pytest.raises(ValueError, match="class_frequencies has 2 values, expected 3"):
         _small(class_frequencies=[0.5, 0.5])
     det = _small(segments=3)
     with pytest.raises(ValueError, match=r"class_index \[0, 5\] outside 0..2"):
         det.loss(Batch(torch.zeros(2, 3, 6), torch.tensor([0.0, 1.0]), torch.tensor([0, 5])))
+    with pytest.raises(ValueError, match=r"^joint: class_index \[0, 3\] outside 0..2$"):
+        det.loss(Batch(torch.zeros(2, 3, 6), torch.tensor([0.0, 1.0]), torch.tensor([0, 3])))
+    with pytest.raises(ValueError, match=r"^joint: class_index \[-1, 2\] outside 0..2$"):
+        det.loss(Batch(torch.zeros(2, 3, 6), torch.tensor([0.0, 1.0]), torch.tensor([-1, 2])))
     with pytest.raises(ValueError, match="built for 3 segments, got 5"):
         det(torch.zeros(1, 5, 6))
 
@@ -118,6 +162,22 @@ def test_binary_head_uses_video_labels_when_there_are_no_classes():
     assert det.n_classes == 2 and det.cls2.out_features == 2
     out = det.loss(Batch(torch.randn(2, 3, 6), torch.tensor([0.0, 1.0]), torch.tensor([0, 0])))
     assert torch.isfinite(out["loss"])
+
+
+@pytest.mark.parametrize(
+    ("n_classes", "expected"),
+    [(None, [0, 1, 1]), (1, [0, 1, 1]), (2, [0, 0, 1]), (3, [0, 0, 1])],
+)
+def test_class_targets_are_video_labels_only_without_dataset_classes(n_classes, expected):
+    """A 1-class dataset (the default) gets a normal/abnormal head fed by the video labels; from 2
+    classes on (Normal + anomaly classes) the targets are ``class_index``. The batch's two label
+    sources disagree on purpose, so the one used shows."""
+    params = JointParams(**SMALL, segments=3)
+    det = Joint((6,), params) if n_classes is None else Joint((6,), params, n_classes)
+    assert det.binary_head == (n_classes in (None, 1)) and det.n_classes == max(n_classes or 1, 2)
+    batch = Batch(torch.zeros(3, 3, 6), torch.tensor([0.0, 1.0, 1.0]), torch.tensor([0, 0, 1]))
+    targets = det.class_targets(batch)
+    assert targets.dtype == torch.int64 and targets.tolist() == expected
 
 
 def test_classify_gives_probabilities_over_all_classes():
@@ -151,9 +211,42 @@ def test_score_video_segments_pools_and_spreads_back():
 
 
 def test_per_segment_attention_weights_option():
+    torch.manual_seed(5)
     det = _small(segments=4, att1_shared=False, att1_latent=5)
     assert tuple(det.att1_weight.shape) == (4, 6, 5)
+    assert tuple(det.att1_bias.shape) == (4, 5) and not det.att1_bias.any()
+    # initialised as a shared nn.Linear(6, 5) would be: U(-1/sqrt(n), 1/sqrt(n)), n = 6
+    bound = 6**-0.5
+    w = det.att1_weight.detach()
+    assert -bound <= w.min().item() < -0.9 * bound and 0.9 * bound < w.max().item() <= bound
     assert det(torch.randn(2, 4, 6)).shape == (2, 4)
+
+
+def test_per_segment_first_level_attention_matches_eq_1():
+    det = _small((2,), segments=2, att1_shared=False, att1_latent=1)
+    with torch.no_grad():
+        det.att1_weight.copy_(torch.tensor([[[1.0], [2.0]], [[0.0], [1.0]]]))  # W_{L,t}: (T, n, L)
+        det.att1_bias.copy_(torch.tensor([[0.5], [0.3]]))
+        det.att1_global.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        det.att1_global.bias.zero_()
+    x = torch.tensor([[[3.0, 4.0], [1.0, 0.0]]])
+    # l2-normalised rows [0.6, 0.8], [1, 0] -> latents 2.2 + 0.5, 0 + 0.3 -> mean 1.5 -> s = +-1.5
+    alpha = det.eval().explain(x).alpha[0]
+    assert alpha.tolist() == pytest.approx(
+        [1 / (1 + math.exp(-3.0)), 1 / (1 + math.exp(3.0))], abs=1e-6
+    )
+
+
+def test_videos_of_a_batch_are_scored_independently():
+    """The LSTM runs over each video's segments (batch first), never across the videos."""
+    torch.manual_seed(6)
+    det = _small(segments=4).eval()
+    x = torch.randn(3, 4, 6)
+    together = det.explain(x)
+    for v in range(3):
+        alone = det.explain(x[v : v + 1])
+        assert torch.allclose(together.scores[v], alone.scores[0], atol=1e-6)
+        assert torch.allclose(together.logits[v], alone.logits[0], atol=1e-6)
 
 
 def test_gradients_reach_every_parameter():
