@@ -46,6 +46,20 @@ def test_blocks_start_as_identity_residuals():
     assert torch.allclose(mtn(x), x)  # fused branches vanish, the residual remains
 
 
+def test_pyramid_dilations_are_1_2_4_and_the_non_local_input_is_rectified():
+    mtn = MultiScaleTemporal(1, 1).eval()
+    impulse = torch.zeros(1, 1, 17)
+    impulse[0, 0, 8] = 1.0
+    for branch, d in zip(mtn.dilated, (1, 2, 4), strict=True):
+        conv = branch[0]
+        torch.nn.init.ones_(conv.weight)
+        torch.nn.init.zeros_(conv.bias)
+        response = conv(impulse)[0, 0]  # kernel 3 at dilation d: taps at t - d, t, t + d
+        assert response.nonzero().flatten().tolist() == [8 - d, 8, 8 + d]
+    torch.nn.init.ones_(mtn.reduce[0].weight)
+    assert mtn.reduce(torch.tensor([[[-2.0, 3.0, -0.5]]])).tolist() == [[[0.0, 3.0, 0.0]]]
+
+
 def test_parameter_count_matches_the_published_figure():
     """24,718,849 for the 2048-d features of the RTFM code (Watanabe et al., ICIP 2022, Table 6)."""
     det = build_detector("rtfm", (2048,), {})
