@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from wsvad.detectors import build_detector, detector_class, list_detectors
-from wsvad.detectors.causal import DEFAULT_WINDOW, causal_rule, causal_summary
+from wsvad.detectors.causal import DEFAULT_WINDOW, CausalRule, causal_rule, causal_summary
 from wsvad.evaluate.stream import CausalScorer
 
 N_SNIPPETS, CROPS = 12, 2
@@ -155,3 +155,51 @@ def test_header_and_summary_in_full(monkeypatch):
     defaults = {k: v for k, v in detector_class("dam").train_defaults.items() if k != "score_on"}
     monkeypatch.setattr(detector_class("dam"), "train_defaults", defaults)
     assert causal_summary("dam") == "exact; stream: the last 2 snippets"
+
+
+def test_every_rule_in_full():
+    stream = "the run's offline rule over the last {} snippets".format
+    salient = (
+        "its bag of split_size = {0} snippets aligned to the video start (attention over the bag, "
+        "sec. 3.2): up to {1} later snippets"
+    ).format
+    claws = (
+        "its window of {0} snippets aligned to the video start (NSM softmax over the window, "
+        "sec. 3.3): up to {1} later snippets"
+    ).format
+    joint = (
+        "the whole video (cut into segments = {} segments; LSTM and attention, eq. 1-2, over all "
+        "of them)"
+    ).format
+    sta = (
+        "the whole video (criss-cross attention over all snippets, eq. 1-3, and a bidirectional "
+        "RNN)"
+    )
+    rtfm = (
+        "the whole video (non-local attention over all snippets and centred dilated convolutions "
+        "in the MTN)"
+    )
+    assert causal_rule("mil") == CausalRule(1, True, "snippet i only", stream(1))
+    assert causal_rule("dam") == CausalRule(2, True, "snippets i-1..i", stream(2))
+    assert causal_rule("salient") == CausalRule(28, False, salient(28, 27), stream(28))
+    assert causal_rule("salient", {"split_size": 9}) == CausalRule(
+        9, False, salient(9, 8), stream(9)
+    )
+    assert causal_rule("claws") == CausalRule(64, False, claws(64, 63), stream(64))
+    assert causal_rule("joint") == CausalRule(32, False, joint(32), stream(32))
+    assert causal_rule("joint", {"segments": 16}).offline_sees == joint(16)
+    assert causal_rule("sta") == CausalRule(32, False, sta, stream(32))
+    assert causal_rule("rtfm") == CausalRule(32, False, rtfm, stream(32))
+    clips = "the whole video (max-pooled into test_clips = 16 clips)"
+    assert causal_rule("dam", {"test_clips": 16}) == CausalRule(2, False, clips, stream(2))
+    # bags cut over the whole video: W is at least DEFAULT_WINDOW (32 bags unless told)
+    bags = "the whole video (the run cuts it into {} bags first)".format
+    assert causal_rule("mil", score_on="bags") == CausalRule(32, False, bags(32), stream(32))
+    assert causal_rule("claws", score_on="bags", bags=8) == CausalRule(
+        64, False, bags(8), stream(64)
+    )
+    # W = 0 (all snippets so far) or any W >= what the offline score looks at is exact
+    everything = "the run's offline rule over all snippets so far"
+    assert causal_rule("dam", window=0) == CausalRule(0, True, "snippets i-1..i", everything)
+    assert causal_rule("dam", window=3) == CausalRule(3, True, "snippets i-1..i", stream(3))
+    assert causal_rule("dam", window=1).exact is False
