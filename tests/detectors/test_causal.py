@@ -203,3 +203,12 @@ def test_every_rule_in_full():
     assert causal_rule("dam", window=0) == CausalRule(0, True, "snippets i-1..i", everything)
     assert causal_rule("dam", window=3) == CausalRule(3, True, "snippets i-1..i", stream(3))
     assert causal_rule("dam", window=1).exact is False
+
+
+def test_a_registered_detector_missing_from_the_table_is_a_key_error(monkeypatch):
+    from wsvad.detectors import registry
+
+    monkeypatch.setitem(registry._REGISTRY, "newcomer", registry._REGISTRY["mil"])
+    with pytest.raises(KeyError) as raised:
+        causal_rule("newcomer")
+    assert raised.value.args == ("newcomer",)
