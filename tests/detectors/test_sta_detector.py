@@ -3,9 +3,11 @@ test segments, learning."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
+from torch.utils.checkpoint import set_checkpoint_early_stop
 
 from wsvad.detectors import Batch, build_detector
 from wsvad.detectors.sta import CrissCrossAttention, mutual_cosine_embedding_loss
@@ -87,6 +89,12 @@ def test_mutual_cosine_embedding_loss_averages_all_pairs():
     assert float(mutual_cosine_embedding_loss(normal, abnormal)) == pytest.approx(1 - 1 / 3 - 1 / 3)
 
 
+def test_mutual_cosine_embedding_loss_default_margin_is_the_papers():
+    normal = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # cosine 0
+    abnormal = torch.tensor([[[1.0, 0.0], [2.0, 0.0]]])  # cosine 1, clipped to xi = 0.4 (eq. 4)
+    assert float(mutual_cosine_embedding_loss(normal, abnormal)) == pytest.approx(1.0 + 0.4)
+
+
 def test_total_loss_hand_computed(monkeypatch):
     torch.manual_seed(0)
     det = build_detector("sta", (2,), {"rnn_hidden": 4})
@@ -101,22 +109,79 @@ def test_total_loss_hand_computed(monkeypatch):
     # hinge 1 - 0.6 + 0.5 = 0.9; smoothness 0.4^2 = 0.16; sparsity 0.8; MCE 0.5 + 0.4 = 0.9
     assert float(losses["hinge"]) == pytest.approx(0.9)
     assert float(losses["mce"]) == pytest.approx(0.9)
+    assert float(losses["smooth"]) == pytest.approx(0.16)
+    assert float(losses["sparse"]) == pytest.approx(0.8)
     assert float(losses["loss"]) == pytest.approx(0.02 * 0.9 + 0.9 + 2e-4 * 0.16 + 4e-5 * 0.8)
 
 
-def test_checkpointed_passes_give_the_same_loss_and_gradients():
+def test_total_loss_uses_the_margin_and_xi_given(monkeypatch):
+    torch.manual_seed(0)
+    det = build_detector("sta", (2,), {"rnn_hidden": 4, "margin": 0.5, "xi": 0.2})
+    boosted = torch.tensor(
+        [[[1.0, 0.0], [0.5, math.sqrt(0.75)]], [[1.0, 0.0], [0.4, math.sqrt(0.84)]]]
+    )
+    scores = torch.tensor([[0.3, 0.5], [0.2, 0.6]])
+    monkeypatch.setattr(det, "boost", lambda features: boosted)
+    monkeypatch.setattr(det, "score_boosted", lambda b: scores)
+    labels = torch.tensor([0.0, 1.0])
+    losses = det.loss(Batch(torch.zeros(2, 2, 2), labels, labels.long()))
+    # hinge 0.5 - 0.6 + 0.5 = 0.4 (margin 1 would give 0.9); MCE (1 - 0.5) + min(0.4, 0.2) = 0.7
+    assert float(losses["hinge"]) == pytest.approx(0.4)
+    assert float(losses["mce"]) == pytest.approx(0.7)
+    assert float(losses["loss"]) == pytest.approx(0.02 * 0.7 + 0.4 + 2e-4 * 0.16 + 4e-5 * 0.8)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        [1.0, 0.0],  # both halves wrong
+        [1.0, 1.0],  # only the normal half wrong
+        [0.0, 0.0],  # only the abnormal half wrong
+        [0.0, 1.0, 1.0],  # odd count (the halves, split at B // 2, are right)
+    ],
+)
+def test_loss_refuses_an_unbalanced_batch(labels):
+    torch.manual_seed(0)
+    det = build_detector("sta", (4,), {"rnn_hidden": 2})
+    y = torch.tensor(labels)
+    message = (
+        "sta loss needs a balanced batch: B/2 normal videos (label 0) then B/2 abnormal "
+        f"(label 1); got labels {labels}"
+    )
+    with pytest.raises(ValueError) as caught:
+        det.loss(Batch(torch.zeros(len(labels), 3, 4), y, y.long()))
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("n_videos, chunk", [(4, 1), (4, 2), (6, 4)])
+def test_checkpointed_passes_give_the_same_loss_and_gradients(n_videos, chunk):
     g = torch.Generator().manual_seed(0)
-    feats = torch.randn(4, 6, 10, generator=g)
-    labels = torch.tensor([0.0, 0.0, 1.0, 1.0])
-    grads = []
-    for chunk in (0, 1):
+    feats = torch.randn(n_videos, 6, 10, generator=g)
+    labels = torch.tensor([0.0] * (n_videos // 2) + [1.0] * (n_videos // 2))
+    results = []
+    for checkpoint_videos in (0, chunk):
         torch.manual_seed(0)
-        det = build_detector("sta", (10,), {"rnn_hidden": 8, "checkpoint_videos": chunk})
-        loss = det.loss(Batch(feats, labels, labels.long()))["loss"]
-        loss.backward()
-        grads.append((float(loss.detach()), det.attention[0].query.weight.grad.clone()))
-    assert grads[0][0] == pytest.approx(grads[1][0])
-    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-6)
+        det = build_detector(
+            "sta", (10,), {"rnn_hidden": 8, "checkpoint_videos": checkpoint_videos}
+        )
+        calls: list[int] = []  # videos per attention pass: the forward's, then the recomputation
+        det.attention[0].register_forward_hook(
+            lambda m, i, out, calls=calls: calls.append(len(out))
+        )
+        # early stop off: the backward re-runs each chunk's passes in full, so the count is exact
+        with set_checkpoint_early_stop(False):
+            loss = det.loss(Batch(feats, labels, labels.long()))["loss"]
+            loss.backward()
+        grad = det.attention[0].query.weight.grad.clone()
+        results.append((float(loss.detach()), grad, calls))
+    assert results[0][0] == pytest.approx(results[1][0])
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
+    assert results[0][2] == [n_videos, n_videos]  # two passes over the whole batch, kept
+    chunks = [min(chunk, n_videos - i) for i in range(0, n_videos, chunk)]
+    forward = [size for size in chunks for _ in range(2)]  # two passes per chunk
+    assert results[1][2][: len(forward)] == forward
+    # ... run again in the backward pass (in whichever order autograd reaches the chunks)
+    assert sorted(results[1][2][len(forward) :]) == sorted(forward)
 
 
 def test_score_video_pools_long_videos_into_segments():
@@ -142,11 +207,50 @@ def test_parameter_count_errors_and_unshared_passes():
     # q, k 1x1 convs (2 x 20) + bd-RNN (2 x 73,792 + 2 x 12,416) + FC 128 -> 1 (129)
     assert sum(p.numel() for p in det.parameters()) == 164_521
     assert len(build_detector("sta", (8,), {"share_weights": False}).attention) == 2
-    with pytest.raises(ValueError, match=r"sta needs one feature vector per snippet.*\(7, 1024\)"):
+    with pytest.raises(ValueError) as caught:
         build_detector("sta", (7, 1024), {})
-    labels = torch.tensor([1.0, 0.0])
-    with pytest.raises(ValueError, match="sta loss needs a balanced batch"):
-        det.loss(Batch(torch.zeros(2, 3, 1024), labels, labels.long()))
+    assert str(caught.value) == (
+        "sta needs one feature vector per snippet, (C,); got feature_shape (7, 1024)"
+    )
+    with pytest.raises(ValueError) as caught:
+        det.boost(torch.zeros(3, 1024))
+    assert str(caught.value) == "sta expects (B, N, C) features, got (3, 1024)"
+
+
+def test_unshared_passes_apply_their_own_attention_in_turn():
+    torch.manual_seed(0)
+    det = build_detector("sta", (5,), {"rnn_hidden": 2, "share_weights": False})
+    first, second = det.attention
+    fmap = torch.randn(2, 3, 5)
+    with torch.no_grad():
+        assert torch.allclose(det.boost(fmap), second(first(fmap)))
+        assert not torch.allclose(det.boost(fmap), first(first(fmap)), atol=1e-4)
+
+
+def test_bd_rnn_scorer_by_hand():
+    """sec. 2.1 / 3.1: 2-layer bidirectional ReLU RNN then FC + sigmoid, recomputed in numpy."""
+    torch.manual_seed(0)
+    det = build_detector("sta", (3,), {"rnn_hidden": 2})
+    boosted = torch.randn(1, 4, 3)
+    with torch.no_grad():
+        scores = det.score_boosted(boosted)
+    w = {k: v.double().numpy() for k, v in det.rnn.state_dict().items()}
+    layer_in = boosted[0].double().numpy()  # (N, C)
+    for layer in range(2):
+        directions = []
+        for suffix, order in (("", range(4)), ("_reverse", range(3, -1, -1))):
+            key = f"l{layer}{suffix}"
+            h, out = np.zeros(2), np.zeros((4, 2))
+            for t in order:
+                z = w[f"weight_ih_{key}"] @ layer_in[t] + w[f"bias_ih_{key}"]
+                h = np.maximum(z + w[f"weight_hh_{key}"] @ h + w[f"bias_hh_{key}"], 0.0)
+                out[t] = h
+            directions.append(out)
+        layer_in = np.concatenate(directions, axis=1)  # (N, 2 * hidden)
+    head_w, head_b = det.head.weight.double().detach().numpy(), det.head.bias.double().detach()
+    expected = 1.0 / (1.0 + np.exp(-(layer_in @ head_w.T)[:, 0] - float(head_b)))
+    assert np.abs(layer_in).sum() > 0  # the ReLU units are not all off
+    assert np.allclose(scores[0].double().numpy(), expected, atol=1e-6)
 
 
 def test_sta_learns_planted_anomalies():
