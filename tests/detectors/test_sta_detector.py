@@ -89,6 +89,15 @@ def test_mutual_cosine_embedding_loss_averages_all_pairs():
     assert float(mutual_cosine_embedding_loss(normal, abnormal)) == pytest.approx(1 - 1 / 3 - 1 / 3)
 
 
+def test_mutual_cosine_embedding_loss_averages_over_video_pairs():
+    normal = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]])  # cosines 1 and 0
+    abnormal = torch.tensor([[[1.0, 0.0], [-1.0, 0.0]], [[0.0, 1.0], [0.0, 3.0]]])  # -1 and 1
+    # pair 1: (1 - 1) + (-1); pair 2: (1 - 0) + min(1, 0.4) -> mean (-1 + 1.4) / 2
+    assert float(mutual_cosine_embedding_loss(normal, abnormal)) == pytest.approx(0.2)
+    meta = torch.empty(2, 5, 3, device="meta")  # index lists, no data-dependent mask
+    assert mutual_cosine_embedding_loss(meta, meta).shape == ()
+
+
 def test_mutual_cosine_embedding_loss_default_margin_is_the_papers():
     normal = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # cosine 0
     abnormal = torch.tensor([[[1.0, 0.0], [2.0, 0.0]]])  # cosine 1, clipped to xi = 0.4 (eq. 4)

@@ -165,15 +165,19 @@ class CrissCrossAttention(nn.Module):
 def mutual_cosine_embedding_loss(normal: Tensor, abnormal: Tensor, xi: float = 0.4) -> Tensor:
     """Eq. 4, averaged over pairs: ``(P, N, C), (P, N, C) -> ()``."""
     N = normal.shape[1]
-    upper = torch.triu(torch.ones(N, N, dtype=torch.bool, device=normal.device), diagonal=1)
+    # the pairs i < j as index lists, not a boolean mask: no data-dependent nonzero() (a device
+    # sync on CUDA; unsupported on the meta device)
+    rows, cols = torch.triu_indices(N, N, offset=1, device=normal.device)
 
-    def mean_pair_cosines(feats: Tensor) -> Tensor:
+    def pair_cosines(feats: Tensor) -> Tensor:
         unit = F.normalize(feats, dim=-1)
-        return (unit @ unit.transpose(1, 2))[:, upper]  # (P, N(N-1)/2)
+        return (unit @ unit.transpose(1, 2))[:, rows, cols]  # (P, N(N-1)/2)
 
-    pull = 1.0 - mean_pair_cosines(normal).mean(dim=1)
-    push = torch.clamp(mean_pair_cosines(abnormal), max=xi).mean(dim=1)
-    return (pull + push).mean()
+    # every video has the same N(N-1)/2 pairs: the mean over all of them is the mean over the
+    # videos of each video's Avg_{i<j}
+    pull = 1.0 - pair_cosines(normal).mean()
+    push = torch.clamp(pair_cosines(abnormal), max=xi).mean()
+    return pull + push
 
 
 @register_detector("sta", params=StaParams)
