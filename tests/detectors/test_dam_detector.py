@@ -57,10 +57,44 @@ def test_cov_dissimilarity_is_the_cross_covariance_diagonal():
     assert dissimilarity_map(current, previous, "cov").tolist() == [[0.5, -2.0], [-3.0, 12.0]]
 
 
-def test_unknown_measure_is_refused():
+def test_dissimilarity_of_a_batch_of_clips():
+    """``(M, t, n)`` clips: D_n sums / averages over the t rows, D_t over the n channels."""
+    current = torch.tensor(
+        [[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], [[0.0, 0.0, 0.0], [2.0, 0.0, 1.0]]]
+    )  # (M=2, t=2, n=3)
+    previous = torch.tensor(
+        [[[0.0, 2.0, 5.0], [4.0, 1.0, 6.0]], [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]]
+    )
+    d_n, d_t = dissimilarity(current, previous, "dist")
+    assert d_n.tolist() == [[1.0, 4.0, 2.0], [3.0, 1.0, 2.0]]
+    assert d_t.tolist() == [[3.0, 4.0], [3.0, 3.0]]
+    d_n, d_t = dissimilarity(current, previous, "dist", "mean")
+    assert d_n.tolist() == [[0.5, 2.0, 1.0], [1.5, 0.5, 1.0]]
+    assert torch.allclose(d_t, torch.tensor([[1.0, 4 / 3], [1.0, 1.0]]))
+    # cov, clip 0, channel k over the t rows: c - mean c = (-1.5, 1.5); p = (0, 4), (2, 1), (5, 6)
+    # -> D_n = (6, -1.5, 1.5) / 2; row j over the n channels: c - mean c = (-1, 0, 1) for both rows;
+    # p = (0, 2, 5), (4, 1, 6) -> D_t = (5, 2) / 3 (eq. 1-2 as covariances)
+    d_n, d_t = dissimilarity(current, previous, "cov")
+    assert torch.allclose(d_n[0], torch.tensor([3.0, -0.75, 0.75]))
+    assert torch.allclose(d_t[0], torch.tensor([5 / 3, 2 / 3]))
+    # clip 1: c - mean c = (-1, 1), (0, 0), (-0.5, 0.5) per channel, p = (1, 0) in each -> D_n;
+    # rows: c - mean c = 0 and (1, -1, 0), p rows (1, 1, 1) and 0 -> D_t = 0
+    assert torch.allclose(d_n[1], torch.tensor([-0.5, 0.0, -0.25]))
+    assert torch.allclose(d_t[1], torch.tensor([0.0, 0.0]))
+    for measure in ("dist", "cov"):  # each clip of the batch is the clip on its own
+        d_n, d_t = dissimilarity(current, previous, measure)
+        d_n1, d_t1 = dissimilarity(current[1], previous[1], measure)
+        assert torch.equal(d_n[1], d_n1) and torch.equal(d_t[1], d_t1)
+
+
+def test_unknown_measure_or_normalise_is_refused():
     x = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match="unknown dissimilarity measure 'l2'"):
+    with pytest.raises(ValueError) as caught:
         dissimilarity(x, x, "l2")
+    assert str(caught.value) == "unknown dissimilarity measure 'l2'; expected 'dist' or 'cov'"
+    with pytest.raises(ValueError) as caught:
+        dissimilarity_map(x, x, "dist", "sum")
+    assert str(caught.value) == "unknown dissimilarity normalise 'sum'; expected 'none' or 'mean'"
 
 
 def test_previous_clip_of_the_first_clip():
@@ -142,8 +176,12 @@ def test_loss_hinge_uses_the_margin(monkeypatch):
 
 
 def test_wrong_feature_shapes_are_refused():
-    with pytest.raises(ValueError, match=r"temporal axis kept.*\(1024,\)"):
+    with pytest.raises(ValueError) as caught:
         build_detector("dam", (1024,), {})
+    assert str(caught.value) == (
+        "dam needs per-clip features (t, n) with the I3D temporal axis kept, e.g. (7, 1024); "
+        "got feature_shape (1024,)"
+    )
     with pytest.raises(ValueError, match=r"expects \(B, T, 7, 16\)"):
         _small()(torch.zeros(1, 3, 7, 8))
 
@@ -168,6 +206,21 @@ def test_streaming_scores_equal_offline_scores(params):
     # the stream really uses the previous clip: clip 5 scored as a first clip differs
     alone = next(stream_scores(det, [video[5]]))
     assert abs(alone - float(offline[5])) > 1e-5  # well above the 1e-6 equality tolerance
+
+
+def test_one_unbatched_clip_scores_as_a_batch_of_one():
+    """``clip_outputs`` / ``attention`` take one ``(t, n)`` clip as the LSTMs do (unbatched)."""
+    det = _small().eval()
+    clip, previous = torch.randn(7, 16), torch.randn(7, 16)
+    with torch.no_grad():
+        d, clip_a = det.clip_outputs(clip, previous)
+        channel_a, clip_a2 = det.attention(clip, previous)
+        batch_d, batch_clip_a = det.clip_outputs(clip[None], previous[None])
+        batch_channel_a, _ = det.attention(clip[None], previous[None])
+    assert d.shape == () and clip_a.shape == () and channel_a.shape == (8,)
+    assert torch.allclose(d, batch_d[0]) and torch.allclose(clip_a, batch_clip_a[0])
+    assert torch.allclose(channel_a, batch_channel_a[0]) and torch.equal(clip_a, clip_a2)
+    assert float(channel_a.sum()) == pytest.approx(1.0)  # eq. 4: a softmax over the n_h units
 
 
 def test_stream_reset_starts_a_new_video():

@@ -53,6 +53,13 @@ def test_criss_cross_softmax_weights_follow_the_cosines():
     assert float(out[0, 0, 0]) == pytest.approx(expected_00)
 
 
+def test_criss_cross_builds_its_masks_on_the_input_device():
+    """The column mask is made where the map lives (on a GPU a CPU mask would not broadcast);
+    the meta device checks that here: shapes only, every tensor must be on it."""
+    cca = CrissCrossAttention(3).to("meta")
+    assert cca(torch.empty(2, 3, 4, device="meta")).shape == (2, 3, 4)
+
+
 def test_two_passes_connect_every_pair_of_positions():
     cca = CrissCrossAttention(4)
     fmap = torch.randn(1, 3, 5, requires_grad=True)

@@ -118,6 +118,10 @@ def dissimilarity(
     Returns:
         ``D_n`` of shape ``(..., n)`` and ``D_t`` of shape ``(..., t)``.
     """
+    if normalise not in ("none", "mean"):
+        raise ValueError(
+            f"unknown dissimilarity normalise {normalise!r}; expected 'none' or 'mean'"
+        )
     if measure == "dist":
         diff = (current - previous).abs()  # (..., t, n)
         if normalise == "mean":
@@ -125,11 +129,10 @@ def dissimilarity(
         return diff.sum(dim=-2), diff.sum(dim=-1)
     if measure == "cov":
         # D_n[k]: covariance over the t rows of channel k; D_t[j]: over the n channels of row j.
+        # Centring one side is enough: mean((c - mean c)(p - mean p)) = mean((c - mean c) p).
         c_t = current - current.mean(dim=-2, keepdim=True)
-        p_t = previous - previous.mean(dim=-2, keepdim=True)
         c_n = current - current.mean(dim=-1, keepdim=True)
-        p_n = previous - previous.mean(dim=-1, keepdim=True)
-        return (c_t * p_t).mean(dim=-2), (c_n * p_n).mean(dim=-1)
+        return (c_t * previous).mean(dim=-2), (c_n * previous).mean(dim=-1)
     raise ValueError(f"unknown dissimilarity measure {measure!r}; expected 'dist' or 'cov'")
 
 
