@@ -322,3 +322,34 @@ def test_configs_hold_the_papers_settings(dataset):
     assert (p.lambda_smooth, p.lambda_sparse) == (8e-5, 8e-5)
     assert (cfg.optim.name, cfg.optim.lr, cfg.sampler.batch_per_class) == ("adam", 1e-4, 30)
     assert (cfg.bags.count, cfg.bags.pool) == (32, "max")
+
+
+def test_loss_and_gradients_equal_those_through_the_lstm_module(monkeypatch):
+    """Joint runs its LSTM as lstm_sequence (faster under bf16): in fp32 the loss and every
+    parameter's gradient equal those of the same weights run through ``nn.LSTM`` itself."""
+    import wsvad.detectors.joint as joint_module
+
+    torch.manual_seed(0)
+    det = _small(segments=4, det_dropout=0.0).train()
+    x = torch.randn(4, 4, 6)
+    batch = Batch(
+        features=x,
+        labels=torch.tensor([0.0, 0.0, 1.0, 1.0]),
+        class_index=torch.tensor([0, 0, 1, 2]),
+        video_index=torch.arange(4),
+        start=None,
+    )
+
+    def loss_and_grads():
+        det.zero_grad()
+        loss = det.loss(batch)["loss"]
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in det.named_parameters()}
+
+    loss, grads = loss_and_grads()
+    monkeypatch.setattr(joint_module, "lstm_sequence", lambda lstm, seq: lstm(seq)[0])
+    module_loss, module_grads = loss_and_grads()
+    torch.testing.assert_close(loss, module_loss, rtol=1e-6, atol=1e-7)
+    assert grads["lstm.weight_ih_l0"].abs().max() > 0
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, module_grads[name], rtol=1e-5, atol=1e-6, msg=name)

@@ -64,6 +64,7 @@ from wsvad.detectors.layers import (
     spread_range_scores,
 )
 from wsvad.detectors.losses import mil_ranking_hinge, sparsity, temporal_smoothness
+from wsvad.detectors.recurrent import lstm_sequence
 from wsvad.detectors.registry import register_detector
 
 
@@ -160,7 +161,7 @@ class Joint(Detector):
         x = flatten_snippets(features)  # (B, T, n)
         if x.shape[1] != self.params.segments:
             raise ValueError(f"joint: built for {self.params.segments} segments, got {x.shape[1]}")
-        h = self.lstm(x)[0]  # (B, T, n_h)
+        h = lstm_sequence(self.lstm, x)  # (B, T, n_h), = self.lstm(x)[0] (recurrent.py: why)
         fh = torch.cat([h, x], dim=2)  # skip connection F_h^t = h_t (+) F_t: (B, T, n_h + n)
         xn = F.normalize(x, dim=2)  # l2-normalised input of the first-level attention (Fig. 2)
         if self.params.att1_shared:

@@ -1,0 +1,63 @@
+"""lstm_sequence equals nn.LSTM: outputs and every parameter's gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from wsvad.detectors.recurrent import lstm_sequence
+
+
+@pytest.mark.parametrize(("steps", "bias"), [(1, True), (7, True), (5, False)])
+def test_outputs_and_gradients_equal_the_module(steps, bias):
+    torch.manual_seed(0)
+    lstm = nn.LSTM(6, 4, batch_first=True, bias=bias)
+    x = torch.randn(3, steps, 6)
+    weights = torch.randn(3, steps, 4)  # a loss that weighs every step and unit differently
+
+    def grads(outputs):
+        lstm.zero_grad()
+        (outputs * weights).sum().backward()
+        return [p.grad.clone() for p in lstm.parameters()]
+
+    expected = lstm(x)[0]
+    want = grads(expected)
+    got_out = lstm_sequence(lstm, x)
+    got = grads(got_out)
+    torch.testing.assert_close(got_out, expected, rtol=1e-5, atol=1e-6)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_float64_stays_float64():
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 2, batch_first=True).double()
+    x = torch.randn(2, 4, 3, dtype=torch.float64)
+    out = lstm_sequence(lstm, x)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, lstm(x)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_bf16_autocast_keeps_the_cell_in_float32_and_close_to_fp32():
+    torch.manual_seed(0)
+    lstm = nn.LSTM(64, 32, batch_first=True)
+    x = torch.randn(4, 9, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = lstm_sequence(lstm, x)
+    assert low.dtype == torch.float32
+    exact = lstm(x)[0]
+    cosine = torch.nn.functional.cosine_similarity(low.flatten(), exact.flatten(), dim=0)
+    assert 0.999 < cosine.item() < 1.0  # the products really ran in bf16
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"num_layers": 2}, {"bidirectional": True}, {"batch_first": False}, {"proj_size": 2}]
+)
+def test_other_lstm_layouts_are_refused(kwargs):
+    lstm = nn.LSTM(6, 4, **{"batch_first": True, **kwargs})
+    with pytest.raises(ValueError) as caught:
+        lstm_sequence(lstm, torch.zeros(1, 2, 6))
+    assert str(caught.value) == (
+        "lstm_sequence computes one-layer, one-direction, batch_first LSTMs without projection"
+    )
