@@ -46,6 +46,18 @@ def test_bf16_autocast_keeps_the_cell_in_float32_and_close_to_fp32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = lstm_sequence(lstm, x)
     assert low.dtype == torch.float32
+    # the specification: products in bf16 (autocast), gates and cell state in float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gates_x = torch.nn.functional.linear(
+            x, lstm.weight_ih_l0, lstm.bias_ih_l0 + lstm.bias_hh_l0
+        )
+        h = c = torch.zeros(4, 32)
+        for t in range(9):
+            gates = gates_x[:, t] + torch.nn.functional.linear(h, lstm.weight_hh_l0)
+            i, f, g, o = gates.float().chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+    torch.testing.assert_close(low[:, -1], h, rtol=0, atol=0)
     exact = lstm(x)[0]
     cosine = torch.nn.functional.cosine_similarity(low.flatten(), exact.flatten(), dim=0)
     assert 0.999 < cosine.item() < 1.0  # the products really ran in bf16

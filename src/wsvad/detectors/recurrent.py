@@ -31,13 +31,13 @@ def lstm_sequence(lstm: nn.LSTM, x: Tensor) -> Tensor:
     gates_x = F.linear(x, lstm.weight_ih_l0, bias)  # (B, T, 4H): every step's input term at once
     # zero initial state, multiplied like any other (as the module does): the recurrent weights get
     # a gradient, zero, even from a one-step sequence, so an optimizer treats them alike
-    cell_dtype = torch.promote_types(gates_x.dtype, torch.float32)  # bf16 under autocast -> fp32
-    h = c = x.new_zeros(x.shape[0], lstm.hidden_size, dtype=cell_dtype)
+    # the state in the input's dtype: float32 features stay float32 under bf16 autocast
+    h = c = x.new_zeros(x.shape[0], lstm.hidden_size)
     states = []
     for t in range(x.shape[1]):
         gates = gates_x[:, t] + F.linear(h, lstm.weight_hh_l0)
         # PyTorch's gate order: input, forget, cell, output
-        i, f, g, o = gates.to(cell_dtype).chunk(4, dim=1)
+        i, f, g, o = gates.to(x.dtype).chunk(4, dim=1)  # bf16 products, float32 gates
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
         c = f * c + i * g
         h = o * torch.tanh(c)
