@@ -172,12 +172,14 @@ def max_pool_same(
 ) -> torch.Tensor:
     """3D max pooling with TF 'SAME' padding (padded positions never win).
 
-    Autocast runs max_pool3d in fp32 on CPU, which cast every bf16 activation to fp32 and back (a
+    CPU autocast runs max_pool3d in fp32, which cast every bf16 activation to fp32 and back (a
     quarter of the bf16 forward went to those copies); a maximum is exact in any dtype, so the
-    pooling runs in the input's own dtype.
+    pooling runs in the input's own dtype. (CUDA autocast leaves pooling alone.)
     """
-    with torch.autocast(x.device.type, enabled=False):
-        return _max_pool_same(x, kernel, stride)
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return _max_pool_same(x, kernel, stride)
+    return _max_pool_same(x, kernel, stride)
 
 
 def _max_pool_same(
