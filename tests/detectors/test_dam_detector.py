@@ -245,10 +245,22 @@ def test_dam_stream_benchmark_times_a_small_detector():
     spec = importlib.util.spec_from_file_location("dam_stream_bench", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    # a fake clock (speed is never asserted by a test): the rate is the timed clips over the time
+    # between the two clock reads, which bracket the clips after the warm-up
+    pushed = []
+    ticks = iter([100.0, 102.5])
+    bench.time = type("Clock", (), {"perf_counter": staticmethod(lambda: next(ticks))})
+    original_push = DamStream.push
+    bench.DamStream = type(
+        "CountingStream",
+        (DamStream,),
+        {"push": lambda self, clip: pushed.append(1) or original_push(self, clip)},
+    )
     rate = bench.clips_per_second(
         n_clips=10, params=DamParams(hidden=8, mlp_hidden=(8,)), feature_shape=(7, 16)
     )
-    assert rate > 10.0  # a tiny LSTM pair scores far more than 10 clips/s
+    assert rate == 10 / 2.5
+    assert len(pushed) == 10 + bench.WARM_UP
 
 
 def test_score_video_with_test_clips_max_pools_then_spreads():
