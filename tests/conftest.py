@@ -60,6 +60,19 @@ def write_video(
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test, the previous count restored after it (small tensors: a
+    second thread costs more than it gives, and the machine is shared). Use it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def make_video(tmp_path):
     """Factory: ``make_video("a.mp4", n_frames=40, size=(64, 48), codec="libx264")`` -> Path under
     tmp_path."""

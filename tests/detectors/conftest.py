@@ -102,3 +102,16 @@ def loop_step():
         return _optimizer_step(detector, optimizer, FixedSampler(batch), cfg, index)
 
     return step
+
+
+@pytest.fixture(
+    params=[
+        [1.0, 0.0],  # both halves wrong
+        [1.0, 1.0],  # only the normal half wrong
+        [0.0, 0.0],  # only the abnormal half wrong
+        [0.0, 1.0, 1.0],  # odd count (the halves, split at B // 2, are right)
+    ]
+)
+def unbalanced_labels(request):
+    """Label lists a balanced-batch loss (normal half first, then abnormal) must refuse."""
+    return request.param

@@ -18,12 +18,7 @@ SMALL = {"salient": {"split_size": 4}, "claws": {"window": 4}}
 SMALL_WINDOW = {"joint": 4, "sta": 4, "rtfm": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _detector(name: str, **params):

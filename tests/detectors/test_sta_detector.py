@@ -111,9 +111,11 @@ def test_mutual_cosine_embedding_loss_default_margin_is_the_papers():
     assert float(mutual_cosine_embedding_loss(normal, abnormal)) == pytest.approx(1.0 + 0.4)
 
 
-def test_total_loss_hand_computed(monkeypatch):
+def _loss_on_set_outputs(monkeypatch, **params):
+    """STA's loss on one normal and one abnormal video whose boosted features (unit rows: the
+    cosines are 0.5 and 0.4) and clip scores (0.3, 0.5 normal; 0.2, 0.6 abnormal) are set."""
     torch.manual_seed(0)
-    det = build_detector("sta", (2,), {"rnn_hidden": 4})
+    det = build_detector("sta", (2,), {"rnn_hidden": 4, **params})
     boosted = torch.tensor(
         [[[1.0, 0.0], [0.5, math.sqrt(0.75)]], [[1.0, 0.0], [0.4, math.sqrt(0.84)]]]
     )
@@ -121,7 +123,11 @@ def test_total_loss_hand_computed(monkeypatch):
     monkeypatch.setattr(det, "boost", lambda features: boosted)
     monkeypatch.setattr(det, "score_boosted", lambda b: scores)
     labels = torch.tensor([0.0, 1.0])
-    losses = det.loss(Batch(torch.zeros(2, 2, 2), labels, labels.long()))
+    return det.loss(Batch(torch.zeros(2, 2, 2), labels, labels.long()))
+
+
+def test_total_loss_hand_computed(monkeypatch):
+    losses = _loss_on_set_outputs(monkeypatch)
     # hinge 1 - 0.6 + 0.5 = 0.9; smoothness 0.4^2 = 0.16; sparsity 0.8; MCE 0.5 + 0.4 = 0.9
     assert float(losses["hinge"]) == pytest.approx(0.9)
     assert float(losses["mce"]) == pytest.approx(0.9)
@@ -131,32 +137,15 @@ def test_total_loss_hand_computed(monkeypatch):
 
 
 def test_total_loss_uses_the_margin_and_xi_given(monkeypatch):
-    torch.manual_seed(0)
-    det = build_detector("sta", (2,), {"rnn_hidden": 4, "margin": 0.5, "xi": 0.2})
-    boosted = torch.tensor(
-        [[[1.0, 0.0], [0.5, math.sqrt(0.75)]], [[1.0, 0.0], [0.4, math.sqrt(0.84)]]]
-    )
-    scores = torch.tensor([[0.3, 0.5], [0.2, 0.6]])
-    monkeypatch.setattr(det, "boost", lambda features: boosted)
-    monkeypatch.setattr(det, "score_boosted", lambda b: scores)
-    labels = torch.tensor([0.0, 1.0])
-    losses = det.loss(Batch(torch.zeros(2, 2, 2), labels, labels.long()))
+    losses = _loss_on_set_outputs(monkeypatch, margin=0.5, xi=0.2)
     # hinge 0.5 - 0.6 + 0.5 = 0.4 (margin 1 would give 0.9); MCE (1 - 0.5) + min(0.4, 0.2) = 0.7
     assert float(losses["hinge"]) == pytest.approx(0.4)
     assert float(losses["mce"]) == pytest.approx(0.7)
     assert float(losses["loss"]) == pytest.approx(0.02 * 0.7 + 0.4 + 2e-4 * 0.16 + 4e-5 * 0.8)
 
 
-@pytest.mark.parametrize(
-    "labels",
-    [
-        [1.0, 0.0],  # both halves wrong
-        [1.0, 1.0],  # only the normal half wrong
-        [0.0, 0.0],  # only the abnormal half wrong
-        [0.0, 1.0, 1.0],  # odd count (the halves, split at B // 2, are right)
-    ],
-)
-def test_loss_refuses_an_unbalanced_batch(labels):
+def test_loss_refuses_an_unbalanced_batch(unbalanced_labels):
+    labels = unbalanced_labels
     torch.manual_seed(0)
     det = build_detector("sta", (4,), {"rnn_hidden": 2})
     y = torch.tensor(labels)

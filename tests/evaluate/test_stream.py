@@ -21,12 +21,7 @@ from wsvad.pipeline.store import FeatureStore
 N_FRAMES, SNIPPET = 40, 4  # 10 snippets of 4 frames at 25 fps
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _extract(video, store, decoder="auto"):
