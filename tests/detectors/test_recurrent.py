@@ -1,4 +1,5 @@
-"""lstm_sequence equals nn.LSTM: outputs and every parameter's gradient."""
+"""lstm_sequence equals nn.LSTM: outputs and every parameter's gradient; lstm_last picks the
+module in fp32 and lstm_sequence under CPU autocast."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from wsvad.detectors.recurrent import lstm_sequence
+from wsvad.detectors.recurrent import lstm_last, lstm_sequence
 
 
 @pytest.mark.parametrize(("steps", "bias"), [(1, True), (7, True), (5, False)])
@@ -73,3 +74,26 @@ def test_other_lstm_layouts_are_refused(kwargs):
     assert str(caught.value) == (
         "lstm_sequence computes one-layer, one-direction, batch_first LSTMs without projection"
     )
+
+
+def test_lstm_last_is_the_module_in_fp32_and_the_sequence_under_bf16_autocast():
+    torch.manual_seed(0)
+    lstm = nn.LSTM(16, 8, batch_first=True)
+    x = torch.randn(5, 7, 16)
+    _, (h, _) = lstm(x)
+    assert torch.equal(lstm_last(lstm, x), h[-1])  # fp32: the fused kernel, results as before
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = lstm_last(lstm, x)
+        want = lstm_sequence(lstm, x)[:, -1]
+        module = lstm(x)[1][0][-1]
+    assert torch.equal(low, want) and not torch.equal(low, module.float())
+    torch.testing.assert_close(low, h[-1], rtol=0, atol=3e-2)  # bf16 products, float32 cell
+    # the parameters' gradients follow the fp32 ones within bf16 rounding
+    lstm.zero_grad()
+    h[-1].sum().backward()
+    want_grads = [p.grad.clone() for p in lstm.parameters()]
+    lstm.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lstm_last(lstm, x).sum().backward()
+    for got, w in zip((p.grad for p in lstm.parameters()), want_grads, strict=True):
+        torch.testing.assert_close(got, w, rtol=0, atol=0.05 * float(w.abs().max()))

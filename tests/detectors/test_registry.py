@@ -36,7 +36,7 @@ def test_the_package_imports_exactly_the_detector_modules():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == (
-        "base claws dam joint layers losses mil recurrent registry rtfm salient sta".split()
+        "base claws conv dam joint layers losses mil recurrent registry rtfm salient sta".split()
     )
 
 

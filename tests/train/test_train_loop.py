@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -45,6 +46,43 @@ def test_optimizer_eps_accumulator_and_rho_reach_torch():
     # left unset: torch's own defaults
     assert build_optimizer(param, OptimConfig(name="adagrad", lr=0.01)).defaults["eps"] == 1e-10
     assert build_optimizer(param, OptimConfig(name="adadelta", lr=1.0)).defaults["rho"] == 0.9
+
+
+def _adam_trajectory(make, steps: int, state: dict | None = None):
+    """Parameters after ``steps`` Adam steps on seeded gradients, from ``state`` if given."""
+    start = torch.Generator().manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(s, generator=start)) for s in [(300,), (7, 5)]]
+    opt = make(params)
+    if state is not None:  # a copy, as read from a checkpoint file: optimizers update in place
+        opt.load_state_dict(copy.deepcopy(state["opt"]))
+        for p, saved in zip(params, state["params"], strict=True):
+            p.data.copy_(saved)
+    grads = torch.Generator().manual_seed(1 + len(state or {}))
+    for _ in range(steps):
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=grads)
+        opt.step()
+    return opt, [p.detach().clone() for p in params]
+
+
+def test_adam_is_torchs_fused_step_equal_to_the_foreach_step():
+    cfg = OptimConfig(name="adam", lr=1e-2, weight_decay=5e-3)
+    ours, got = _adam_trajectory(lambda ps: build_optimizer(ps, cfg), 20)
+    _, want = _adam_trajectory(
+        lambda ps: torch.optim.Adam(ps, lr=1e-2, weight_decay=5e-3, foreach=True), 20
+    )
+    assert ours.defaults["fused"] is True
+    for g, w in zip(got, want, strict=True):
+        assert torch.allclose(g, w, rtol=0, atol=1e-6)
+    # and a checkpoint written by the foreach step (runs before the fused one) resumes
+    foreach = lambda ps: torch.optim.Adam(ps, lr=1e-2, weight_decay=5e-3, foreach=True)  # noqa: E731
+    old, old_params = _adam_trajectory(foreach, 5)
+    state = {"opt": old.state_dict(), "params": old_params}
+    resumed, got = _adam_trajectory(lambda ps: build_optimizer(ps, cfg), 5, state)
+    _, want = _adam_trajectory(foreach, 5, state)
+    assert int(resumed.state_dict()["state"][0]["step"]) == 10
+    for g, w in zip(got, want, strict=True):
+        assert torch.allclose(g, w, rtol=0, atol=1e-6)
 
 
 def test_adagrad_step_is_keras_1s_update():

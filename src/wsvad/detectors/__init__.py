@@ -3,8 +3,8 @@
 Each detector module registers its class with ``@register_detector`` when it is imported; the
 import line marked below is the full list of detectors, so adding a detector means one new module
 and its name on that line. The other modules are infrastructure: ``base`` (the ``Detector``
-contract), ``registry``, ``layers`` and ``losses`` (shared tensor code) and ``checkpoint`` (weights
-on disk, the one module of this package that reads and writes files).
+contract), ``registry``, ``layers``, ``losses``, ``recurrent`` and ``conv`` (shared tensor code) and
+``checkpoint`` (weights on disk, the one module of this package that reads and writes files).
 """
 
 from __future__ import annotations

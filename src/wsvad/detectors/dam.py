@@ -66,6 +66,7 @@ from torch import Tensor, nn
 from wsvad.detectors.base import Batch, Detector
 from wsvad.detectors.layers import linspace_ranges, pool_ranges, spread_range_scores
 from wsvad.detectors.losses import mil_ranking_hinge, sparsity, temporal_smoothness
+from wsvad.detectors.recurrent import lstm_last
 from wsvad.detectors.registry import register_detector
 
 
@@ -193,16 +194,14 @@ class Dam(Detector):
     def attention(self, clips: Tensor, previous: Tensor) -> tuple[Tensor, Tensor]:
         """Eq. 1-5: ``(M, t, n), (M, t, n) -> Channel_A (M, n_h), Clip_A (M,)``."""
         p = self.params
-        _, (g, _) = self.dam_lstm(dissimilarity_map(clips, previous, p.measure, p.normalise))
-        g = g[-1]  # (M, n_h)
+        g = lstm_last(self.dam_lstm, dissimilarity_map(clips, previous, p.measure, p.normalise))
         channel_a = torch.softmax(g, dim=-1)  # eq. 4
         clip_a = torch.sigmoid(self.clip_fc(torch.tanh(g))).squeeze(-1)  # eq. 5, (M,)
         return channel_a, clip_a
 
     def clip_outputs(self, clips: Tensor, previous: Tensor) -> tuple[Tensor, Tensor]:
         """Score clips given their predecessors: ``(M, t, n), (M, t, n) -> D (M,), Clip_A (M,)``."""
-        _, (h, _) = self.feature_lstm(clips)
-        f_prime = h[-1]  # (M, n_h)
+        f_prime = lstm_last(self.feature_lstm, clips)  # (M, n_h)
         channel_a, clip_a = self.attention(clips, previous)
         f_star = f_prime + channel_a * f_prime
         return self.scorer(f_star).squeeze(-1), clip_a

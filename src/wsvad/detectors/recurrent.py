@@ -20,8 +20,7 @@ def lstm_sequence(lstm: nn.LSTM, x: Tensor) -> Tensor:
     matrix product that autocast runs in bf16 at twice the speed and whose backward skips the input
     (features need no gradient): 1.89 CPU s. The gates and the cell state stay float32, as in the
     fused kernel. In fp32 the result equals ``lstm(x)[0]`` within float32 rounding
-    (tests/detectors/test_recurrent.py). Joint uses it; DAM keeps the module: its 7-step sequences
-    of 1,024 clips ran 20 % slower this way in fp32 and no faster in bf16 (benchmarks/train.py).
+    (tests/detectors/test_recurrent.py). Joint uses it; DAM goes through ``lstm_last``.
     """
     if lstm.num_layers != 1 or lstm.bidirectional or not lstm.batch_first or lstm.proj_size:
         raise ValueError(
@@ -34,8 +33,10 @@ def lstm_sequence(lstm: nn.LSTM, x: Tensor) -> Tensor:
     # the state in the input's dtype: float32 features stay float32 under bf16 autocast
     h = c = x.new_zeros(x.shape[0], lstm.hidden_size)
     states = []
-    for t in range(x.shape[1]):
-        gates = gates_x[:, t] + F.linear(h, lstm.weight_hh_l0)
+    # unbind, not gates_x[:, t]: the backward of T slices would zero-fill and add T full-size
+    # gradients (joint: 32 x 31 MB a step); unbind's backward stacks the T pieces once
+    for gates_t in gates_x.unbind(1):
+        gates = gates_t + F.linear(h, lstm.weight_hh_l0)
         # PyTorch's gate order: input, forget, cell, output
         i, f, g, o = gates.to(x.dtype).chunk(4, dim=1)  # bf16 products, float32 gates
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
@@ -43,3 +44,19 @@ def lstm_sequence(lstm: nn.LSTM, x: Tensor) -> Tensor:
         h = o * torch.tanh(c)
         states.append(h)
     return torch.stack(states, dim=1)
+
+
+def lstm_last(lstm: nn.LSTM, x: Tensor) -> Tensor:
+    """The last hidden state ``(B, H)`` of a many-to-one LSTM (as ``lstm(x)[1][0][-1]``): the
+    module itself, except under CPU autocast (bf16 training), where ``lstm_sequence`` runs.
+
+    Why two ways: DAM's LSTMs see short sequences (7 steps of 1,024 per clip, 320 clips a batch).
+    In fp32 oneDNN's fused kernel is the faster (1.31 vs 1.48 s forward + backward, one thread), and
+    taking it keeps fp32 results exactly as before. Under bf16 autocast that kernel runs at fp32
+    speed and computes a gradient for the input features, which need none: 0.76 s vs 0.65 s
+    (``benchmarks/train.py --detectors dam --precision bf16``).
+    """
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        return lstm_sequence(lstm, x)[:, -1]
+    _, (h, _) = lstm(x)
+    return h[-1]

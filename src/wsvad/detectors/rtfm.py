@@ -65,6 +65,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from wsvad.detectors.base import Batch, Detector
+from wsvad.detectors.conv import conv1d
 from wsvad.detectors.layers import flat_dim
 from wsvad.detectors.registry import register_detector
 
@@ -141,7 +142,9 @@ class MultiScaleTemporal(nn.Module):
         h = x.transpose(1, 2)  # (B, D, T)
         pyramid = [conv(h) for conv in self.dilated]  # 3 x (B, branch, T)
         local = self.non_local(self.reduce(h))  # (B, branch, T)
-        fused = self.fuse(torch.cat([*pyramid, local], dim=1))  # (B, 4*branch, T) -> (B, D, T)
+        stacked = torch.cat([*pyramid, local], dim=1)  # (B, 4*branch, T)
+        # self.fuse(stacked), its convolution through conv1d (bf16 training: conv.py says why)
+        fused = self.fuse[1:](conv1d(self.fuse[0], stacked))  # (B, D, T)
         return (fused + h).transpose(1, 2)
 
 
