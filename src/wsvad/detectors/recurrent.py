@@ -28,15 +28,19 @@ def lstm_sequence(lstm: nn.LSTM, x: Tensor) -> Tensor:
         )
     bias = lstm.bias_ih_l0 + lstm.bias_hh_l0 if lstm.bias else None
     gates_x = F.linear(x, lstm.weight_ih_l0, bias)  # (B, T, 4H): every step's input term at once
-    # zero initial state, multiplied like any other (as the module does): the recurrent weights get
-    # a gradient, zero, even from a one-step sequence, so an optimizer treats them alike
-    # the state in the input's dtype: float32 features stay float32 under bf16 autocast
+    # zero initial state, in the input's dtype: float32 features stay float32 under bf16 autocast
     h = c = x.new_zeros(x.shape[0], lstm.hidden_size)
     states = []
     # unbind, not gates_x[:, t]: the backward of T slices would zero-fill and add T full-size
     # gradients (joint: 32 x 31 MB a step); unbind's backward stacks the T pieces once
-    for gates_t in gates_x.unbind(1):
-        gates = gates_t + F.linear(h, lstm.weight_hh_l0)
+    steps = gates_x.unbind(1)
+    for t, gates_t in enumerate(steps):
+        # The zero state's product adds exact zeros to the gates and to the recurrent weights'
+        # gradient, so it is skipped (DAM: 1 of 7 recurrent products), except in a one-step
+        # sequence: there it gives those weights their zero gradient, as the module does, so an
+        # optimizer treats them alike.
+        skip = t == 0 and len(steps) > 1
+        gates = gates_t if skip else gates_t + F.linear(h, lstm.weight_hh_l0)
         # PyTorch's gate order: input, forget, cell, output
         i, f, g, o = gates.to(x.dtype).chunk(4, dim=1)  # bf16 products, float32 gates
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
