@@ -140,19 +140,6 @@ def test_weighted_ranking_loss_hand_computed(monkeypatch):
     assert float(losses["loss"]) == pytest.approx(0.3 + 8e-5 * (0.16 + 3.4))
 
 
-def test_loss_refuses_an_unbalanced_batch(unbalanced_labels):
-    labels = unbalanced_labels
-    det = _small()
-    y = torch.tensor(labels)
-    message = (
-        "dam loss needs a balanced batch: B/2 normal videos (label 0) then B/2 abnormal "
-        f"(label 1); got labels {labels}"
-    )
-    with pytest.raises(ValueError) as caught:
-        det.loss(Batch(torch.zeros(len(labels), 3, 7, 16), y, y.long()))
-    assert str(caught.value) == message
-
-
 def test_loss_hinge_uses_the_margin(monkeypatch):
     det = _small(margin=0.5, lambda_smooth=0.0, lambda_sparse=0.0)
     wd = torch.tensor([[0.2, 0.4], [0.1, 1.2]])  # 1 normal, then 1 abnormal

@@ -150,21 +150,6 @@ def test_crops_inside_average_scores_over_crops():
         build_detector("rtfm", (8,), {"crops_inside": True})
 
 
-@pytest.mark.parametrize(
-    "labels",
-    [[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]],
-    ids=["swapped", "no-normal", "no-abnormal", "odd-1-2", "odd-2-1"],
-)
-def test_unbalanced_batch_is_rejected(labels):
-    det = build_detector("rtfm", (4,), {"branch_channels": 2})
-    y = torch.tensor(labels)
-    with pytest.raises(
-        ValueError,
-        match=r"^rtfm: needs a balanced batch \(first half normal, second abnormal\)$",
-    ):
-        det.loss(Batch(torch.randn(len(labels), 4, 4), y, y.long()))
-
-
 # Two pairs (B = 4, T = 3, k = 1): the magnitude hinge is active for one pair only, so the
 # per-pair reduction of the paper's loss, the within-video smoothness (T > 2) and the l1 sparsity
 # (per video, then averaged) are all seen.

@@ -144,20 +144,6 @@ def test_total_loss_uses_the_margin_and_xi_given(monkeypatch):
     assert float(losses["loss"]) == pytest.approx(0.02 * 0.7 + 0.4 + 2e-4 * 0.16 + 4e-5 * 0.8)
 
 
-def test_loss_refuses_an_unbalanced_batch(unbalanced_labels):
-    labels = unbalanced_labels
-    torch.manual_seed(0)
-    det = build_detector("sta", (4,), {"rnn_hidden": 2})
-    y = torch.tensor(labels)
-    message = (
-        "sta loss needs a balanced batch: B/2 normal videos (label 0) then B/2 abnormal "
-        f"(label 1); got labels {labels}"
-    )
-    with pytest.raises(ValueError) as caught:
-        det.loss(Batch(torch.zeros(len(labels), 3, 4), y, y.long()))
-    assert str(caught.value) == message
-
-
 @pytest.mark.parametrize("n_videos, chunk", [(4, 1), (4, 2), (6, 4)])
 def test_checkpointed_passes_give_the_same_loss_and_gradients(n_videos, chunk):
     g = torch.Generator().manual_seed(0)

@@ -65,7 +65,12 @@ from torch import Tensor, nn
 
 from wsvad.detectors.base import Batch, Detector
 from wsvad.detectors.layers import linspace_ranges, pool_ranges, spread_range_scores
-from wsvad.detectors.losses import mil_ranking_hinge, sparsity, temporal_smoothness
+from wsvad.detectors.losses import (
+    balanced_half,
+    mil_ranking_hinge,
+    sparsity,
+    temporal_smoothness,
+)
 from wsvad.detectors.recurrent import lstm_last
 from wsvad.detectors.registry import register_detector
 
@@ -226,13 +231,7 @@ class Dam(Detector):
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         """Weighted ranking loss (eq. 7) on a balanced batch: normal videos first, then abnormal."""
-        labels = batch.labels
-        P = labels.shape[0] // 2
-        if labels.shape[0] % 2 or bool((labels[:P] != 0).any()) or bool((labels[P:] != 1).any()):
-            raise ValueError(
-                "dam loss needs a balanced batch: B/2 normal videos (label 0) then B/2 abnormal "
-                f"(label 1); got labels {labels.tolist()}"
-            )
+        P = balanced_half(batch.labels, "dam")
         wd = self.outputs(batch.features).weighted  # (B, T)
         normal, abnormal = wd[:P], wd[P:]
         hinge = mil_ranking_hinge(abnormal, normal, self.params.margin)

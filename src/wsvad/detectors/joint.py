@@ -63,7 +63,12 @@ from wsvad.detectors.layers import (
     pool_ranges,
     spread_range_scores,
 )
-from wsvad.detectors.losses import mil_ranking_hinge, sparsity, temporal_smoothness
+from wsvad.detectors.losses import (
+    balanced_half,
+    mil_ranking_hinge,
+    sparsity,
+    temporal_smoothness,
+)
 from wsvad.detectors.recurrent import lstm_sequence
 from wsvad.detectors.registry import register_detector
 
@@ -199,8 +204,8 @@ class Joint(Detector):
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         """Eq. (6) on a balanced batch (first half normal, second half abnormal, paired)."""
         p = self.params
+        half = balanced_half(batch.labels, "joint")
         out = self.explain(batch.features)
-        half = out.scores.shape[0] // 2
         normal, abnormal = out.scores[:half], out.scores[half:]
         hinge = mil_ranking_hinge(abnormal, normal, margin=p.margin)
         smooth, sparse = temporal_smoothness(abnormal), sparsity(abnormal)

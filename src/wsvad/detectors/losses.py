@@ -6,6 +6,19 @@ import torch
 from torch import Tensor
 
 
+def balanced_half(labels: Tensor, detector: str) -> int:
+    """``B / 2`` for a balanced batch, the first half normal videos (label 0) and the second half
+    abnormal (label 1), as the balanced sampler draws it; otherwise a ValueError naming the
+    detector, since a pairwise loss on any other batch is silently wrong."""
+    half = labels.shape[0] // 2
+    if labels.shape[0] % 2 or bool((labels[:half] != 0).any()) or bool((labels[half:] != 1).any()):
+        raise ValueError(
+            f"{detector} loss needs a balanced batch: B/2 normal videos (label 0) then B/2 "
+            f"abnormal (label 1); got labels {labels.tolist()}"
+        )
+    return half
+
+
 def mil_ranking_hinge(
     abnormal_scores: Tensor, normal_scores: Tensor, margin: float = 1.0
 ) -> Tensor:

@@ -56,6 +56,7 @@ from torch import Tensor, nn
 
 from wsvad.detectors.base import Batch, Detector
 from wsvad.detectors.losses import (
+    balanced_half,
     mil_all_pairs_hinge,
     mil_ranking_hinge,
     sparsity,
@@ -136,8 +137,8 @@ class Mil(Detector):
         """Ranking hinge + smoothness + sparsity (+ weight penalty), combined over the batch as
         ``params.objective`` says (module docstring). The first half of the batch is normal."""
         p = self.params
+        half = balanced_half(batch.labels, "mil")
         scores = self.forward(batch.features)  # (B, T)
-        half = scores.shape[0] // 2
         normal, abnormal = scores[:half], scores[half:]
         if p.objective == "released":
             hinge = mil_all_pairs_hinge(abnormal, normal, margin=p.margin)

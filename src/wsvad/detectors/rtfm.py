@@ -67,6 +67,7 @@ from torch.nn import functional as F
 from wsvad.detectors.base import Batch, Detector
 from wsvad.detectors.conv import conv1d
 from wsvad.detectors.layers import flat_dim
+from wsvad.detectors.losses import balanced_half
 from wsvad.detectors.registry import register_detector
 
 
@@ -226,11 +227,7 @@ class Rtfm(Detector):
         """BCE on top-k scores + alpha * magnitude loss + smoothness + sparsity (``train.py``)."""
         p = self.params
         scores, feats = self.explain(batch.features)  # (B, T), (B, C, T, D)
-        B = scores.shape[0]
-        half = B // 2
-        labels = batch.labels
-        if B % 2 or bool((labels[:half] != 0).any()) or bool((labels[half:] != 1).any()):
-            raise ValueError("rtfm: needs a balanced batch (first half normal, second abnormal)")
+        half = balanced_half(batch.labels, "rtfm")
         idx = self._top_k(feats.norm(dim=3).mean(1))  # (B, k), chosen on crop-averaged magnitudes
         top_scores = scores.gather(1, idx).mean(1)  # (B,)
         bce = F.binary_cross_entropy(top_scores, batch.labels.to(scores.dtype))

@@ -52,7 +52,12 @@ from torch.utils.checkpoint import checkpoint
 
 from wsvad.detectors.base import Batch, Detector
 from wsvad.detectors.layers import linspace_ranges, pool_ranges, spread_range_scores
-from wsvad.detectors.losses import mil_ranking_hinge, sparsity, temporal_smoothness
+from wsvad.detectors.losses import (
+    balanced_half,
+    mil_ranking_hinge,
+    sparsity,
+    temporal_smoothness,
+)
 from wsvad.detectors.registry import register_detector
 
 
@@ -247,13 +252,7 @@ class Sta(Detector):
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         """Eq. 6 on a balanced batch (normal videos first, then abnormal, paired i <-> P + i)."""
-        labels = batch.labels
-        P = labels.shape[0] // 2
-        if labels.shape[0] % 2 or bool((labels[:P] != 0).any()) or bool((labels[P:] != 1).any()):
-            raise ValueError(
-                "sta loss needs a balanced batch: B/2 normal videos (label 0) then B/2 abnormal "
-                f"(label 1); got labels {labels.tolist()}"
-            )
+        P = balanced_half(batch.labels, "sta")
         p = self.params
         boosted = self.boost(batch.features)
         scores = self.score_boosted(boosted)
