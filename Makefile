@@ -56,7 +56,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/extract.py --backbone all --crops 1,10 --precision fp32,bf16
 	$(BIN)/python benchmarks/precision.py --clips 8
 	$(BIN)/python benchmarks/gpu.py
-	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/train.py --detectors mil,salient,claws --threads 2
+	$(BIN)/python benchmarks/train.py --detectors rtfm,dam,joint --other-iterations 6 --threads 1
+	$(BIN)/python benchmarks/train.py --detectors rtfm,dam,joint --other-iterations 6 --threads 1 \
+		--precision bf16
+	$(BIN)/python benchmarks/train.py --detectors sta --other-iterations 3 --threads 2
 	$(BIN)/python benchmarks/evaluate.py
 	$(BIN)/python benchmarks/evaluate_process.py --repeats 3
 	$(BIN)/python benchmarks/stream.py --precision fp32,bf16

@@ -31,9 +31,10 @@ def _planted(n_per_class: int, T: int = 32, D: int = 64, seed: int = 0):
     return x, labels, bag_labels
 
 
-def _auc_after_training(det, optim, steps: int, per_class: int) -> float:
+def _auc_after_training(det, optim, steps: int, per_class: int, precision: str = "fp32") -> float:
     """Train ``det`` on 64 + 64 planted videos (each batch ``per_class`` normal + ``per_class``
-    abnormal, drawn with a fixed generator), then return the bag-level ROC AUC of its
+    abnormal, drawn with a fixed generator; the loss under CPU bf16 autocast with ``precision``
+    bf16, as ``wsvad train --precision bf16``), then return the bag-level ROC AUC of its
     ``score_video`` on 32 + 32 new planted videos."""
     from sklearn.metrics import roc_auc_score
 
@@ -50,7 +51,8 @@ def _auc_after_training(det, optim, steps: int, per_class: int) -> float:
                 torch.randint(64, 128, (per_class,), generator=g),
             ]
         )
-        loss = det.loss(Batch(x[idx], y[idx], y[idx].long()))["loss"]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = det.loss(Batch(x[idx], y[idx], y[idx].long()))["loss"]
         optim.zero_grad()
         loss.backward()
         optim.step()
@@ -61,8 +63,8 @@ def _auc_after_training(det, optim, steps: int, per_class: int) -> float:
 
 @pytest.fixture
 def auc_after_training():
-    """``auc_after_training(det, optim, steps, per_class)`` -> the bag-level AUC on new planted
-    videos."""
+    """``auc_after_training(det, optim, steps, per_class, precision="fp32")`` -> the bag-level AUC
+    on new planted videos."""
     return _auc_after_training
 
 

@@ -64,7 +64,36 @@ def test_bf16_weight_gradient_is_the_exact_one_within_bf16_rounding(dilation, bi
         torch.testing.assert_close(g.double(), e, rtol=0, atol=1e-2 * float(e.abs().max()))
 
 
-def test_bf16_refuses_a_strided_convolution():  # (and so is not the module under autocast)
-    conv = nn.Conv1d(4, 4, 3, stride=2, padding=1)
-    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(ValueError, match="stride 1"):
+@pytest.mark.parametrize(
+    "conv",
+    [
+        nn.Conv1d(4, 4, 3, stride=2, padding=1),
+        nn.Conv1d(4, 4, 3, padding=1, groups=2),
+        nn.Conv1d(4, 4, 3, padding="same"),
+    ],
+    ids=["stride", "groups", "padding-string"],
+)
+def test_bf16_refuses_what_the_product_does_not_compute(
+    conv,
+):  # (so under autocast: not the module)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(ValueError) as caught:
         conv1d(conv, torch.randn(1, 4, 8))
+    assert str(caught.value) == "conv1d: stride 1, one group and numeric padding only"
+
+
+def test_bf16_products_and_a_frozen_layer():
+    conv = _conv(2, True)
+    x = torch.randn(3, 6, 9, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv1d(conv, x)
+    # what the backward's products read: the input and the weight in bf16
+    assert [t.dtype for t in out.grad_fn.saved_tensors] == [torch.bfloat16, torch.bfloat16]
+    # a frozen layer still passes the input its gradient, the module's
+    conv.requires_grad_(False)
+    weights = torch.randn(3, 5, 9)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        (conv1d(conv, x).float() * weights).sum().backward()
+    got, x.grad = x.grad.clone(), None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        (conv(x).float() * weights).sum().backward()
+    assert torch.equal(got, x.grad)

@@ -268,8 +268,11 @@ def _planted_dam_data(g, direction, n_videos, T=16):
     return torch.stack(feats), torch.stack(snippet_labels)
 
 
-@pytest.mark.parametrize("measure", ["dist", "cov"])
-def test_dam_learns_planted_anomalies(measure):
+# bf16: the LSTMs through lstm_sequence (recurrent.lstm_last)
+@pytest.mark.parametrize(
+    ("measure", "precision"), [("dist", "fp32"), ("cov", "fp32"), ("dist", "bf16")]
+)
+def test_dam_learns_planted_anomalies(measure, precision):
     g = torch.Generator().manual_seed(0)
     direction = torch.randn(7, 32, generator=g)
     direction = direction / direction.norm() * 10.0
@@ -282,7 +285,9 @@ def test_dam_learns_planted_anomalies(measure):
     labels = torch.tensor([0.0] * 5 + [1.0] * 5)
     for _ in range(300):
         i, j = torch.randint(0, 40, (5,), generator=g), torch.randint(0, 40, (5,), generator=g)
-        loss = det.loss(Batch(torch.cat([normal[i], abnormal[j]]), labels, labels.long()))["loss"]
+        batch = Batch(torch.cat([normal[i], abnormal[j]]), labels, labels.long())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = det.loss(batch)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -280,7 +280,8 @@ def planted(n_per_class: int, T: int = 32, D: int = 64, seed: int = 0):
     return x, labels, classes, bag_labels
 
 
-def test_learns_to_find_and_classify_planted_anomalies():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_learns_to_find_and_classify_planted_anomalies(precision):
     torch.manual_seed(0)
     x, y, cls, _ = planted(64, seed=1)
     x_test, _, cls_test, bag_test = planted(32, seed=2)
@@ -292,7 +293,8 @@ def test_learns_to_find_and_classify_planted_anomalies():
         idx = torch.cat(
             [torch.randint(0, 64, (16,), generator=g), torch.randint(64, 128, (16,), generator=g)]
         )
-        loss = det.loss(Batch(x[idx], y[idx], cls[idx]))["loss"]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = det.loss(Batch(x[idx], y[idx], cls[idx]))["loss"]
         optim.zero_grad()
         loss.backward()
         optim.step()

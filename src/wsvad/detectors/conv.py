@@ -25,9 +25,10 @@ def conv1d(conv: nn.Conv1d, x: Tensor) -> Tensor:
     if conv.stride != (1,) or conv.groups != 1 or not isinstance(conv.padding, tuple):
         raise ValueError("conv1d: stride 1, one group and numeric padding only")
     low = torch.get_autocast_dtype("cpu")
-    bias = None if conv.bias is None else conv.bias.to(low)
+    # the input and the weight in bf16, as saved for the backward's products; the bias is cast by
+    # autocast inside F.conv1d and gets its float32 gradient from autograd
     return _WeightGradAsProduct.apply(
-        x.to(low), conv.weight.to(low), bias, conv.dilation[0], conv.padding[0]
+        x.to(low), conv.weight.to(low), conv.bias, conv.dilation[0], conv.padding[0]
     )
 
 
@@ -38,7 +39,7 @@ class _WeightGradAsProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, dilation: int, padding: int):
         ctx.save_for_backward(x, weight)
-        ctx.dilation, ctx.padding, ctx.has_bias = dilation, padding, bias is not None
+        ctx.dilation, ctx.padding = dilation, padding
         return F.conv1d(x, weight, bias, padding=padding, dilation=dilation)
 
     @staticmethod
@@ -58,6 +59,6 @@ class _WeightGradAsProduct(torch.autograd.Function):
             taps = taps.permute(0, 2, 1, 3).reshape(B * T, C * k)
             rows = grad_out.transpose(1, 2).reshape(B * T, out)
             grad_w = (rows.t() @ taps).view(out, C, k)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2]:  # False without a bias
             grad_b = grad_out.sum((0, 2))
         return grad_x, grad_w, grad_b, None, None
