@@ -59,17 +59,15 @@ def write_video(
     return path
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_torch_thread():
-    """Torch on one thread for the test, the previous count restored after it (small tensors: a
-    second thread costs more than it gives, and the machine is shared). Use it with
-    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    """Every test starts with torch on one thread: two shared cores, where a second thread costs
+    more than it gives on the suite's small tensors, and one count everywhere keeps results
+    bit-identical. Set before each test, not once: an in-process extraction (the inline runner)
+    sets its worker's own count."""
     import torch
 
-    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -33,11 +33,6 @@ def _batch(cls, seed: int = 1) -> Batch:
     return Batch(feats, labels, class_index, torch.arange(2 * B_HALF), None)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def test_registry_is_not_empty_and_has_mil():
     assert "mil" in list_detectors()
 

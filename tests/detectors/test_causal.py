@@ -18,9 +18,6 @@ SMALL = {"salient": {"split_size": 4}, "claws": {"window": 4}}
 SMALL_WINDOW = {"joint": 4, "sta": 4, "rtfm": 4}
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 def _detector(name: str, **params):
     torch.manual_seed(0)
     cls = detector_class(name)

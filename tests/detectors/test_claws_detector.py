@@ -24,11 +24,6 @@ LLOYD_D = math.sqrt(24.25) / 6
 LLOYD_D_ONE_STEP = math.sqrt(17.0) / 6
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 class _Videos:
     """The TrainVideos protocol over in-memory ``(N, D)`` videos (one crop)."""
 

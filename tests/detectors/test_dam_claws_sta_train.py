@@ -5,16 +5,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from wsvad.cli import run
 from wsvad.detectors.checkpoint import load_detector
 from wsvad.errors import EXIT_OK
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
 
 
 @pytest.mark.parametrize(

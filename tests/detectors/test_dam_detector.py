@@ -21,11 +21,6 @@ from wsvad.detectors.dam import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def _small(**params):
     torch.manual_seed(0)
     return build_detector("dam", (7, 16), {"hidden": 8, "mlp_hidden": (8,), **params})

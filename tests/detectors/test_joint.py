@@ -16,8 +16,6 @@ from wsvad.detectors.joint import Joint, JointOutputs, JointParams
 from wsvad.detectors.layers import linspace_ranges, pool_ranges
 from wsvad.train.config import TrainConfig
 
-torch.set_num_threads(1)
-
 SMALL = {"lstm_hidden": 8, "att1_latent": 16, "det_hidden": 64, "cls_hidden": 32}
 
 

@@ -13,8 +13,6 @@ from wsvad.detectors import Batch, build_detector
 from wsvad.detectors.rtfm import MultiScaleTemporal, NonLocal1d, RtfmOutputs, RtfmParams
 from wsvad.train.config import TrainConfig
 
-torch.set_num_threads(1)
-
 
 def test_non_local_block_matches_hand_computation():
     block = NonLocal1d(2).eval()

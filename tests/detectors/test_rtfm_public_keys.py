@@ -14,8 +14,6 @@ import torch
 from wsvad.detectors import build_detector
 from wsvad.detectors.rtfm import state_from_public_code
 
-torch.set_num_threads(1)
-
 D = 16  # the public code's n_features; its branch width is fixed at 512 (4 * 512 = 2048 fused)
 
 # (public name, wsvad name, shape) for every entry of the public Model(n_features=D) state dict

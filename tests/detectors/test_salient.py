@@ -15,8 +15,6 @@ from wsvad.detectors.layers import spread_range_scores, window_ranges
 from wsvad.detectors.salient import SalientParams
 from wsvad.train.config import TrainConfig
 
-torch.set_num_threads(1)
-
 
 def _n_params(module) -> int:
     return sum(p.numel() for p in module.parameters())

@@ -13,11 +13,6 @@ from wsvad.detectors.checkpoint import load_detector
 from wsvad.errors import EXIT_OK
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 @pytest.mark.parametrize(
     ("name", "shape", "sets"),
     [

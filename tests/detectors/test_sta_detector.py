@@ -13,11 +13,6 @@ from wsvad.detectors import Batch, build_detector
 from wsvad.detectors.sta import CrissCrossAttention, mutual_cosine_embedding_loss
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def _sign_attention(channels=3):
     """q = k = x * (1, ..., 1): the cosine of two positions is sign(x) * sign(y)."""
     cca = CrissCrossAttention(channels)

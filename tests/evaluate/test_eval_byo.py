@@ -26,9 +26,7 @@ LABELS = {
 
 
 def test_extract_then_label_then_train_then_evaluate(tmp_path, make_video, monkeypatch, capsys):
-    import torch
 
-    torch.set_num_threads(1)
     monkeypatch.setenv("COLUMNS", "200")
     for i, vid in enumerate(LABELS):
         make_video(f"footage/{vid}.mp4", n_frames=48, size=(48, 32), seed=i)

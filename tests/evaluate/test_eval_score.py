@@ -23,7 +23,6 @@ def trained_run(tmp_path, make_video, monkeypatch):
     from wsvad.detectors.checkpoint import save_detector
     from wsvad.scoring.recipe import ScoringRecipe
 
-    torch.set_num_threads(1)
     monkeypatch.setenv("COLUMNS", "200")
     video = make_video("videos/v.mp4", n_frames=40, size=(64, 48))
     store = tmp_path / "store"

@@ -21,9 +21,6 @@ from wsvad.pipeline.store import FeatureStore
 N_FRAMES, SNIPPET = 40, 4  # 10 snippets of 4 frames at 25 fps
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 def _extract(video, store, decoder="auto"):
     """`wsvad extract` of one video (random3d backbone, 8-d, 1 crop, 4-frame snippets)."""
     args = ["extract", "--dataset", "folder", "--root", str(video.parent), "--out", str(store)]

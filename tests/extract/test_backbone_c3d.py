@@ -58,7 +58,6 @@ def reference_and_weights(tmp_path_factory):
 
 
 def test_c3d_matches_the_reference_layout_with_and_without_relu(reference_and_weights):
-    torch.set_num_threads(1)
     net, path = reference_and_weights
     x = torch.randn(1, 3, 16, 112, 112, generator=torch.Generator().manual_seed(1)) * 50
     with torch.inference_mode():

@@ -56,7 +56,6 @@ def clip16(reference):
 
 
 def test_i3d_features_match_jax(cache, reference, clip16):
-    torch.set_num_threads(1)
     model = build_backbone("i3d")
     assert not model.training
     with torch.inference_mode():
@@ -72,7 +71,6 @@ def test_i3d_features_match_jax(cache, reference, clip16):
 
 
 def test_i3d_logits_match_jax(cache, reference, clip16):
-    torch.set_num_threads(1)
     model = build_backbone("i3d", logits=True)
     with torch.inference_mode():
         logits = model(clip16)[0].numpy()
@@ -82,7 +80,6 @@ def test_i3d_logits_match_jax(cache, reference, clip16):
 
 
 def test_i3d_keep_time_matches_jax_on_64_frames(cache, reference):
-    torch.set_num_threads(1)
     clip = _reference_tool().reference_clip(64)
     assert hashlib.sha256(clip.tobytes()).hexdigest() == str(reference["clip64_sha256"])
     spec = get_backbone_spec("i3d", keep_time=True)
@@ -102,7 +99,6 @@ def test_i3d_heads_agree_and_batch_items_stay_apart(cache):
     a batch gives what its items give one by one (the channels-last reshuffles mix nothing)."""
     from wsvad.extract.backbones.nets.inception_i3d import InceptionI3d
 
-    torch.set_num_threads(1)
     state = i3d_module.load_i3d_state()
     nets = {}
     for kind in ("default", "keep_time", "logits"):

@@ -94,7 +94,6 @@ def reference_and_weights(tmp_path_factory):
 
 
 def test_i3d_r50_matches_the_unfolded_reference(reference_and_weights):
-    torch.set_num_threads(1)
     net, path = reference_and_weights
     model = build_backbone("i3d_r50", weights=path)
     x = torch.rand(4, 3, 16, 64, 64, generator=torch.Generator().manual_seed(2)) * 2 - 1

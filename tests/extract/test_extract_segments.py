@@ -223,7 +223,6 @@ def test_i3d_keep_time_cli_writes_a_t_crops_7_1024_store(tmp_path, make_video):
     from wsvad.extract.crops import resize_and_crop
     from wsvad.extract.decode import iter_frames
 
-    torch.set_num_threads(1)
     video = make_video(
         "v/a.mp4", n_frames=64, size=(64, 48), seed=5
     )  # exactly one 64-frame snippet

@@ -35,18 +35,6 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """2 shared cores: one thread is faster here, and the same count everywhere keeps results
-    bit-identical."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def tiny_args():
     """``tiny_args(root, out, *extra)`` -> argv of a small ``wsvad extract`` (without the program

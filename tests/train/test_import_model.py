@@ -46,7 +46,6 @@ def _store(make_planted_store):
 
 
 def test_import_model_writes_a_run_that_evaluate_uses(make_planted_store, tmp_path):
-    torch.set_num_threads(1)
     store = _store(make_planted_store)
     weights = tmp_path / "rtfm_final.pkl"
     public = _public_checkpoint()

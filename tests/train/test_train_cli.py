@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from wsvad.cli import run
 from wsvad.data import DatasetIndex, VideoRecord, register_dataset
@@ -24,11 +23,6 @@ FAST = [
     "--set",
     "optim.lr=0.01",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
 
 
 def test_cli_trains_and_prints_the_quick_auc(planted_store, tmp_path, capsys):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from wsvad.detectors.checkpoint import load_detector
 from wsvad.train import TrainConfig, run_train
@@ -29,7 +28,6 @@ def _cfg(store, out, **extra) -> TrainConfig:
 
 
 def test_training_on_cuda_learns_like_cpu_and_loads_on_cpu(planted_store, tmp_path):
-    torch.set_num_threads(1)
     cpu = run_train(_cfg(planted_store, tmp_path / "cpu"))
     cuda = run_train(_cfg(planted_store, tmp_path / "cuda", device="cuda"))
     assert cuda.finished and cuda.steps == 150

@@ -107,7 +107,6 @@ def test_step_schedule_multiplies_at_milestones():
 
 
 def test_epochs_become_steps_and_the_checkpoint_holds_everything(planted_store, tmp_path):
-    torch.set_num_threads(1)
     out = tmp_path / "ep"
     cfg = TrainConfig.model_validate(
         {

@@ -1,12 +1,9 @@
 """bf16 autocast training still learns the planted anomalies (and fp32 stays the default)."""
 
-import torch
-
 from wsvad.train import TrainConfig, run_train
 
 
 def test_bf16_training_learns(planted_store, tmp_path):
-    torch.set_num_threads(1)
     cfg = TrainConfig.model_validate(
         {
             "store": str(planted_store.path),

@@ -15,11 +15,6 @@ from wsvad.errors import WsvadError
 from wsvad.train import TrainConfig, run_train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def _cfg(store, out, **extra) -> TrainConfig:
     data = {
         "store": str(store.path),
