@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from wsvad.extract import precision
-from wsvad.extract.config import ExtractConfig
 from wsvad.extract.precision import cpu_flags, native_bf16, precision_line
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,18 +29,14 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
 
 def test_the_precision_line_says_what_runs(monkeypatch):
     monkeypatch.setattr(precision, "native_bf16", lambda: "AVX512-BF16")
-    assert precision_line(ExtractConfig(precision="bf16")) == (
-        "precision bf16 on cpu (native bf16: AVX512-BF16)"
-    )
-    assert precision_line(ExtractConfig()) == (
+    assert precision_line("cpu", "bf16") == ("precision bf16 on cpu (native bf16: AVX512-BF16)")
+    assert precision_line("cpu", "fp32") == (
         "precision fp32 on cpu; this CPU has native bf16 (AVX512-BF16): --precision bf16 is "
         "faster, see docs/performance.md"
     )
     monkeypatch.setattr(precision, "native_bf16", lambda: None)
-    assert precision_line(ExtractConfig()) == "precision fp32 on cpu"
-    assert "EMULATED: this CPU has no AVX512-BF16/AMX" in precision_line(
-        ExtractConfig(precision="bf16")
-    )
+    assert precision_line("cpu", "fp32") == "precision fp32 on cpu"
+    assert "EMULATED: this CPU has no AVX512-BF16/AMX" in precision_line("cpu", "bf16")
 
 
 def test_the_store_records_the_precision(tmp_path, make_video, monkeypatch, capsys):

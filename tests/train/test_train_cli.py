@@ -60,6 +60,19 @@ def test_cli_trains_and_prints_the_quick_auc(planted_store, tmp_path, capsys):
     assert len(np.load(out / "scores.npz").files) == 12
 
 
+def test_cli_precision_reaches_the_run_and_is_said(planted_store, tmp_path, capsys, monkeypatch):
+    from wsvad.extract import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda: "AVX512-BF16")
+    out = tmp_path / "bf16"
+    args = ["train", "--store", str(planted_store.path), "--out", str(out), "--precision", "bf16"]
+    code = run([*args, *FAST])
+    captured = capsys.readouterr()
+    assert code == EXIT_OK, captured.err
+    assert f"{out}: precision bf16 on cpu (native bf16: AVX512-BF16)\n" in captured.err
+    assert "precision: bf16" in (out / "config.yaml").read_text()
+
+
 def test_cli_test_best_is_flagged_next_to_the_figure(planted_store, tmp_path, capsys):
     code = run(
         [
@@ -154,6 +167,10 @@ def test_cli_seeds_report_mean_and_std(planted_store, tmp_path, capsys):
         (
             ["--store", "{store}", "--out", "{tmp}/r", "--detector", "nope"],
             "Invalid value for '--detector': 'nope' is not one of claws, dam, joint, mil, rtfm,",
+        ),
+        (
+            ["--store", "{store}", "--out", "{tmp}/r", "--precision", "fp16"],
+            "Invalid value for '--precision': 'fp16' is not one of fp32, bf16",
         ),
     ],
 )

@@ -1,4 +1,5 @@
-"""Which precision the extraction model runs in, and whether this CPU computes bf16 natively.
+"""Which precision a model runs in (extraction, training), and whether this CPU computes bf16
+natively.
 
 bf16 autocast on a CPU with AVX512-BF16 or AMX runs oneDNN's native bf16 kernels (measured 1.4-1.5x
 the fp32 forward of I3D, docs/performance.md); without them oneDNN emulates bf16 and is slower than
@@ -64,12 +65,13 @@ def compute_attrs(cfg: ExtractConfig) -> dict[str, Any]:
     }
 
 
-def precision_line(cfg: ExtractConfig) -> str:
-    """One line saying which precision the model runs in (printed by ``wsvad extract``)."""
-    if device_type(cfg.device) != "cpu":
-        return f"precision {cfg.precision} on {cfg.device}"
+def precision_line(device: str, precision: str) -> str:
+    """One line saying which precision the model runs in on ``device``: printed by ``wsvad extract``
+    and ``wsvad train`` (both take ``--precision``; both gain from native bf16)."""
+    if device_type(device) != "cpu":
+        return f"precision {precision} on {device}"
     native = native_bf16()
-    if cfg.precision == "bf16":
+    if precision == "bf16":
         if native:
             return f"precision bf16 on cpu (native bf16: {native})"
         return (
@@ -82,4 +84,4 @@ def precision_line(cfg: ExtractConfig) -> str:
         if native
         else ""
     )
-    return f"precision {cfg.precision} on cpu{hint}"
+    return f"precision {precision} on cpu{hint}"

@@ -211,7 +211,7 @@ def run_extract(
         frame_crops,
         time.perf_counter() - began,
         suspects,
-        precision_line(cfg),
+        precision_line(cfg.device, cfg.precision),
     )
 
 
