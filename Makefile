@@ -24,14 +24,15 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 install: $(STAMP)
 
 # The whole pipeline on a synthetic surveillance dataset wsvad draws itself (~5 min on 2 CPU cores).
-# Each step resumes, so an interrupted demo continues where it stopped.
+# synth and extract resume, so an interrupted demo continues where it stopped; train (seconds)
+# starts over, so that `make demo` can be run again.
 DEMO_DIR ?= demo_out
 demo: $(STAMP)
 	$(BIN)/wsvad synth --config configs/synth/demo.yaml --out $(DEMO_DIR)/data
 	$(BIN)/wsvad check --dataset ucf --root $(DEMO_DIR)/data
 	$(BIN)/wsvad extract --dataset ucf --root $(DEMO_DIR)/data --out $(DEMO_DIR)/features --crops 1
 	$(BIN)/wsvad train --config configs/train/synthetic_mil.yaml --store $(DEMO_DIR)/features \
-		--dataset ucf --root $(DEMO_DIR)/data --out $(DEMO_DIR)/runs/mil --seed 0
+		--dataset ucf --root $(DEMO_DIR)/data --out $(DEMO_DIR)/runs/mil --seed 0 --overwrite
 	$(BIN)/wsvad evaluate --run $(DEMO_DIR)/runs/mil
 
 # ruff: pycodestyle, pyflakes, isort, bugbear, pyupgrade (rules in pyproject.toml) and the formatter.
