@@ -23,19 +23,26 @@ def _small(shape=(6,), n_classes=3, **params):
     return build_detector("joint", shape, {**SMALL, **params}, n_classes=n_classes)
 
 
+def _first_level_alpha(det, mean_latent: float) -> tuple[list[float], list[float]]:
+    """``alpha`` of two segments ``[3, 4], [1, 0]`` (l2-normalised: ``[0.6, 0.8], [1, 0]``) with the
+    global perceptron set to ``s = (latent, -latent)``, and the softmax eq. (1) gives for
+    ``mean_latent``, the hand-computed mean of the local latents over the two segments."""
+    with torch.no_grad():
+        det.att1_global.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        det.att1_global.bias.zero_()
+    alpha = det.eval().explain(torch.tensor([[[3.0, 4.0], [1.0, 0.0]]])).alpha[0]
+    s = 2 * mean_latent  # softmax of (m, -m): sigmoid of 2m and of -2m
+    return alpha.tolist(), [1 / (1 + math.exp(-s)), 1 / (1 + math.exp(s))]
+
+
 def test_first_level_attention_matches_eq_1():
     det = _small((2,), segments=2, att1_latent=1)
     with torch.no_grad():
         det.att1_local.weight.copy_(torch.tensor([[1.0, 2.0]]))
         det.att1_local.bias.fill_(0.5)
-        det.att1_global.weight.copy_(torch.tensor([[1.0], [-1.0]]))
-        det.att1_global.bias.zero_()
-    x = torch.tensor([[[3.0, 4.0], [1.0, 0.0]]])
-    # l2-normalised rows [0.6, 0.8], [1, 0] -> latents 2.7, 1.5 -> mean 2.1 -> s = [2.1, -2.1]
-    alpha = det.eval().explain(x).alpha[0]
-    assert alpha.tolist() == pytest.approx(
-        [1 / (1 + math.exp(-4.2)), 1 / (1 + math.exp(4.2))], abs=1e-6
-    )
+    # latents 0.6 + 1.6 + 0.5 = 2.7 and 1 + 0.5 = 1.5 -> mean 2.1
+    alpha, expected = _first_level_alpha(det, 2.1)
+    assert alpha == pytest.approx(expected, abs=1e-6)
 
 
 def test_modulation_and_second_level_attention_are_wired_as_in_the_paper():
@@ -225,14 +232,9 @@ def test_per_segment_first_level_attention_matches_eq_1():
     with torch.no_grad():
         det.att1_weight.copy_(torch.tensor([[[1.0], [2.0]], [[0.0], [1.0]]]))  # W_{L,t}: (T, n, L)
         det.att1_bias.copy_(torch.tensor([[0.5], [0.3]]))
-        det.att1_global.weight.copy_(torch.tensor([[1.0], [-1.0]]))
-        det.att1_global.bias.zero_()
-    x = torch.tensor([[[3.0, 4.0], [1.0, 0.0]]])
-    # l2-normalised rows [0.6, 0.8], [1, 0] -> latents 2.2 + 0.5, 0 + 0.3 -> mean 1.5 -> s = +-1.5
-    alpha = det.eval().explain(x).alpha[0]
-    assert alpha.tolist() == pytest.approx(
-        [1 / (1 + math.exp(-3.0)), 1 / (1 + math.exp(3.0))], abs=1e-6
-    )
+    # latents 0.6 + 1.6 + 0.5 = 2.7 (W_{L,1}) and 0 + 0.3 (W_{L,2}) -> mean 1.5
+    alpha, expected = _first_level_alpha(det, 1.5)
+    assert alpha == pytest.approx(expected, abs=1e-6)
 
 
 def test_videos_of_a_batch_are_scored_independently():
